@@ -1,0 +1,118 @@
+//! Errors of the pure layer. Every message is one line, lowercase, names the bad value
+//! in backticks and ends with the fix.
+
+use crate::Distribution;
+
+/// Why a setting, a rendering or a patch was refused. Nothing has been run when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A setting breaks one of kube-apiserver's rules (or one of ours that protects them).
+    #[error("invalid {field} `{value}`: {problem}; {fix}")]
+    InvalidSetting {
+        /// The flag that carries the value, e.g. `--issuer-url`.
+        field: &'static str,
+        /// The offending value, shown escaped.
+        value: String,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do instead.
+        fix: String,
+    },
+    /// A required setting is absent.
+    #[error("missing {field}: {fix}")]
+    MissingSetting {
+        /// The flag that is missing.
+        field: &'static str,
+        /// How to give it.
+        fix: String,
+    },
+    /// A value that is valid for Kubernetes but cannot be written in this distribution's syntax.
+    #[error("{distribution} cannot carry {field} `{value}`: {reason}; {fix}")]
+    Unrepresentable {
+        /// The distribution whose syntax is the obstacle.
+        distribution: Distribution,
+        /// The setting.
+        field: &'static str,
+        /// The value.
+        value: String,
+        /// Why it cannot be carried.
+        reason: String,
+        /// What to do instead.
+        fix: String,
+    },
+    /// The request makes no sense for this distribution (e.g. `create` where it has no create).
+    #[error("{distribution}: {message}")]
+    Unsupported {
+        /// The distribution.
+        distribution: Distribution,
+        /// What is not supported and what to do instead.
+        message: String,
+    },
+    /// A file could not be patched safely; it is left unchanged.
+    #[error("cannot patch {what}: {reason}; {fix}")]
+    Patch {
+        /// The file or object being patched.
+        what: String,
+        /// Why it was refused.
+        reason: String,
+        /// What to do instead.
+        fix: String,
+    },
+}
+
+impl PlanError {
+    /// Shorthand for [`PlanError::InvalidSetting`].
+    pub fn invalid(
+        field: &'static str,
+        value: impl AsRef<str>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        PlanError::InvalidSetting {
+            field,
+            value: escape(value.as_ref()),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// Shorthand for [`PlanError::Unrepresentable`].
+    pub fn unrepresentable(
+        distribution: Distribution,
+        field: &'static str,
+        value: impl AsRef<str>,
+        reason: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        PlanError::Unrepresentable {
+            distribution,
+            field,
+            value: escape(value.as_ref()),
+            reason: reason.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// Shorthand for [`PlanError::Patch`].
+    pub fn patch(
+        what: impl Into<String>,
+        reason: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        PlanError::Patch {
+            what: what.into(),
+            reason: reason.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Shows control characters visibly so an error message stays on one line.
+pub fn escape(value: &str) -> String {
+    value
+        .chars()
+        .flat_map(char::escape_debug)
+        .collect::<String>()
+        .replace("\\\"", "\"")
+        .replace("\\'", "'")
+}

@@ -1,0 +1,1 @@
+//! The static-pod manifest patcher (to be written).

@@ -1,0 +1,500 @@
+//! The one set of OIDC settings, validated by kube-apiserver's rules before anything runs.
+//!
+//! [`SettingsInput`] is what the user typed (merged from flags, env and file by the binary);
+//! [`OidcSettings::validate`] turns it into settings every backend can trust. The prefix rules
+//! follow `ToAuthenticationConfig` in kube-apiserver's `pkg/kubeapiserver/options/authentication.go`:
+//! an unset username prefix with a claim other than `email` means `<issuer>#`, and `-` means none.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{KubeVersion, PlanError};
+
+/// Signing algorithms kube-apiserver accepts for `--oidc-signing-algs` (RFC 7518 asymmetric).
+pub const SIGNING_ALGS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
+];
+
+/// How the API server is told about the issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Classic `--oidc-*` flags.
+    Flags,
+    /// A structured `AuthenticationConfiguration` file and `--authentication-config` (1.30+).
+    Config,
+    /// Config when the Kubernetes version is known and at least 1.30, else flags.
+    #[default]
+    Auto,
+}
+
+impl AuthMode {
+    /// Parses `flags`, `config` or `auto`.
+    pub fn parse(text: &str) -> Result<Self, PlanError> {
+        match text {
+            "flags" => Ok(AuthMode::Flags),
+            "config" => Ok(AuthMode::Config),
+            "auto" => Ok(AuthMode::Auto),
+            _ => Err(PlanError::invalid(
+                "--auth-mode",
+                text,
+                "unknown mode",
+                "use `flags`, `config` or `auto`",
+            )),
+        }
+    }
+}
+
+/// The mode actually rendered, after `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `--oidc-*` flags.
+    Flags,
+    /// `--authentication-config` with a file of this apiVersion.
+    Config(ConfigApiVersion),
+}
+
+/// The `apiserver.config.k8s.io` version of a rendered `AuthenticationConfiguration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConfigApiVersion {
+    /// Kubernetes 1.30 to 1.33 (beta, on by default).
+    V1beta1,
+    /// Kubernetes 1.34 and later (GA).
+    V1,
+}
+
+impl ConfigApiVersion {
+    /// The full `apiVersion` string.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            ConfigApiVersion::V1beta1 => "apiserver.config.k8s.io/v1beta1",
+            ConfigApiVersion::V1 => "apiserver.config.k8s.io/v1",
+        }
+    }
+}
+
+/// The raw settings as typed; every field optional. Also the schema of `k8soidc.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SettingsInput {
+    /// `--issuer-url`.
+    pub issuer_url: Option<String>,
+    /// `--client-id`.
+    pub client_id: Option<String>,
+    /// `--username-claim`.
+    pub username_claim: Option<String>,
+    /// `--username-prefix`.
+    pub username_prefix: Option<String>,
+    /// `--groups-claim`.
+    pub groups_claim: Option<String>,
+    /// `--groups-prefix`.
+    pub groups_prefix: Option<String>,
+    /// `--ca-file` (a path on this machine).
+    pub ca_file: Option<String>,
+    /// `--signing-algs`, comma-separated.
+    pub signing_algs: Option<String>,
+    /// `--required-claim KEY=VALUE`, repeatable.
+    #[serde(default)]
+    pub required_claim: Vec<String>,
+    /// `--auth-mode`.
+    pub auth_mode: Option<String>,
+    /// `--kubernetes-version`.
+    pub kubernetes_version: Option<String>,
+}
+
+/// The identity provider's CA, read by the binary (this crate does no I/O).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaBundle {
+    /// Absolute path on the machine k8soidc runs on.
+    pub local_path: String,
+    /// The PEM text, as read.
+    pub pem: String,
+}
+
+/// Validated settings. Construct with [`OidcSettings::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OidcSettings {
+    /// Byte-exact issuer URL; the token's `iss` must equal it.
+    pub issuer_url: String,
+    /// The audience the ID token must carry.
+    pub client_id: String,
+    /// The claim the username comes from (`sub` when not given, as kube-apiserver defaults).
+    pub username_claim: String,
+    /// The prefix exactly as given (`None` when not given).
+    pub username_prefix: Option<String>,
+    /// The groups claim, if any.
+    pub groups_claim: Option<String>,
+    /// The groups prefix exactly as given.
+    pub groups_prefix: Option<String>,
+    /// The IdP's CA, when it has a private one.
+    pub ca: Option<CaBundle>,
+    /// Allowed algorithms when given (kube-apiserver defaults to RS256).
+    pub signing_algs: Option<Vec<String>>,
+    /// Required claims, in order, split at the first `=`.
+    pub required_claims: Vec<(String, String)>,
+    /// The requested mode.
+    pub auth_mode: AuthMode,
+    /// The cluster's Kubernetes version, when known.
+    pub kubernetes_version: Option<KubeVersion>,
+    /// Non-fatal remarks found while validating (e.g. a trailing `/` on the issuer).
+    pub warnings: Vec<String>,
+}
+
+fn check_text(field: &'static str, value: &str) -> Result<(), PlanError> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        let what = match c {
+            '\n' | '\r' => "a newline",
+            '\0' => "a NUL byte",
+            _ => "a control character",
+        };
+        return Err(PlanError::invalid(
+            field,
+            value,
+            format!("contains {what}"),
+            "remove it",
+        ));
+    }
+    Ok(())
+}
+
+fn non_empty(
+    field: &'static str,
+    value: Option<&String>,
+    example: &str,
+) -> Result<Option<String>, PlanError> {
+    match value {
+        None => Ok(None),
+        Some(v) => {
+            check_text(field, v)?;
+            if v.trim().is_empty() {
+                return Err(PlanError::invalid(
+                    field,
+                    v,
+                    "must not be empty",
+                    format!("give a claim name such as `{example}`, or leave the flag out"),
+                ));
+            }
+            if v.trim() != v {
+                return Err(PlanError::invalid(
+                    field,
+                    v,
+                    "has leading or trailing white space",
+                    "remove it",
+                ));
+            }
+            Ok(Some(v.clone()))
+        }
+    }
+}
+
+fn check_prefix(field: &'static str, value: Option<&String>) -> Result<Option<String>, PlanError> {
+    let Some(v) = value else { return Ok(None) };
+    check_text(field, v)?;
+    if v.chars()
+        .any(|c| c == '"' || c == '\'' || c.is_whitespace())
+    {
+        // kubernetes/kubernetes#97741: quotes written into a manifest end up in every username.
+        return Err(PlanError::invalid(
+            field,
+            v,
+            "contains a quote or white space, which would become part of every name",
+            "give the bare prefix, e.g. `oidc:`",
+        ));
+    }
+    Ok(Some(v.clone()))
+}
+
+/// Checks the issuer URL by the rules kube-apiserver and Pinniped apply; returns warnings.
+pub fn check_issuer(url: &str) -> Result<Vec<String>, PlanError> {
+    const F: &str = "--issuer-url";
+    check_text(F, url)?;
+    let Some(rest) = url.strip_prefix("https://") else {
+        let fix = match url.split_once("://") {
+            Some((_, rest)) => format!("kube-apiserver accepts only https; use `https://{rest}`"),
+            None => "give the full URL, e.g. `https://idp.example.com`".to_string(),
+        };
+        return Err(PlanError::invalid(
+            F,
+            url,
+            "the issuer must be an https URL",
+            fix,
+        ));
+    };
+    if url.chars().any(char::is_whitespace) {
+        return Err(PlanError::invalid(
+            F,
+            url,
+            "contains white space",
+            "give the exact issuer from the provider's discovery document",
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(PlanError::invalid(
+            F,
+            url,
+            "has no host",
+            "give the full URL, e.g. `https://idp.example.com`",
+        ));
+    }
+    if authority.contains('@') {
+        return Err(PlanError::invalid(
+            F,
+            url,
+            "contains user info (`user@`)",
+            "remove the credentials from the URL",
+        ));
+    }
+    if url.contains('?') {
+        return Err(PlanError::invalid(
+            F,
+            url,
+            "has a query string",
+            "remove everything from `?` on",
+        ));
+    }
+    if url.contains('#') {
+        return Err(PlanError::invalid(
+            F,
+            url,
+            "has a fragment",
+            "remove everything from `#` on",
+        ));
+    }
+    if let Some(at) = url.find("/.well-known") {
+        return Err(PlanError::invalid(
+            F,
+            url,
+            "is a discovery URL, not the issuer",
+            format!("use `{}`", &url[..at]),
+        ));
+    }
+    let mut warnings = Vec::new();
+    if url.ends_with('/') {
+        warnings.push(format!(
+            "issuer `{url}` ends with `/`: it is kept exactly, so tokens must carry `iss` with the slash too (Azure AD and Authentik do; most others do not)"
+        ));
+    }
+    Ok(warnings)
+}
+
+impl OidcSettings {
+    /// Validates raw input. `ca` is the content of `--ca-file`, read by the caller.
+    pub fn validate(input: &SettingsInput, ca: Option<CaBundle>) -> Result<Self, PlanError> {
+        let issuer_url = input.issuer_url.clone().ok_or_else(|| PlanError::MissingSetting {
+            field: "--issuer-url",
+            fix: "give the provider's issuer, e.g. `--issuer-url https://idp.example.com` (or K8SOIDC_ISSUER_URL, or `issuer-url:` in k8soidc.yaml)".into(),
+        })?;
+        let mut warnings = check_issuer(&issuer_url)?;
+        let client_id = input.client_id.clone().ok_or_else(|| PlanError::MissingSetting {
+            field: "--client-id",
+            fix: "give the OIDC client's id, e.g. `--client-id kubernetes` (or K8SOIDC_CLIENT_ID, or `client-id:` in k8soidc.yaml)".into(),
+        })?;
+        check_text("--client-id", &client_id)?;
+        if client_id.trim().is_empty() {
+            return Err(PlanError::invalid(
+                "--client-id",
+                &client_id,
+                "must not be empty",
+                "give the OIDC client's id, e.g. `kubernetes`",
+            ));
+        }
+        if client_id.chars().any(char::is_whitespace) {
+            return Err(PlanError::invalid(
+                "--client-id",
+                &client_id,
+                "contains white space",
+                "give the client id exactly as the provider shows it",
+            ));
+        }
+        let username_claim = non_empty("--username-claim", input.username_claim.as_ref(), "email")?
+            .unwrap_or_else(|| "sub".to_string());
+        let groups_claim = non_empty("--groups-claim", input.groups_claim.as_ref(), "groups")?;
+        let username_prefix = check_prefix("--username-prefix", input.username_prefix.as_ref())?;
+        let groups_prefix = check_prefix("--groups-prefix", input.groups_prefix.as_ref())?;
+        if groups_prefix.is_some() && groups_claim.is_none() {
+            return Err(PlanError::invalid(
+                "--groups-prefix",
+                groups_prefix.as_deref().unwrap_or_default(),
+                "is set but there is no groups claim, so no group would get it",
+                "add `--groups-claim groups` (or the claim your provider uses)",
+            ));
+        }
+        if let Some(ca) = &ca {
+            check_ca(ca)?;
+        }
+        let signing_algs = match &input.signing_algs {
+            None => None,
+            Some(text) => {
+                check_text("--signing-algs", text)?;
+                let algs: Vec<String> = text.split(',').map(|a| a.trim().to_string()).collect();
+                for alg in &algs {
+                    if !SIGNING_ALGS.contains(&alg.as_str()) {
+                        return Err(PlanError::invalid(
+                            "--signing-algs",
+                            text,
+                            format!("`{alg}` is not an algorithm kube-apiserver accepts"),
+                            format!("use a comma-separated list of {}", SIGNING_ALGS.join(", ")),
+                        ));
+                    }
+                }
+                Some(algs)
+            }
+        };
+        let mut required_claims: Vec<(String, String)> = Vec::new();
+        for pair in &input.required_claim {
+            check_text("--required-claim", pair)?;
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(PlanError::invalid(
+                    "--required-claim",
+                    pair,
+                    "has no `=`",
+                    "write it as KEY=VALUE, e.g. `hd=example.com`",
+                ));
+            };
+            // kube-apiserver trims both sides (cliflag.MapStringStringNoSplit).
+            let (key, value) = (key.trim(), value.trim());
+            if key.is_empty() {
+                return Err(PlanError::invalid(
+                    "--required-claim",
+                    pair,
+                    "has an empty claim name",
+                    "write it as KEY=VALUE, e.g. `hd=example.com`",
+                ));
+            }
+            if required_claims.iter().any(|(k, _)| k == key) {
+                return Err(PlanError::invalid(
+                    "--required-claim",
+                    pair,
+                    format!("names claim `{key}` twice; kube-apiserver keeps only the last"),
+                    "give each claim once",
+                ));
+            }
+            required_claims.push((key.to_string(), value.to_string()));
+        }
+        let auth_mode = input
+            .auth_mode
+            .as_deref()
+            .map(AuthMode::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let kubernetes_version = input
+            .kubernetes_version
+            .as_deref()
+            .map(KubeVersion::parse)
+            .transpose()?;
+        if username_prefix.is_none() && username_claim != "email" {
+            warnings.push(format!(
+                "no --username-prefix with claim `{username_claim}`: kube-apiserver names users `{issuer_url}#<{username_claim}>`; this is rendered explicitly. Set --username-prefix (e.g. `oidc:`) or `-` for none"
+            ));
+        }
+        let settings = OidcSettings {
+            issuer_url,
+            client_id,
+            username_claim,
+            username_prefix,
+            groups_claim,
+            groups_prefix,
+            ca,
+            signing_algs,
+            required_claims,
+            auth_mode,
+            kubernetes_version,
+            warnings,
+        };
+        settings.mode()?;
+        Ok(settings)
+    }
+
+    /// The username prefix kube-apiserver will actually apply ("" for none).
+    pub fn effective_username_prefix(&self) -> String {
+        match self.username_prefix.as_deref() {
+            Some("-") => String::new(),
+            Some(p) if !p.is_empty() => p.to_string(),
+            _ if self.username_claim == "email" => String::new(),
+            _ => format!("{}#", self.issuer_url),
+        }
+    }
+
+    /// Why [`effective_username_prefix`](Self::effective_username_prefix) is what it is.
+    pub fn username_prefix_reason(&self) -> String {
+        match self.username_prefix.as_deref() {
+            Some("-") => "`--username-prefix -` turns prefixing off".to_string(),
+            Some(p) if !p.is_empty() => format!("`--username-prefix {p}` was given"),
+            _ if self.username_claim == "email" => "no --username-prefix and the claim is `email`, so kube-apiserver adds none".to_string(),
+            _ => format!("no --username-prefix and the claim is `{}`, not `email`, so kube-apiserver prefixes the issuer URL and `#`", self.username_claim),
+        }
+    }
+
+    /// The username prefix as a `--oidc-username-prefix` value, always explicit (`-` for none).
+    pub fn username_prefix_flag(&self) -> String {
+        let p = self.effective_username_prefix();
+        if p.is_empty() {
+            "-".to_string()
+        } else {
+            p
+        }
+    }
+
+    /// The groups prefix kube-apiserver will apply ("" for none).
+    pub fn effective_groups_prefix(&self) -> String {
+        self.groups_prefix.clone().unwrap_or_default()
+    }
+
+    /// The mode to render, `auto` resolved against the Kubernetes version.
+    pub fn mode(&self) -> Result<Mode, PlanError> {
+        let v130 = KubeVersion::new(1, 30);
+        let config_version = |v: KubeVersion| {
+            if v >= KubeVersion::new(1, 34) {
+                ConfigApiVersion::V1
+            } else {
+                ConfigApiVersion::V1beta1
+            }
+        };
+        match (self.auth_mode, self.kubernetes_version) {
+            (AuthMode::Flags, _) => Ok(Mode::Flags),
+            (AuthMode::Auto, Some(v)) if v >= v130 => Ok(Mode::Config(config_version(v))),
+            (AuthMode::Auto, _) => Ok(Mode::Flags),
+            (AuthMode::Config, None) => Err(PlanError::invalid("--auth-mode", "config", "needs the cluster's Kubernetes version to choose the AuthenticationConfiguration apiVersion", "add `--kubernetes-version 1.30` or newer (v1beta1 for 1.30-1.33, v1 from 1.34)")),
+            (AuthMode::Config, Some(v)) if v < v130 => Err(PlanError::invalid("--auth-mode", "config", format!("Kubernetes {v} has no beta AuthenticationConfiguration (it is beta from 1.30)"), "use `--auth-mode flags` for this cluster")),
+            (AuthMode::Config, Some(v)) => Ok(Mode::Config(config_version(v))),
+        }
+    }
+
+    /// The scopes a client must request so the token carries the claims these settings use.
+    pub fn scopes(&self) -> Vec<&'static str> {
+        let mut scopes = vec!["openid"];
+        if self.username_claim == "email" {
+            scopes.push("email");
+        }
+        if self.groups_claim.is_some() {
+            scopes.push("groups");
+        }
+        scopes.push("offline_access");
+        scopes
+    }
+}
+
+/// A CA file must hold at least one certificate and no private key.
+pub fn check_ca(ca: &CaBundle) -> Result<(), PlanError> {
+    const F: &str = "--ca-file";
+    if ca.pem.contains("PRIVATE KEY-----") {
+        return Err(PlanError::invalid(
+            F,
+            &ca.local_path,
+            "holds a private key",
+            "give a file with only the CA certificate(s); never ship a key to the API server",
+        ));
+    }
+    let begins = ca.pem.matches("-----BEGIN CERTIFICATE-----").count();
+    let ends = ca.pem.matches("-----END CERTIFICATE-----").count();
+    if begins == 0 || begins != ends {
+        return Err(PlanError::invalid(
+            F,
+            &ca.local_path,
+            "holds no complete PEM certificate",
+            "give the IdP's CA certificate in PEM form (`-----BEGIN CERTIFICATE-----`)",
+        ));
+    }
+    Ok(())
+}
