@@ -1,0 +1,123 @@
+//! The command line as typed: raw values only. Nothing here reads a file or runs a program;
+//! `config.rs` merges these with the environment and the config file and validates them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Configure Kubernetes API-server OpenID Connect on any distribution, safely and reversibly.
+#[derive(Debug, Parser)]
+#[command(name = "k8soidc", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print the OIDC settings in a distribution's own syntax (no cluster needed).
+    Render(RenderArgs),
+    /// Create a new cluster with OIDC configured.
+    Create(CreateArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct OidcArgs {
+    /// YAML file with the settings (keys as the flag names); default ./k8soidc.yaml when present.
+    #[arg(long, env = "K8SOIDC_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<String>,
+    /// The provider's issuer URL, exactly as in its tokens' `iss`.
+    #[arg(long, env = "K8SOIDC_ISSUER_URL", value_name = "URL")]
+    pub(crate) issuer_url: Option<String>,
+    /// The OIDC client id (the tokens' audience).
+    #[arg(long, env = "K8SOIDC_CLIENT_ID", value_name = "ID")]
+    pub(crate) client_id: Option<String>,
+    /// Claim used as the username [API server default: sub].
+    #[arg(long, env = "K8SOIDC_USERNAME_CLAIM", value_name = "CLAIM")]
+    pub(crate) username_claim: Option<String>,
+    /// Prefix for usernames; `-` for none. Unset with a claim other than `email` means `<issuer>#`.
+    #[arg(
+        long,
+        env = "K8SOIDC_USERNAME_PREFIX",
+        value_name = "PREFIX",
+        allow_hyphen_values = true
+    )]
+    pub(crate) username_prefix: Option<String>,
+    /// Claim holding the user's groups (string or array).
+    #[arg(long, env = "K8SOIDC_GROUPS_CLAIM", value_name = "CLAIM")]
+    pub(crate) groups_claim: Option<String>,
+    /// Prefix for group names, e.g. `oidc:`.
+    #[arg(
+        long,
+        env = "K8SOIDC_GROUPS_PREFIX",
+        value_name = "PREFIX",
+        allow_hyphen_values = true
+    )]
+    pub(crate) groups_prefix: Option<String>,
+    /// PEM file with the CA of the provider's HTTPS certificate (when it is private).
+    #[arg(long, env = "K8SOIDC_CA_FILE", value_name = "FILE")]
+    pub(crate) ca_file: Option<String>,
+    /// Comma-separated allowed signing algorithms [API server default: RS256].
+    #[arg(long, env = "K8SOIDC_SIGNING_ALGS", value_name = "ALGS")]
+    pub(crate) signing_algs: Option<String>,
+    /// A claim the token must carry, KEY=VALUE (repeatable; split at the first `=`).
+    #[arg(long, env = "K8SOIDC_REQUIRED_CLAIM", value_name = "KEY=VALUE")]
+    pub(crate) required_claim: Vec<String>,
+    /// `flags` (--oidc-*), `config` (AuthenticationConfiguration, 1.30+), or `auto`.
+    #[arg(long, env = "K8SOIDC_AUTH_MODE", value_name = "MODE")]
+    pub(crate) auth_mode: Option<String>,
+    /// The cluster's Kubernetes version, e.g. 1.31 (chooses config apiVersions).
+    #[arg(long, env = "K8SOIDC_KUBERNETES_VERSION", value_name = "VERSION")]
+    pub(crate) kubernetes_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum Output {
+    #[default]
+    Text,
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    /// Distribution: k3d, kind, kubeadm, kops, microk8s, charmed, k3s, rke2.
+    #[arg(long, value_name = "DISTRO")]
+    pub(crate) distro: String,
+    /// Cluster name used in rendered commands and files.
+    #[arg(long, default_value = "oidc")]
+    pub(crate) name: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// Distribution: k3d, kind, kops or charmed.
+    #[arg(long, value_name = "DISTRO")]
+    pub(crate) distro: String,
+    /// Name of the new cluster.
+    #[arg(long, default_value = "oidc")]
+    pub(crate) name: String,
+    /// Print every command and file, change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    /// Show the output of every command as it runs.
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+    /// Arguments passed through to the distribution's tool (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub(crate) extra: Vec<String>,
+}

@@ -1,0 +1,54 @@
+//! `k8soidc create`: a new cluster with OIDC configured, through the distribution's own tool.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use backends::{backend, ClusterRequest, Distribution};
+
+use crate::cli::CreateArgs;
+use crate::error::Error;
+use crate::render::{check_name, staging_dir};
+use crate::ui::Env;
+
+const LOCAL_CREATE: [Distribution; 4] = [
+    Distribution::K3d,
+    Distribution::Kind,
+    Distribution::Kops,
+    Distribution::Charmed,
+];
+
+pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
+    let d = Distribution::parse(&args.distro)?;
+    if !LOCAL_CREATE.contains(&d) {
+        return Err(Error::Input(format!(
+            "invalid --distro `{d}` for create without --ssh: {d} is created on its hosts; use one of k3d, kind, kops, charmed, or `k8soidc render --distro {d}`"
+        )));
+    }
+    check_name(&args.name)?;
+    let s = crate::config::settings(&args.oidc, env)?;
+    let req = ClusterRequest {
+        name: args.name.clone(),
+        staging_dir: staging_dir(d, &args.name)?,
+        extra_args: args.extra.clone(),
+    };
+    let b = backend(d);
+    let plan = b.create_plan(&s, &req)?;
+    if args.dry_run {
+        std::io::stdout()
+            .write_all(plan.to_string().as_bytes())
+            .map_err(|e| Error::io("stdout", e))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::exec::check_programs(b.required_programs())?;
+    eprint!("{plan}");
+    if !env.confirm(&format!("Create {d} cluster `{}`?", args.name), args.yes)? {
+        eprintln!("nothing changed");
+        return Ok(ExitCode::from(1));
+    }
+    crate::exec::run_plan(&plan, env, args.verbose)?;
+    eprintln!(
+        "created {d} cluster `{}` with OIDC issuer {}",
+        args.name, s.issuer_url
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,196 @@
+//! Local execution with duct: argv only (never a shell), stdin for file contents, output
+//! captured (shown framed on failure, or live with `--verbose`), a spinner for any step that
+//! takes over a second, every wait bounded in time and count.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use backends::{Command, Plan, Step, Target, WriteBack};
+
+use crate::error::Error;
+use crate::ui::Env;
+
+/// Fails with an install hint when a required program is missing.
+pub(crate) fn check_programs(programs: &[(&str, &str)]) -> Result<(), Error> {
+    for (program, hint) in programs {
+        if which::which(program).is_err() {
+            return Err(Error::MissingProgram {
+                program: (*program).to_string(),
+                hint: (*hint).to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Output {
+    stdout: Vec<u8>,
+}
+
+fn run_command(
+    cmd: &Command,
+    stdin: Option<&[u8]>,
+    env: &Env,
+    verbose: bool,
+    label: &str,
+) -> Result<Output, Error> {
+    let mut expr = duct::cmd(&cmd.program, &cmd.args).unchecked();
+    expr = match stdin {
+        Some(bytes) => expr.stdin_bytes(bytes.to_vec()),
+        None => expr.stdin_null(),
+    };
+    if !verbose {
+        expr = expr.stderr_capture();
+    }
+    expr = expr.stdout_capture();
+    let handle = expr
+        .start()
+        .map_err(|e| Error::Other(format!("cannot start `{cmd}`: {e}")))?;
+    let started = Instant::now();
+    let mut spinner = None;
+    let output = loop {
+        match handle.try_wait() {
+            Ok(Some(out)) => break out.clone(),
+            Ok(None) => {}
+            Err(e) => return Err(Error::Other(format!("`{cmd}` failed to run: {e}"))),
+        }
+        if spinner.is_none() && started.elapsed() > Duration::from_secs(1) {
+            spinner = Some(env.spinner(label.to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    if verbose {
+        let _ = std::io::stdout().write_all(&output.stdout);
+    }
+    if !output.status.success() {
+        let status = match output.status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "killed by a signal".to_string(),
+        };
+        return Err(Error::CommandFailed {
+            command: cmd.to_shell(),
+            host: None,
+            status,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(Output {
+        stdout: output.stdout,
+    })
+}
+
+/// Writes a file atomically: a temporary file in the same directory, fsync, rename.
+#[allow(dead_code)] // used by kubeconfig and file patching
+pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".k8soidc-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let p = path.display().to_string();
+    tmp.write_all(content).map_err(|e| Error::io(&p, e))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(&p, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(&p, e))?;
+    tmp.persist(path).map_err(|e| Error::io(&p, e.error))?;
+    Ok(())
+}
+
+fn require_local(step: &Step) -> Result<(), Error> {
+    match step.target() {
+        Target::Local => Ok(()),
+        Target::Host(h) => Err(Error::Other(format!(
+            "step for host `{h}` reached the local executor: {}",
+            step.why()
+        ))),
+    }
+}
+
+/// Runs every step in order; stops at the first failure.
+pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Error> {
+    let total = plan.steps.len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        require_local(step)?;
+        let label = format!("[{}/{total}] {}", i + 1, step.why());
+        eprintln!("{label}");
+        match step {
+            Step::Run {
+                command,
+                sudo,
+                stdin,
+                ..
+            } => {
+                if *sudo {
+                    return Err(Error::Other(format!("local step asks for sudo: {command}")));
+                }
+                run_command(
+                    command,
+                    stdin.as_deref().map(str::as_bytes),
+                    env,
+                    verbose,
+                    &label,
+                )?;
+            }
+            Step::WriteFile {
+                path, after, mode, ..
+            } => write_atomic(Path::new(path), after.as_bytes(), *mode)?,
+            Step::Transform {
+                read, edit, write, ..
+            } => {
+                let current = run_command(read, None, env, false, &label)?;
+                let current = String::from_utf8(current.stdout).map_err(|_| {
+                    Error::Other(format!("`{read}` printed text that is not UTF-8"))
+                })?;
+                let edited = edit.apply(&current)?;
+                match write {
+                    WriteBack::Stdin { command } => {
+                        run_command(command, Some(edited.as_bytes()), env, verbose, &label)?;
+                    }
+                    WriteBack::Arg { command, prefix } => {
+                        let mut command = command.clone();
+                        command.args.push(format!("{prefix}{edited}"));
+                        run_command(&command, None, env, verbose, &label)?;
+                    }
+                }
+            }
+            Step::WaitFor {
+                command,
+                timeout_secs,
+                interval_secs,
+                ..
+            } => {
+                let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+                let interval = Duration::from_secs((*interval_secs).max(1));
+                let max_tries = timeout_secs / interval.as_secs() + 1;
+                let mut last = None;
+                for _ in 0..max_tries {
+                    match run_command(command, None, env, false, &label) {
+                        Ok(_) => {
+                            last = None;
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                    if Instant::now() + interval > deadline {
+                        break;
+                    }
+                    std::thread::sleep(interval);
+                }
+                if let Some(e) = last {
+                    return Err(Error::Other(format!(
+                        "gave up after {timeout_secs}s waiting: {}; last try: {e}",
+                        step.why()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Runs a [`Plan`] for real. The plan is the same data the dry run printed; this module is
+//! the only place its effects happen. Remote targets are handled by the SSH executor.
+
+mod local;
+
+pub(crate) use local::{check_programs, run_plan};
