@@ -1,0 +1,136 @@
+//! Bad input: exit status 2, a one-line message naming the value and the fix, and nothing run
+//! (the fake k3d on PATH is never called, no file is written).
+
+use crate::test::Test;
+
+fn base() -> Vec<&'static str> {
+    vec![
+        "create",
+        "--distro",
+        "k3d",
+        "--yes",
+        "--issuer-url",
+        "https://idp.example.com",
+        "--client-id",
+        "kubernetes",
+    ]
+}
+
+/// Runs `base()` with `change` applied and asserts refusal with `message` in stderr.
+#[track_caller]
+fn refused(change: &[&str], drop: &[&str], files: &[(&str, &str)], message: &str) {
+    let mut args: Vec<&str> = base();
+    for flag in drop {
+        let i = args.iter().position(|a| a == flag).expect("flag to drop");
+        args.drain(i..i + 2);
+    }
+    // Later flags override earlier ones for single-valued options, so appending replaces.
+    let mut merged: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i];
+        if a.starts_with("--")
+            && change.contains(&a)
+            && i + 1 < args.len()
+            && !args[i + 1].starts_with("--")
+        {
+            i += 2;
+            continue;
+        }
+        merged.push(a);
+        i += 1;
+    }
+    merged.extend_from_slice(change);
+    let mut t = Test::new().fake("k3d");
+    for (name, content) in files {
+        t = t.write(name, content);
+    }
+    let out = t.args(&merged).run().status(2);
+    assert!(
+        out.stderr.contains(message),
+        "args {merged:?}\nexpected {message:?} in:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.trim_end().lines().count(),
+        1,
+        "one line: {}",
+        out.stderr
+    );
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    assert!(
+        out.calls().is_empty(),
+        "a fake tool was called: {:?}",
+        out.calls()
+    );
+    assert!(!out.root.join("data").exists(), "files were written");
+}
+
+macro_rules! bad {
+    ($($name:ident: [$($arg:expr),*] $(drop [$($d:expr),*])? $(files [$(($f:expr, $c:expr)),*])? => $msg:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                refused(&[$($arg),*], &[$($($d),*)?], &[$($(($f, $c)),*)?], $msg);
+            }
+        )*
+    };
+}
+
+bad! {
+    issuer_http: ["--issuer-url", "http://idp.example.com"] => "invalid --issuer-url `http://idp.example.com`: the issuer must be an https URL; kube-apiserver accepts only https; use `https://idp.example.com`";
+    issuer_no_scheme: ["--issuer-url", "idp.example.com"] => "invalid --issuer-url `idp.example.com`: the issuer must be an https URL";
+    issuer_query: ["--issuer-url", "https://idp.example.com/?x=1"] => "has a query string; remove everything from `?` on";
+    issuer_fragment: ["--issuer-url", "https://idp.example.com/#frag"] => "has a fragment";
+    issuer_userinfo: ["--issuer-url", "https://user:pw@idp.example.com"] => "contains user info";
+    issuer_well_known: ["--issuer-url", "https://idp.example.com/.well-known/openid-configuration"] => "is a discovery URL, not the issuer; use `https://idp.example.com`";
+    issuer_control_char: ["--issuer-url", "https://idp.example.com/\tx"] => "contains a control character";
+    issuer_missing: [] drop ["--issuer-url"] => "missing --issuer-url: give the provider's issuer";
+    client_id_missing: [] drop ["--client-id"] => "missing --client-id";
+    client_id_empty: ["--client-id", ""] => "invalid --client-id ``: must not be empty";
+    client_id_newline: ["--client-id", "kube\nrnetes"] => "invalid --client-id `kube\\nrnetes`: contains a newline; remove it";
+    client_id_space: ["--client-id", "my client"] => "invalid --client-id `my client`: contains white space";
+    username_claim_empty: ["--username-claim", ""] => "invalid --username-claim ``: must not be empty";
+    groups_prefix_without_claim: ["--groups-prefix", "oidc:"] => "invalid --groups-prefix `oidc:`: is set but there is no groups claim";
+    prefix_with_quotes: ["--username-prefix", "\"oidc:\""] => "invalid --username-prefix `\"oidc:\"`: contains a quote or white space";
+    ca_missing: ["--ca-file", "nope.pem"] => "invalid --ca-file `nope.pem`: cannot read it";
+    ca_not_pem: ["--ca-file", "ca.pem"] files [("ca.pem", "hello")] => "invalid --ca-file `";
+    ca_private_key: ["--ca-file", "ca.pem"] files [("ca.pem", "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")] => "holds a private key";
+    required_claim_no_equals: ["--required-claim", "hd"] => "invalid --required-claim `hd`: has no `=`; write it as KEY=VALUE";
+    required_claim_empty_key: ["--required-claim", "=x"] => "invalid --required-claim `=x`: has an empty claim name";
+    required_claim_twice: ["--required-claim", "hd=a", "--required-claim", "hd=b"] => "names claim `hd` twice";
+    signing_alg_hs256: ["--signing-algs", "RS256,HS256"] => "invalid --signing-algs `RS256,HS256`: `HS256` is not an algorithm kube-apiserver accepts";
+    auth_mode_unknown: ["--auth-mode", "both"] => "invalid --auth-mode `both`: unknown mode; use `flags`, `config` or `auto`";
+    auth_mode_config_no_version: ["--auth-mode", "config"] => "needs the cluster's Kubernetes version";
+    auth_mode_config_old: ["--auth-mode", "config", "--kubernetes-version", "1.29"] => "Kubernetes 1.29 has no beta AuthenticationConfiguration";
+    version_garbage: ["--kubernetes-version", "latest"] => "invalid --kubernetes-version `latest`: not a Kubernetes version";
+    distro_unknown: ["--distro", "minishift"] => "invalid --distro `minishift`: unknown distribution; use one of k3d, kind";
+    name_invalid: ["--name", "My_Cluster"] => "invalid --name `My_Cluster`";
+    k3d_dollar: ["--client-id", "a$b"] => "k3d cannot carry --client-id `a$b`";
+    config_missing: ["--config", "missing.yaml"] => "invalid --config `missing.yaml`: cannot read it";
+    config_unknown_key: ["--config", "k.yaml"] files [("k.yaml", "issuer: https://x\n")] => "invalid config file `k.yaml`: unknown field `issuer`";
+    create_kubeadm_locally: ["--distro", "kubeadm"] => "invalid --distro `kubeadm` for create without --ssh";
+}
+
+#[test]
+fn no_tty_needs_yes() {
+    let out = Test::new()
+        .fake("k3d")
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--issuer-url",
+            "https://idp.example.com",
+            "--client-id",
+            "k",
+        ])
+        .run()
+        .status(2);
+    assert!(
+        out.stderr.contains("pass --yes to go ahead"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty());
+}

@@ -1,0 +1,278 @@
+//! `create` through each distribution's tool, against fakes that check argv like the real tool.
+
+use crate::test::Test;
+
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n";
+
+fn oidc() -> Vec<&'static str> {
+    vec![
+        "--issuer-url",
+        "https://idp.example.com",
+        "--client-id",
+        "kubernetes",
+        "--username-claim",
+        "email",
+        "--username-prefix",
+        "oidc:",
+        "--groups-claim",
+        "groups",
+        "--groups-prefix",
+        "oidc:",
+    ]
+}
+
+#[test]
+fn k3d_create_exact_argv() {
+    let out = Test::new()
+        .fake("k3d")
+        .args(["create", "--distro", "k3d", "--name", "oidc-test", "--yes"])
+        .args(oidc())
+        .args(["--", "--servers", "3"])
+        .run()
+        .success();
+    let calls = out.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let expected: Vec<String> = [
+        "k3d",
+        "cluster",
+        "create",
+        "oidc-test",
+        "--k3s-arg",
+        "--kube-apiserver-arg=oidc-issuer-url=https://idp.example.com@server:*",
+        "--k3s-arg",
+        "--kube-apiserver-arg=oidc-client-id=kubernetes@server:*",
+        "--k3s-arg",
+        "--kube-apiserver-arg=oidc-username-claim=email@server:*",
+        "--k3s-arg",
+        "--kube-apiserver-arg=oidc-username-prefix=oidc:@server:*",
+        "--k3s-arg",
+        "--kube-apiserver-arg=oidc-groups-claim=groups@server:*",
+        "--k3s-arg",
+        "--kube-apiserver-arg=oidc-groups-prefix=oidc:@server:*",
+        "--servers",
+        "3",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(calls[0], expected);
+    assert!(
+        out.stderr.contains("created k3d cluster `oidc-test`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn k3d_create_with_ca_stages_and_mounts_it() {
+    let out = Test::new()
+        .fake("k3d")
+        .write("idp-ca.pem", PEM)
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--name",
+            "c1",
+            "--yes",
+            "--ca-file",
+            "idp-ca.pem",
+        ])
+        .args(oidc())
+        .run()
+        .success();
+    assert_eq!(out.file("data/k8soidc/k3d-c1/oidc-ca.pem"), PEM);
+    let call = &out.calls()[0];
+    let staged = out.root.join("data/k8soidc/k3d-c1").canonicalize().unwrap();
+    assert!(
+        call.contains(&format!(
+            "{}:/etc/rancher/k3s/oidc@server:*",
+            staged.display()
+        )),
+        "{call:?}"
+    );
+    assert!(
+        call.contains(
+            &"--kube-apiserver-arg=oidc-ca-file=/etc/rancher/k3s/oidc/oidc-ca.pem@server:*"
+                .to_string()
+        ),
+        "{call:?}"
+    );
+}
+
+#[test]
+fn k3d_escapes_at_in_required_claim() {
+    let out = Test::new()
+        .fake("k3d")
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--yes",
+            "--required-claim",
+            "email=ops@example.com",
+        ])
+        .args(oidc())
+        .run()
+        .success();
+    assert!(out.calls()[0].contains(
+        &r"--kube-apiserver-arg=oidc-required-claim=email=ops\@example.com@server:*".to_string()
+    ));
+}
+
+#[test]
+fn k3d_config_mode_mounts_the_directory() {
+    let out = Test::new()
+        .fake("k3d")
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--yes",
+            "--auth-mode",
+            "config",
+            "--kubernetes-version",
+            "1.34",
+        ])
+        .args(oidc())
+        .run()
+        .success();
+    let cfg = out.file("data/k8soidc/k3d-oidc/authentication-config.yaml");
+    assert!(
+        cfg.starts_with(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\n"
+        ),
+        "{cfg}"
+    );
+    let call = out.calls()[0].join(" ");
+    assert!(call.contains("--kube-apiserver-arg=authentication-config=/etc/rancher/k3s/oidc/authentication-config.yaml@server:*"), "{call}");
+    assert!(!call.contains("oidc-issuer-url"), "never both: {call}");
+}
+
+#[test]
+fn dry_run_runs_nothing_and_prints_pasteable_commands() {
+    let out = Test::new()
+        .fake("k3d")
+        .write("idp-ca.pem", PEM)
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--dry-run",
+            "--ca-file",
+            "idp-ca.pem",
+        ])
+        .args(oidc())
+        .run()
+        .success();
+    assert!(out.calls().is_empty(), "dry run called {:?}", out.calls());
+    assert!(!out.root.join("data").exists(), "dry run wrote files");
+    assert!(
+        out.stdout.contains("+ k3d cluster create oidc --volume "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("-----BEGIN CERTIFICATE-----"),
+        "file content shown: {}",
+        out.stdout
+    );
+    // The printed command, run by a shell, gives the fake exactly the argv a real run gives.
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("+ k3d "))
+        .unwrap()
+        .trim_start_matches("+ ")
+        .to_string();
+    let real = Test::new()
+        .fake("k3d")
+        .write("idp-ca.pem", PEM)
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--yes",
+            "--ca-file",
+            "idp-ca.pem",
+        ])
+        .args(oidc())
+        .run()
+        .success();
+    let real_call = real.calls()[0].clone();
+    let staged = real
+        .root
+        .join("data/k8soidc/k3d-oidc")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
+    let dry_staged = out.root.join("data/k8soidc/k3d-oidc").display().to_string();
+    let line = line.replace(&dry_staged, &staged);
+    let log = out.root.join("shell.log");
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&line)
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", out.root.join("bin").display()),
+        )
+        .env("FAKE_LOG", &log)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let pasted: Vec<String> = logged
+        .trim_end_matches('\u{1e}')
+        .trim_end_matches('\u{1f}')
+        .split('\u{1f}')
+        .map(String::from)
+        .collect();
+    assert_eq!(pasted, real_call);
+}
+
+#[test]
+fn missing_tool_says_how_to_install() {
+    let out = Test::new()
+        .args(["create", "--distro", "k3d", "--yes"])
+        .args(oidc())
+        .run()
+        .status(1);
+    assert!(
+        out.stderr
+            .contains("`k3d` is not installed or not on PATH; install k3d v5"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn settings_from_env_and_file_with_flags_winning() {
+    let out = Test::new()
+        .fake("k3d")
+        .write("k8soidc.yaml", "issuer-url: https://file.example.com\nclient-id: from-file\ngroups-claim: groups\nrequired-claim:\n  - hd=example.com\n")
+        .env("K8SOIDC_CLIENT_ID", "from-env")
+        .args(["create", "--distro", "k3d", "--dry-run", "--groups-claim", "roles"])
+        .run()
+        .success();
+    assert!(
+        out.stdout
+            .contains("oidc-issuer-url=https://file.example.com@"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("oidc-client-id=from-env@"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("oidc-groups-claim=roles@"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("oidc-required-claim=hd=example.com@"),
+        "{}",
+        out.stdout
+    );
+}

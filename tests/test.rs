@@ -1,0 +1,175 @@
+//! The `Test` builder: a temp dir as HOME and working directory, fake programs on PATH that
+//! log their argv, and assertions on exit status, stdout, stderr and files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Directory with the fake programs (bash scripts), see each file's header for its rules.
+pub(crate) fn fakes_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes")
+}
+
+/// The shared fixtures (`../shared/fixtures` from the workspace root).
+pub(crate) fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
+
+pub(crate) struct Test {
+    pub(crate) dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+}
+
+pub(crate) struct Output {
+    pub(crate) status: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) root: PathBuf,
+}
+
+impl Test {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("k8soidc-test-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("bin")).expect("bin dir");
+        Test {
+            dir,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    #[allow(dead_code)] // for commands that read a token or YAML from stdin
+    pub(crate) fn stdin(mut self, text: &str) -> Self {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
+    pub(crate) fn write(self, rel: &str, content: &str) -> Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    /// Installs `tests/fakes/<name>` as `<name>` on PATH.
+    pub(crate) fn fake(self, name: &str) -> Self {
+        let dest = self.path().join("bin").join(name);
+        std::fs::copy(fakes_dir().join(name), &dest).unwrap_or_else(|e| panic!("fake {name}: {e}"));
+        self
+    }
+
+    pub(crate) fn run(self) -> Output {
+        let root = self.path().to_path_buf();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_k8soidc"));
+        cmd.args(&self.args)
+            .current_dir(&root)
+            .env_clear()
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", root.join("bin").display()),
+            )
+            .env("HOME", &root)
+            .env("XDG_DATA_HOME", root.join("data"))
+            .env("FAKE_LOG", root.join("fake.log"))
+            .env("FAKE_STATE", root.join("fake-state"))
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn k8soidc");
+        if let Some(text) = &self.stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().expect("wait k8soidc");
+        // Keep the dir alive until the output is checked.
+        let _keep = self.dir.keep();
+        Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            root,
+        }
+    }
+}
+
+impl Output {
+    #[track_caller]
+    pub(crate) fn success(self) -> Self {
+        assert_eq!(
+            self.status, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn status(self, code: i32) -> Self {
+        assert_eq!(
+            self.status, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Every invocation of a fake program: its name then its argv.
+    pub(crate) fn calls(&self) -> Vec<Vec<String>> {
+        match std::fs::read_to_string(self.root.join("fake.log")) {
+            Err(_) => vec![],
+            Ok(text) => text
+                .split('\u{1e}')
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    c.strip_suffix('\u{1f}')
+                        .unwrap_or(c)
+                        .split('\u{1f}')
+                        .map(str::to_string)
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn file(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
