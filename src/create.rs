@@ -24,7 +24,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
             "invalid --distro `{d}` for create without --ssh: {d} is created on its hosts; use one of k3d, kind, kops, charmed, or `k8soidc render --distro {d}`"
         )));
     }
-    check_name(&args.name)?;
+    check_name(d, &args.name)?;
     let s = crate::config::settings(&args.oidc, env)?;
     let req = ClusterRequest {
         name: args.name.clone(),

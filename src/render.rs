@@ -33,20 +33,32 @@ pub(crate) fn staging_dir(d: Distribution, name: &str) -> Result<String, Error> 
     Ok(dir.display().to_string())
 }
 
-/// Checks a cluster name the way the tools do (DNS-1123 label, as k3d, kind and kops require).
-pub(crate) fn check_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
+/// Checks a cluster name the way each tool does: a DNS-1123 label for k3d and kind (they
+/// prefix container names with it), a fully qualified DNS name for kops ("Cluster Name must be
+/// a fully-qualified DNS name (e.g. --name=mycluster.myzone.com)", kops `pkg/apis/kops/validation`;
+/// `.k8s.local` for gossip clusters).
+pub(crate) fn check_name(d: Distribution, name: &str) -> Result<(), Error> {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let (ok, rule) = if d == Distribution::Kops {
+        (
+            name.len() <= 253 && name.contains('.') && name.split('.').all(label),
+            "kops needs a fully qualified DNS name, e.g. `--name oidc.k8s.local`",
+        )
+    } else {
+        (label(name), "cluster names are lowercase letters, digits and `-`, at most 63, not starting or ending with `-`; e.g. `--name oidc-test`")
+    };
     if ok {
         Ok(())
     } else {
         Err(Error::Input(format!(
-            "invalid --name `{}`: cluster names are lowercase letters, digits and `-`, at most 63, not starting or ending with `-`; e.g. `--name oidc-test`",
+            "invalid --name `{}`: {rule}",
             backends::escape(name)
         )))
     }
@@ -54,7 +66,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), Error> {
 
 pub(crate) fn run(args: RenderArgs, env: &Env) -> Result<ExitCode, Error> {
     let d = Distribution::parse(&args.distro)?;
-    check_name(&args.name)?;
+    check_name(d, &args.name)?;
     let s = crate::config::settings(&args.oidc, env)?;
     let req = ClusterRequest {
         name: args.name.clone(),
