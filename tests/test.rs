@@ -75,6 +75,10 @@ impl Test {
     pub(crate) fn fake(self, name: &str) -> Self {
         let dest = self.path().join("bin").join(name);
         std::fs::copy(fakes_dir().join(name), &dest).unwrap_or_else(|e| panic!("fake {name}: {e}"));
+        let lib = self.path().join("bin/fakelib.py");
+        if !lib.exists() {
+            std::fs::copy(fakes_dir().join("fakelib.py"), lib).expect("fakelib.py");
+        }
         self
     }
 
