@@ -285,6 +285,12 @@ fn need_key<'a>(lines: &[Line<'a>], b: &Block, key: &str) -> Result<Key<'a>, Pla
 }
 
 fn analyze(text: &str) -> Result<Doc<'_>, PlanError> {
+    if text.starts_with('\u{feff}') {
+        return Err(refuse(
+            "it starts with a byte-order mark",
+            "save the file as UTF-8 without a BOM",
+        ));
+    }
     if text.contains(['\u{85}', '\u{2028}', '\u{2029}']) || text.replace("\r\n", "").contains('\r')
     {
         return Err(refuse(

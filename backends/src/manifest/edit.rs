@@ -144,11 +144,15 @@ pub(super) fn flags(
                 "write it as `--name=value` in one item",
             ));
         };
-        old.push(Old {
-            item: doc.lists[li].items[ii],
-            name,
-            value,
-        });
+        let item = doc.lists[li].items[ii];
+        let source = item.col.and_then(|c| doc.lines[item.start].text.get(c..));
+        if source.is_some_and(|t| t.starts_with(['&', '*', '!'])) {
+            return Err(refuse(
+                format!("`{v}` carries a YAML anchor, alias or tag"),
+                "write it as a plain item, then run again",
+            ));
+        }
+        old.push(Old { item, name, value });
     }
     let mut used = vec![false; old.len()];
     let (mut kept, mut new) = (Vec::new(), Vec::new());
@@ -602,8 +606,13 @@ pub(super) fn verify(
     want: &[String],
     expect: Expect<'_>,
 ) -> Result<(), PlanError> {
-    let after =
-        analyze(out).map_err(|e| internal(format!("the result does not read back ({e})")))?;
+    let after = analyze(out).map_err(|e| {
+        let why = match e {
+            PlanError::Patch { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        internal(format!("the result does not read back ({why})"))
+    })?;
     if (after.pod, after.container_index) != (before.pod, before.container_index) {
         return Err(internal("the container moved"));
     }

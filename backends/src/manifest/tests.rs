@@ -640,6 +640,27 @@ fn refuses_what_it_cannot_patch_safely() {
             "line breaks",
         ),
         (format!("{MINIMAL}---\n{MINIMAL}"), "several containers"),
+        (format!("\u{feff}{MINIMAL}"), "byte-order mark"),
+        (
+            MINIMAL
+                .replace(
+                    "    - --oidc-client-id=old\n",
+                    "    - &id --oidc-client-id=old\n",
+                )
+                .replace("  hostNetwork: true\n", "  hostname: *id\n"),
+            "anchor, alias or tag",
+        ),
+        (
+            MINIMAL.replace(
+                "    - --secure-port=6443 # keep me\n",
+                "    - >-\n      --secure-port=6443\n",
+            ),
+            "spans several lines",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nspec: {containers: [{name: kube-apiserver, command: [kube-apiserver]}]}\n".to_string(),
+            "not a block mapping",
+        ),
     ];
     for (text, why) in cases {
         let err = refused(&text);
