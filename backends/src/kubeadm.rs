@@ -17,6 +17,9 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+mod patch;
+pub use patch::patch_cluster_configuration;
+
 use crate::apiserver::{self, Arg};
 use crate::{
     shell, Backend, ClusterRequest, Distribution, KubeVersion, Mode, OidcSettings, PlanError,
