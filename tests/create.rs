@@ -276,3 +276,91 @@ fn settings_from_env_and_file_with_flags_winning() {
         out.stdout
     );
 }
+
+#[test]
+fn kind_create_exact_argv_and_config() {
+    let out = Test::new()
+        .fake("kind")
+        .write("idp-ca.pem", PEM)
+        .args([
+            "create",
+            "--distro",
+            "kind",
+            "--name",
+            "dev",
+            "--yes",
+            "--ca-file",
+            "idp-ca.pem",
+        ])
+        .args(oidc())
+        .args(["--", "--image", "kindest/node:v1.31.4"])
+        .run()
+        .success();
+    let staged = out
+        .root
+        .join("data/k8soidc/kind-dev")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
+    let calls = out.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let config_path = format!("{staged}/kind-config.yaml");
+    assert_eq!(
+        calls[0],
+        [
+            "kind",
+            "create",
+            "cluster",
+            "--name",
+            "dev",
+            "--config",
+            config_path.as_str(),
+            "--image",
+            "kindest/node:v1.31.4"
+        ]
+        .map(String::from)
+        .to_vec()
+    );
+    assert_eq!(out.file("data/k8soidc/kind-dev/oidc-ca.pem"), PEM);
+    let config: serde_json::Value =
+        serde_yaml_ng::from_str(&out.file("data/k8soidc/kind-dev/kind-config.yaml")).unwrap();
+    let node = &config["nodes"][0];
+    assert_eq!(
+        node["extraMounts"][0]["containerPath"],
+        "/etc/kubernetes/oidc"
+    );
+    let patch: serde_json::Value =
+        serde_yaml_ng::from_str(node["kubeadmConfigPatches"][0].as_str().unwrap()).unwrap();
+    let args = &patch["apiServer"]["extraArgs"];
+    assert_eq!(args["oidc-issuer-url"], "https://idp.example.com");
+    assert_eq!(args["oidc-username-prefix"], "oidc:");
+    assert_eq!(args["oidc-groups-prefix"], "oidc:");
+    assert_eq!(args["oidc-ca-file"], "/etc/kubernetes/oidc/oidc-ca.pem");
+}
+
+#[test]
+fn kind_refuses_two_required_claims_before_running() {
+    let out = Test::new()
+        .fake("kind")
+        .args([
+            "create",
+            "--distro",
+            "kind",
+            "--yes",
+            "--required-claim",
+            "a=1",
+            "--required-claim",
+            "b=2",
+        ])
+        .args(oidc())
+        .run()
+        .status(2);
+    assert!(
+        out.stderr
+            .starts_with("error: kind cannot carry --required-claim"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty());
+}
