@@ -22,6 +22,8 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// A ClusterRoleBinding or RoleBinding for OIDC groups/users, prefixes applied.
+    Rbac(RbacArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -120,4 +122,51 @@ pub(crate) struct CreateArgs {
     /// Arguments passed through to the distribution's tool (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) extra: Vec<String>,
+}
+
+/// Output format of commands that print a Kubernetes object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum ObjectOutput {
+    #[default]
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RbacArgs {
+    /// Group as the provider sends it (the groups prefix is added); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) group: Vec<String>,
+    /// User as the username claim carries it (the username prefix is added); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) user: Vec<String>,
+    /// ClusterRole to bind [default: cluster-admin].
+    #[arg(long, value_name = "ROLE")]
+    pub(crate) clusterrole: Option<String>,
+    /// Role to bind in --namespace (makes a RoleBinding).
+    #[arg(long, value_name = "ROLE")]
+    pub(crate) role: Option<String>,
+    /// Namespace of a RoleBinding.
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+    /// Binding name [default: oidc-<subject>-<role>].
+    #[arg(long, value_name = "BINDING")]
+    pub(crate) name: Option<String>,
+    /// Apply it with `kubectl apply -f -`.
+    #[arg(long)]
+    pub(crate) apply: bool,
+    /// kubeconfig for kubectl.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// kubeconfig context for kubectl.
+    #[arg(long, value_name = "CONTEXT")]
+    pub(crate) context: Option<String>,
+    /// With --apply: print the YAML and the command, run nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub(crate) output: ObjectOutput,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
 }

@@ -3,5 +3,7 @@
 
 mod bad_input;
 mod create;
+mod rbac;
 mod render;
 mod test;
+mod tools;

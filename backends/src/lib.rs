@@ -21,6 +21,7 @@ pub mod kubeadm;
 pub mod manifest;
 pub mod microk8s;
 mod plan;
+pub mod rbac;
 pub mod settings;
 pub mod shell;
 mod version;
