@@ -24,6 +24,8 @@ pub(crate) enum Command {
     },
     /// A ClusterRoleBinding or RoleBinding for OIDC groups/users, prefixes applied.
     Rbac(RbacArgs),
+    /// Add or update a kubeconfig user and context that log in with kubelogin.
+    Kubeconfig(KubeconfigArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -167,6 +169,27 @@ pub(crate) struct RbacArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: ObjectOutput,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KubeconfigArgs {
+    /// Cluster entry the new context uses (created when --server is given and it is missing).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) cluster: String,
+    /// API server URL, for a new cluster entry.
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// The cluster's CA file, for a new cluster entry (not the IdP CA: that is --ca-file).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) certificate_authority: Option<String>,
+    /// kubeconfig to edit [default: first path of $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// Print the diff and the equivalent kubectl commands, change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }

@@ -5,6 +5,7 @@ mod config;
 mod create;
 mod error;
 mod exec;
+mod kubeconfig;
 mod rbac;
 mod render;
 mod ui;
@@ -39,5 +40,6 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Rbac(a) => rbac::run(a, env),
+        cli::Command::Kubeconfig(a) => kubeconfig::run(a, env),
     }
 }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod create;
+mod kubeconfig;
 mod rbac;
 mod render;
 mod test;

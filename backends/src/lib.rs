@@ -18,6 +18,7 @@ pub mod k3s;
 pub mod kind;
 pub mod kops;
 pub mod kubeadm;
+pub mod kubeconfig;
 pub mod manifest;
 pub mod microk8s;
 mod plan;
