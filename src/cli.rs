@@ -26,6 +26,8 @@ pub(crate) enum Command {
     Rbac(RbacArgs),
     /// Add or update a kubeconfig user and context that log in with kubelogin.
     Kubeconfig(KubeconfigArgs),
+    /// Preflight: is the provider reachable and configured as the API server needs?
+    Check(CheckArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -121,6 +123,9 @@ pub(crate) struct CreateArgs {
     pub(crate) verbose: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
+    /// Do not run the preflight check (`k8soidc check`) first.
+    #[arg(long)]
+    pub(crate) skip_check: bool,
     /// Arguments passed through to the distribution's tool (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) extra: Vec<String>,
@@ -190,6 +195,27 @@ pub(crate) struct KubeconfigArgs {
     /// Print the diff and the equivalent kubectl commands, change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Also fetch discovery from this control-plane node over SSH (`[user@]host[:port]`).
+    #[arg(long, value_name = "HOST")]
+    pub(crate) ssh: Option<String>,
+    /// SSH private key for --ssh.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ssh_identity: Option<String>,
+    /// Extra `ssh -o` option for --ssh, e.g. `UserKnownHostsFile=FILE` (repeatable).
+    #[arg(long, value_name = "OPTION")]
+    pub(crate) ssh_option: Vec<String>,
+    /// Trust and remember an unknown SSH host key (default: refuse unknown hosts).
+    #[arg(long)]
+    pub(crate) accept_new_host_key: bool,
+    /// Output format (text or json).
+    #[arg(short, long, value_enum, default_value_t)]
+    pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }

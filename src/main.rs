@@ -1,5 +1,6 @@
 //! k8soidc: configure Kubernetes API-server OpenID Connect, safely and reversibly.
 
+mod check;
 mod cli;
 mod config;
 mod create;
@@ -41,5 +42,6 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         }
         cli::Command::Rbac(a) => rbac::run(a, env),
         cli::Command::Kubeconfig(a) => kubeconfig::run(a, env),
+        cli::Command::Check(a) => check::run(a, env),
     }
 }

@@ -2,8 +2,10 @@
 //! Each test runs the real binary in a temporary HOME with fake distribution tools on PATH.
 
 mod bad_input;
+mod check;
 mod create;
 mod kubeconfig;
+mod provider;
 mod rbac;
 mod render;
 mod test;

@@ -22,6 +22,7 @@ pub mod kubeconfig;
 pub mod manifest;
 pub mod microk8s;
 mod plan;
+pub mod preflight;
 pub mod rbac;
 pub mod settings;
 pub mod shell;
