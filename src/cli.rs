@@ -28,6 +28,8 @@ pub(crate) enum Command {
     Kubeconfig(KubeconfigArgs),
     /// Preflight: is the provider reachable and configured as the API server needs?
     Check(CheckArgs),
+    /// Verify an ID token as kube-apiserver would and show the user, groups and RBAC matches.
+    Explain(ExplainArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -213,6 +215,30 @@ pub(crate) struct CheckArgs {
     /// Trust and remember an unknown SSH host key (default: refuse unknown hosts).
     #[arg(long)]
     pub(crate) accept_new_host_key: bool,
+    /// Output format (text or json).
+    #[arg(short, long, value_enum, default_value_t)]
+    pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// File holding the ID token, or `-` for stdin. It is never printed.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token: String,
+    /// Verify against this JWKS file instead of fetching the provider's (offline).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) jwks: Option<String>,
+    /// RBAC bindings (YAML/JSON: one, a list, a `kind: List`, or multi-document) to match.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) rbac: Option<String>,
+    /// Read the bindings from the cluster with kubectl, using this kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// kubeconfig context for kubectl (reads the bindings from the cluster).
+    #[arg(long, value_name = "CONTEXT")]
+    pub(crate) context: Option<String>,
     /// Output format (text or json).
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: Output,

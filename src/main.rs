@@ -6,6 +6,7 @@ mod config;
 mod create;
 mod error;
 mod exec;
+mod explain;
 mod kubeconfig;
 mod rbac;
 mod render;
@@ -43,5 +44,6 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         cli::Command::Rbac(a) => rbac::run(a, env),
         cli::Command::Kubeconfig(a) => kubeconfig::run(a, env),
         cli::Command::Check(a) => check::run(a, env),
+        cli::Command::Explain(a) => explain::run(a, env),
     }
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod check;
 mod create;
+mod explain;
 mod kubeconfig;
 mod provider;
 mod rbac;
