@@ -222,6 +222,20 @@ pub(crate) fn run_bounded(
     }
 }
 
+/// The remote command that fetches `url` trusting the CA read from stdin: the certificate goes
+/// to a `mktemp` file on the node, never into the command line.
+fn remote_with_ca(url: &str) -> String {
+    format!(
+        "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" {}; rc=$?; rm -f \"$f\"; exit $rc",
+        shell::quote(url)
+    )
+}
+
+/// A command's stderr on one line, for a table cell.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `ssh` argv for `dest` (`[user@]host[:port]`) running `remote` (a shell command line).
 fn ssh_argv(args: &CheckArgs, dest: &str, remote: &str) -> Result<Vec<String>, Error> {
     let (host, port) = match dest.rsplit_once(':') {
@@ -281,20 +295,13 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Chec
     let url = discovery_url(&s.issuer_url);
     let limit = Duration::from_secs(30);
     let mut out = Vec::new();
-    let curl = |ca: Option<&str>| {
-        let mut w = vec!["curl", "-fsS", "--max-time", "10"];
-        if let Some(f) = ca {
-            w.extend(["--cacert", f]);
-        }
-        w.push(&url);
-        shell::join(w)
-    };
+    let curl = shell::join(["curl", "-fsS", "--max-time", "10", url.as_str()]);
     let judge = |ran: &Ran| -> Result<(), String> {
         if ran.code != Some(0) {
             return Err(format!(
                 "exit {}: {}",
                 ran.code.map(|c| c.to_string()).unwrap_or("signal".into()),
-                ran.stderr.trim()
+                one_line(&ran.stderr)
             ));
         }
         let doc: Value =
@@ -304,11 +311,11 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Chec
             other => Err(format!("issuer there is {other:?}, not {:?}", s.issuer_url)),
         }
     };
-    let plain = run_bounded("ssh", &ssh_argv(args, dest, &curl(None))?, None, limit)?;
+    let plain = run_bounded("ssh", &ssh_argv(args, dest, &curl)?, None, limit)?;
     if plain.code == Some(255) {
         out.push(Check::fail(
             "ssh",
-            format!("ssh {dest}: {}", plain.stderr.trim()),
+            format!("ssh {dest}: {}", one_line(&plain.stderr)),
             "check the host, user and key; an unknown host key is refused: add it to known_hosts or pass --accept-new-host-key",
         ));
         return Ok(out);
@@ -338,10 +345,7 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Chec
     }
     if let Some(ca) = &s.ca {
         // The CA travels on stdin into a temp file; the command line holds no certificate.
-        let remote = format!(
-            "f=$(mktemp) || exit 1; cat > \"$f\"; {}; rc=$?; rm -f \"$f\"; exit $rc",
-            curl(Some("\"$f\"")).replace("'\"$f\"'", "\"$f\"")
-        );
+        let remote = remote_with_ca(&url);
         let with = run_bounded(
             "ssh",
             &ssh_argv(args, dest, &remote)?,
@@ -385,4 +389,17 @@ pub(crate) fn run(args: CheckArgs, env: &Env) -> Result<ExitCode, Error> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_travels_on_stdin_not_in_argv() {
+        assert_eq!(
+            remote_with_ca("https://idp.example.com/a b/.well-known/openid-configuration"),
+            "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" 'https://idp.example.com/a b/.well-known/openid-configuration'; rc=$?; rm -f \"$f\"; exit $rc"
+        );
+    }
 }

@@ -183,3 +183,73 @@ fn bad_issuer_is_bad_input() {
         out.stderr
     );
 }
+
+#[test]
+fn from_the_node_over_ssh_with_and_without_the_ca() {
+    let p = Provider::start();
+    let node = crate::sshd::Sshd::start();
+    let ca = p.pki.ca().display().to_string();
+
+    // The node's system CAs do not know the test CA; with the CA (sent over stdin) it works.
+    let out = Test::new()
+        .args(base(&p.issuer))
+        .args(["--ca-file", &ca])
+        .args(node.args("known_hosts"))
+        .run()
+        .success();
+    assert!(
+        row(&out.stdout, "WARN", "node-no-ca").contains("exit 60"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("the API server needs --oidc-ca-file"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        row(&out.stdout, "PASS", "node-with-ca").contains("the API server needs --oidc-ca-file"),
+        "{}",
+        out.stdout
+    );
+
+    // Without --ca-file the node cannot verify the provider: FAIL with the fix.
+    let out = Test::new()
+        .args(base(&p.issuer))
+        .args(node.args("known_hosts"))
+        .run()
+        .status(1);
+    row(&out.stdout, "FAIL", "node-no-ca");
+    assert!(
+        out.stdout
+            .contains("the node does not trust the provider's certificate: pass `--ca-file`"),
+        "{}",
+        out.stdout
+    );
+
+    // An unknown host key is refused (StrictHostKeyChecking=yes) ...
+    let out = Test::new()
+        .args(base(&p.issuer))
+        .args(["--ca-file", &ca])
+        .args(node.args("empty_known_hosts"))
+        .run()
+        .status(1);
+    assert!(
+        row(&out.stdout, "FAIL", "ssh").contains("Host key verification failed"),
+        "{}",
+        out.stdout
+    );
+    // ... unless --accept-new-host-key, which records it.
+    Test::new()
+        .args(base(&p.issuer))
+        .args(["--ca-file", &ca, "--accept-new-host-key"])
+        .args(node.args("empty_known_hosts"))
+        .run()
+        .success();
+    // (Debian's ssh_config hashes host names, so look for the key itself.)
+    let key = std::fs::read_to_string(node.file("host.pub")).unwrap();
+    let key_b64 = key.split_whitespace().nth(1).unwrap();
+    assert!(std::fs::read_to_string(node.file("empty_known_hosts"))
+        .unwrap()
+        .contains(key_b64));
+}

@@ -9,5 +9,6 @@ mod kubeconfig;
 mod provider;
 mod rbac;
 mod render;
+mod sshd;
 mod test;
 mod tools;
