@@ -22,6 +22,14 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// A ClusterRoleBinding or RoleBinding for OIDC groups/users, prefixes applied.
+    Rbac(RbacArgs),
+    /// Add or update a kubeconfig user and context that log in with kubelogin.
+    Kubeconfig(KubeconfigArgs),
+    /// Preflight: is the provider reachable and configured as the API server needs?
+    Check(CheckArgs),
+    /// Verify an ID token as kube-apiserver would and show the user, groups and RBAC matches.
+    Explain(ExplainArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -117,7 +125,123 @@ pub(crate) struct CreateArgs {
     pub(crate) verbose: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
+    /// Do not run the preflight check (`k8soidc check`) first.
+    #[arg(long)]
+    pub(crate) skip_check: bool,
     /// Arguments passed through to the distribution's tool (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) extra: Vec<String>,
+}
+
+/// Output format of commands that print a Kubernetes object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum ObjectOutput {
+    #[default]
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RbacArgs {
+    /// Group as the provider sends it (the groups prefix is added); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) group: Vec<String>,
+    /// User as the username claim carries it (the username prefix is added); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) user: Vec<String>,
+    /// ClusterRole to bind [default: cluster-admin].
+    #[arg(long, value_name = "ROLE")]
+    pub(crate) clusterrole: Option<String>,
+    /// Role to bind in --namespace (makes a RoleBinding).
+    #[arg(long, value_name = "ROLE")]
+    pub(crate) role: Option<String>,
+    /// Namespace of a RoleBinding.
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+    /// Binding name [default: oidc-<subject>-<role>].
+    #[arg(long, value_name = "BINDING")]
+    pub(crate) name: Option<String>,
+    /// Apply it with `kubectl apply -f -`.
+    #[arg(long)]
+    pub(crate) apply: bool,
+    /// kubeconfig for kubectl.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// kubeconfig context for kubectl.
+    #[arg(long, value_name = "CONTEXT")]
+    pub(crate) context: Option<String>,
+    /// With --apply: print the YAML and the command, run nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub(crate) output: ObjectOutput,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KubeconfigArgs {
+    /// Cluster entry the new context uses (created when --server is given and it is missing).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) cluster: String,
+    /// API server URL, for a new cluster entry.
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// The cluster's CA file, for a new cluster entry (not the IdP CA: that is --ca-file).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) certificate_authority: Option<String>,
+    /// kubeconfig to edit [default: first path of $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// Print the diff and the equivalent kubectl commands, change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Also fetch discovery from this control-plane node over SSH (`[user@]host[:port]`).
+    #[arg(long, value_name = "HOST")]
+    pub(crate) ssh: Option<String>,
+    /// SSH private key for --ssh.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ssh_identity: Option<String>,
+    /// Extra `ssh -o` option for --ssh, e.g. `UserKnownHostsFile=FILE` (repeatable).
+    #[arg(long, value_name = "OPTION")]
+    pub(crate) ssh_option: Vec<String>,
+    /// Trust and remember an unknown SSH host key (default: refuse unknown hosts).
+    #[arg(long)]
+    pub(crate) accept_new_host_key: bool,
+    /// Output format (text or json).
+    #[arg(short, long, value_enum, default_value_t)]
+    pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// File holding the ID token, or `-` for stdin. It is never printed.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token: String,
+    /// Verify against this JWKS file instead of fetching the provider's (offline).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) jwks: Option<String>,
+    /// RBAC bindings (YAML/JSON: one, a list, a `kind: List`, or multi-document) to match.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) rbac: Option<String>,
+    /// Read the bindings from the cluster with kubectl, using this kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// kubeconfig context for kubectl (reads the bindings from the cluster).
+    #[arg(long, value_name = "CONTEXT")]
+    pub(crate) context: Option<String>,
+    /// Output format (text or json).
+    #[arg(short, long, value_enum, default_value_t)]
+    pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
 }

@@ -26,6 +26,9 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     check_name(d, &args.name)?;
     let s = crate::config::settings(&args.oidc, env)?;
+    if !args.skip_check {
+        crate::check::require_preflight(&s)?;
+    }
     let req = ClusterRequest {
         name: args.name.clone(),
         staging_dir: staging_dir(d, &args.name)?,

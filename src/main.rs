@@ -1,10 +1,14 @@
 //! k8soidc: configure Kubernetes API-server OpenID Connect, safely and reversibly.
 
+mod check;
 mod cli;
 mod config;
 mod create;
 mod error;
 mod exec;
+mod explain;
+mod kubeconfig;
+mod rbac;
 mod render;
 mod ui;
 
@@ -37,5 +41,9 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
             clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Rbac(a) => rbac::run(a, env),
+        cli::Command::Kubeconfig(a) => kubeconfig::run(a, env),
+        cli::Command::Check(a) => check::run(a, env),
+        cli::Command::Explain(a) => explain::run(a, env),
     }
 }

@@ -6,6 +6,7 @@ use crate::test::Test;
 fn base() -> Vec<&'static str> {
     vec![
         "create",
+        "--skip-check",
         "--distro",
         "k3d",
         "--yes",
@@ -118,6 +119,7 @@ fn no_tty_needs_yes() {
         .fake("k3d")
         .args([
             "create",
+            "--skip-check",
             "--distro",
             "k3d",
             "--issuer-url",

@@ -4,8 +4,10 @@ use crate::test::Test;
 
 const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n";
 
+/// The OIDC flags; `--skip-check` because idp.example.com must never be contacted.
 fn oidc() -> Vec<&'static str> {
     vec![
+        "--skip-check",
         "--issuer-url",
         "https://idp.example.com",
         "--client-id",
@@ -251,7 +253,15 @@ fn settings_from_env_and_file_with_flags_winning() {
         .fake("k3d")
         .write("k8soidc.yaml", "issuer-url: https://file.example.com\nclient-id: from-file\ngroups-claim: groups\nrequired-claim:\n  - hd=example.com\n")
         .env("K8SOIDC_CLIENT_ID", "from-env")
-        .args(["create", "--distro", "k3d", "--dry-run", "--groups-claim", "roles"])
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--dry-run",
+            "--skip-check",
+            "--groups-claim",
+            "roles",
+        ])
         .run()
         .success();
     assert!(

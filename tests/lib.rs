@@ -2,6 +2,13 @@
 //! Each test runs the real binary in a temporary HOME with fake distribution tools on PATH.
 
 mod bad_input;
+mod check;
 mod create;
+mod explain;
+mod kubeconfig;
+mod provider;
+mod rbac;
 mod render;
+mod sshd;
 mod test;
+mod tools;

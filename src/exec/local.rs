@@ -84,7 +84,6 @@ fn run_command(
 }
 
 /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
-#[allow(dead_code)] // used by kubeconfig and file patching
 pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -1,0 +1,405 @@
+//! `k8soidc check`: the preflight. Fetches the provider's discovery document and key set the
+//! way kube-apiserver will (with `--ca-file` as the only extra root), judges them with
+//! `backends::preflight`, and with `--ssh` repeats the fetch from the control-plane node with
+//! `curl`, with and without the CA, to tell whether the API server needs `--oidc-ca-file`.
+//! Also run by `create` (unless `--skip-check`): nothing runs when a check fails.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use backends::preflight::{check_discovery, check_jwks, discovery_url, table, Check, Status};
+use backends::shell;
+use backends::OidcSettings;
+use serde_json::Value;
+
+use crate::cli::{CheckArgs, Output};
+use crate::error::Error;
+use crate::ui::Env;
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTPS client that trusts the system roots plus `--ca-file`, with timeouts.
+pub(crate) fn http_client(s: &OidcSettings) -> Result<reqwest::blocking::Client, Error> {
+    let mut b = reqwest::blocking::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::limited(5));
+    if let Some(ca) = &s.ca {
+        let certs = reqwest::Certificate::from_pem_bundle(ca.pem.as_bytes()).map_err(|e| {
+            Error::Input(format!(
+                "invalid --ca-file `{}`: {e}; give the provider's CA certificate in PEM form",
+                ca.local_path
+            ))
+        })?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build()
+        .map_err(|e| Error::Other(format!("cannot set up HTTPS: {e}")))
+}
+
+/// Why a fetch failed, and the fix.
+fn explain_fetch_error(e: &reqwest::Error, s: &OidcSettings) -> (String, String) {
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        chain.push_str(": ");
+        chain.push_str(&x.to_string());
+        src = x.source();
+    }
+    let lower = chain.to_lowercase();
+    let fix = if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("tls")
+    {
+        if s.ca.is_some() {
+            "the certificate does not chain to --ca-file or does not name this host: give the CA that signed the provider's certificate".to_string()
+        } else {
+            "the provider's certificate is not trusted by the system roots: pass `--ca-file` with its CA (the API server then gets --oidc-ca-file too)".to_string()
+        }
+    } else if e.is_timeout() {
+        "the provider did not answer in time: check the URL, firewalls and proxies".to_string()
+    } else if e.is_connect() {
+        "cannot connect: is the provider running and is the host/port in --issuer-url right?"
+            .to_string()
+    } else {
+        "check the issuer URL".to_string()
+    };
+    (chain, fix)
+}
+
+/// GETs `url` and parses JSON, or returns the FAIL row.
+fn get_json(
+    client: &reqwest::blocking::Client,
+    s: &OidcSettings,
+    name: &str,
+    url: &str,
+) -> Result<Value, Check> {
+    let resp = client.get(url).send().map_err(|e| {
+        let (why, fix) = explain_fetch_error(&e, s);
+        Check::fail(name, format!("GET {url}: {why}"), fix)
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(Check::fail(
+            name,
+            format!("GET {url}: HTTP {status}"),
+            "no document there: check the issuer path (Keycloak: /realms/NAME, Dex: the `issuer` of its config)",
+        ));
+    }
+    let body = resp
+        .text()
+        .map_err(|e| Check::fail(name, format!("GET {url}: {e}"), "retry; check the provider"))?;
+    serde_json::from_str(&body).map_err(|e| {
+        Check::fail(
+            name,
+            format!("GET {url}: not JSON ({e})"),
+            "the URL does not serve an OpenID Connect document: check the issuer",
+        )
+    })
+}
+
+/// The discovery document, or the FAIL row.
+pub(crate) fn fetch_discovery(
+    client: &reqwest::blocking::Client,
+    s: &OidcSettings,
+) -> Result<Value, Check> {
+    get_json(client, s, "discovery", &discovery_url(&s.issuer_url))
+}
+
+/// The JWKS named by the discovery document, or the FAIL row.
+pub(crate) fn fetch_jwks(
+    client: &reqwest::blocking::Client,
+    s: &OidcSettings,
+    doc: &Value,
+) -> Result<Value, Check> {
+    let Some(uri) = doc.get("jwks_uri").and_then(Value::as_str) else {
+        return Err(Check::fail(
+            "jwks",
+            "the discovery document has no jwks_uri",
+            "the provider must publish its keys",
+        ));
+    };
+    get_json(client, s, "jwks", uri)
+}
+
+/// The local checks (no SSH).
+pub(crate) fn local_checks(s: &OidcSettings) -> Result<Vec<Check>, Error> {
+    let mut out = Vec::new();
+    match backends::settings::check_issuer(&s.issuer_url) {
+        Ok(warnings) if warnings.is_empty() => out.push(Check::pass(
+            "issuer-url",
+            format!("{} is an https URL without query or fragment", s.issuer_url),
+        )),
+        Ok(warnings) => out.push(Check::warn(
+            "issuer-url",
+            warnings.join("; "),
+            "make sure tokens carry exactly this `iss`",
+        )),
+        Err(e) => {
+            out.push(Check::fail("issuer-url", e.to_string(), "see the message"));
+            return Ok(out);
+        }
+    }
+    let client = http_client(s)?;
+    let doc = match fetch_discovery(&client, s) {
+        Ok(d) => d,
+        Err(c) => {
+            out.push(c);
+            return Ok(out);
+        }
+    };
+    out.push(Check::pass(
+        "discovery",
+        format!("fetched {}", discovery_url(&s.issuer_url)),
+    ));
+    out.extend(check_discovery(s, &doc));
+    match fetch_jwks(&client, s, &doc) {
+        Ok(jwks) => out.push(check_jwks(s, &jwks)),
+        Err(c) => out.push(c),
+    }
+    Ok(out)
+}
+
+/// Runs the preflight for `create`: prints the table and fails when any check fails.
+pub(crate) fn require_preflight(s: &OidcSettings) -> Result<(), Error> {
+    let checks = local_checks(s)?;
+    if checks.iter().any(|c| c.status == Status::Fail) {
+        eprint!("{}", table(&checks));
+        return Err(Error::Other(
+            "preflight check failed (see above), nothing was run; fix it, or pass --skip-check to go ahead anyway".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What a bounded run returned.
+pub(crate) struct Ran {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// Runs a program (argv) with optional stdin, killing it after `limit`.
+pub(crate) fn run_bounded(
+    program: &str,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    limit: Duration,
+) -> Result<Ran, Error> {
+    let mut expr = duct::cmd(program, args)
+        .unchecked()
+        .stdout_capture()
+        .stderr_capture();
+    expr = match stdin {
+        Some(b) => expr.stdin_bytes(b.to_vec()),
+        None => expr.stdin_null(),
+    };
+    let handle = expr
+        .start()
+        .map_err(|e| Error::Other(format!("cannot start `{program}`: {e}")))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match handle.try_wait() {
+            Ok(Some(out)) => {
+                return Ok(Ran {
+                    code: out.status.code(),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                })
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Error::Other(format!("`{program}` failed to run: {e}"))),
+        }
+        if Instant::now() > deadline {
+            let _ = handle.kill();
+            return Err(Error::Other(format!(
+                "`{program}` did not finish within {}s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The remote command that fetches `url` trusting the CA read from stdin: the certificate goes
+/// to a `mktemp` file on the node, never into the command line.
+fn remote_with_ca(url: &str) -> String {
+    format!(
+        "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" {}; rc=$?; rm -f \"$f\"; exit $rc",
+        shell::quote(url)
+    )
+}
+
+/// A command's stderr on one line, for a table cell.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `ssh` argv for `dest` (`[user@]host[:port]`) running `remote` (a shell command line).
+fn ssh_argv(args: &CheckArgs, dest: &str, remote: &str) -> Result<Vec<String>, Error> {
+    let (host, port) = match dest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => (h, Some(p)),
+        _ => (dest, None),
+    };
+    if host.is_empty()
+        || host.starts_with('-')
+        || host.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::Input(format!(
+            "invalid --ssh `{}`: give `[user@]host[:port]`",
+            backends::escape(dest)
+        )));
+    }
+    let mut v: Vec<String> = vec![
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        format!(
+            "StrictHostKeyChecking={}",
+            if args.accept_new_host_key {
+                "accept-new"
+            } else {
+                "yes"
+            }
+        ),
+        "-o".into(),
+        "ConnectTimeout=10".into(),
+    ];
+    for o in &args.ssh_option {
+        if o.starts_with('-') || !o.contains('=') {
+            return Err(Error::Input(format!(
+                "invalid --ssh-option `{}`: give KEY=VALUE as for `ssh -o`",
+                backends::escape(o)
+            )));
+        }
+        v.push("-o".into());
+        v.push(o.clone());
+    }
+    if let Some(i) = &args.ssh_identity {
+        v.push("-i".into());
+        v.push(i.clone());
+    }
+    if let Some(p) = port {
+        v.push("-p".into());
+        v.push(p.to_string());
+    }
+    v.push("--".into());
+    v.push(host.to_string());
+    v.push(remote.to_string());
+    Ok(v)
+}
+
+/// Fetches discovery on the node, without and with the CA.
+fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Check>, Error> {
+    let url = discovery_url(&s.issuer_url);
+    let limit = Duration::from_secs(30);
+    let mut out = Vec::new();
+    let curl = shell::join(["curl", "-fsS", "--max-time", "10", url.as_str()]);
+    let judge = |ran: &Ran| -> Result<(), String> {
+        if ran.code != Some(0) {
+            return Err(format!(
+                "exit {}: {}",
+                ran.code.map(|c| c.to_string()).unwrap_or("signal".into()),
+                one_line(&ran.stderr)
+            ));
+        }
+        let doc: Value =
+            serde_json::from_str(&ran.stdout).map_err(|e| format!("not JSON ({e})"))?;
+        match doc.get("issuer").and_then(Value::as_str) {
+            Some(i) if i == s.issuer_url => Ok(()),
+            other => Err(format!("issuer there is {other:?}, not {:?}", s.issuer_url)),
+        }
+    };
+    let plain = run_bounded("ssh", &ssh_argv(args, dest, &curl)?, None, limit)?;
+    if plain.code == Some(255) {
+        out.push(Check::fail(
+            "ssh",
+            format!("ssh {dest}: {}", one_line(&plain.stderr)),
+            "check the host, user and key; an unknown host key is refused: add it to known_hosts or pass --accept-new-host-key",
+        ));
+        return Ok(out);
+    }
+    let no_ca = judge(&plain);
+    match &no_ca {
+        Ok(()) => out.push(Check::pass(
+            "node-no-ca",
+            format!(
+                "{dest} fetches {url} with its system CAs: the API server needs no --oidc-ca-file"
+            ),
+        )),
+        Err(why) if s.ca.is_some() => out.push(Check::warn(
+            "node-no-ca",
+            format!("{dest} cannot fetch {url} with its system CAs ({why})"),
+            "the API server needs --oidc-ca-file (k8soidc sets it from --ca-file)",
+        )),
+        Err(why) => out.push(Check::fail(
+            "node-no-ca",
+            format!("{dest} cannot fetch {url} ({why})"),
+            if why.contains("exit 60") {
+                "the node does not trust the provider's certificate: pass `--ca-file` with its CA"
+            } else {
+                "make the provider reachable from the node (DNS, routes, firewall)"
+            },
+        )),
+    }
+    if let Some(ca) = &s.ca {
+        // The CA travels on stdin into a temp file; the command line holds no certificate.
+        let remote = remote_with_ca(&url);
+        let with = run_bounded(
+            "ssh",
+            &ssh_argv(args, dest, &remote)?,
+            Some(ca.pem.as_bytes()),
+            limit,
+        )?;
+        match judge(&with) {
+            Ok(()) => out.push(Check::pass(
+                "node-with-ca",
+                format!(
+                    "{dest} fetches {url} with --ca-file{}",
+                    if no_ca.is_err() { ": the API server needs --oidc-ca-file" } else { "" }
+                ),
+            )),
+            Err(why) => out.push(Check::fail(
+                "node-with-ca",
+                format!("{dest} cannot fetch {url} even with --ca-file ({why})"),
+                "give the CA that signed the provider's certificate, and make the provider reachable from the node",
+            )),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn run(args: CheckArgs, env: &Env) -> Result<ExitCode, Error> {
+    let s = crate::config::settings(&args.oidc, env)?;
+    let mut checks = local_checks(&s)?;
+    if let Some(dest) = args.ssh.clone() {
+        checks.extend(ssh_checks(&args, &s, &dest)?);
+    }
+    let text = match args.output {
+        Output::Json => serde_json::to_string_pretty(&checks).expect("plain data") + "\n",
+        Output::Yaml => serde_yaml_ng::to_string(&checks).expect("plain data"),
+        Output::Text => table(&checks),
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("stdout", e))?;
+    Ok(if checks.iter().any(|c| c.status == Status::Fail) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_travels_on_stdin_not_in_argv() {
+        assert_eq!(
+            remote_with_ca("https://idp.example.com/a b/.well-known/openid-configuration"),
+            "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" 'https://idp.example.com/a b/.well-known/openid-configuration'; rc=$?; rm -f \"$f\"; exit $rc"
+        );
+    }
+}

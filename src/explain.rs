@@ -1,0 +1,281 @@
+//! `k8soidc explain`: verifies an ID token as kube-apiserver does (issuer, audience, expiry,
+//! not-before, algorithm, signature against the JWKS, then the claims), prints the user and
+//! groups it becomes, or the exact error the API server would log; optionally which RBAC
+//! bindings match and which nearly do. The raw token and its signature are never printed.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backends::identity::{
+    claims_rejection, from_claims, parse_token, signature_rejection, verify_claims, Identity,
+    Rejection, Token, Verified,
+};
+use backends::rbac::{matches, parse_bindings, Matches};
+use backends::OidcSettings;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{ExplainArgs, Output};
+use crate::error::Error;
+use crate::ui::Env;
+
+#[derive(Serialize)]
+struct Report {
+    accepted: bool,
+    passed: Vec<Verified>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejection: Option<Rejection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<Identity>,
+    username_prefix: String,
+    username_prefix_reason: String,
+    groups_prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rbac: Option<Matches>,
+}
+
+fn read_token(path: &str) -> Result<String, Error> {
+    let mut text = String::new();
+    if path == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io("stdin", e))?;
+    } else {
+        text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Input(format!(
+                "invalid --token `{path}`: cannot read it ({e}); give a file with the ID token, or `-` for stdin"
+            ))
+        })?;
+    }
+    Ok(text.trim().to_string())
+}
+
+/// The key set: `--jwks FILE`, or the provider's (discovery, then jwks_uri).
+fn key_set(args: &ExplainArgs, s: &OidcSettings) -> Result<Value, Error> {
+    if let Some(f) = &args.jwks {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            Error::Input(format!(
+                "invalid --jwks `{f}`: cannot read it ({e}); give the provider's JWKS JSON file"
+            ))
+        })?;
+        return serde_json::from_str(&text).map_err(|e| {
+            Error::Input(format!(
+                "invalid --jwks `{f}`: not JSON ({e}); give the provider's JWKS JSON file"
+            ))
+        });
+    }
+    let client = crate::check::http_client(s)?;
+    let failed = |c: backends::preflight::Check| {
+        Error::Other(format!(
+            "cannot get the provider's keys: {}; {}",
+            c.detail,
+            c.fix.unwrap_or_default()
+        ))
+    };
+    let doc = crate::check::fetch_discovery(&client, s).map_err(failed)?;
+    crate::check::fetch_jwks(&client, s, &doc).map_err(failed)
+}
+
+/// Verifies the signature with the keys whose `kid` matches (all keys when the token has none),
+/// as go-oidc `jwks.go` does.
+fn verify_signature(t: &Token, jwks: &Value) -> Result<String, Rejection> {
+    let alg = t
+        .header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let algorithm = jsonwebtoken::Algorithm::from_str(alg)
+        .map_err(|_| signature_rejection(&format!("unknown algorithm {alg:?}")))?;
+    let kid = t.header.get("kid").and_then(Value::as_str);
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut tried = 0;
+    for k in &keys {
+        let key_kid = k.get("kid").and_then(Value::as_str);
+        if kid.is_some() && key_kid != kid {
+            continue;
+        }
+        let Ok(jwk) = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()) else {
+            continue;
+        };
+        let Ok(key) = jsonwebtoken::DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        tried += 1;
+        if let Ok(true) =
+            jsonwebtoken::crypto::verify(&t.signature, t.signing_input.as_bytes(), &key, algorithm)
+        {
+            return Ok(format!(
+                "verified with key {}",
+                key_kid.unwrap_or("(no kid)")
+            ));
+        }
+    }
+    Err(signature_rejection(&match (kid, tried) {
+        (Some(k), 0) => format!("no key with kid {k:?} in the JWKS"),
+        (_, 0) => "no usable key in the JWKS".to_string(),
+        (_, n) => format!("{n} key(s) tried, none verifies the signature"),
+    }))
+}
+
+fn load_bindings(args: &ExplainArgs) -> Result<Option<Vec<backends::rbac::Binding>>, Error> {
+    let text = if let Some(f) = &args.rbac {
+        std::fs::read_to_string(f).map_err(|e| {
+            Error::Input(format!(
+                "invalid --rbac `{f}`: cannot read it ({e}); give a YAML or JSON file of bindings"
+            ))
+        })?
+    } else if args.kubeconfig.is_some() || args.context.is_some() {
+        let cmd = crate::rbac::kubectl(
+            args.kubeconfig.as_deref(),
+            args.context.as_deref(),
+            &[
+                "get",
+                "clusterrolebindings,rolebindings",
+                "-A",
+                "-o",
+                "json",
+            ],
+        );
+        let ran =
+            crate::check::run_bounded(&cmd.program, &cmd.args, None, Duration::from_secs(60))?;
+        if ran.code != Some(0) {
+            return Err(Error::CommandFailed {
+                command: cmd.to_shell(),
+                host: None,
+                status: format!("exit status {}", ran.code.unwrap_or(-1)),
+                stderr: ran.stderr,
+            });
+        }
+        ran.stdout
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(parse_bindings(&text)?))
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn run(args: ExplainArgs, env: &Env) -> Result<ExitCode, Error> {
+    let s = crate::config::settings(&args.oidc, env)?;
+    let raw = read_token(&args.token)?;
+    let bindings_list = load_bindings(&args)?;
+    let mut report = Report {
+        accepted: false,
+        passed: vec![],
+        rejection: None,
+        identity: None,
+        username_prefix: s.effective_username_prefix(),
+        username_prefix_reason: s.username_prefix_reason(),
+        groups_prefix: s.effective_groups_prefix(),
+        rbac: None,
+    };
+    match parse_token(&raw) {
+        Err(text) => {
+            // oidc.go hasCorrectIssuer cannot read `iss` either: the token is skipped silently.
+            report.rejection = Some(Rejection {
+                step: "parse",
+                apiserver_error: String::new(),
+                explanation: format!("{text}: not a JWT; kube-apiserver's OIDC authenticator skips it (no error logged) and the request gets 401"),
+            });
+        }
+        Ok(t) => match verify_claims(&s, &t, now()) {
+            Err(r) => report.rejection = Some(r),
+            Ok(passed) => {
+                report.passed = passed;
+                let jwks = key_set(&args, &s)?;
+                match verify_signature(&t, &jwks) {
+                    Err(r) => report.rejection = Some(r),
+                    Ok(detail) => {
+                        report.passed.push(Verified {
+                            name: "signature",
+                            detail,
+                        });
+                        match from_claims(&s, &t.claims) {
+                            Err(text) => report.rejection = Some(claims_rejection(text)),
+                            Ok(id) => {
+                                report.accepted = true;
+                                if let Some(list) = &bindings_list {
+                                    report.rbac = Some(matches(&s, &id, list));
+                                }
+                                report.identity = Some(id);
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    }
+    let text = match args.output {
+        Output::Json => serde_json::to_string_pretty(&report).expect("plain data") + "\n",
+        Output::Yaml => serde_yaml_ng::to_string(&report).expect("plain data"),
+        Output::Text => text_report(&report),
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("stdout", e))?;
+    Ok(if report.accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn text_report(r: &Report) -> String {
+    let mut out = String::new();
+    for v in &r.passed {
+        out.push_str(&format!("PASS  {:10}  {}\n", v.name, v.detail));
+    }
+    if let Some(rej) = &r.rejection {
+        out.push_str(&format!("FAIL  {:10}  {}\n", rej.step, rej.explanation));
+        if rej.apiserver_error.is_empty() {
+            out.push_str("rejected: kube-apiserver logs no OIDC error for this token (it is not for this issuer)\n");
+        } else {
+            out.push_str(&format!(
+                "rejected: kube-apiserver logs: {}\n",
+                rej.apiserver_error
+            ));
+        }
+    }
+    if let Some(id) = &r.identity {
+        out.push_str(&format!(
+            "username: {}\n  prefix {:?}: {}\n",
+            id.username, r.username_prefix, r.username_prefix_reason
+        ));
+        out.push_str(&format!("groups: {}\n", id.groups.join(", ")));
+        if !r.groups_prefix.is_empty() {
+            out.push_str(&format!(
+                "  prefix {:?} (--groups-prefix)\n",
+                r.groups_prefix
+            ));
+        }
+    }
+    if let Some(m) = &r.rbac {
+        if m.matches.is_empty() {
+            out.push_str("rbac: no binding matches this user\n");
+        }
+        for x in &m.matches {
+            out.push_str(&format!(
+                "rbac: {} grants {} to {}\n",
+                x.binding, x.role, x.subject
+            ));
+        }
+        for x in &m.near_misses {
+            out.push_str(&format!(
+                "rbac: near miss {} subject {}: {}\n",
+                x.binding, x.subject, x.reason
+            ));
+        }
+    }
+    out
+}

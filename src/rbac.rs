@@ -1,0 +1,102 @@
+//! `k8soidc rbac`: a ClusterRoleBinding or RoleBinding whose subjects carry the prefixes
+//! kube-apiserver applies, printed or applied with `kubectl apply -f -`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use backends::rbac::{binding, BindingRequest};
+use backends::{Command, Plan, Step, Target};
+
+use crate::cli::{ObjectOutput, RbacArgs};
+use crate::error::Error;
+use crate::ui::Env;
+
+/// `kubectl [--kubeconfig F] [--context C] <args…>`.
+pub(crate) fn kubectl(kubeconfig: Option<&str>, context: Option<&str>, args: &[&str]) -> Command {
+    let mut argv: Vec<String> = Vec::new();
+    if let Some(k) = kubeconfig {
+        argv.push(format!("--kubeconfig={k}"));
+    }
+    if let Some(c) = context {
+        argv.push(format!("--context={c}"));
+    }
+    argv.extend(args.iter().map(|a| a.to_string()));
+    Command::new("kubectl", argv)
+}
+
+pub(crate) fn run(args: RbacArgs, env: &Env) -> Result<ExitCode, Error> {
+    let s = crate::config::settings(&args.oidc, env)?;
+    let req = BindingRequest {
+        name: args.name.clone(),
+        groups: args.group.clone(),
+        users: args.user.clone(),
+        cluster_role: args.clusterrole.clone(),
+        role: args.role.clone(),
+        namespace: args.namespace.clone(),
+    };
+    let generated = binding(&s, &req)?;
+    let text = match args.output {
+        ObjectOutput::Yaml => generated.to_yaml(),
+        ObjectOutput::Json => {
+            for n in &generated.notes {
+                eprintln!("note: {n}");
+            }
+            serde_json::to_string_pretty(&generated.binding).expect("plain struct serialises")
+                + "\n"
+        }
+    };
+    let mut stdout = std::io::stdout();
+    if !args.apply {
+        if args.dry_run {
+            return Err(Error::Input(
+                "invalid --dry-run without --apply: without --apply nothing is run anyway; add --apply to see the command".into(),
+            ));
+        }
+        stdout
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::io("stdout", e))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let command = kubectl(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        &["apply", "-f", "-"],
+    );
+    let plan = Plan {
+        title: format!("apply {}", generated.binding.id()),
+        steps: vec![Step::Run {
+            on: Target::Local,
+            command,
+            sudo: false,
+            stdin: Some(text.clone()),
+            why: format!("apply {} with kubectl", generated.binding.id()),
+        }],
+        notes: vec![],
+    };
+    if args.dry_run {
+        stdout
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::io("stdout", e))?;
+        let Step::Run { command, .. } = &plan.steps[0] else {
+            unreachable!("built above")
+        };
+        writeln!(
+            stdout,
+            "# would run (the YAML above on stdin):\n# + {command}"
+        )
+        .map_err(|e| Error::io("stdout", e))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::exec::check_programs(&[(
+        "kubectl",
+        "install it: https://kubernetes.io/docs/tasks/tools/",
+    )])?;
+    if matches!(args.output, ObjectOutput::Yaml) {
+        for n in &generated.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    crate::exec::run_plan(&plan, env, true)?;
+    eprintln!("applied {}", generated.binding.id());
+    Ok(ExitCode::SUCCESS)
+}
