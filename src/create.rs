@@ -26,9 +26,6 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     check_name(d, &args.name)?;
     let s = crate::config::settings(&args.oidc, env)?;
-    if !args.skip_check {
-        crate::check::require_preflight(&s)?;
-    }
     let req = ClusterRequest {
         name: args.name.clone(),
         staging_dir: staging_dir(d, &args.name)?,
@@ -36,6 +33,14 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     };
     let b = backend(d);
     let plan = b.create_plan(&s, &req)?;
+    if !args.skip_check {
+        match crate::check::require_preflight(&s) {
+            Ok(()) => {}
+            // A dry run only reads, so it still shows the plan; a real run stops here.
+            Err(_) if args.dry_run => eprintln!("warning: the preflight check failed (see above): a real run would stop here; fix it, or pass --skip-check"),
+            Err(e) => return Err(e),
+        }
+    }
     if args.dry_run {
         std::io::stdout()
             .write_all(plan.to_string().as_bytes())

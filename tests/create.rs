@@ -374,3 +374,54 @@ fn kind_refuses_two_required_claims_before_running() {
     );
     assert!(out.calls().is_empty());
 }
+
+#[test]
+fn dry_run_reports_a_failed_preflight_but_still_prints_the_plan() {
+    // A closed loopback port: the preflight fails fast and nothing leaves the machine.
+    let out = Test::new()
+        .fake("k3d")
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--dry-run",
+            "--issuer-url",
+            "https://127.0.0.1:9/",
+            "--client-id",
+            "k",
+            "--username-prefix",
+            "-",
+        ])
+        .run()
+        .success();
+    assert!(
+        out.stdout.contains("+ k3d cluster create oidc "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("FAIL  discovery"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "warning: the preflight check failed (see above): a real run would stop here"
+        ),
+        "{}",
+        out.stderr
+    );
+    let real = Test::new()
+        .fake("k3d")
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--yes",
+            "--issuer-url",
+            "https://127.0.0.1:9/",
+            "--client-id",
+            "k",
+            "--username-prefix",
+            "-",
+        ])
+        .run()
+        .status(1);
+    assert!(real.calls().is_empty(), "{:?}", real.calls());
+}

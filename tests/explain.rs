@@ -233,8 +233,10 @@ fn edge_case_tokens() {
         ("unknown signer", "other", json!({}), vec![], Want::Error("oidc: verify token: failed to verify signature: failed to verify id token signature")),
         // oidc.go: `if !hasCorrectIssuer(a.issuerURL, token) { return nil, false, nil }`: skipped, nothing logged.
         ("other issuer", "rsa", json!({"iss": "https://idp.test.invalid/"}), vec![], Want::Error("")),
-        // go-oidc verify.go: nbf in the future beyond the 5-minute leeway.
+        // go-oidc v2 verify.go: nbf in the future beyond the 1-minute leeway.
         ("not yet valid", "rsa", json!({"nbf": now() + 3600}), vec![], Want::Error("oidc: verify token: oidc: current time ")),
+        ("nbf two minutes ahead", "rsa", json!({"nbf": now() + 120}), vec![], Want::Error("oidc: verify token: oidc: current time ")),
+        ("nbf within the leeway", "rsa", json!({"nbf": now() + 30}), vec![], Want::User("oidc:jane@example.com", &["oidc:k8s-admins", "oidc:devs", "system:authenticated"])),
         // oidc.go: `oidc: parse username claims %q: claim not present`.
         ("no username claim", "rsa", json!({"email": null}), vec![], Want::Error("oidc: parse username claims \"email\": claim not present")),
     ];

@@ -4,7 +4,8 @@
 //! (`AuthenticateToken`: `hasCorrectIssuer`, then `verifier.Verify` wrapped as
 //! "oidc: verify token: %v", then the claims) and coreos/go-oidc `verify.go` (`Verify`: issuer,
 //! audience "oidc: expected audience %q got %q", expiry "oidc: token is expired (Token Expiry: %v)"
-//! without leeway, nbf with 5 minutes leeway, algorithm "oidc: id token signed with unsupported
+//! without leeway, nbf with a 1-minute leeway (go-oidc v2, which kube-apiserver vendors as
+//! `github.com/coreos/go-oidc v2.x+incompatible`; v3 would allow 5 minutes), algorithm "oidc: id token signed with unsupported
 //! algorithm, expected %q got %q", then the signature "failed to verify signature: %v" with
 //! `jwks.go`'s "failed to verify id token signature").
 
@@ -294,9 +295,9 @@ pub fn verify_claims(s: &OidcSettings, t: &Token, now: i64) -> Result<Vec<Verifi
             ));
         }
     }
-    // go-oidc verify.go: nbf is checked with a 5-minute leeway for clock skew.
+    // go-oidc v2 verify.go: `leeway := 1 * time.Minute; if nowTime.Add(leeway).Before(nbfTime)`.
     if let Some(nbf) = num(&t.claims, "nbf") {
-        if now + 300 < nbf {
+        if now + 60 < nbf {
             return Err(wrap(
                 "not-before",
                 format!(
