@@ -575,10 +575,14 @@ impl Backend for Kops {
                 "replace control-plane instances that booted before the OIDC settings (nodeup writes the API-server manifest at boot; nothing to do for instances the update just created)",
             ),
         ];
+        let mut notes = rendering.summary();
+        if state.is_empty() {
+            notes.push("no `--state` after `--`: every kops command reads the state store from KOPS_STATE_STORE".into());
+        }
         Ok(Plan {
             title: format!("create kops cluster `{name}` with OIDC"),
             steps,
-            notes: rendering.summary(),
+            notes,
         })
     }
 }
@@ -1021,6 +1025,14 @@ mod tests {
         assert!(e.starts_with("kops: `--name=other` after `--`"), "{e}");
         req.extra_args = vec!["--state".into()];
         assert!(Kops.create_plan(&settings(), &req).is_err());
+    }
+
+    #[test]
+    fn create_without_state_says_where_it_comes_from() {
+        let plan = Kops.create_plan(&settings(), &request()).unwrap();
+        assert!(plan.to_string().contains(
+            "# note: no `--state` after `--`: every kops command reads the state store from KOPS_STATE_STORE\n"
+        ));
     }
 
     #[test]
