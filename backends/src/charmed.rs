@@ -1,27 +1,653 @@
-//! Charmed Kubernetes backend (to be written).
+//! Charmed Kubernetes (Juju): the `kubernetes-control-plane` charm passes its
+//! `api-extra-args` option ("Space separated list of flags and key=value pairs", keys without
+//! dashes) to kube-apiserver; there are no dedicated OIDC options
+//! (charmed-kubernetes/charm-kubernetes-control-plane `charmcraft.yaml`). `juju config`
+//! applies to every unit. The charm was called `kubernetes-master` before 1.24.
+//!
+//! How the charm reads the option (charmed-kubernetes/charm-lib-kubernetes-snaps
+//! `charms/kubernetes_snaps.py`, `parse_extra_args`, `configure_kubernetes_service`):
+//! - it splits on white space and partitions each word on the first `=` into a **dict**, so a
+//!   value cannot hold white space and a repeated key keeps only its last value: one
+//!   `oidc-required-claim` at most (flags mode refuses more; config mode puts them in a file);
+//! - it writes each pair as `--key="value"` into `snap set kube-apiserver args=...`, so the
+//!   snap's service script parses the values with a shell: `"`, `$`, `` ` `` and `\` are
+//!   refused (inference from the added double quotes).
+//!
+//! Files (CA, AuthenticationConfiguration) go to [`NODE_DIR`] on every control-plane unit, next
+//! to the charm's own certificates in `/root/cdk`. Juju has no command that copies a file to
+//! every unit of an application (`juju scp` takes one unit), but `juju exec --application`
+//! runs one shell command as root on every unit of the application, and a single argument is
+//! passed to the unit's shell unchanged (juju `cmd/juju/action/exec.go`). So each file travels
+//! base64-encoded inside that command (a CA and an AuthenticationConfiguration are public;
+//! there is no secret in them), which bounds its size by the argument limit.
+//!
+//! The API server exits when `--oidc-ca-file` or `--authentication-config` names a missing
+//! file, so a new deployment first gets only the flags that need no file (in the overlay),
+//! then `juju wait-for` (Juju 3) the control plane, then the files, then the remaining flags.
+//! Units added later need the files too: run `k8soidc patch` again after `juju add-unit`.
 
-use crate::{Backend, ClusterRequest, Distribution, OidcSettings, PlanError, Rendering};
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::apiserver;
+use crate::{
+    rendered_values, Backend, ClusterRequest, Command, Distribution, Edit, Mode, OidcSettings,
+    Plan, PlanError, Rendering, Step, Target, WriteBack,
+};
+
+/// Where the files go on each control-plane unit.
+pub const NODE_DIR: &str = "/root/cdk/oidc";
+/// The control-plane application of the `charmed-kubernetes` bundle.
+pub const APP: &str = "kubernetes-control-plane";
+/// The overlay bundle written to the staging directory by `create`.
+pub const OVERLAY_FILE: &str = "oidc-overlay.yaml";
+/// Key prefixes of `api-extra-args` that k8soidc owns (removed unless set again).
+pub const MANAGED_PREFIXES: [&str; 2] = ["oidc-", "authentication-config"];
+/// Longest `juju exec` command line we produce (Linux caps one argument at 128 KiB).
+const MAX_SCRIPT: usize = 100_000;
 
 /// The charmed backend.
 #[derive(Debug, Clone, Copy)]
 pub struct Charmed;
+
+fn check(s: &OidcSettings) -> Result<Mode, PlanError> {
+    let mode = s.mode()?;
+    if mode != Mode::Flags {
+        return Ok(mode);
+    }
+    let fix = "choose a value without it, or use `--auth-mode config` (Kubernetes 1.30+), which puts the settings in a file";
+    for (field, value) in rendered_values(s) {
+        if value.chars().any(char::is_whitespace) {
+            return Err(PlanError::unrepresentable(
+                Distribution::Charmed,
+                field,
+                &value,
+                "the charm splits `api-extra-args` on white space",
+                fix,
+            ));
+        }
+        if let Some(c) = value.chars().find(|c| matches!(c, '"' | '$' | '`' | '\\')) {
+            return Err(PlanError::unrepresentable(
+                Distribution::Charmed,
+                field,
+                &value,
+                format!("the charm hands each value to the kube-apiserver snap as `--key=\"value\"`, where a shell reads `{c}`"),
+                fix,
+            ));
+        }
+    }
+    if s.required_claims.len() > 1 {
+        let all: Vec<String> = s
+            .required_claims
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        return Err(PlanError::unrepresentable(
+            Distribution::Charmed,
+            "--required-claim",
+            all.join(" "),
+            "the charm parses `api-extra-args` into a dict, so only the last `oidc-required-claim` would survive",
+            "give one --required-claim, or use `--auth-mode config` (Kubernetes 1.30+), which carries any number",
+        ));
+    }
+    Ok(mode)
+}
+
+/// The `api-extra-args` pairs (`key`, `value`), keys without dashes, in a stable order.
+pub fn pairs(s: &OidcSettings, mode: Mode) -> Vec<(String, String)> {
+    apiserver::args(s, mode, NODE_DIR)
+        .into_iter()
+        .map(|a| (a.name, a.value))
+        .collect()
+}
+
+/// The value of `api-extra-args` holding just the OIDC flags.
+pub fn api_extra_args(s: &OidcSettings) -> Result<String, PlanError> {
+    let mode = check(s)?;
+    Ok(join(&pairs(s, mode)))
+}
+
+fn join(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Serialize)]
+struct Overlay<'a> {
+    applications: BTreeMap<&'static str, Application<'a>>,
+}
+
+#[derive(Serialize)]
+struct Application<'a> {
+    options: BTreeMap<&'static str, &'a str>,
+}
+
+/// An overlay bundle for `juju deploy charmed-kubernetes --overlay FILE` setting `api-extra-args`.
+pub fn overlay(api_extra_args: &str) -> String {
+    let overlay = Overlay {
+        applications: BTreeMap::from([(
+            APP,
+            Application {
+                options: BTreeMap::from([("api-extra-args", api_extra_args)]),
+            },
+        )]),
+    };
+    serde_yaml_ng::to_string(&overlay).expect("plain structs always serialise")
+}
+
+/// `-m MODEL` from the arguments for `juju deploy`, to pass to the later commands.
+fn model_args(extra: &[String]) -> Vec<String> {
+    let mut model = Vec::new();
+    let mut args = extra.iter();
+    while let Some(a) = args.next() {
+        let value = match a.as_str() {
+            "-m" | "--model" => args.next().cloned(),
+            _ => a
+                .strip_prefix("--model=")
+                .or_else(|| a.strip_prefix("-m="))
+                .map(String::from),
+        };
+        if let Some(v) = value {
+            model = vec!["-m".to_string(), v];
+        }
+    }
+    model
+}
+
+fn juju(words: &[&str], model: &[String], rest: &[&str]) -> Command {
+    Command::new(
+        "juju",
+        words
+            .iter()
+            .map(|w| w.to_string())
+            .chain(model.iter().cloned())
+            .chain(rest.iter().map(|w| w.to_string())),
+    )
+}
+
+/// The `juju exec` command that writes one file on every control-plane unit.
+pub fn place_file_command(
+    file: &apiserver::NodeFile,
+    model: &[String],
+) -> Result<Command, PlanError> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&file.content);
+    let path = &file.path;
+    let script = format!(
+        "set -e; umask 022; mkdir -p {NODE_DIR}; echo {encoded} | base64 -d > {path}.k8soidc-new; mv -f {path}.k8soidc-new {path}"
+    );
+    if script.len() > MAX_SCRIPT {
+        return Err(PlanError::unrepresentable(
+            Distribution::Charmed,
+            "--ca-file",
+            format!("{} bytes", file.content.len()),
+            "the file travels inside one `juju exec` argument, and Linux caps an argument at 128 KiB",
+            "give only the identity provider's CA certificate, not a whole trust store",
+        ));
+    }
+    Ok(juju(
+        &["exec"],
+        model,
+        &["--application", APP, "--", &script],
+    ))
+}
+
+fn configure_steps(s: &OidcSettings, mode: Mode, model: &[String]) -> Result<Vec<Step>, PlanError> {
+    let mut steps = Vec::new();
+    for file in apiserver::node_files(s, mode, NODE_DIR) {
+        steps.push(Step::run(
+            place_file_command(&file, model)?,
+            format!(
+                "write {} on every `{APP}` unit (as root) before the API server is told to read it",
+                file.path
+            ),
+        ));
+    }
+    steps.push(Step::Transform {
+        on: Target::Local,
+        read: juju(&["config"], model, &[APP, "api-extra-args"]),
+        edit: Edit::ExtraArgs {
+            set: pairs(s, mode),
+            remove_prefixes: MANAGED_PREFIXES.iter().map(|p| p.to_string()).collect(),
+        },
+        write: WriteBack::Arg {
+            command: juju(&["config"], model, &[APP]),
+            prefix: "api-extra-args=".into(),
+        },
+        why: format!(
+            "merge the OIDC flags into `{APP}`'s `api-extra-args`, keeping the other flags; the charm restarts kube-apiserver on every unit"
+        ),
+    });
+    Ok(steps)
+}
+
+fn unit_note() -> String {
+    format!(
+        "the files are written on the `{APP}` units that exist now; after `juju add-unit {APP}` run this again, or the new unit's API server cannot start"
+    )
+}
+
+/// The plan for an existing deployment (`k8soidc patch`): place the files on every
+/// control-plane unit, then merge the flags into `api-extra-args`. `req.extra_args` may
+/// carry `-m MODEL`.
+pub fn configure_plan(s: &OidcSettings, req: &ClusterRequest) -> Result<Plan, PlanError> {
+    let mode = check(s)?;
+    let model = model_args(&req.extra_args);
+    let mut notes = Charmed.render(s, req)?.summary();
+    if !apiserver::node_files(s, mode, NODE_DIR).is_empty() {
+        notes.push(unit_note());
+    }
+    Ok(Plan {
+        title: format!("configure OIDC on Charmed Kubernetes (`{APP}`)"),
+        steps: configure_steps(s, mode, &model)?,
+        notes,
+    })
+}
 
 impl Backend for Charmed {
     fn distribution(&self) -> Distribution {
         Distribution::Charmed
     }
 
-    fn render(&self, s: &OidcSettings, _req: &ClusterRequest) -> Result<Rendering, PlanError> {
-        Rendering::new(self.distribution(), s)
+    fn required_programs(&self) -> &'static [(&'static str, &'static str)] {
+        &[("juju", "install the Juju 3 client: `sudo snap install juju --classic` (add `--channel 3/stable` where the default is Juju 4, which has no `juju wait-for`)")]
+    }
+
+    fn render(&self, s: &OidcSettings, req: &ClusterRequest) -> Result<Rendering, PlanError> {
+        let mode = check(s)?;
+        let mut r = Rendering::new(Distribution::Charmed, s)?;
+        let files = apiserver::node_files(s, mode, NODE_DIR);
+        let mut commands = String::new();
+        for file in &files {
+            r.push(
+                format!("file for every `{APP}` unit"),
+                Some(file.path.clone()),
+                "text",
+                file.content.clone(),
+            );
+            commands.push_str(&format!(
+                "# write {} on every unit\n{}\n",
+                file.path,
+                place_file_command(file, &[])?
+            ));
+        }
+        let value = join(&pairs(s, mode));
+        commands.push_str(&format!(
+            "# replaces the whole option: add any flags `juju config {APP} api-extra-args` shows today (`k8soidc patch` merges them for you)\n{}\n",
+            juju(&["config"], &[], &[APP, &format!("api-extra-args={value}")])
+        ));
+        r.push(
+            "commands for an existing deployment",
+            None,
+            "shell",
+            commands,
+        );
+        if files.is_empty() {
+            r.push(
+                "or, for a new deployment, an overlay for `juju deploy charmed-kubernetes --overlay FILE`",
+                Some(format!("{}/{OVERLAY_FILE}", req.staging_dir)),
+                "yaml",
+                overlay(&value),
+            );
+        }
+        Ok(r)
+    }
+
+    fn create_plan(&self, s: &OidcSettings, req: &ClusterRequest) -> Result<Plan, PlanError> {
+        let mode = check(s)?;
+        let model = model_args(&req.extra_args);
+        let files = apiserver::node_files(s, mode, NODE_DIR);
+        let mut notes = self.render(s, req)?.summary();
+        // Flags that name a file wait until the file is on every unit.
+        let early: Vec<(String, String)> = pairs(s, mode)
+            .into_iter()
+            .filter(|(_, v)| !v.starts_with(NODE_DIR))
+            .collect();
+        let mut steps = Vec::new();
+        let mut deploy = vec!["deploy".to_string(), "charmed-kubernetes".into()];
+        if !early.is_empty() {
+            let path = format!("{}/{OVERLAY_FILE}", req.staging_dir);
+            steps.push(Step::WriteFile {
+                on: Target::Local,
+                path: path.clone(),
+                before: None,
+                after: overlay(&join(&early)),
+                mode: 0o644,
+                why: if files.is_empty() {
+                    format!("stage an overlay that sets `{APP}`'s `api-extra-args` to the OIDC flags")
+                } else {
+                    "stage an overlay with the OIDC flags that need no file (the API server exits if a named file is missing)".to_string()
+                },
+            });
+            deploy.push("--overlay".into());
+            deploy.push(path);
+        }
+        deploy.extend(req.extra_args.iter().cloned());
+        steps.push(Step::run(
+            Command::new("juju", deploy),
+            format!("deploy the charmed-kubernetes bundle (`{}`)", req.name),
+        ));
+        if !files.is_empty() {
+            steps.push(Step::run(
+                juju(&["wait-for", "application"], &model, &[APP, "--timeout", "60m"]),
+                format!("wait until every `{APP}` unit exists and is active, so the files reach all of them"),
+            ));
+            steps.extend(configure_steps(s, mode, &model)?);
+            notes.push(unit_note());
+        }
+        Ok(Plan {
+            title: format!("deploy Charmed Kubernetes `{}` with OIDC", req.name),
+            steps,
+            notes,
+        })
     }
 }
 
 /// Merges `key=value` pairs into a space-separated `api-extra-args` value.
+///
+/// `current` is what `juju config kubernetes-control-plane api-extra-args` prints (may be
+/// empty or end with a newline). Keys in `set` are replaced where they first appear (later
+/// repeats are dropped) or appended in `set` order; other keys starting with one of
+/// `remove_prefixes` are dropped; every other word is kept as is, in order. Words are joined
+/// with one space, so the result is deterministic and a second merge changes nothing.
 pub fn merge_extra_args(
     current: &str,
     set: &[(String, String)],
     remove_prefixes: &[String],
 ) -> Result<String, PlanError> {
-    let _ = (set, remove_prefixes);
-    Ok(current.to_string())
+    if let Some((k, v)) = set
+        .iter()
+        .find(|(k, v)| k.is_empty() || format!("{k}{v}").chars().any(char::is_whitespace))
+    {
+        return Err(PlanError::patch(
+            "`api-extra-args`",
+            format!(
+                "`{}` cannot be one word",
+                crate::escape(&format!("{k}={v}"))
+            ),
+            "remove the white space; the charm splits the option on it",
+        ));
+    }
+    let key = |word: &str| word.split_once('=').map_or(word, |(k, _)| k).to_string();
+    let mut done: Vec<&str> = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    for word in current.split_whitespace() {
+        let k = key(word);
+        if let Some((sk, sv)) = set.iter().find(|(sk, _)| *sk == k) {
+            if !done.contains(&sk.as_str()) {
+                words.push(format!("{sk}={sv}"));
+                done.push(sk);
+            }
+        } else if !remove_prefixes
+            .iter()
+            .any(|p| k.trim_start_matches('-').starts_with(p.as_str()))
+        {
+            words.push(word.to_string());
+        }
+    }
+    for (k, v) in set {
+        if !done.contains(&k.as_str()) {
+            words.push(format!("{k}={v}"));
+            done.push(k);
+        }
+    }
+    Ok(words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+
+    fn config_settings() -> OidcSettings {
+        with(|i| {
+            i.auth_mode = Some("config".into());
+            i.kubernetes_version = Some("1.31".into());
+            i.required_claim = vec!["hd=example.com".into(), "aud=x".into()];
+        })
+    }
+
+    fn strings(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn managed() -> Vec<String> {
+        MANAGED_PREFIXES.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn exact_api_extra_args() {
+        assert_eq!(
+            api_extra_args(&settings()).unwrap(),
+            "oidc-issuer-url=https://idp.example.com oidc-client-id=kubernetes oidc-username-claim=email oidc-username-prefix=oidc: oidc-groups-claim=groups oidc-groups-prefix=oidc:"
+        );
+        let mut s = with(|i| i.required_claim = vec!["hd=example.com".into()]);
+        s.ca = Some(ca());
+        assert_eq!(
+            api_extra_args(&s).unwrap(),
+            "oidc-issuer-url=https://idp.example.com oidc-client-id=kubernetes oidc-username-claim=email oidc-username-prefix=oidc: oidc-groups-claim=groups oidc-groups-prefix=oidc: oidc-ca-file=/root/cdk/oidc/oidc-ca.pem oidc-required-claim=hd=example.com"
+        );
+        assert_eq!(
+            api_extra_args(&config_settings()).unwrap(),
+            "authentication-config=/root/cdk/oidc/authentication-config.yaml"
+        );
+    }
+
+    #[test]
+    fn render_shows_the_juju_config_command() {
+        let text = Charmed.render(&settings(), &request()).unwrap().to_string();
+        assert!(text.contains("\njuju config kubernetes-control-plane 'api-extra-args=oidc-issuer-url=https://idp.example.com oidc-client-id=kubernetes oidc-username-claim=email oidc-username-prefix=oidc: oidc-groups-claim=groups oidc-groups-prefix=oidc:'\n"), "{text}");
+        assert!(
+            text.contains("# or, for a new deployment, an overlay for `juju deploy charmed-kubernetes --overlay FILE` (/home/me/.local/share/k8soidc/oidc/oidc-overlay.yaml)\napplications:\n  kubernetes-control-plane:\n    options:\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn refuses_white_space_and_shell_characters() {
+        let s = with(|i| i.required_claim = vec!["org=Acme Corp".into()]);
+        let e = api_extra_args(&s).unwrap_err().to_string();
+        assert_eq!(e, "charmed cannot carry --required-claim `org=Acme Corp`: the charm splits `api-extra-args` on white space; choose a value without it, or use `--auth-mode config` (Kubernetes 1.30+), which puts the settings in a file");
+        let s = with(|i| i.groups_claim = Some("a$b".into()));
+        let e = Charmed.render(&s, &request()).unwrap_err().to_string();
+        assert!(e.starts_with("charmed cannot carry --groups-claim `a$b`: the charm hands each value to the kube-apiserver snap as `--key=\"value\"`, where a shell reads `$`"), "{e}");
+        // In config mode the values live in the file, not in the option.
+        let mut c = config_settings();
+        c.groups_claim = Some("a b$".into());
+        assert!(api_extra_args(&c).is_ok());
+    }
+
+    #[test]
+    fn refuses_two_required_claims_in_flags_mode_only() {
+        let s = with(|i| i.required_claim = vec!["hd=example.com".into(), "aud=x".into()]);
+        let e = Charmed.create_plan(&s, &request()).unwrap_err().to_string();
+        assert_eq!(e, "charmed cannot carry --required-claim `hd=example.com aud=x`: the charm parses `api-extra-args` into a dict, so only the last `oidc-required-claim` would survive; give one --required-claim, or use `--auth-mode config` (Kubernetes 1.30+), which carries any number");
+        let plan = Charmed.create_plan(&config_settings(), &request()).unwrap();
+        assert!(plan.to_string().contains("base64 -d"));
+    }
+
+    #[test]
+    fn overlay_parses() {
+        let text = overlay("oidc-issuer-url=https://idp.example.com oidc-username-prefix=oidc:");
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            v["applications"]["kubernetes-control-plane"]["options"]["api-extra-args"].as_str(),
+            Some("oidc-issuer-url=https://idp.example.com oidc-username-prefix=oidc:")
+        );
+    }
+
+    #[test]
+    fn merge_replaces_removes_and_keeps_order() {
+        let set = strings(&[("oidc-issuer-url", "https://new"), ("oidc-client-id", "k")]);
+        for (current, expected) in [
+            ("", "oidc-issuer-url=https://new oidc-client-id=k"),
+            ("\n", "oidc-issuer-url=https://new oidc-client-id=k"),
+            (
+                "profiling=true oidc-client-id=old runtime-config=batch/v2alpha1=true\n",
+                "profiling=true oidc-client-id=k runtime-config=batch/v2alpha1=true oidc-issuer-url=https://new",
+            ),
+            (
+                "oidc-ca-file=/x  authentication-config=/y audit-log-maxage=30 oidc-required-claim=a=b v",
+                "audit-log-maxage=30 v oidc-issuer-url=https://new oidc-client-id=k",
+            ),
+            (
+                "oidc-client-id=a oidc-client-id=b x=1",
+                "oidc-client-id=k x=1 oidc-issuer-url=https://new",
+            ),
+        ] {
+            let merged = merge_extra_args(current, &set, &managed()).unwrap();
+            assert_eq!(merged, expected, "{current:?}");
+            assert_eq!(merge_extra_args(&merged, &set, &managed()).unwrap(), merged);
+            assert_eq!(
+                merge_extra_args(&format!("{merged}\n"), &set, &managed()).unwrap(),
+                merged
+            );
+        }
+        // Without prefixes to remove, foreign oidc keys stay.
+        assert_eq!(
+            merge_extra_args("oidc-ca-file=/x", &set, &[]).unwrap(),
+            "oidc-ca-file=/x oidc-issuer-url=https://new oidc-client-id=k"
+        );
+    }
+
+    #[test]
+    fn merge_switches_modes() {
+        let flags = pairs(&settings(), Mode::Flags);
+        let config_mode = config_settings().mode().unwrap();
+        let config = pairs(&config_settings(), config_mode);
+        let start = "profiling=false";
+        let a = merge_extra_args(start, &flags, &managed()).unwrap();
+        let b = merge_extra_args(&a, &config, &managed()).unwrap();
+        assert_eq!(
+            b,
+            "profiling=false authentication-config=/root/cdk/oidc/authentication-config.yaml"
+        );
+        let c = merge_extra_args(&b, &flags, &managed()).unwrap();
+        assert_eq!(c, a);
+    }
+
+    #[test]
+    fn merge_refuses_values_it_cannot_write() {
+        let e = merge_extra_args("", &strings(&[("oidc-x", "a b")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "cannot patch `api-extra-args`: `oidc-x=a b` cannot be one word; remove the white space; the charm splits the option on it");
+    }
+
+    #[test]
+    fn create_without_files_deploys_with_the_overlay() {
+        let plan = Charmed.create_plan(&settings(), &request()).unwrap();
+        assert!(plan.steps.iter().all(|s| !s.why().is_empty()));
+        assert_eq!(plan.steps.len(), 2, "{plan}");
+        let Step::WriteFile { path, after, .. } = &plan.steps[0] else {
+            panic!("{plan}")
+        };
+        assert_eq!(path, "/home/me/.local/share/k8soidc/oidc/oidc-overlay.yaml");
+        assert_eq!(after, &overlay(&api_extra_args(&settings()).unwrap()));
+        let Step::Run { command, .. } = &plan.steps[1] else {
+            panic!("{plan}")
+        };
+        assert_eq!(
+            command.to_shell(),
+            "juju deploy charmed-kubernetes --overlay /home/me/.local/share/k8soidc/oidc/oidc-overlay.yaml"
+        );
+    }
+
+    #[test]
+    fn create_with_a_ca_places_it_before_naming_it() {
+        let mut s = settings();
+        s.ca = Some(ca());
+        let mut req = request();
+        req.extra_args = vec!["--model=k8s".into(), "--trust".into()];
+        let plan = Charmed.create_plan(&s, &req).unwrap();
+        let text = plan.to_string();
+        let steps = text.split_once("\n\n").unwrap().1;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(ca().pem);
+        assert_eq!(
+            steps,
+            format!(
+                "# stage an overlay with the OIDC flags that need no file (the API server exits if a named file is missing)\n\
+                 + write /home/me/.local/share/k8soidc/oidc/oidc-overlay.yaml (mode 0644, new file):\n\
+                 \x20   applications:\n\
+                 \x20     kubernetes-control-plane:\n\
+                 \x20       options:\n\
+                 \x20         api-extra-args: 'oidc-issuer-url=https://idp.example.com oidc-client-id=kubernetes oidc-username-claim=email oidc-username-prefix=oidc: oidc-groups-claim=groups oidc-groups-prefix=oidc:'\n\
+                 \n\
+                 # deploy the charmed-kubernetes bundle (`oidc`)\n\
+                 + juju deploy charmed-kubernetes --overlay /home/me/.local/share/k8soidc/oidc/oidc-overlay.yaml --model=k8s --trust\n\
+                 \n\
+                 # wait until every `kubernetes-control-plane` unit exists and is active, so the files reach all of them\n\
+                 + juju wait-for application -m k8s kubernetes-control-plane --timeout 60m\n\
+                 \n\
+                 # write /root/cdk/oidc/oidc-ca.pem on every `kubernetes-control-plane` unit (as root) before the API server is told to read it\n\
+                 + juju exec -m k8s --application kubernetes-control-plane -- 'set -e; umask 022; mkdir -p /root/cdk/oidc; echo {encoded} | base64 -d > /root/cdk/oidc/oidc-ca.pem.k8soidc-new; mv -f /root/cdk/oidc/oidc-ca.pem.k8soidc-new /root/cdk/oidc/oidc-ca.pem'\n\
+                 \n\
+                 # merge the OIDC flags into `kubernetes-control-plane`'s `api-extra-args`, keeping the other flags; the charm restarts kube-apiserver on every unit\n\
+                 + juju config -m k8s kubernetes-control-plane api-extra-args\n\
+                 \x20   | remove oidc-*\n\
+                 \x20   | remove authentication-config*\n\
+                 \x20   | set oidc-issuer-url=https://idp.example.com\n\
+                 \x20   | set oidc-client-id=kubernetes\n\
+                 \x20   | set oidc-username-claim=email\n\
+                 \x20   | set oidc-username-prefix=oidc:\n\
+                 \x20   | set oidc-groups-claim=groups\n\
+                 \x20   | set oidc-groups-prefix=oidc:\n\
+                 \x20   | set oidc-ca-file=/root/cdk/oidc/oidc-ca.pem\n\
+                 + juju config -m k8s kubernetes-control-plane 'api-extra-args=<merged value>'\n"
+            )
+        );
+        assert!(text.contains("after `juju add-unit kubernetes-control-plane` run this again"));
+    }
+
+    #[test]
+    fn configure_plan_for_an_existing_deployment() {
+        let plan = configure_plan(&config_settings(), &request()).unwrap();
+        assert_eq!(plan.steps.len(), 2, "{plan}");
+        let Step::Run { command, .. } = &plan.steps[0] else {
+            panic!("{plan}")
+        };
+        // The file content round-trips through the base64 in the command.
+        let script = command.args.last().unwrap();
+        let encoded = script.split(' ').find(|w| w.len() > 40).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        let mode = config_settings().mode().unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            apiserver::node_files(&config_settings(), mode, NODE_DIR)[0].content
+        );
+        let Step::Transform { edit, read, .. } = &plan.steps[1] else {
+            panic!("{plan}")
+        };
+        assert_eq!(
+            read.to_shell(),
+            "juju config kubernetes-control-plane api-extra-args"
+        );
+        assert_eq!(
+            edit.apply("oidc-issuer-url=https://old profiling=true\n")
+                .unwrap(),
+            "profiling=true authentication-config=/root/cdk/oidc/authentication-config.yaml"
+        );
+        let flags = configure_plan(&settings(), &request()).unwrap();
+        assert_eq!(flags.steps.len(), 1, "no file, no exec: {flags}");
+    }
+
+    #[test]
+    fn refuses_a_ca_too_large_for_one_argument() {
+        let mut s = settings();
+        let block = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n";
+        s.ca = Some(crate::CaBundle {
+            local_path: "/etc/ssl/certs/ca-certificates.crt".into(),
+            pem: block.repeat(2000),
+        });
+        let e = configure_plan(&s, &request()).unwrap_err().to_string();
+        assert!(e.starts_with("charmed cannot carry --ca-file `128000 bytes`: the file travels inside one `juju exec` argument"), "{e}");
+    }
 }

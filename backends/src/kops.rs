@@ -1,23 +1,1058 @@
-//! kOps backend (to be written).
+//! kOps: OIDC lives in the Cluster spec, `kops.k8s.io/v1alpha2` `spec.kubeAPIServer`
+//! (`oidcIssuerURL`, `oidcClientID`, `oidcUsernameClaim`, `oidcUsernamePrefix`,
+//! `oidcGroupsClaim`, `oidcGroupsPrefix`, `oidcCAFile`, `oidcRequiredClaim` as a list of
+//! `k=v`), or, from kops 1.30, `authenticationConfigFile` ("mutually exclusive with all OIDC
+//! options"). Sources: kubernetes/kops `pkg/apis/kops/v1alpha2/componentconfig.go`,
+//! `pkg/apis/kops/validation/validation.go`, `docs/cluster_spec.md` (HEAD 268927e).
+//!
+//! Facts this module relies on:
+//! - v1alpha2 has no field for `--oidc-signing-algs` (componentconfig.go), so flags mode
+//!   refuses `--signing-algs`.
+//! - The v1alpha2 conversion splits `oidcGroupsClaim` on `,` into several claims and turns
+//!   `oidcRequiredClaim` into a map, printed back sorted (`pkg/apis/kops/v1alpha2/conversion.go`);
+//!   so a groups claim with `,` is refused and required claims are written sorted.
+//! - A `*string` field holding `""` produces no flag (`pkg/flagbuilder/build_flags.go`), so the
+//!   username prefix is always explicit (`-` for none) and an empty groups prefix is left out.
+//! - The API-server pod mounts only a few host paths; `/srv/kubernetes/kube-apiserver` is one
+//!   (`nodeup/pkg/model/kube_apiserver.go`). Files go there through `spec.fileAssets` with
+//!   `roles: [ControlPlane]` (the role name since kops 1.26).
+//! - Changing the spec: `kops get cluster -o yaml` → edit → `kops replace -f -` (reads stdin,
+//!   `cmd/kops/replace.go`) → `kops update cluster --yes` → `kops rolling-update cluster --yes`,
+//!   because nodeup writes the API-server manifest when an instance boots.
+//! - `kops.k8s.io/v1alpha3` moves OIDC to `spec.authentication.oidc` and is still under
+//!   development; `kops get` prints v1alpha2. A v1alpha3 document is refused, not translated.
+//!
+//! [`merge_cluster_spec`] re-serialises the Cluster document through `serde_yaml_ng::Value`
+//! (kops re-serialises the spec itself when it stores it, so comments do not survive there
+//! either), with an emitter that quotes YAML 1.1 look-alikes such as `on` or `yes`, because
+//! kops reads YAML 1.1 (see `kops/yaml.rs`). Every other field keeps its value and position;
+//! other documents (InstanceGroups) are kept byte for byte.
 
-use crate::{Backend, ClusterRequest, Distribution, OidcSettings, PlanError, Rendering};
+mod yaml;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::apiserver::{self, AUTH_CONFIG_FILE, CA_FILE};
+use crate::{
+    Backend, ClusterRequest, Command, Distribution, Edit, Mode, OidcSettings, Plan, PlanError,
+    Rendering, Step, Target, WriteBack,
+};
+
+/// The directory kops mounts into the API-server pod; files are shipped here.
+pub const NODE_DIR: &str = "/srv/kubernetes/kube-apiserver";
+/// `spec.fileAssets` name of the IdP CA (flags mode).
+pub const CA_ASSET: &str = "oidc-ca";
+/// `spec.fileAssets` name of the AuthenticationConfiguration (config mode).
+pub const CONFIG_ASSET: &str = "oidc-authentication-config";
+/// The instance-group role the files go to.
+const ROLE: &str = "ControlPlane";
+
+/// Every `spec.kubeAPIServer` field k8soidc owns (set, replaced or removed by a merge).
+pub const MANAGED_FIELDS: [&str; 9] = [
+    "oidcIssuerURL",
+    "oidcClientID",
+    "oidcUsernameClaim",
+    "oidcUsernamePrefix",
+    "oidcGroupsClaim",
+    "oidcGroupsPrefix",
+    "oidcCAFile",
+    "oidcRequiredClaim",
+    "authenticationConfigFile",
+];
+
+const SUPPORTED_API_VERSIONS: [&str; 2] = ["kops.k8s.io/v1alpha2", "kops/v1alpha2"];
 
 /// The kops backend.
 #[derive(Debug, Clone, Copy)]
 pub struct Kops;
+
+/// The value of one `spec.kubeAPIServer` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    /// A string field.
+    Text(String),
+    /// A list of strings (`oidcRequiredClaim`).
+    List(Vec<String>),
+}
+
+impl FieldValue {
+    fn to_value(&self) -> Value {
+        match self {
+            FieldValue::Text(t) => Value::String(t.clone()),
+            FieldValue::List(l) => Value::Sequence(l.iter().cloned().map(Value::String).collect()),
+        }
+    }
+}
+
+/// A `spec.fileAssets` entry k8soidc owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileAsset {
+    /// `name` (the key the merge replaces by).
+    pub name: &'static str,
+    /// Absolute path on the control-plane nodes.
+    pub path: String,
+    /// The file content.
+    pub content: String,
+}
+
+impl FileAsset {
+    /// The entry as YAML; `kops_order` puts keys in the (sorted) order `kops get` prints.
+    fn to_value(&self, kops_order: bool) -> Value {
+        let mut m = Mapping::new();
+        let roles = Value::Sequence(vec![Value::from(ROLE)]);
+        if kops_order {
+            m.insert("content".into(), self.content.clone().into());
+            m.insert("name".into(), self.name.into());
+            m.insert("path".into(), self.path.clone().into());
+            m.insert("roles".into(), roles);
+        } else {
+            m.insert("name".into(), self.name.into());
+            m.insert("path".into(), self.path.clone().into());
+            m.insert("roles".into(), roles);
+            m.insert("content".into(), self.content.clone().into());
+        }
+        Value::Mapping(m)
+    }
+}
+
+/// Checks what kops cannot carry; returns the mode to render.
+fn check(s: &OidcSettings) -> Result<Mode, PlanError> {
+    let mode = s.mode()?;
+    if mode != Mode::Flags {
+        return Ok(mode);
+    }
+    if let Some(claim) = s.groups_claim.as_deref().filter(|c| c.contains(',')) {
+        return Err(PlanError::unrepresentable(
+            Distribution::Kops,
+            "--groups-claim",
+            claim,
+            "kops' v1alpha2 conversion splits `oidcGroupsClaim` on `,` into several claims",
+            "use a claim name without `,`, or `--auth-mode config` (Kubernetes 1.30+, kops 1.30+)",
+        ));
+    }
+    if let Some(algs) = &s.signing_algs {
+        return Err(PlanError::unrepresentable(
+            Distribution::Kops,
+            "--signing-algs",
+            algs.join(","),
+            "the kops v1alpha2 `kubeAPIServer` spec has no field for `--oidc-signing-algs`",
+            "leave --signing-algs out (kube-apiserver then accepts RS256 only), or use `--auth-mode config`, which accepts every asymmetric algorithm",
+        ));
+    }
+    Ok(mode)
+}
+
+/// The `spec.kubeAPIServer` fields to set, in the order the kops docs list them.
+pub fn fields(s: &OidcSettings, mode: Mode) -> Vec<(&'static str, FieldValue)> {
+    let text = |v: &str| FieldValue::Text(v.to_string());
+    if let Mode::Config(_) = mode {
+        return vec![(
+            "authenticationConfigFile",
+            text(&format!("{NODE_DIR}/{AUTH_CONFIG_FILE}")),
+        )];
+    }
+    let mut f = vec![
+        ("oidcIssuerURL", text(&s.issuer_url)),
+        ("oidcClientID", text(&s.client_id)),
+        ("oidcUsernameClaim", text(&s.username_claim)),
+        ("oidcUsernamePrefix", text(&s.username_prefix_flag())),
+    ];
+    if let Some(claim) = &s.groups_claim {
+        f.push(("oidcGroupsClaim", text(claim)));
+        let prefix = s.effective_groups_prefix();
+        if !prefix.is_empty() {
+            f.push(("oidcGroupsPrefix", text(&prefix)));
+        }
+    }
+    if s.ca.is_some() {
+        f.push(("oidcCAFile", text(&format!("{NODE_DIR}/{CA_FILE}"))));
+    }
+    if !s.required_claims.is_empty() {
+        // kops stores required claims as a map and prints them sorted.
+        let mut claims: Vec<String> = s
+            .required_claims
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        claims.sort();
+        f.push(("oidcRequiredClaim", FieldValue::List(claims)));
+    }
+    f
+}
+
+/// The `spec.fileAssets` entries to ship (CA in flags mode, the config file in config mode).
+pub fn file_assets(s: &OidcSettings, mode: Mode) -> Vec<FileAsset> {
+    let name = match mode {
+        Mode::Flags => CA_ASSET,
+        Mode::Config(_) => CONFIG_ASSET,
+    };
+    apiserver::node_files(s, mode, NODE_DIR)
+        .into_iter()
+        .map(|f| FileAsset {
+            name,
+            path: f.path,
+            content: f.content,
+        })
+        .collect()
+}
+
+/// The fields as a `spec:` YAML snippet, for `kops edit cluster`.
+pub fn spec_snippet(s: &OidcSettings) -> Result<String, PlanError> {
+    let mode = check(s)?;
+    let mut api = Mapping::new();
+    for (name, value) in fields(s, mode) {
+        api.insert(name.into(), value.to_value());
+    }
+    let mut spec = Mapping::new();
+    spec.insert("kubeAPIServer".into(), Value::Mapping(api));
+    let assets = file_assets(s, mode);
+    if !assets.is_empty() {
+        spec.insert(
+            "fileAssets".into(),
+            Value::Sequence(assets.iter().map(|a| a.to_value(false)).collect()),
+        );
+    }
+    let mut root = Mapping::new();
+    root.insert("spec".into(), Value::Mapping(spec));
+    Ok(yaml::to_string(&Value::Mapping(root)).expect("untagged values always serialise"))
+}
+
+/// One line per change, shown in the dry run of the merge step.
+pub fn summary(s: &OidcSettings) -> Result<Vec<String>, PlanError> {
+    let mode = check(s)?;
+    let wanted = fields(s, mode);
+    let mut lines: Vec<String> = wanted
+        .iter()
+        .map(|(name, value)| match value {
+            FieldValue::Text(t) => format!("set spec.kubeAPIServer.{name}: {t}"),
+            FieldValue::List(l) => format!("set spec.kubeAPIServer.{name}: [{}]", l.join(", ")),
+        })
+        .collect();
+    let removed: Vec<&str> = MANAGED_FIELDS
+        .into_iter()
+        .filter(|m| !wanted.iter().any(|(n, _)| n == m))
+        .collect();
+    lines.push(format!(
+        "remove spec.kubeAPIServer.{{{}}} if present",
+        removed.join(",")
+    ));
+    let assets = file_assets(s, mode);
+    for a in &assets {
+        lines.push(format!(
+            "set spec.fileAssets[name={}]: {} on {ROLE} nodes",
+            a.name, a.path
+        ));
+    }
+    for stale in [CA_ASSET, CONFIG_ASSET] {
+        if !assets.iter().any(|a| a.name == stale) {
+            lines.push(format!("remove spec.fileAssets[name={stale}] if present"));
+        }
+    }
+    Ok(lines)
+}
+
+fn refuse(reason: impl Into<String>) -> PlanError {
+    PlanError::patch(
+        "the kops cluster spec",
+        reason,
+        "give the output of `kops get cluster --name NAME -o yaml` (kops.k8s.io/v1alpha2)",
+    )
+}
+
+/// Whether the keys are strings in ascending order (what `kops get` prints).
+fn keys_sorted(m: &Mapping) -> bool {
+    let keys: Option<Vec<&str>> = m.keys().map(Value::as_str).collect();
+    keys.is_some_and(|k| k.windows(2).all(|w| w[0] <= w[1]))
+}
+
+/// Sets `key`, in place when present, else at its sorted position when the keys are sorted,
+/// else at the end.
+fn upsert(m: &mut Mapping, key: &str, value: Value) {
+    if let Some(slot) = m.get_mut(key) {
+        *slot = value;
+        return;
+    }
+    let sorted = keys_sorted(m);
+    m.insert(key.into(), value);
+    if sorted {
+        let mut entries: Vec<(Value, Value)> = std::mem::take(m).into_iter().collect();
+        entries.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+        *m = entries.into_iter().collect();
+    }
+}
+
+/// The mapping under `key`, created (empty) when absent or null.
+fn child<'a>(m: &'a mut Mapping, key: &str, path: &str) -> Result<&'a mut Mapping, PlanError> {
+    if m.get(key).is_none_or(Value::is_null) {
+        upsert(m, key, Value::Mapping(Mapping::new()));
+    }
+    match m.get_mut(key) {
+        Some(Value::Mapping(child)) => Ok(child),
+        _ => Err(refuse(format!("`{path}` is not a mapping"))),
+    }
+}
+
+fn asset_name(item: &Value) -> Option<&str> {
+    item.get("name").and_then(Value::as_str)
+}
+
+fn merge_file_assets(spec: &mut Mapping, assets: &[FileAsset]) -> Result<(), PlanError> {
+    let stale: Vec<&str> = [CA_ASSET, CONFIG_ASSET]
+        .into_iter()
+        .filter(|n| !assets.iter().any(|a| a.name == *n))
+        .collect();
+    if spec.get("fileAssets").is_none_or(Value::is_null) {
+        if !assets.is_empty() {
+            let items = assets.iter().map(|a| a.to_value(true)).collect();
+            upsert(spec, "fileAssets", Value::Sequence(items));
+        }
+        return Ok(());
+    }
+    let Some(Value::Sequence(items)) = spec.get_mut("fileAssets") else {
+        return Err(refuse("`spec.fileAssets` is not a list"));
+    };
+    items.retain(|item| asset_name(item).is_none_or(|n| !stale.contains(&n)));
+    for asset in assets {
+        let mut seen = false;
+        let mut i = 0;
+        while i < items.len() {
+            if asset_name(&items[i]) == Some(asset.name) {
+                if seen {
+                    items.remove(i);
+                    continue;
+                }
+                items[i] = asset.to_value(true);
+                seen = true;
+            }
+            i += 1;
+        }
+        if !seen {
+            items.push(asset.to_value(true));
+        }
+    }
+    if items.is_empty() {
+        spec.shift_remove("fileAssets");
+    }
+    Ok(())
+}
+
+fn merge_cluster(doc: &mut Mapping, s: &OidcSettings, mode: Mode) -> Result<(), PlanError> {
+    match doc.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if SUPPORTED_API_VERSIONS.contains(&v) => {}
+        Some("kops.k8s.io/v1alpha3") => {
+            return Err(PlanError::patch(
+                "the kops cluster spec",
+                "it is kops.k8s.io/v1alpha3, which moves OIDC to `spec.authentication.oidc` and is still under development; k8soidc writes the v1alpha2 `spec.kubeAPIServer` fields",
+                "export the cluster with `kops get cluster --name NAME -o yaml`, which prints kops.k8s.io/v1alpha2",
+            ));
+        }
+        other => {
+            return Err(refuse(format!(
+                "its apiVersion is `{}`, not kops.k8s.io/v1alpha2",
+                crate::escape(other.unwrap_or("(none)"))
+            )))
+        }
+    }
+    let spec = child(doc, "spec", "spec")?;
+    let api = child(spec, "kubeAPIServer", "spec.kubeAPIServer")?;
+    let wanted = fields(s, mode);
+    for name in MANAGED_FIELDS {
+        if !wanted.iter().any(|(n, _)| *n == name) {
+            api.shift_remove(name);
+        }
+    }
+    for (name, value) in &wanted {
+        upsert(api, name, value.to_value());
+    }
+    merge_file_assets(spec, &file_assets(s, mode))
+}
+
+/// A document of a multi-document YAML stream, with the text around its content.
+struct Piece<'a> {
+    /// The separator line (`---`) before the document, if any.
+    separator: &'a str,
+    /// The document text.
+    text: &'a str,
+}
+
+fn split_documents(text: &str) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let mut separator = "";
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            pieces.push(Piece {
+                separator,
+                text: &text[start..offset],
+            });
+            separator = line;
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    pieces.push(Piece {
+        separator,
+        text: &text[start..],
+    });
+    pieces
+}
+
+/// Replaces the content of `original` by `new`, keeping its leading blank lines and trailing
+/// white space.
+fn keep_surroundings(original: &str, new: &str) -> String {
+    let body_start = original.len() - original.trim_start().len();
+    let lead_end = original[..body_start].rfind('\n').map_or(0, |i| i + 1);
+    let trailing = &original[original.trim_end().len()..];
+    let trailing = trailing.strip_prefix('\n').unwrap_or(trailing);
+    format!("{}{new}{trailing}", &original[..lead_end])
+}
+
+/// Merges the OIDC fields into a kops Cluster spec (YAML text from `kops get cluster -o yaml`).
+///
+/// Sets the fields of [`fields`] under `spec.kubeAPIServer`, removes the other
+/// [`MANAGED_FIELDS`], and adds or replaces the [`file_assets`] by name (removing the one of
+/// the other mode). Other documents in the stream are kept byte for byte. Refuses input
+/// without exactly one `kind: Cluster` document and Clusters that are not v1alpha2.
+pub fn merge_cluster_spec(current: &str, s: &OidcSettings) -> Result<String, PlanError> {
+    let mode = check(s)?;
+    let pieces = split_documents(current);
+    let mut cluster = None;
+    for (i, piece) in pieces.iter().enumerate() {
+        let value: Value = serde_yaml_ng::from_str(piece.text)
+            .map_err(|e| refuse(format!("it is not valid YAML ({e})")))?;
+        if value.get("kind").and_then(Value::as_str) == Some("Cluster") {
+            if cluster.is_some() {
+                return Err(refuse("it holds more than one `kind: Cluster` document"));
+            }
+            let Value::Mapping(doc) = value else {
+                unreachable!("only a mapping has a `kind`")
+            };
+            cluster = Some((i, doc));
+        }
+    }
+    let Some((index, mut doc)) = cluster else {
+        return Err(refuse("it holds no `kind: Cluster` document"));
+    };
+    merge_cluster(&mut doc, s, mode)?;
+    let text = yaml::to_string(&Value::Mapping(doc)).map_err(refuse)?;
+    let mut out = String::with_capacity(current.len() + text.len());
+    for (i, piece) in pieces.iter().enumerate() {
+        out.push_str(piece.separator);
+        if i == index {
+            out.push_str(&keep_surroundings(piece.text, &text));
+        } else {
+            out.push_str(piece.text);
+        }
+    }
+    Ok(out)
+}
+
+/// `--state` from the arguments for `kops create cluster`, to pass to the later commands.
+fn state_args(extra: &[String]) -> Result<Vec<String>, PlanError> {
+    let mut state = Vec::new();
+    let mut args = extra.iter();
+    while let Some(a) = args.next() {
+        if a == "--name" || a.starts_with("--name=") {
+            return Err(PlanError::Unsupported {
+                distribution: Distribution::Kops,
+                message: format!(
+                    "`{}` after `--` would rename the cluster behind k8soidc's back; give the name once with `--name`, before `--`",
+                    crate::escape(a)
+                ),
+            });
+        }
+        if a == "--state" {
+            let Some(v) = args.next() else {
+                return Err(PlanError::Unsupported {
+                    distribution: Distribution::Kops,
+                    message: "`--state` after `--` has no value; give the state store, e.g. `--state s3://my-kops-state`".into(),
+                });
+            };
+            state = vec!["--state".to_string(), v.clone()];
+        } else if let Some(v) = a.strip_prefix("--state=") {
+            state = vec!["--state".to_string(), v.to_string()];
+        }
+    }
+    Ok(state)
+}
+
+fn kops(words: &[&str], name: &str, state: &[String]) -> Command {
+    let mut args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    args.push("--name".into());
+    args.push(name.to_string());
+    args.extend(state.iter().cloned());
+    Command::new("kops", args)
+}
 
 impl Backend for Kops {
     fn distribution(&self) -> Distribution {
         Distribution::Kops
     }
 
-    fn render(&self, s: &OidcSettings, _req: &ClusterRequest) -> Result<Rendering, PlanError> {
-        Rendering::new(self.distribution(), s)
+    fn required_programs(&self) -> &'static [(&'static str, &'static str)] {
+        &[("kops", "install kops: see https://kops.sigs.k8s.io/getting_started/install/ (e.g. `brew install kops`, or the release binary from https://github.com/kubernetes/kops/releases)")]
+    }
+
+    fn render(&self, s: &OidcSettings, req: &ClusterRequest) -> Result<Rendering, PlanError> {
+        let mode = check(s)?;
+        let mut r = Rendering::new(Distribution::Kops, s)?;
+        if let Mode::Config(_) = mode {
+            r.warnings
+                .push("`authenticationConfigFile` needs kops 1.30 or later".to_string());
+        }
+        if !file_assets(s, mode).is_empty() {
+            r.warnings.push(format!(
+                "`spec.fileAssets` role `{ROLE}` needs kops 1.26 or later (older kops calls it `Master`)"
+            ));
+        }
+        r.push(
+            "cluster spec fields (merge into `kops edit cluster`)",
+            None,
+            "yaml",
+            spec_snippet(s)?,
+        );
+        let name = &req.name;
+        r.push(
+            "then apply it (or let `k8soidc create` do it)",
+            None,
+            "shell",
+            format!(
+                "{} -o yaml > cluster.yaml   # merge the fields above into it\n{}\n{} --yes\n{} --yes\n",
+                kops(&["get", "cluster"], name, &[]),
+                Command::new("kops", ["replace", "-f", "cluster.yaml"]),
+                kops(&["update", "cluster"], name, &[]),
+                kops(&["rolling-update", "cluster"], name, &[]),
+            ),
+        );
+        Ok(r)
+    }
+
+    fn create_plan(&self, s: &OidcSettings, req: &ClusterRequest) -> Result<Plan, PlanError> {
+        let rendering = self.render(s, req)?;
+        let state = state_args(&req.extra_args)?;
+        let name = &req.name;
+        let mut create = vec![
+            "create".to_string(),
+            "cluster".into(),
+            "--name".into(),
+            name.clone(),
+        ];
+        create.extend(req.extra_args.iter().cloned());
+        let with = |mut c: Command, extra: &[&str]| {
+            c.args.extend(extra.iter().map(|a| a.to_string()));
+            c
+        };
+        let steps = vec![
+            Step::run(
+                Command::new("kops", create),
+                format!("write the spec of kops cluster `{name}` to the state store (kops creates no cloud resources without `--yes`)"),
+            ),
+            Step::Transform {
+                on: Target::Local,
+                read: with(kops(&["get", "cluster"], name, &state), &["-o", "yaml"]),
+                edit: Edit::KopsCluster {
+                    summary: summary(s)?,
+                    settings: Box::new(s.clone()),
+                },
+                write: WriteBack::Stdin {
+                    command: Command::new(
+                        "kops",
+                        ["replace", "-f", "-"]
+                            .into_iter()
+                            .map(String::from)
+                            .chain(state.iter().cloned()),
+                    ),
+                },
+                why: "add the API server's OIDC settings (and the files it reads) to the cluster spec".into(),
+            },
+            Step::run(
+                with(kops(&["update", "cluster"], name, &state), &["--yes"]),
+                "create or update the cloud resources from the spec",
+            ),
+            Step::run(
+                with(kops(&["rolling-update", "cluster"], name, &state), &["--yes"]),
+                "replace control-plane instances that booted before the OIDC settings (nodeup writes the API-server manifest at boot; nothing to do for instances the update just created)",
+            ),
+        ];
+        let mut notes = rendering.summary();
+        if state.is_empty() {
+            notes.push("no `--state` after `--`: every kops command reads the state store from KOPS_STATE_STORE".into());
+        }
+        Ok(Plan {
+            title: format!("create kops cluster `{name}` with OIDC"),
+            steps,
+            notes,
+        })
     }
 }
 
-/// Merges the OIDC fields into a kops Cluster spec (YAML text from `kops get cluster -o yaml`).
-pub fn merge_cluster_spec(current: &str, s: &OidcSettings) -> Result<String, PlanError> {
-    let _ = s;
-    Ok(current.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+
+    /// `shared/fixtures/kops-cluster`, found from the crate upward (the workspace is
+    /// /work/main or /work/wt/NAME; `shared` sits next to `main` and `wt`).
+    fn fixture_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("shared/fixtures/kops-cluster"))
+            .find(|d| d.is_dir())
+            .expect("shared/fixtures/kops-cluster above the crate")
+    }
+
+    fn fixture(name: &str) -> String {
+        let path = fixture_dir().join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn fixtures() -> Vec<(String, String)> {
+        let mut names: Vec<String> = std::fs::read_dir(fixture_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert!(names.len() >= 7, "{names:?}");
+        names
+            .into_iter()
+            .map(|n| {
+                let text = fixture(&n);
+                (n, text)
+            })
+            .collect()
+    }
+
+    fn config_settings() -> OidcSettings {
+        with(|i| {
+            i.auth_mode = Some("config".into());
+            i.kubernetes_version = Some("1.31".into());
+        })
+    }
+
+    fn cluster_doc(text: &str) -> Value {
+        serde_yaml_ng::Deserializer::from_str(text)
+            .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+            .find(|v| v.get("kind").and_then(Value::as_str) == Some("Cluster"))
+            .expect("a Cluster document")
+    }
+
+    #[test]
+    fn exact_snippet() {
+        let s = with(|i| i.required_claim = vec!["hd=example.com".into(), "aud=x".into()]);
+        assert_eq!(
+            spec_snippet(&s).unwrap(),
+            "spec:\n  kubeAPIServer:\n    oidcIssuerURL: https://idp.example.com\n    oidcClientID: kubernetes\n    oidcUsernameClaim: email\n    oidcUsernamePrefix: 'oidc:'\n    oidcGroupsClaim: groups\n    oidcGroupsPrefix: 'oidc:'\n    oidcRequiredClaim:\n    - aud=x\n    - hd=example.com\n"
+        );
+    }
+
+    #[test]
+    fn snippet_with_ca_ships_a_file_asset() {
+        let mut s = settings();
+        s.ca = Some(ca());
+        let text = spec_snippet(&s).unwrap();
+        let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            v["spec"]["kubeAPIServer"]["oidcCAFile"].as_str(),
+            Some("/srv/kubernetes/kube-apiserver/oidc-ca.pem")
+        );
+        let asset = &v["spec"]["fileAssets"][0];
+        assert_eq!(asset["name"].as_str(), Some("oidc-ca"));
+        assert_eq!(
+            asset["path"].as_str(),
+            Some("/srv/kubernetes/kube-apiserver/oidc-ca.pem")
+        );
+        assert_eq!(asset["roles"][0].as_str(), Some("ControlPlane"));
+        assert_eq!(asset["content"].as_str(), Some(ca().pem.as_str()));
+    }
+
+    #[test]
+    fn config_mode_snippet_has_no_oidc_fields() {
+        let text = spec_snippet(&config_settings()).unwrap();
+        let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let api = v["spec"]["kubeAPIServer"].as_mapping().unwrap();
+        assert_eq!(api.len(), 1, "{text}");
+        assert_eq!(
+            v["spec"]["kubeAPIServer"]["authenticationConfigFile"].as_str(),
+            Some("/srv/kubernetes/kube-apiserver/authentication-config.yaml")
+        );
+        let asset = &v["spec"]["fileAssets"][0];
+        assert_eq!(asset["name"].as_str(), Some("oidc-authentication-config"));
+        assert!(asset["content"]
+            .as_str()
+            .unwrap()
+            .contains("kind: AuthenticationConfiguration"));
+    }
+
+    #[test]
+    fn no_prefix_is_explicit_and_empty_groups_prefix_is_left_out() {
+        let s = with(|i| {
+            i.username_claim = Some("sub".into());
+            i.username_prefix = None;
+            i.groups_prefix = None;
+        });
+        let f = fields(&s, Mode::Flags);
+        assert!(f.contains(&(
+            "oidcUsernamePrefix",
+            FieldValue::Text("https://idp.example.com#".into())
+        )));
+        assert!(!f.iter().any(|(n, _)| *n == "oidcGroupsPrefix"));
+        let s = with(|i| i.username_prefix = Some("-".into()));
+        let v: Value = serde_yaml_ng::from_str(&spec_snippet(&s).unwrap()).unwrap();
+        assert_eq!(
+            v["spec"]["kubeAPIServer"]["oidcUsernamePrefix"].as_str(),
+            Some("-")
+        );
+    }
+
+    #[test]
+    fn refuses_comma_in_groups_claim() {
+        let s = with(|i| i.groups_claim = Some("a,b".into()));
+        let e = Kops.render(&s, &request()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "kops cannot carry --groups-claim `a,b`: kops' v1alpha2 conversion splits"
+            ),
+            "{e}"
+        );
+        let mut config = config_settings();
+        config.groups_claim = Some("a,b".into());
+        assert!(Kops.render(&config, &request()).is_ok());
+    }
+
+    #[test]
+    fn refuses_signing_algs_in_flags_mode() {
+        let s = with(|i| i.signing_algs = Some("ES256".into()));
+        let e = merge_cluster_spec(&fixture("009-nilahomar-kops-1.31.5.yaml"), &s)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "kops cannot carry --signing-algs `ES256`: the kops v1alpha2 `kubeAPIServer` spec has no field for `--oidc-signing-algs`; leave --signing-algs out (kube-apiserver then accepts RS256 only), or use `--auth-mode config`, which accepts every asymmetric algorithm"
+        );
+    }
+
+    #[test]
+    fn every_fixture_merges_or_is_refused_and_merging_is_idempotent() {
+        let mut ca_settings = settings();
+        ca_settings.ca = Some(ca());
+        let variants = [settings(), ca_settings, config_settings()];
+        for (name, text) in fixtures() {
+            for s in &variants {
+                // 003 is v1alpha3; 005 lacks the `---` between the Cluster and the first
+                // InstanceGroup, so its first document has every top-level key twice.
+                let refusal = match name.as_str() {
+                    "003-kops-conversion-azure-v1alpha3.yaml" => Some("it is kops.k8s.io/v1alpha3"),
+                    "005-georgpet-kops-1.17.9.yaml" => {
+                        Some("duplicate entry with key \"apiVersion\"")
+                    }
+                    _ => None,
+                };
+                let merged = match (merge_cluster_spec(&text, s), refusal) {
+                    (Ok(m), None) => m,
+                    (Err(e), Some(why)) => {
+                        assert!(e.to_string().contains(why), "{name}: {e}");
+                        continue;
+                    }
+                    (result, _) => panic!("{name}: {result:?}"),
+                };
+                assert_eq!(
+                    merge_cluster_spec(&merged, s).unwrap(),
+                    merged,
+                    "{name} not idempotent"
+                );
+                let before = cluster_doc(&text);
+                let after = cluster_doc(&merged);
+                let api = &after["spec"]["kubeAPIServer"];
+                for (field, value) in fields(s, s.mode().unwrap()) {
+                    match value {
+                        FieldValue::Text(t) => {
+                            assert_eq!(api[field].as_str(), Some(t.as_str()), "{name} {field}")
+                        }
+                        FieldValue::List(l) => {
+                            let got: Vec<&str> = api[field]
+                                .as_sequence()
+                                .unwrap()
+                                .iter()
+                                .map(|v| v.as_str().unwrap())
+                                .collect();
+                            assert_eq!(got, l, "{name} {field}");
+                        }
+                    }
+                }
+                // Nothing else changed: drop what we own and compare.
+                let strip = |mut v: Value| {
+                    let spec = v["spec"].as_mapping_mut().unwrap();
+                    if let Some(Value::Mapping(api)) = spec.get_mut("kubeAPIServer") {
+                        for f in MANAGED_FIELDS {
+                            api.shift_remove(f);
+                        }
+                        if api.is_empty() {
+                            spec.shift_remove("kubeAPIServer");
+                        }
+                    }
+                    if let Some(Value::Sequence(a)) = spec.get_mut("fileAssets") {
+                        a.retain(|i| !matches!(asset_name(i), Some(CA_ASSET | CONFIG_ASSET)));
+                        if a.is_empty() {
+                            spec.shift_remove("fileAssets");
+                        }
+                    }
+                    v
+                };
+                assert_eq!(strip(before), strip(after), "{name}");
+                // Other documents are kept byte for byte.
+                let others = |t: &str| -> Vec<String> {
+                    split_documents(t)
+                        .iter()
+                        .filter(|p| !p.text.contains("kind: Cluster"))
+                        .map(|p| format!("{}{}", p.separator, p.text))
+                        .collect()
+                };
+                assert_eq!(others(&text), others(&merged), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn replaces_existing_oidc_fields_in_place() {
+        let text = fixture("002-kops-conversion-azure-v1alpha2.yaml");
+        let merged = merge_cluster_spec(&text, &settings()).unwrap();
+        let api = &cluster_doc(&merged)["spec"]["kubeAPIServer"];
+        assert!(
+            api.get("oidcRequiredClaim").is_none(),
+            "stale claims removed"
+        );
+        assert_eq!(api["oidcGroupsClaim"].as_str(), Some("groups"));
+        // Sorted like `kops get` prints, so kops' own output merges without moving keys.
+        let keys: Vec<&str> = api
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "oidcClientID",
+                "oidcGroupsClaim",
+                "oidcGroupsPrefix",
+                "oidcIssuerURL",
+                "oidcUsernameClaim",
+                "oidcUsernamePrefix"
+            ]
+        );
+        assert!(merged.contains("\n---\n\napiVersion: kops.k8s.io/v1alpha2\nkind: InstanceGroup\n"));
+        assert!(merged.starts_with("apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\n"));
+    }
+
+    #[test]
+    fn switching_modes_removes_the_other_modes_fields_and_asset() {
+        let text = fixture("002-kops-conversion-azure-v1alpha2.yaml");
+        let mut flags = settings();
+        flags.ca = Some(ca());
+        let with_ca = merge_cluster_spec(&text, &flags).unwrap();
+        let config = merge_cluster_spec(&with_ca, &config_settings()).unwrap();
+        let spec = &cluster_doc(&config)["spec"];
+        let api = spec["kubeAPIServer"].as_mapping().unwrap();
+        let owned: Vec<&str> = api
+            .keys()
+            .filter_map(Value::as_str)
+            .filter(|k| MANAGED_FIELDS.contains(k))
+            .collect();
+        assert_eq!(owned, ["authenticationConfigFile"]);
+        let assets = spec["fileAssets"].as_sequence().unwrap();
+        assert_eq!(assets.len(), 1);
+        assert_eq!(asset_name(&assets[0]), Some(CONFIG_ASSET));
+        let back = merge_cluster_spec(&config, &settings()).unwrap();
+        let spec = &cluster_doc(&back)["spec"];
+        assert!(spec.get("fileAssets").is_none(), "{back}");
+        assert!(spec["kubeAPIServer"]
+            .get("authenticationConfigFile")
+            .is_none());
+    }
+
+    #[test]
+    fn keeps_foreign_file_assets() {
+        let text = "apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nmetadata:\n  name: c\nspec:\n  fileAssets:\n  - name: audit\n    path: /etc/audit.yaml\n    content: x\n  - name: oidc-ca\n    path: /old\n    content: old\n  - name: oidc-ca\n    path: /dup\n    content: dup\n";
+        let mut s = settings();
+        s.ca = Some(ca());
+        let merged = merge_cluster_spec(text, &s).unwrap();
+        let assets = cluster_doc(&merged)["spec"]["fileAssets"].clone();
+        let names: Vec<&str> = assets
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(asset_name)
+            .collect();
+        assert_eq!(names, ["audit", "oidc-ca"]);
+        assert_eq!(
+            assets[1]["path"].as_str(),
+            Some("/srv/kubernetes/kube-apiserver/oidc-ca.pem")
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let s = settings();
+        let e = merge_cluster_spec(&fixture("003-kops-conversion-azure-v1alpha3.yaml"), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot patch the kops cluster spec: it is kops.k8s.io/v1alpha3"),
+            "{e}"
+        );
+        assert!(e.ends_with("which prints kops.k8s.io/v1alpha2"), "{e}");
+        for (text, reason) in [
+            ("", "it holds no `kind: Cluster` document"),
+            ("apiVersion: v1\nkind: Pod\n", "it holds no `kind: Cluster` document"),
+            ("kind: Cluster\napiVersion: kops.k8s.io/v1alpha2\n---\nkind: Cluster\napiVersion: kops.k8s.io/v1alpha2\n", "it holds more than one `kind: Cluster` document"),
+            ("apiVersion: x/v1\nkind: Cluster\n", "its apiVersion is `x/v1`, not kops.k8s.io/v1alpha2"),
+            ("apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nspec: [1]\n", "`spec` is not a mapping"),
+            ("apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nspec:\n  kubeAPIServer: 3\n", "`spec.kubeAPIServer` is not a mapping"),
+            ("apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nspec:\n  fileAssets: {}\n", "`spec.fileAssets` is not a list"),
+        ] {
+            let mut with_ca = s.clone();
+            with_ca.ca = Some(ca());
+            let e = merge_cluster_spec(text, &with_ca).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("cannot patch the kops cluster spec: {reason}; give the output of `kops get cluster --name NAME -o yaml` (kops.k8s.io/v1alpha2)")
+            );
+        }
+        let e = merge_cluster_spec("kind: Cluster\n  bad: [", &s)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot patch the kops cluster spec: it is not valid YAML ("),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn minimal_cluster_gets_kube_api_server() {
+        let text = "apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nmetadata:\n  name: c\nspec:\n  channel: stable\n  kubernetesVersion: 1.31.5\n";
+        let merged = merge_cluster_spec(text, &settings()).unwrap();
+        assert_eq!(
+            merged,
+            "apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nmetadata:\n  name: c\nspec:\n  channel: stable\n  kubeAPIServer:\n    oidcClientID: kubernetes\n    oidcGroupsClaim: groups\n    oidcGroupsPrefix: 'oidc:'\n    oidcIssuerURL: https://idp.example.com\n    oidcUsernameClaim: email\n    oidcUsernamePrefix: 'oidc:'\n  kubernetesVersion: '1.31.5'\n"
+        );
+    }
+
+    #[test]
+    fn values_round_trip_as_strings() {
+        // Values a YAML 1.1 reader (kops uses Go yaml) could take for bools, numbers or null.
+        for tricky in [
+            "yes", "on", "y", "true", "null", "~", "0777", "1e3", "0x1F", "12:30", "-", "'",
+            "\"q\"", "a: b", "#c",
+        ] {
+            let s = with(|i| {
+                i.client_id = Some(format!("c{tricky}").replace(' ', "_"));
+                i.username_claim = Some(tricky.to_string());
+                i.groups_claim = Some(tricky.to_string());
+            });
+            let text = merge_cluster_spec(
+                "apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nspec: {}\n",
+                &s,
+            )
+            .unwrap();
+            let api = &cluster_doc(&text)["spec"]["kubeAPIServer"];
+            assert_eq!(api["oidcUsernameClaim"].as_str(), Some(tricky), "{text}");
+            assert_eq!(api["oidcGroupsClaim"].as_str(), Some(tricky), "{text}");
+            if ["yes", "on", "y", "true", "null", "~", "0777", "1e3", "0x1F"].contains(&tricky) {
+                assert!(
+                    text.contains(&format!("oidcUsernameClaim: '{tricky}'"))
+                        || text.contains(&format!("oidcUsernameClaim: \"{tricky}\"")),
+                    "{tricky} must be quoted for YAML 1.1 readers:\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exact_create_plan() {
+        let mut req = request();
+        req.extra_args = vec![
+            "--zones".into(),
+            "eu-west-1a".into(),
+            "--state=s3://kops-state".into(),
+        ];
+        let plan = Kops.create_plan(&settings(), &req).unwrap();
+        assert!(plan.steps.iter().all(|s| !s.why().is_empty()));
+        let text = plan.to_string();
+        let steps = text.split_once("\n\n").unwrap().1;
+        assert_eq!(
+            steps,
+            "# write the spec of kops cluster `oidc` to the state store (kops creates no cloud resources without `--yes`)\n\
+             + kops create cluster --name oidc --zones eu-west-1a --state=s3://kops-state\n\
+             \n\
+             # add the API server's OIDC settings (and the files it reads) to the cluster spec\n\
+             + kops get cluster --name oidc --state s3://kops-state -o yaml\n\
+             \x20   | set spec.kubeAPIServer.oidcIssuerURL: https://idp.example.com\n\
+             \x20   | set spec.kubeAPIServer.oidcClientID: kubernetes\n\
+             \x20   | set spec.kubeAPIServer.oidcUsernameClaim: email\n\
+             \x20   | set spec.kubeAPIServer.oidcUsernamePrefix: oidc:\n\
+             \x20   | set spec.kubeAPIServer.oidcGroupsClaim: groups\n\
+             \x20   | set spec.kubeAPIServer.oidcGroupsPrefix: oidc:\n\
+             \x20   | remove spec.kubeAPIServer.{oidcCAFile,oidcRequiredClaim,authenticationConfigFile} if present\n\
+             \x20   | remove spec.fileAssets[name=oidc-ca] if present\n\
+             \x20   | remove spec.fileAssets[name=oidc-authentication-config] if present\n\
+             + kops replace -f - --state s3://kops-state   # edited text on stdin\n\
+             \n\
+             # create or update the cloud resources from the spec\n\
+             + kops update cluster --name oidc --state s3://kops-state --yes\n\
+             \n\
+             # replace control-plane instances that booted before the OIDC settings (nodeup writes the API-server manifest at boot; nothing to do for instances the update just created)\n\
+             + kops rolling-update cluster --name oidc --state s3://kops-state --yes\n"
+        );
+        let Step::Transform { edit, .. } = &plan.steps[1] else {
+            panic!("{plan}")
+        };
+        let merged = edit
+            .apply(&fixture("009-nilahomar-kops-1.31.5.yaml"))
+            .unwrap();
+        assert!(
+            merged.contains("oidcIssuerURL: https://idp.example.com"),
+            "{merged}"
+        );
+    }
+
+    #[test]
+    fn create_refuses_a_second_name() {
+        let mut req = request();
+        req.extra_args = vec!["--name=other".into()];
+        let e = Kops.create_plan(&settings(), &req).unwrap_err().to_string();
+        assert!(e.starts_with("kops: `--name=other` after `--`"), "{e}");
+        req.extra_args = vec!["--state".into()];
+        assert!(Kops.create_plan(&settings(), &req).is_err());
+    }
+
+    #[test]
+    fn create_without_state_says_where_it_comes_from() {
+        let plan = Kops.create_plan(&settings(), &request()).unwrap();
+        assert!(plan.to_string().contains(
+            "# note: no `--state` after `--`: every kops command reads the state store from KOPS_STATE_STORE\n"
+        ));
+    }
+
+    #[test]
+    fn render_shows_snippet_and_commands() {
+        let text = Kops
+            .render(&config_settings(), &request())
+            .unwrap()
+            .to_string();
+        assert!(text.contains("authenticationConfigFile: /srv/kubernetes/kube-apiserver/authentication-config.yaml"), "{text}");
+        assert!(
+            text.contains("# warning: `authenticationConfigFile` needs kops 1.30 or later"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kops get cluster --name oidc -o yaml > cluster.yaml"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kops rolling-update cluster --name oidc --yes"),
+            "{text}"
+        );
+    }
 }
