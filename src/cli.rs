@@ -22,6 +22,8 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Render the identity provider's side (Okta/Keycloak Terraform, Keycloak realm, dex client).
+    Idp(IdpArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -120,4 +122,28 @@ pub(crate) struct CreateArgs {
     /// Arguments passed through to the distribution's tool (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdpArgs {
+    /// Identity provider: okta, keycloak or dex.
+    #[arg(value_name = "PROVIDER")]
+    pub(crate) provider: String,
+    /// Write the files into DIR (created if needed) instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<String>,
+    /// Print what would be written; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Overwrite files in --out that differ from what is rendered.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// The group RBAC binds (created at the IdP).
+    #[arg(long, default_value = backends::idp::DEFAULT_GROUP, value_name = "NAME")]
+    pub(crate) group: String,
+    /// A user (login / email) to put in the group; repeatable. Okta and Keycloak only.
+    #[arg(long, value_name = "EMAIL")]
+    pub(crate) user: Vec<String>,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
 }

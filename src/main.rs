@@ -5,6 +5,7 @@ mod config;
 mod create;
 mod error;
 mod exec;
+mod idp;
 mod render;
 mod ui;
 
@@ -37,5 +38,6 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
             clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Idp(a) => idp::run(a),
     }
 }

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod create;
+mod idp;
 mod render;
 mod test;

@@ -3,4 +3,4 @@
 
 mod local;
 
-pub(crate) use local::{check_programs, run_plan};
+pub(crate) use local::{check_programs, run_plan, write_atomic};

@@ -155,8 +155,10 @@ fn blocks(
     out.push(
         Block::new("resource", ["keycloak_group", "k8s"])
             .comment(&format!(
-                "The cluster sees it as `{}{}` (--groups-prefix `{}`).",
-                st.groups_prefix, req.group, st.groups_prefix
+                "The cluster sees it as `{}{}` ({}).",
+                st.groups_prefix,
+                req.group,
+                st.prefix_note()
             ))
             .attr("realm_id", r("keycloak_realm.k8s.id"))
             .attr("name", s(&req.group)),

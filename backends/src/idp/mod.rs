@@ -192,6 +192,18 @@ impl IdpSettings {
         })
     }
 
+    /// How the groups prefix changes the group name, for comments.
+    pub(crate) fn prefix_note(&self) -> String {
+        if self.groups_prefix.is_empty() {
+            "no --groups-prefix, so the name is used as is".into()
+        } else {
+            format!(
+                "the API server adds --groups-prefix `{}`",
+                self.groups_prefix
+            )
+        }
+    }
+
     /// The issuer; only Okta may leave it out.
     pub(crate) fn issuer(&self, p: Provider) -> Result<&str, PlanError> {
         self.issuer_url.as_deref().ok_or_else(|| PlanError::MissingSetting {
@@ -276,8 +288,10 @@ pub(crate) fn common_matches(s: &IdpSettings, req: &IdpRequest) -> Vec<Match> {
             what: "group".into(),
             value: req.group.clone(),
             setting: format!(
-                "the RBAC subject `{}{}` (the API server adds --groups-prefix `{}`)",
-                s.groups_prefix, req.group, s.groups_prefix
+                "the RBAC subject `{}{}` ({})",
+                s.groups_prefix,
+                req.group,
+                s.prefix_note()
             ),
         },
     ]

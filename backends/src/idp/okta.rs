@@ -75,8 +75,10 @@ fn blocks(st: &IdpSettings, req: &IdpRequest) -> Vec<Block> {
         Block::new("resource", ["okta_group", "k8s"])
             .comment("1. The group RBAC binds. The cluster sees it as")
             .comment(&format!(
-                "   `{}{}` (--groups-prefix `{}`).",
-                st.groups_prefix, req.group, st.groups_prefix
+                "   `{}{}` ({}).",
+                st.groups_prefix,
+                req.group,
+                st.prefix_note()
             ))
             .attr("name", s(&req.group))
             .attr(
@@ -243,7 +245,7 @@ pub fn render(st: &IdpSettings, req: &IdpRequest) -> Result<IdpRendering, PlanEr
     ];
     rows.extend(common_matches(st, req));
     let mut notes = vec![client_note(st), issuer_note(st)];
-    notes.extend(match_lines(&rows));
+    notes.extend(match_lines(&rows[2..]));
     if req.users.is_empty() {
         notes.push("no --user given: the group is created empty; add members in Okta or rerun with `--user EMAIL`.".into());
     }
