@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// Verify an ID token as kube-apiserver would and show the user, groups and RBAC matches.
     Explain(ExplainArgs),
+    /// Render the identity provider's side (Okta/Keycloak Terraform, Keycloak realm, dex client).
+    Idp(IdpArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -242,6 +244,30 @@ pub(crate) struct ExplainArgs {
     /// Output format (text or json).
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdpArgs {
+    /// Identity provider: okta, keycloak or dex.
+    #[arg(value_name = "PROVIDER")]
+    pub(crate) provider: String,
+    /// Write the files into DIR (created if needed) instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<String>,
+    /// Print what would be written; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Overwrite files in --out that differ from what is rendered.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// The group RBAC binds (created at the IdP).
+    #[arg(long, default_value = backends::idp::DEFAULT_GROUP, value_name = "NAME")]
+    pub(crate) group: String,
+    /// A user (login / email) to put in the group; repeatable. Okta and Keycloak only.
+    #[arg(long, value_name = "EMAIL")]
+    pub(crate) user: Vec<String>,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }

@@ -7,6 +7,7 @@ mod create;
 mod error;
 mod exec;
 mod explain;
+mod idp;
 mod kubeconfig;
 mod rbac;
 mod render;
@@ -45,5 +46,6 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         cli::Command::Kubeconfig(a) => kubeconfig::run(a, env),
         cli::Command::Check(a) => check::run(a, env),
         cli::Command::Explain(a) => explain::run(a, env),
+        cli::Command::Idp(a) => idp::run(a),
     }
 }

@@ -425,3 +425,186 @@ fn dry_run_reports_a_failed_preflight_but_still_prints_the_plan() {
         .status(1);
     assert!(real.calls().is_empty(), "{:?}", real.calls());
 }
+
+fn read_state(out: &crate::test::Output, rel: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(&out.file(&format!("fake-state/{rel}"))).unwrap()
+}
+
+#[test]
+fn kops_create_merges_oidc_into_the_spec() {
+    let out = Test::new()
+        .fake("kops")
+        .write("idp-ca.pem", PEM)
+        .args([
+            "create",
+            "--distro",
+            "kops",
+            "--name",
+            "oidc.k8s.local",
+            "--yes",
+            "--ca-file",
+            "idp-ca.pem",
+            "--required-claim",
+            "hd=example.com",
+        ])
+        .args(oidc())
+        .args(["--", "--zones", "eu-west-1a", "--state", "s3://bucket"])
+        .run()
+        .success();
+    let calls = out.calls();
+    let verbs: Vec<String> = calls.iter().map(|c| c[1..3].join(" ")).collect();
+    assert_eq!(
+        verbs,
+        [
+            "create cluster",
+            "get cluster",
+            "replace -f",
+            "update cluster",
+            "rolling-update cluster"
+        ],
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls[0],
+        [
+            "kops",
+            "create",
+            "cluster",
+            "--name",
+            "oidc.k8s.local",
+            "--zones",
+            "eu-west-1a",
+            "--state",
+            "s3://bucket"
+        ]
+        .map(String::from)
+        .to_vec()
+    );
+    let spec = read_state(&out, "kops/oidc.k8s.local.yaml");
+    let api = &spec["spec"]["kubeAPIServer"];
+    assert_eq!(api["oidcIssuerURL"], "https://idp.example.com");
+    assert_eq!(api["oidcClientID"], "kubernetes");
+    assert_eq!(api["oidcUsernamePrefix"], "oidc:");
+    assert_eq!(api["oidcGroupsPrefix"], "oidc:");
+    assert_eq!(
+        api["oidcRequiredClaim"],
+        serde_json::json!(["hd=example.com"])
+    );
+    assert_eq!(api["anonymousAuth"], false, "other fields kept");
+    let ca_path = api["oidcCAFile"].as_str().unwrap();
+    assert!(
+        ca_path.starts_with("/srv/kubernetes/kube-apiserver/"),
+        "{ca_path}"
+    );
+    let asset = spec["spec"]["fileAssets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == ca_path)
+        .expect("CA shipped as a fileAsset");
+    assert_eq!(asset["content"], PEM);
+}
+
+#[test]
+fn kops_without_state_fails_like_kops() {
+    let out = Test::new()
+        .fake("kops")
+        .args([
+            "create",
+            "--distro",
+            "kops",
+            "--name",
+            "oidc.k8s.local",
+            "--yes",
+        ])
+        .args(oidc())
+        .args(["--", "--zones", "eu-west-1a"])
+        .run()
+        .status(1);
+    assert!(
+        out.stderr
+            .contains("Please set the --state flag or export KOPS_STATE_STORE"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.calls().len(),
+        1,
+        "stopped at the first failure: {:?}",
+        out.calls()
+    );
+}
+
+#[test]
+fn charmed_create_deploys_with_overlay_then_merges_args() {
+    let out = Test::new()
+        .fake("juju")
+        .write("idp-ca.pem", PEM)
+        .args([
+            "create",
+            "--distro",
+            "charmed",
+            "--name",
+            "ck8s",
+            "--yes",
+            "--ca-file",
+            "idp-ca.pem",
+        ])
+        .args(oidc())
+        .run()
+        .success();
+    let calls = out.calls();
+    assert_eq!(
+        calls[0][..3],
+        ["juju", "deploy", "charmed-kubernetes"].map(String::from)
+    );
+    assert!(
+        calls.iter().any(|c| c[1] == "exec"),
+        "CA placed on every unit: {calls:?}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&out.file("fake-state/juju/config.json")).unwrap();
+    let args = state["kubernetes-control-plane"]["api-extra-args"]
+        .as_str()
+        .unwrap();
+    for pair in [
+        "oidc-issuer-url=https://idp.example.com",
+        "oidc-client-id=kubernetes",
+        "oidc-username-prefix=oidc:",
+        "oidc-groups-prefix=oidc:",
+        "oidc-ca-file=/root/cdk/oidc/oidc-ca.pem",
+    ] {
+        assert_eq!(
+            args.split(' ').filter(|p| *p == pair).count(),
+            1,
+            "{pair} once in {args}"
+        );
+    }
+}
+
+#[test]
+fn charmed_refuses_spaces_before_running() {
+    let out = Test::new()
+        .fake("juju")
+        .args([
+            "create",
+            "--distro",
+            "charmed",
+            "--yes",
+            "--skip-check",
+            "--issuer-url",
+            "https://idp.example.com",
+            "--client-id",
+            "k",
+        ])
+        .args(["--groups-claim", "my groups"])
+        .run()
+        .status(2);
+    assert!(
+        out.stderr
+            .contains("charmed cannot carry --groups-claim `my groups`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty());
+}

@@ -5,6 +5,7 @@ mod bad_input;
 mod check;
 mod create;
 mod explain;
+mod idp;
 mod kubeconfig;
 mod provider;
 mod rbac;

@@ -13,6 +13,7 @@ pub mod apiserver;
 pub mod charmed;
 mod error;
 pub mod identity;
+pub mod idp;
 pub mod k3d;
 pub mod k3s;
 pub mod kind;
