@@ -148,7 +148,8 @@ fn join_lines(lines: &[(String, String)], eol: &str, last_end: &str) -> String {
     let mut out = String::new();
     for (i, (text, end)) in lines.iter().enumerate() {
         out.push_str(text);
-        if i + 1 == lines.len() {
+        if i + 1 == lines.len() && !(text.is_empty() && last_end.is_empty()) {
+            // A blank last line keeps its terminator, or it would vanish.
             out.push_str(last_end);
         } else if end.is_empty() {
             out.push_str(eol);
@@ -480,6 +481,43 @@ mod tests {
         let text = "--authorization-mode=AlwaysAllow\n--authorization-mode 'RBAC,Node'\n";
         assert_eq!(authorization_mode(text).as_deref(), Some("RBAC,Node"));
         assert!(rbac_enabled(text));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn patching_any_args_file_is_idempotent_and_reversible(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "--secure-port=16443", "", "  ", "# comment", "#--oidc-client-id=c",
+                    "--oidc-client-id=old", "--oidc-issuer-url 'https://x'", "--v=4",
+                    "--etcd-servers=\"unix://${SNAP_DATA}/kine.sock\"",
+                ]),
+                0..8,
+            ),
+            crlf in proptest::bool::ANY,
+            final_newline in proptest::bool::ANY,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = lines.join(eol);
+            if final_newline && !text.is_empty() {
+                text.push_str(eol);
+            }
+            let s = settings();
+            let after = patch_args(&text, &s, false).unwrap().unwrap_or(text.clone());
+            proptest::prop_assert_eq!(patch_args(&after, &s, false).unwrap(), None);
+            let removed = patch_args(&after, &s, true).unwrap().unwrap_or(after.clone());
+            let without_ours: Vec<&str> = text
+                .split_inclusive('\n')
+                .map(|l| l.trim_end_matches(['\r', '\n']))
+                .filter(|l| !l.starts_with("--oidc-"))
+                .collect();
+            let removed_lines: Vec<&str> = removed
+                .split_inclusive('\n')
+                .map(|l| l.trim_end_matches(['\r', '\n']))
+                .collect();
+            proptest::prop_assert_eq!(removed_lines, without_ours);
+            proptest::prop_assert!(!removed.contains("\n--oidc-") && !removed.starts_with("--oidc-"));
+        }
     }
 
     fn fixtures() -> Vec<(String, String)> {
