@@ -9,9 +9,16 @@ pub(crate) fn fakes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes")
 }
 
-/// The shared fixtures (`../shared/fixtures` from the workspace root).
+/// The shared fixtures: `../shared/fixtures` from the workspace root (/work/main), or
+/// `../../shared/fixtures` from a worktree under /work/wt/.
 pub(crate) fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let near = root.join("../shared/fixtures");
+    if near.is_dir() {
+        near
+    } else {
+        root.join("../../shared/fixtures")
+    }
 }
 
 pub(crate) struct Test {

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod apiserver;
+pub mod capi;
 pub mod charmed;
 mod error;
 pub mod identity;
@@ -18,12 +19,14 @@ pub mod k3s;
 pub mod kind;
 pub mod kops;
 pub mod kubeadm;
+pub mod kubespray;
 pub mod manifest;
 pub mod microk8s;
 mod plan;
 pub mod settings;
 pub mod shell;
 mod version;
+mod yamltext;
 
 use std::fmt;
 
@@ -54,11 +57,15 @@ pub enum Distribution {
     K3s,
     /// RKE2.
     Rke2,
+    /// Cluster API (`KubeadmControlPlane` on a management cluster).
+    Capi,
+    /// kubespray (Ansible group_vars).
+    Kubespray,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 8] = [
+    pub const ALL: [Distribution; 10] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -67,6 +74,8 @@ impl Distribution {
         Distribution::Charmed,
         Distribution::K3s,
         Distribution::Rke2,
+        Distribution::Capi,
+        Distribution::Kubespray,
     ];
 
     /// The lowercase name used on the command line.
@@ -80,6 +89,8 @@ impl Distribution {
             Distribution::Charmed => "charmed",
             Distribution::K3s => "k3s",
             Distribution::Rke2 => "rke2",
+            Distribution::Capi => "capi",
+            Distribution::Kubespray => "kubespray",
         }
     }
 
@@ -276,6 +287,8 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::Rke2 => Box::new(k3s::K3s {
             distribution: Distribution::Rke2,
         }),
+        Distribution::Capi => Box::new(capi::Capi),
+        Distribution::Kubespray => Box::new(kubespray::Kubespray),
     }
 }
 
