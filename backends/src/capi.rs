@@ -108,7 +108,7 @@ pub struct Capi;
 
 /// One entry this tool puts into a collection.
 #[derive(Debug, Clone)]
-enum Entry {
+pub(crate) enum Entry {
     /// `key: value` in a map.
     Pair(String, String),
     /// A mapping item of a sequence, fields in order.
@@ -116,7 +116,7 @@ enum Entry {
 }
 
 #[derive(Debug, Clone)]
-enum Field {
+pub(crate) enum Field {
     Str(String),
     Bool(bool),
     Block(String),
@@ -140,7 +140,7 @@ impl Entry {
         }
     }
 
-    fn lines(&self, indent: usize) -> Vec<String> {
+    pub(crate) fn lines(&self, indent: usize) -> Vec<String> {
         let pad = " ".repeat(indent);
         match self {
             Entry::Pair(k, v) => vec![format!(
@@ -352,7 +352,11 @@ fn parent_mut<'a>(
 
 /// Replaces the managed entries of the collection at `path` by `new` (at the place of the
 /// first managed one, else at the end); removes the collection when it ends up empty.
-fn edit_collection(root: &mut Value, path: &[&str], new: &[Entry]) -> Result<(), PlanError> {
+pub(crate) fn edit_collection(
+    root: &mut Value,
+    path: &[&str],
+    new: &[Entry],
+) -> Result<(), PlanError> {
     let last = Value::String(path[path.len() - 1].to_string());
     let Some(parent) = parent_mut(root, path, !new.is_empty())? else {
         return Ok(());
@@ -452,7 +456,7 @@ fn key_line_without_value(text: &str, rest: &str) -> String {
 }
 
 /// Text counterpart of [`edit_collection`] on one document's lines.
-fn edit_text(
+pub(crate) fn edit_text(
     lines: &mut Vec<Line>,
     doc: &Value,
     path: &[&str],
@@ -483,7 +487,6 @@ fn edit_text(
                 is_map,
                 eol,
                 seq_offset,
-                path,
             );
         };
         let (_, rest) = yamltext::key_of(&lines[l].text).expect("find_key matched a key");
@@ -500,7 +503,6 @@ fn edit_text(
                     is_map,
                     eol,
                     seq_offset,
-                    path,
                 );
             }
             if yamltext::value_is_empty(&rest) {
@@ -609,15 +611,7 @@ fn create_path(
     is_map: bool,
     eol: &str,
     seq_offset: usize,
-    full: &[&str],
 ) -> Result<(), PlanError> {
-    if parent.is_none() && segments.len() == full.len() {
-        return Err(PlanError::patch(
-            WHAT,
-            "the document has no `spec`",
-            "give a complete KubeadmControlPlane manifest",
-        ));
-    }
     let mut indent = match yamltext::child_indent(lines, range.clone()) {
         Some(i) => i,
         None => parent
@@ -691,6 +685,13 @@ pub fn patch_kcp(text: &str, s: &OidcSettings, remove: bool) -> Result<Option<St
             continue;
         };
         found += 1;
+        if doc.get("spec").map(Value::is_mapping) != Some(true) {
+            return Err(PlanError::patch(
+                WHAT,
+                "the document has no `spec` mapping",
+                "give a complete KubeadmControlPlane manifest",
+            ));
+        }
         let mut expected = doc.clone();
         edit_object(&mut expected, v, &d)?;
         if expected == doc {
