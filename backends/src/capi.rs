@@ -827,13 +827,13 @@ pub struct LivePatch {
     pub after: String,
 }
 
-/// The merge patch that configures (or with `remove`, takes out) OIDC on the KubeadmControlPlane
-/// printed by `kubectl get kubeadmcontrolplane NAME -o json`, keeping every other list entry
-/// (a merge patch replaces lists whole, so they are sent complete). None when nothing changes.
+/// The merge patch that configures OIDC with `s` (or, for None, takes it out) on the
+/// KubeadmControlPlane printed by `kubectl get kubeadmcontrolplane NAME -o json`, keeping every
+/// other list entry (a merge patch replaces lists whole, so they are sent complete). None when
+/// nothing changes.
 pub fn live_patch(
     current_json: &str,
-    s: &OidcSettings,
-    remove: bool,
+    s: Option<&OidcSettings>,
 ) -> Result<Option<LivePatch>, PlanError> {
     let current: Value = serde_json::from_str(current_json).map_err(|e| {
         PlanError::patch(
@@ -849,7 +849,10 @@ pub fn live_patch(
             "give the name of the KubeadmControlPlane (`kubectl get kubeadmcontrolplanes -A`)",
         ));
     };
-    let d = desired(s, remove)?;
+    let d = match s {
+        Some(s) => desired(s, false)?,
+        None => Desired::default(),
+    };
     let mut expected = current.clone();
     edit_object(&mut expected, v, &d)?;
     let Some(diff) = merge_diff(

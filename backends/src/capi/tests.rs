@@ -472,7 +472,7 @@ fn live(obj: &serde_json::Value) -> String {
 #[test]
 fn live_patch_keeps_other_list_entries() {
     let kcp = &kcps(&fixture("capi-kcp/eksa__capd-full-oidc-cp.v1beta1.yaml"))[0];
-    let p = live_patch(&live(kcp), &with_ca(), false).unwrap().unwrap();
+    let p = live_patch(&live(kcp), Some(&with_ca())).unwrap().unwrap();
     assert_eq!(p.version, KcpVersion::V1beta1);
     let patch: serde_json::Value = serde_json::from_str(&p.patch).unwrap();
     let args =
@@ -496,18 +496,16 @@ fn live_patch_keeps_other_list_entries() {
     merge_apply(&mut after, &patch);
     assert!(schema_errors(&after).is_empty());
     assert_eq!(managed_flags(&after), expected_flags(&with_ca()));
-    assert_eq!(live_patch(&live(&after), &with_ca(), false).unwrap(), None);
+    assert_eq!(live_patch(&live(&after), Some(&with_ca())).unwrap(), None);
     assert!(p.after.contains("oidc-ca.pem") && !p.before.contains("oidc-ca.pem"));
     // Removing empties what only we added: the key goes (null), never `[]`.
     let v2 = &kcps(&fixture(
         "capi-kcp/capi__docker-simple-cluster.v1beta2.yaml",
     ))[0];
-    let p = live_patch(&live(v2), &with_ca(), false).unwrap().unwrap();
+    let p = live_patch(&live(v2), Some(&with_ca())).unwrap().unwrap();
     let mut after = v2.clone();
     merge_apply(&mut after, &serde_json::from_str(&p.patch).unwrap());
-    let back = live_patch(&live(&after), &with_ca(), true)
-        .unwrap()
-        .unwrap();
+    let back = live_patch(&live(&after), None).unwrap().unwrap();
     let patch: serde_json::Value = serde_json::from_str(&back.patch).unwrap();
     assert_eq!(
         patch["spec"]["kubeadmConfigSpec"]["files"],
