@@ -17,6 +17,9 @@ pub(crate) enum Command {
     Render(RenderArgs),
     /// Create a new cluster with OIDC configured.
     Create(CreateArgs),
+    /// OIDC on a Cluster API KubeadmControlPlane (to move under `patch --capi`).
+    #[command(name = "capi-patch", hide = true)]
+    CapiPatch(crate::capi::CapiArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -95,7 +98,7 @@ pub(crate) enum Output {
 
 #[derive(Debug, Args)]
 pub(crate) struct RenderArgs {
-    /// Distribution: k3d, kind, kubeadm, kops, microk8s, charmed, k3s, rke2.
+    /// Distribution: k3d, kind, kubeadm, kops, microk8s, charmed, k3s, rke2, capi, kubespray.
     #[arg(long, value_name = "DISTRO")]
     pub(crate) distro: String,
     /// Cluster name used in rendered commands and files.

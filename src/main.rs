@@ -1,5 +1,6 @@
 //! k8soidc: configure Kubernetes API-server OpenID Connect, safely and reversibly.
 
+mod capi;
 mod check;
 mod cli;
 mod config;
@@ -37,6 +38,7 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
     match args.command {
         cli::Command::Render(a) => render::run(a, env),
         cli::Command::Create(a) => create::run(a, env),
+        cli::Command::CapiPatch(a) => capi::run_capi(a, env),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());

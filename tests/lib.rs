@@ -2,6 +2,7 @@
 //! Each test runs the real binary in a temporary HOME with fake distribution tools on PATH.
 
 mod bad_input;
+mod capi;
 mod check;
 mod create;
 mod explain;

@@ -150,11 +150,11 @@ impl Provider {
             issuer: format!("https://127.0.0.1:{port}"),
             pki,
         };
-        match rx.recv_timeout(Duration::from_secs(20)) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) if line.starts_with("ready ") => p,
             other => {
                 let _ = p.child.kill();
-                panic!("oidc-provider did not start within 20s: {other:?}")
+                panic!("oidc-provider did not start within 60s: {other:?}")
             }
         }
     }

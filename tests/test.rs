@@ -89,6 +89,17 @@ impl Test {
         self
     }
 
+    /// Installs `tests/fakes/<file>` as `<name>` on PATH (e.g. `kubectl-capi` as `kubectl`).
+    pub(crate) fn fake_as(self, file: &str, name: &str) -> Self {
+        let t = self.fake(file);
+        std::fs::rename(
+            t.path().join("bin").join(file),
+            t.path().join("bin").join(name),
+        )
+        .unwrap_or_else(|e| panic!("fake {file} as {name}: {e}"));
+        t
+    }
+
     pub(crate) fn run(self) -> Output {
         let root = self.path().to_path_buf();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_k8soidc"));

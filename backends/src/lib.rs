@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod apiserver;
+pub mod capi;
 pub mod charmed;
 mod error;
 pub mod identity;
@@ -20,6 +21,7 @@ pub mod kind;
 pub mod kops;
 pub mod kubeadm;
 pub mod kubeconfig;
+pub mod kubespray;
 pub mod manifest;
 pub mod microk8s;
 mod plan;
@@ -28,6 +30,7 @@ pub mod rbac;
 pub mod settings;
 pub mod shell;
 mod version;
+mod yamltext;
 
 use std::fmt;
 
@@ -58,11 +61,15 @@ pub enum Distribution {
     K3s,
     /// RKE2.
     Rke2,
+    /// Cluster API (`KubeadmControlPlane` on a management cluster).
+    Capi,
+    /// kubespray (Ansible group_vars).
+    Kubespray,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 8] = [
+    pub const ALL: [Distribution; 10] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -71,6 +78,8 @@ impl Distribution {
         Distribution::Charmed,
         Distribution::K3s,
         Distribution::Rke2,
+        Distribution::Capi,
+        Distribution::Kubespray,
     ];
 
     /// The lowercase name used on the command line.
@@ -84,6 +93,8 @@ impl Distribution {
             Distribution::Charmed => "charmed",
             Distribution::K3s => "k3s",
             Distribution::Rke2 => "rke2",
+            Distribution::Capi => "capi",
+            Distribution::Kubespray => "kubespray",
         }
     }
 
@@ -280,6 +291,8 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::Rke2 => Box::new(k3s::K3s {
             distribution: Distribution::Rke2,
         }),
+        Distribution::Capi => Box::new(capi::Capi),
+        Distribution::Kubespray => Box::new(kubespray::Kubespray),
     }
 }
 
@@ -365,3 +378,5 @@ pub(crate) mod testutil {
         }
     }
 }
+#[cfg(test)]
+mod conformance;

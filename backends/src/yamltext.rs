@@ -1,0 +1,432 @@
+//! A small line model of block-style YAML, for minimal text edits (the Cluster API and
+//! kubespray patchers). It finds keys, mapping entries and sequence items by indentation and
+//! never re-serialises a document: lines it does not touch keep their bytes (comments, order,
+//! quoting, indentation, CRLF endings, a missing final newline).
+//!
+//! It is deliberately naive (no flow collections, anchors or multi-line plain scalars inside
+//! the parts it edits), so every caller compares the parsed result with the structural edit it
+//! meant to make and refuses on any difference.
+
+use std::ops::Range;
+
+/// One line: its text without the line ending, and the ending (`\n`, `\r\n` or none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Line {
+    pub(crate) text: String,
+    pub(crate) eol: String,
+}
+
+/// Splits text into lines, keeping each line's ending.
+pub(crate) fn split(text: &str) -> Vec<Line> {
+    text.split_inclusive('\n')
+        .map(|l| {
+            if let Some(t) = l.strip_suffix("\r\n") {
+                Line {
+                    text: t.to_string(),
+                    eol: "\r\n".into(),
+                }
+            } else if let Some(t) = l.strip_suffix('\n') {
+                Line {
+                    text: t.to_string(),
+                    eol: "\n".into(),
+                }
+            } else {
+                Line {
+                    text: l.to_string(),
+                    eol: String::new(),
+                }
+            }
+        })
+        .collect()
+}
+
+/// Joins lines back into text.
+pub(crate) fn join(lines: &[Line]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("{}{}", l.text, l.eol))
+        .collect()
+}
+
+/// The line ending new lines get: the first one the file uses, else `\n`.
+pub(crate) fn eol_of(lines: &[Line]) -> String {
+    lines
+        .iter()
+        .map(|l| l.eol.as_str())
+        .find(|e| !e.is_empty())
+        .unwrap_or("\n")
+        .to_string()
+}
+
+/// Number of leading spaces.
+pub(crate) fn indent(text: &str) -> usize {
+    text.len() - text.trim_start_matches(' ').len()
+}
+
+/// Whether a line carries YAML content (not blank, not a comment).
+pub(crate) fn is_content(text: &str) -> bool {
+    let t = text.trim();
+    !t.is_empty() && !t.starts_with('#')
+}
+
+fn is_item(text: &str) -> bool {
+    let t = text.trim_start_matches(' ');
+    t == "-" || t.starts_with("- ")
+}
+
+/// Whether a line separates documents (`---`, optionally followed by a comment or content).
+pub(crate) fn is_separator(text: &str) -> bool {
+    text == "---" || text.starts_with("--- ") || text.starts_with("---\t")
+}
+
+/// The line ranges of the documents of a (multi-document) stream, separators excluded.
+pub(crate) fn documents(lines: &[Line]) -> Vec<Range<usize>> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if is_separator(&l.text) {
+            docs.push(start..i);
+            start = i + 1;
+        }
+    }
+    docs.push(start..lines.len());
+    docs
+}
+
+/// A `key: rest` line: the unquoted key and the text after the colon (trimmed, comment
+/// included). None for items, comments and lines that are not a simple key.
+pub(crate) fn key_of(text: &str) -> Option<(String, String)> {
+    let t = text.trim_start_matches(' ');
+    if !is_content(t) || is_item(t) {
+        return None;
+    }
+    let (key, after) = if let Some(q @ ('"' | '\'')) = t.chars().next() {
+        let close = t[1..].find(q)? + 1;
+        let key = t[1..close].to_string();
+        (key, t[close + 1..].strip_prefix(':')?)
+    } else {
+        let mut split = None;
+        for (i, c) in t.char_indices() {
+            if c == ':' {
+                let next = t[i + 1..].chars().next();
+                if next.is_none() || next == Some(' ') || next == Some('\t') {
+                    split = Some(i);
+                    break;
+                }
+            }
+            if c == '#' && i > 0 && t[..i].ends_with(' ') {
+                return None;
+            }
+        }
+        let i = split?;
+        (t[..i].trim_end().to_string(), &t[i + 1..])
+    };
+    if !after.is_empty() && !after.starts_with([' ', '\t']) {
+        return None;
+    }
+    Some((key, after.trim().to_string()))
+}
+
+/// Whether the text after a key's colon leaves the value to the following lines.
+pub(crate) fn value_is_block(rest: &str) -> bool {
+    rest.is_empty() || rest.starts_with('#')
+}
+
+/// Whether the text after a key's colon is an empty flow collection or null.
+pub(crate) fn value_is_empty(rest: &str) -> bool {
+    let v = rest.split(" #").next().unwrap_or_default().trim();
+    matches!(v, "{}" | "[]" | "~" | "null")
+}
+
+/// The first content line in `range`.
+pub(crate) fn first_content(lines: &[Line], range: Range<usize>) -> Option<usize> {
+    range.into_iter().find(|&i| is_content(&lines[i].text))
+}
+
+/// The line of `key` among the top entries of the mapping that fills `range`.
+pub(crate) fn find_key(lines: &[Line], range: Range<usize>, key: &str) -> Option<usize> {
+    let first = first_content(lines, range.clone())?;
+    let ind = indent(&lines[first].text);
+    range.into_iter().find(|&i| {
+        let t = &lines[i].text;
+        is_content(t) && indent(t) == ind && key_of(t).map(|(k, _)| k == key).unwrap_or(false)
+    })
+}
+
+/// The lines holding the value of the key at `line` (exclusive end; trailing blank lines and
+/// shallow comments excluded), within `limit`.
+pub(crate) fn value_range(lines: &[Line], line: usize, limit: usize) -> Range<usize> {
+    let kind = indent(&lines[line].text);
+    let start = line + 1;
+    let seq_flush = first_content(lines, start..limit)
+        .map(|i| indent(&lines[i].text) == kind && is_item(&lines[i].text))
+        .unwrap_or(false);
+    let mut last = line;
+    for (i, l) in lines.iter().enumerate().take(limit).skip(start) {
+        if !is_content(&l.text) {
+            continue;
+        }
+        let ind = indent(&l.text);
+        if ind > kind || (seq_flush && ind == kind && is_item(&l.text)) {
+            last = i;
+        } else {
+            break;
+        }
+    }
+    start..last + 1
+}
+
+/// The indentation of the children of a block (first content line), if any.
+pub(crate) fn child_indent(lines: &[Line], block: Range<usize>) -> Option<usize> {
+    first_content(lines, block).map(|i| indent(&lines[i].text))
+}
+
+/// The line ranges of the entries (mapping keys or sequence items) at the block's child
+/// indentation. Each range runs to the next entry; trailing blank lines and comments no deeper
+/// than the entries are left out.
+pub(crate) fn entries(lines: &[Line], block: Range<usize>) -> Vec<Range<usize>> {
+    let Some(ind) = child_indent(lines, block.clone()) else {
+        return vec![];
+    };
+    // A mapping's keys, or a sequence's items: not the flush items of a key's list value.
+    let seq = first_content(lines, block.clone())
+        .map(|i| is_item(&lines[i].text))
+        .unwrap_or(false);
+    let starts: Vec<usize> = block
+        .clone()
+        .filter(|&i| {
+            let t = &lines[i].text;
+            is_content(t) && indent(t) == ind && is_item(t) == seq
+        })
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &s)| {
+            let next = starts.get(n + 1).copied().unwrap_or(block.end);
+            let mut end = next;
+            while end > s + 1 {
+                let t = &lines[end - 1].text;
+                if t.trim().is_empty() || (!is_content(t) && indent(t) <= ind) {
+                    end -= 1;
+                } else {
+                    break;
+                }
+            }
+            s..end
+        })
+        .collect()
+}
+
+/// Whether the entry lines start with a sequence dash.
+pub(crate) fn is_item_line(text: &str) -> bool {
+    is_item(text)
+}
+
+/// How deep sequences sit below their key in this text: 0 (`key:` / `- a`) or 2 (`key:` /
+/// `  - a`), the first block sequence found deciding; 0 when there is none.
+pub(crate) fn sequence_offset(lines: &[Line], range: Range<usize>) -> usize {
+    for i in range.clone() {
+        if key_of(&lines[i].text)
+            .map(|(_, r)| value_is_block(&r))
+            .unwrap_or(false)
+        {
+            if let Some(j) = first_content(lines, i + 1..range.end) {
+                if is_item(&lines[j].text) {
+                    let (a, b) = (indent(&lines[i].text), indent(&lines[j].text));
+                    return b.saturating_sub(a).min(4);
+                }
+            }
+        }
+    }
+    0
+}
+
+const YAML11_WORDS: [&str; 22] = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+    "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+];
+
+/// A YAML scalar that reads back as the string `s` under YAML 1.1 and 1.2 (kubectl,
+/// sigs.k8s.io/yaml, PyYAML and serde_yaml_ng alike): plain when unambiguous, else double-quoted.
+pub(crate) fn scalar(s: &str) -> String {
+    let plain_ok = s
+        .chars()
+        .next()
+        .map(|c| c.is_ascii_alphabetic() || c == '/')
+        .unwrap_or(false)
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
+        && !s.ends_with(':')
+        && !YAML11_WORDS.contains(&s)
+        && !matches!(s, "null" | "Null" | "NULL")
+        && serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&format!("k: {s}"))
+            .ok()
+            .and_then(|v| v.get("k").cloned())
+            == Some(serde_yaml_ng::Value::String(s.to_string()));
+    if plain_ok {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("strings always serialise")
+    }
+}
+
+/// `key: |` plus the content as a literal block scalar indented to `indent`, chomping chosen
+/// so the content reads back byte for byte.
+pub(crate) fn literal(key_prefix: &str, content: &str, indent: usize) -> Vec<String> {
+    let body = content.trim_end_matches('\n');
+    let trailing = content.len() - body.len();
+    let chomp = match trailing {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    let first_space = body.starts_with(' ') || body.starts_with('\n');
+    // An explicit indentation indicator counts from the key's own column.
+    let key_col = key_prefix.len() - key_prefix.trim_start_matches([' ', '-']).len();
+    let indicator = if first_space {
+        (indent - key_col).to_string()
+    } else {
+        String::new()
+    };
+    let pad = " ".repeat(indent);
+    let mut out = vec![format!("{key_prefix}|{indicator}{chomp}")];
+    for line in body.split('\n') {
+        if line.is_empty() {
+            out.push(String::new());
+        } else {
+            out.push(format!("{pad}{line}"));
+        }
+    }
+    for _ in 1..trailing {
+        out.push(String::new());
+    }
+    out
+}
+
+/// Replaces lines `range` with `new` (texts), giving new lines the ending `eol`; keeps the
+/// missing final newline of a file when the edit touches its end.
+pub(crate) fn splice(lines: &mut Vec<Line>, range: Range<usize>, new: Vec<String>, eol: &str) {
+    let at_end = range.end == lines.len();
+    let last_had_no_eol = lines.last().map(|l| l.eol.is_empty()).unwrap_or(false);
+    if !new.is_empty() && range.start == lines.len() && range.start > 0 {
+        // Appending after a last line without an ending: give it one.
+        if let Some(l) = lines.last_mut() {
+            if l.eol.is_empty() {
+                l.eol = eol.to_string();
+            }
+        }
+    }
+    let mut new: Vec<Line> = new
+        .into_iter()
+        .map(|text| Line {
+            text,
+            eol: eol.to_string(),
+        })
+        .collect();
+    if at_end && last_had_no_eol {
+        if let Some(l) = new.last_mut() {
+            l.eol = String::new();
+        } else if range.start > 0 {
+            lines[range.start - 1].eol = String::new();
+        }
+    }
+    lines.splice(range, new);
+}
+
+/// A file under `shared/fixtures`, found from the workspace at /work/main or a worktree.
+#[cfg(test)]
+pub(crate) fn fixture(rel: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = ["../../shared/fixtures", "../../../shared/fixtures"]
+        .iter()
+        .map(|d| root.join(d))
+        .find(|d| d.is_dir())
+        .expect("shared/fixtures next to the workspace");
+    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(key_of("  a: b"), Some(("a".into(), "b".into())));
+        assert_eq!(key_of("a:"), Some(("a".into(), String::new())));
+        assert_eq!(key_of("\"a b\": c"), Some(("a b".into(), "c".into())));
+        assert_eq!(
+            key_of("url: https://x"),
+            Some(("url".into(), "https://x".into()))
+        );
+        assert_eq!(key_of("- a: b"), None);
+        assert_eq!(key_of("# a: b"), None);
+        assert_eq!(key_of("https://x"), None);
+    }
+
+    #[test]
+    fn scalars_read_back_as_strings() {
+        for s in [
+            "oidc:",
+            "-",
+            "",
+            "true",
+            "yes",
+            "30",
+            "1.30",
+            "a b",
+            "it's",
+            "#x",
+            "a: b",
+            "null",
+            "~",
+            "https://idp.example.com",
+            "hd=example.com",
+            "${X}",
+            "on",
+            "0644",
+        ] {
+            let q = scalar(s);
+            let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!("k: {q}")).unwrap();
+            assert_eq!(v["k"], serde_yaml_ng::Value::String(s.into()), "{s} -> {q}");
+        }
+        assert_eq!(scalar("https://idp.example.com"), "https://idp.example.com");
+        assert_eq!(scalar("oidc:"), "\"oidc:\"");
+        assert_eq!(scalar("yes"), "\"yes\"");
+    }
+
+    #[test]
+    fn literal_blocks_read_back() {
+        for content in ["a\nb\n", "a\nb", "a\n\nb\n\n", " lead\nx\n"] {
+            let mut text = String::from("k:\n");
+            for l in literal("  c: ", content, 4) {
+                text.push_str(&l);
+                text.push('\n');
+            }
+            let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+            assert_eq!(v["k"]["c"].as_str(), Some(content), "{text}");
+        }
+    }
+
+    #[test]
+    fn splice_keeps_missing_final_newline() {
+        let mut lines = split("a: 1\nb: 2");
+        splice(&mut lines, 2..2, vec!["c: 3".into()], "\n");
+        assert_eq!(join(&lines), "a: 1\nb: 2\nc: 3");
+        let mut lines = split("a: 1\r\nb: 2\r\n");
+        splice(&mut lines, 1..2, vec![], "\r\n");
+        assert_eq!(join(&lines), "a: 1\r\n");
+    }
+
+    #[test]
+    fn value_ranges_and_entries() {
+        let lines = split("a:\n  b: 1\n  # c\n  d:\n  - x\n  - y\n\ne: 2\n");
+        let r = value_range(&lines, 0, lines.len());
+        assert_eq!(r, 1..6);
+        let es = entries(&lines, r);
+        assert_eq!(es, vec![1..2, 3..6]);
+        let d = value_range(&lines, 3, 6);
+        assert_eq!(d, 4..6);
+        assert_eq!(entries(&lines, d), vec![4..5, 5..6]);
+    }
+}

@@ -1,0 +1,209 @@
+//! Cluster API on a management cluster: read the KubeadmControlPlane with kubectl, compute the
+//! merge patch from the object itself (so `files`, `extraVolumes` and v1beta2 `extraArgs` keep
+//! their other entries; `backends::capi::live_patch`), show it (dry run: the command and the
+//! diff), apply it with `kubectl patch --type merge`, then wait until the controller has rolled
+//! out every control-plane machine, or time out with the object's conditions.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use backends::capi;
+use backends::Command;
+use clap::Args;
+
+use crate::cli::OidcArgs;
+use crate::error::Error;
+use crate::ui::Env;
+
+const KUBECTL_HINT: &str = "install kubectl: https://kubernetes.io/docs/tasks/tools/";
+
+/// `patch --capi NAME`: OIDC on a Cluster API KubeadmControlPlane.
+#[derive(Debug, Args)]
+pub(crate) struct CapiArgs {
+    /// Name of the KubeadmControlPlane on the management cluster.
+    #[arg(long = "capi", value_name = "NAME")]
+    pub(crate) name: String,
+    /// Its namespace [default: the kubeconfig context's].
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub(crate) namespace: Option<String>,
+    /// Kubeconfig of the management cluster.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// Context in that kubeconfig.
+    #[arg(long, value_name = "CONTEXT")]
+    pub(crate) context: Option<String>,
+    /// Take the OIDC settings out instead of setting them.
+    #[arg(long)]
+    pub(crate) remove: bool,
+    /// Print the command and the diff, change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    /// Give up waiting for the rollout after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub(crate) timeout: u64,
+    /// Seconds between status checks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
+    pub(crate) poll_interval: u64,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+impl CapiArgs {
+    fn kubectl(&self, args: &[&str]) -> Command {
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(k) = &self.kubeconfig {
+            argv.extend(["--kubeconfig".to_string(), k.clone()]);
+        }
+        if let Some(c) = &self.context {
+            argv.extend(["--context".to_string(), c.clone()]);
+        }
+        if let Some(n) = &self.namespace {
+            argv.extend(["--namespace".to_string(), n.clone()]);
+        }
+        argv.extend(args.iter().map(|a| a.to_string()));
+        Command::new("kubectl", argv)
+    }
+
+    fn get(&self) -> Command {
+        self.kubectl(&["get", "kubeadmcontrolplane", &self.name, "-o", "json"])
+    }
+}
+
+/// Runs a command and returns its standard output; a failure carries the framed stderr.
+fn capture(cmd: &Command) -> Result<String, Error> {
+    let out = duct::cmd(&cmd.program, &cmd.args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| Error::Other(format!("cannot start `{cmd}`: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command: cmd.to_shell(),
+            host: None,
+            status: match out.status.code() {
+                Some(c) => format!("exit status {c}"),
+                None => "killed by a signal".into(),
+            },
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    String::from_utf8(out.stdout)
+        .map_err(|_| Error::Other(format!("`{cmd}` printed text that is not UTF-8")))
+}
+
+fn out(text: &str) -> Result<(), Error> {
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("stdout", e))
+}
+
+pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
+    let settings = if args.remove {
+        None
+    } else {
+        Some(crate::config::settings(&args.oidc, env)?)
+    };
+    crate::exec::check_programs(&[("kubectl", KUBECTL_HINT)])?;
+    let name = &args.name;
+    let current = capture(&args.get())?;
+    let Some(p) = capi::live_patch(&current, settings.as_ref())? else {
+        out(&format!(
+            "KubeadmControlPlane `{name}` already has {}; nothing to do\n",
+            if args.remove {
+                "no OIDC settings"
+            } else {
+                "these OIDC settings"
+            }
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let patch = args.kubectl(&[
+        "patch",
+        "kubeadmcontrolplane",
+        name,
+        "--type",
+        "merge",
+        "-p",
+        &p.patch,
+    ]);
+    let shown = format!(
+        "# {} OIDC on KubeadmControlPlane `{name}` ({}); the controller then replaces each control-plane machine\n+ {patch}\n{}",
+        if args.remove { "remove" } else { "set" },
+        p.version.api_version(),
+        backends::unified_diff(
+            &format!("/kubeadmcontrolplane/{name}/spec/kubeadmConfigSpec"),
+            &p.before,
+            &p.after
+        )
+    );
+    if args.dry_run {
+        out(&shown)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{shown}");
+    if !env.confirm(
+        &format!("Patch KubeadmControlPlane `{name}` and roll out its machines?"),
+        args.yes,
+    )? {
+        eprintln!("nothing changed");
+        return Ok(ExitCode::from(1));
+    }
+    capture(&patch)?;
+    wait(&args, env)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the KubeadmControlPlane until its rollout is done, printing a progress line whenever
+/// it changes (a spinner on a terminal).
+fn wait(args: &CapiArgs, env: &Env) -> Result<(), Error> {
+    let name = &args.name;
+    let started = Instant::now();
+    let interval = Duration::from_secs(args.poll_interval);
+    let spinner = env.spinner(format!("waiting for KubeadmControlPlane `{name}`"));
+    let mut last = String::new();
+    loop {
+        let status = capi::rollout(&capture(&args.get())?)?;
+        let line = format!(
+            "waiting for KubeadmControlPlane `{name}`: {}",
+            status.summary
+        );
+        if status.done {
+            spinner.finish_and_clear();
+            eprintln!(
+                "KubeadmControlPlane `{name}` rolled out: {} after {}s",
+                status.summary,
+                started.elapsed().as_secs()
+            );
+            return Ok(());
+        }
+        if line != last {
+            if env.stderr_tty {
+                spinner.set_message(line.clone());
+            } else {
+                eprintln!("{line} ({}s)", started.elapsed().as_secs());
+            }
+            last = line;
+        }
+        if started.elapsed() + interval > Duration::from_secs(args.timeout) {
+            spinner.finish_and_clear();
+            let conditions: String = status
+                .conditions
+                .iter()
+                .map(|c| format!("\n  | {c}"))
+                .collect();
+            return Err(Error::Other(format!(
+                "gave up after {}s waiting for KubeadmControlPlane `{name}` to roll out ({}); the patch is applied and the controller keeps going; watch it with `kubectl get kubeadmcontrolplane {name} -w`; conditions:{}",
+                args.timeout,
+                status.summary,
+                if conditions.is_empty() { " none reported".to_string() } else { conditions }
+            )));
+        }
+        std::thread::sleep(interval);
+    }
+}

@@ -1,0 +1,312 @@
+//! Cluster API: `render --distro capi`, and the live flow (hidden `capi-patch`, to become
+//! `patch --capi NAME`) against a fake kubectl that applies merge patches, validates the result
+//! against the CRD schema and simulates the rollout.
+
+use crate::test::{fixtures, Test};
+
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n";
+
+fn oidc() -> Vec<&'static str> {
+    vec![
+        "--issuer-url",
+        "https://idp.example.com",
+        "--client-id",
+        "kubernetes",
+        "--username-claim",
+        "email",
+        "--username-prefix",
+        "oidc:",
+        "--groups-claim",
+        "groups",
+        "--groups-prefix",
+        "oidc:",
+    ]
+}
+
+/// The KubeadmControlPlane of a fixture, as the API server would print it (JSON, with status).
+fn kcp_json(fixture: &str, namespace: &str) -> String {
+    let text = std::fs::read_to_string(fixtures().join(fixture)).unwrap();
+    let mut obj: serde_json::Value = text
+        .split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str::<serde_json::Value>(d).unwrap())
+        .find(|d| d["kind"] == "KubeadmControlPlane")
+        .unwrap();
+    obj["metadata"]["name"] = "cp".into();
+    obj["metadata"]["namespace"] = namespace.into();
+    obj["metadata"]["generation"] = 1.into();
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    obj["spec"]["replicas"] = replicas.into();
+    let v2 = obj["apiVersion"].as_str().unwrap().ends_with("v1beta2");
+    obj["status"] = if v2 {
+        serde_json::json!({"observedGeneration": 1, "replicas": replicas, "upToDateReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas})
+    } else {
+        serde_json::json!({"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": replicas, "unavailableReplicas": 0})
+    };
+    serde_json::to_string_pretty(&obj).unwrap()
+}
+
+fn cluster(fixture: &str) -> Test {
+    Test::new()
+        .fake_as("kubectl-capi", "kubectl")
+        .write("fake-state/capi/kcp.json", &kcp_json(fixture, "clusters"))
+        .write("mgmt.kubeconfig", "apiVersion: v1\nkind: Config\n")
+        .write("ca.pem", PEM)
+}
+
+fn target() -> Vec<&'static str> {
+    vec![
+        "capi-patch",
+        "--capi",
+        "cp",
+        "--namespace",
+        "clusters",
+        "--kubeconfig",
+        "mgmt.kubeconfig",
+        "--context",
+        "mgmt",
+    ]
+}
+
+/// The object on the fake cluster, checked against the CRD schema of its version (as the API
+/// server does on every write).
+fn state(out: &crate::test::Output) -> serde_json::Value {
+    let mut obj: serde_json::Value =
+        serde_json::from_str(&out.file("fake-state/capi/kcp.json")).unwrap();
+    let version = obj["apiVersion"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join(format!("schemas/kcp-{version}.schema.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    let status = obj.as_object_mut().unwrap().remove("status");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&obj).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    if let Some(st) = status {
+        obj["status"] = st;
+    }
+    obj
+}
+
+#[test]
+fn render_prints_both_versions_and_commands() {
+    let out = Test::new()
+        .args(["render", "--distro", "capi", "--name", "cp"])
+        .args(oidc())
+        .run()
+        .success();
+    assert!(out.stdout.contains("# merge patch for controlplane.cluster.x-k8s.io/v1beta2 (storage version; extraArgs is a list)\nspec:\n  kubeadmConfigSpec:\n    clusterConfiguration:\n      apiServer:\n        extraArgs:\n        - name: oidc-issuer-url\n          value: https://idp.example.com\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("kubectl patch kubeadmcontrolplane cp --type merge -p '{\"spec\":{\"kubeadmConfigSpec\":{\"clusterConfiguration\":{\"apiServer\":{\"extraArgs\":[{\"name\":\"oidc-issuer-url\""), "{}", out.stdout);
+}
+
+#[test]
+fn dry_run_prints_the_command_and_the_diff_and_changes_nothing() {
+    let t = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml");
+    let before = std::fs::read_to_string(t.path().join("fake-state/capi/kcp.json")).unwrap();
+    let out = t
+        .args(target())
+        .args(["--dry-run", "--ca-file", "ca.pem"])
+        .args(oidc())
+        .run()
+        .success();
+    assert!(
+        out.stdout.contains("+ kubectl --kubeconfig mgmt.kubeconfig --context mgmt --namespace clusters patch kubeadmcontrolplane cp --type merge -p '{\"spec\":{\"kubeadmConfigSpec\":"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("+++ b/kubeadmcontrolplane/cp/spec/kubeadmConfigSpec\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "+    - name: oidc-ca-file\n+      value: /etc/kubernetes/oidc/oidc-ca.pem\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.calls().len(), 1, "only the read: {:?}", out.calls());
+    assert_eq!(
+        out.calls()[0][7..],
+        ["get", "kubeadmcontrolplane", "cp", "-o", "json"]
+    );
+    let before: serde_json::Value = serde_json::from_str(&before).unwrap();
+    assert_eq!(state(&out)["spec"], before["spec"], "spec untouched");
+}
+
+#[test]
+fn patch_waits_for_the_rollout_and_is_idempotent() {
+    let out = cluster("capi-kcp/eksa__capd-full-oidc-cp.v1beta1.yaml")
+        .args(target())
+        .args(["--yes", "--poll-interval", "0", "--ca-file", "ca.pem"])
+        .args(oidc())
+        .run()
+        .success();
+    let calls = out.calls();
+    let patch = &calls[1];
+    assert_eq!(
+        patch[..13],
+        [
+            "kubectl",
+            "--kubeconfig",
+            "mgmt.kubeconfig",
+            "--context",
+            "mgmt",
+            "--namespace",
+            "clusters",
+            "patch",
+            "kubeadmcontrolplane",
+            "cp",
+            "--type",
+            "merge",
+            "-p"
+        ]
+    );
+    assert_eq!(patch.len(), 14);
+    let json: serde_json::Value = serde_json::from_str(&patch[13]).unwrap();
+    let args = &json["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"]["extraArgs"];
+    assert_eq!(
+        args["oidc-required-claim"],
+        serde_json::Value::Null,
+        "stale flag removed"
+    );
+    assert!(calls[2..].iter().all(|c| c[7] == "get"), "{calls:?}");
+    assert!(out.stderr.contains("waiting for KubeadmControlPlane `cp`: 0/3 up to date, 3/3 ready, controller has not seen the change yet"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("KubeadmControlPlane `cp` rolled out: 3/3 up to date, 3/3 ready"),
+        "{}",
+        out.stderr
+    );
+    let s = state(&out);
+    let api = &s["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"];
+    assert_eq!(api["extraArgs"]["oidc-username-prefix"], "oidc:");
+    assert_eq!(api["extraArgs"]["audit-log-maxage"], "30");
+    assert_eq!(api["extraVolumes"].as_array().unwrap().len(), 3);
+    let files = s["spec"]["kubeadmConfigSpec"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1]["content"], PEM);
+
+    // The same again: nothing to do, no patch.
+    let again = Test::new()
+        .fake_as("kubectl-capi", "kubectl")
+        .write(
+            "fake-state/capi/kcp.json",
+            &serde_json::to_string(&s).unwrap(),
+        )
+        .write("mgmt.kubeconfig", "")
+        .write("ca.pem", PEM)
+        .args(target())
+        .args(["--yes", "--ca-file", "ca.pem"])
+        .args(oidc())
+        .run()
+        .success();
+    assert!(
+        again
+            .stdout
+            .contains("already has these OIDC settings; nothing to do"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(again.calls().len(), 1);
+}
+
+#[test]
+fn remove_restores_the_spec() {
+    let fixture = "capi-kcp/capi__docker-simple-cluster.v1beta2.yaml";
+    let original: serde_json::Value = serde_json::from_str(&kcp_json(fixture, "clusters")).unwrap();
+    let set = cluster(fixture)
+        .args(target())
+        .args(["--yes", "--poll-interval", "0", "--ca-file", "ca.pem"])
+        .args(oidc())
+        .run()
+        .success();
+    let patched = state(&set);
+    assert_eq!(
+        patched["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"]["extraArgs"][0]
+            ["name"],
+        "oidc-issuer-url"
+    );
+    let removed = Test::new()
+        .fake_as("kubectl-capi", "kubectl")
+        .write(
+            "fake-state/capi/kcp.json",
+            &serde_json::to_string(&patched).unwrap(),
+        )
+        .write("mgmt.kubeconfig", "")
+        .args(target())
+        .args(["--yes", "--poll-interval", "0", "--remove"])
+        .run()
+        .success();
+    assert_eq!(state(&removed)["spec"], original["spec"]);
+}
+
+#[test]
+fn timeout_prints_the_conditions() {
+    let out = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
+        .env("FAKE_CAPI_STUCK", "1")
+        .args(target())
+        .args(["--yes", "--poll-interval", "0", "--timeout", "0"])
+        .args(oidc())
+        .run()
+        .status(1);
+    assert!(
+        out.stderr.contains("error: gave up after 0s waiting for KubeadmControlPlane `cp` to roll out (0/1 up to date, 1/1 ready, controller has not seen the change yet); the patch is applied"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("\n  | RollingOut=True RollingOut: Rolling out not up-to-date replicas"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn errors_from_kubectl_are_framed_and_input_is_checked_first() {
+    let out = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
+        .args([
+            "capi-patch",
+            "--capi",
+            "other",
+            "--namespace",
+            "clusters",
+            "--yes",
+        ])
+        .args(oidc())
+        .run()
+        .status(1);
+    assert!(out.stderr.contains("error: `kubectl --namespace clusters get kubeadmcontrolplane other -o json` failed (exit status 1):\n  | Error from server (NotFound): kubeadmcontrolplanes.controlplane.cluster.x-k8s.io \"other\" not found"), "{}", out.stderr);
+    let out = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
+        .args(target())
+        .args([
+            "--yes",
+            "--issuer-url",
+            "http://idp.example.com",
+            "--client-id",
+            "k",
+        ])
+        .run()
+        .status(2);
+    assert!(out.calls().is_empty(), "nothing ran: {:?}", out.calls());
+    let out = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
+        .args(target())
+        .args(oidc())
+        .run()
+        .status(2);
+    assert!(
+        out.stderr.contains("pass --yes to go ahead"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.calls().len(), 1, "read only");
+}
