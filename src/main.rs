@@ -5,6 +5,7 @@ mod config;
 mod create;
 mod error;
 mod exec;
+mod patch;
 mod render;
 mod ui;
 
@@ -32,6 +33,9 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
     match args.command {
         cli::Command::Render(a) => render::run(a, env),
         cli::Command::Create(a) => create::run(a, env),
+        cli::Command::Patch(a) => patch::run(a, env),
+        cli::Command::Rollback(a) => patch::rollback(a, env),
+        cli::Command::Backups(a) => patch::backups(a),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());

@@ -3,5 +3,7 @@
 
 mod bad_input;
 mod create;
+mod node;
 mod render;
+mod ssh;
 mod test;

@@ -20,6 +20,8 @@ pub mod kops;
 pub mod kubeadm;
 pub mod manifest;
 pub mod microk8s;
+pub mod patch;
+mod patch_manifest;
 mod plan;
 pub mod settings;
 pub mod shell;
