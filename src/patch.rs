@@ -494,12 +494,14 @@ pub(crate) fn rollback(args: RollbackArgs, env: &Env) -> Result<ExitCode, Error>
                 let ids: Vec<&str> = list.lines().filter_map(|l| l.split('\t').next()).collect();
                 let id = match &args.to {
                     Some(id) if ids.contains(&id.as_str()) => id.clone(),
-                    Some(id) => return Err(Error::Input(format!(
+                    Some(id) => {
+                        return Err(Error::Input(format!(
                         "invalid --to `{}`: no such backup on `{}`; see `k8soidc backups --ssh {}`",
                         backends::escape(id),
                         spec.label,
                         spec.label
-                    ))),
+                    )))
+                    }
                     None => ids
                         .first()
                         .map(|s| s.to_string())

@@ -39,12 +39,20 @@ pub(crate) fn kubeadm_manifest(addr: &str) -> String {
 }
 
 pub(crate) struct NodeBuilder {
+    shared: bool,
+    turn: Option<std::sync::MutexGuard<'static, ()>>,
     n: u8,
     files: Vec<(String, String, u32)>,
     env: Vec<(String, String)>,
 }
 
+/// Nodes run one test at a time: with several nodes restarting fake API servers at once on
+/// two cores, a fake API server was seen refusing connections for 20 s while its process ran
+/// (cause not yet found), which made health waits time out.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub(crate) struct Node {
+    _turn: Option<std::sync::MutexGuard<'static, ()>>,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) addr: String,
     pub(crate) port: u16,
@@ -69,7 +77,16 @@ impl NodeBuilder {
         self
     }
 
-    pub(crate) fn start(self) -> Node {
+    /// Shares the turn of a node started earlier in the same test (several-host tests).
+    pub(crate) fn with_others(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
+    pub(crate) fn start(mut self) -> Node {
+        if !self.shared {
+            self.turn = Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
+        }
         assert!(
             self.n >= 2,
             "127.0.0.1 is the machine's own address; use 127.0.0.2..254"
@@ -154,18 +171,19 @@ impl NodeBuilder {
         let child = cmd
             .spawn()
             .expect("scripts/test-node (needs root, unshare, sshd)");
+        let seeded_apiserver = self
+            .files
+            .iter()
+            .any(|(p, _, _)| p.ends_with("kube-apiserver.yaml"));
         let node = Node {
+            _turn: self.turn.take(),
             dir,
             addr,
             port,
             child,
         };
         node.wait_port(port, "sshd");
-        if self
-            .files
-            .iter()
-            .any(|(p, _, _)| p.ends_with("kube-apiserver.yaml"))
-        {
+        if seeded_apiserver {
             node.wait_port(6443, "the fake kube-apiserver");
         }
         node
@@ -176,6 +194,8 @@ impl Node {
     /// A node on 127.0.0.N (N unique per test), sshd on port 20000+N.
     pub(crate) fn on(n: u8) -> NodeBuilder {
         NodeBuilder {
+            shared: false,
+            turn: None,
             n,
             files: vec![],
             env: vec![],
@@ -267,6 +287,18 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("kubelet.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            eprintln!("--- fake kubelet on {} (last lines) ---", self.addr);
+            for l in tail.iter().rev() {
+                eprintln!("{}", l.chars().take(300).collect::<String>());
+            }
+            if let Ok(ps) = std::process::Command::new("ssh").args(["-F", &self.ssh_config(), "-p", &self.port.to_string()]).arg(format!("root@{}", self.addr)).arg(format!("ps -eo pid,stat,etime,args | cut -c1-150; tail -n5 /var/log/pods/*/*/*.log; ss -ltnp | grep 6443; curl -sSk https://{}:6443/readyz", self.addr)).output() {
+                eprintln!("{}", String::from_utf8_lossy(&ps.stdout));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

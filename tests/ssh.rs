@@ -321,6 +321,7 @@ fn sudo_without_password_works_with_password_refused() {
         "root\n"
     );
 
+    drop(node);
     let node = Node::on(111)
         .kubeadm()
         .env("NODE_USER", "k8soidc-op")
@@ -435,8 +436,8 @@ fn backups_list_and_rollback_restore_exact_bytes() {
 #[test]
 fn several_hosts_in_order_first_failure_stops() {
     let a = Node::on(114).kubeadm().start();
-    let b = Node::on(115).kubeadm().start();
-    let c = Node::on(116).kubeadm().start();
+    let b = Node::on(115).kubeadm().with_others().start();
+    let c = Node::on(116).kubeadm().with_others().start();
     b.set_never_ready("--oidc-issuer-url");
     let c_before = c.read(MANIFEST).unwrap();
     // One ssh config for all three: b's and c's keys are added to a's known_hosts.
@@ -454,10 +455,14 @@ fn several_hosts_in_order_first_failure_stops() {
         .k8soidc("patch")
         .args(["--ssh", &b.target(), "--ssh", &c.target()])
         .args(oidc())
-        .args(["--yes", "--timeout", "3s"])
+        .args(["--yes", "--timeout", "10s"])
         .run()
         .status(1);
-    assert!(a.read(MANIFEST).unwrap().contains("--oidc-issuer-url"));
+    assert!(
+        a.read(MANIFEST).unwrap().contains("--oidc-issuer-url"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(
         c.read(MANIFEST).unwrap(),
         c_before,

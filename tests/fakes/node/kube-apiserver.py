@@ -29,6 +29,7 @@ process runs but /readyz answers 500 forever (an API server that never becomes r
 import http.server
 import json
 import os
+import socketserver
 import ssl
 import sys
 import time
@@ -131,8 +132,17 @@ def main(argv):
         def log_message(self, *args):
             pass
 
-    http.server.ThreadingHTTPServer.allow_reuse_address = True
-    srv = http.server.ThreadingHTTPServer((host, port), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+        def server_bind(self):
+            # HTTPServer.server_bind does a reverse DNS lookup (socket.getfqdn) between bind()
+            # and listen(); with a slow resolver the port refuses connections meanwhile.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = host, port
+
+    srv = Server((host, port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     node = os.environ.get("NODE_DIR", "")
     ctx.load_cert_chain(os.path.join(node, "tls.crt"), os.path.join(node, "tls.key"))
