@@ -35,6 +35,12 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// Render the identity provider's side (Okta/Keycloak Terraform, Keycloak realm, dex client).
     Idp(IdpArgs),
+    /// Patch the API server of running control-plane nodes over SSH, transactionally.
+    Patch(PatchArgs),
+    /// Restore a backup taken by `patch` on a node.
+    Rollback(RollbackArgs),
+    /// List the backups `patch` took on a node.
+    Backups(BackupsArgs),
 }
 
 /// The OIDC settings. Each flag can also come from `K8SOIDC_<NAME>` or the config file.
@@ -273,4 +279,65 @@ pub(crate) struct IdpArgs {
     pub(crate) user: Vec<String>,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
+}
+
+/// How to reach hosts over SSH (shared by patch, rollback, backups and create --ssh).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct SshArgs {
+    /// A control-plane node, `[USER@]HOST[:PORT]` (repeatable; done one at a time, in order).
+    #[arg(long = "ssh", value_name = "[USER@]HOST[:PORT]")]
+    pub(crate) hosts: Vec<String>,
+    /// Accept and remember the host key of a host never seen before (default: strict checking).
+    #[arg(long)]
+    pub(crate) accept_new_host_key: bool,
+    /// ssh client config file to use instead of ~/.ssh/config (passed as `ssh -F`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ssh_config: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PatchArgs {
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
+    /// Act on the machine k8soidc runs on (through the same transaction, without SSH).
+    #[arg(long, conflicts_with = "hosts")]
+    pub(crate) local: bool,
+    /// auto (detect on each host), kubeadm, microk8s, k3s or rke2.
+    #[arg(long, value_name = "DISTRO", default_value = "auto")]
+    pub(crate) distro: String,
+    /// Connect and read, print the diff of every file and every step; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// How long to wait for the API server to become healthy before rolling back (e.g. 90s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub(crate) timeout: String,
+    /// Take OIDC out instead of putting it in.
+    #[arg(long)]
+    pub(crate) remove: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    #[command(flatten)]
+    pub(crate) oidc: OidcArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
+    /// The backup to restore (see `k8soidc backups`); default: the newest.
+    #[arg(long, value_name = "BACKUP_ID")]
+    pub(crate) to: Option<String>,
+    /// How long to wait for the API server to become healthy after restoring.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub(crate) timeout: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsArgs {
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
 }

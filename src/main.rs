@@ -10,6 +10,7 @@ mod exec;
 mod explain;
 mod idp;
 mod kubeconfig;
+mod patch;
 mod rbac;
 mod render;
 mod ui;
@@ -39,6 +40,9 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         cli::Command::Render(a) => render::run(a, env),
         cli::Command::Create(a) => create::run(a, env),
         cli::Command::CapiPatch(a) => capi::run_capi(a, env),
+        cli::Command::Patch(a) => patch::run(a, env),
+        cli::Command::Rollback(a) => patch::rollback(a, env),
+        cli::Command::Backups(a) => patch::backups(a),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());

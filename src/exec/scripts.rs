@@ -1,0 +1,177 @@
+//! The POSIX `sh` scripts run on nodes. Each is sent as one argv word (`sh -c SCRIPT k8soidc
+//! ARG...`) with every value as a further argv word, so a value is never parsed by a shell;
+//! file contents travel on stdin, base64-encoded one file per line (`read` in sh never reads
+//! past a newline, so several files share one stdin safely). Every script is one round trip.
+
+/// Prints `root`, `sudo` (passwordless sudo works) or `nosudo`. Runs as the login user.
+pub(crate) const WHOAMI: &str = r#"if [ "$(id -u)" = 0 ]; then echo root; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo sudo; else echo nosudo; fi"#;
+
+/// `STATE_DIR`: holds `STATE_DIR/lock` while stdin keeps receiving a `.` at least every 30 s
+/// (the client sends one every 5 s). Client gone or stdin closed: the lock is released.
+/// Exit 75: someone else holds it.
+pub(crate) const LOCK: &str = r#"umask 077
+mkdir -p "$1" || exit 70
+exec flock -n -E 75 "$1/lock" sh -c 'echo K8SOIDC-LOCKED; while [ "$(timeout 30 head -c1)" = . ]; do :; done'"#;
+
+/// `PATH...`: for each path, a line `K8SOIDC-FILE present|absent PATH` then a line with its
+/// content in base64 (empty when absent).
+pub(crate) const READ: &str = r#"for p in "$@"; do
+  if [ -f "$p" ]; then
+    printf 'K8SOIDC-FILE present %s\n' "$p"
+    base64 -w0 < "$p" || exit 71
+    printf '\n'
+  else
+    printf 'K8SOIDC-FILE absent %s\n\n' "$p"
+  fi
+done"#;
+
+/// Shared helpers: `staging PATH` prints where the new content of PATH is written before the
+/// rename: in the parent of PATH's directory (outside a watched directory such as
+/// /etc/kubernetes/manifests) when that is the same filesystem, else a dot file beside PATH
+/// (the kubelet ignores dot files).
+const STAGING_FN: &str = r#"staging() {
+  d=$(dirname "$1"); up=$(dirname "$d"); b=$(basename "$1")
+  if [ "$(stat -c %d "$up" 2>/dev/null)" = "$(stat -c %d "$d" 2>/dev/null)" ] && [ -w "$up" ]; then
+    printf '%s/.k8soidc-%s.new\n' "$up" "$b"
+  else
+    printf '%s/.k8soidc-%s.new\n' "$d" "$b"
+  fi
+}
+"#;
+
+/// `STATE_DIR (PATH SHA256|absent MODE)...`, stdin: one base64 line per file.
+/// 1. checks each file still has the content that was read (SHA-256) — else exit 73;
+/// 2. backs every file up to STATE_DIR/backups/<UTC time>/ (0700 dir, 0600 files, `FILES`
+///    index with state, mode, owner and path, `SHA256SUMS`), verifies the copies, fsyncs;
+///    any failure removes the partial backup and exits 72 with nothing else changed;
+/// 3. writes each new content to its staging path (same owner and mode as the target, or
+///    MODE for a new file) and fsyncs it.
+///
+/// Prints `K8SOIDC-BACKUP <id>` then `K8SOIDC-STAGED <staging path>` per file.
+pub(crate) fn stage() -> String {
+    format!(
+        "{STAGING_FN}{}",
+        r#"state=$1; shift
+fail() { echo "k8soidc: $*" >&2; [ -n "${b:-}" ] && rm -rf "$b"; exit 72; }
+ts=$(date -u +%Y%m%dT%H%M%SZ); id=$ts; i=1
+umask 077
+mkdir -p "$state/backups" || fail "cannot create $state/backups"
+while [ -e "$state/backups/$id" ]; do i=$((i+1)); id=$ts-$i; done
+b=$state/backups/$id
+mkdir "$b" || { b=; fail "cannot create backup directory $state/backups/$id"; }
+k=0
+n=$#
+i=0
+while [ $i -lt $n ]; do
+  path=$1; want=$2; mode=$3; shift 3; i=$((i+3)); k=$((k+1))
+  set -- "$@" "$path" "$want" "$mode"
+  if [ -f "$path" ]; then
+    sum=$(sha256sum < "$path" | cut -d' ' -f1)
+    if [ "$sum" != "$want" ]; then echo "k8soidc: $path changed since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
+    cp "$path" "$b/$k" || fail "cannot back up $path to $b"
+    chmod 0600 "$b/$k" || fail "cannot chmod $b/$k"
+    printf '%s\tpresent\t%s\t%s\t%s\n' "$k" "$(stat -c %a "$path")" "$(stat -c %u:%g "$path")" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
+  else
+    if [ "$want" != absent ]; then echo "k8soidc: $path disappeared since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
+    printf '%s\tabsent\t-\t-\t%s\n' "$k" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
+  fi
+done
+(cd "$b" && sha256sum FILES $(cut -f1,2 FILES | grep present | cut -f1) > SHA256SUMS && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1 || fail "cannot write or verify the backup in $b (disk full?)"
+chmod 0600 "$b"/* || fail "cannot chmod $b"
+sync "$b" "$b"/* 2>/dev/null || sync
+echo "K8SOIDC-BACKUP $id"
+i=0
+while [ $i -lt $n ]; do
+  path=$1; mode=$3; shift 3; i=$((i+3))
+  IFS= read -r line || fail "missing content for $path on stdin"
+  mkdir -p "$(dirname "$path")" || fail "cannot create $(dirname "$path")"
+  t=$(staging "$path")
+  rm -f "$t"
+  printf '%s' "$line" | base64 -d > "$t" || { rm -f "$t"; fail "cannot write $t"; }
+  if [ -f "$path" ]; then
+    chown "$(stat -c %u:%g "$path")" "$t" && chmod "$(stat -c %a "$path")" "$t"
+  else
+    chmod "$mode" "$t"
+  fi || { rm -f "$t"; fail "cannot set owner and mode of $t"; }
+  sync "$t" 2>/dev/null || sync
+  echo "K8SOIDC-STAGED $t"
+done"#
+    )
+}
+
+/// `(STAGED TARGET)...`: renames each staged file into place (atomic on one filesystem),
+/// then fsyncs the directories.
+pub(crate) const COMMIT: &str = r#"while [ $# -ge 2 ]; do
+  mv -f "$1" "$2" || { echo "k8soidc: cannot rename $1 to $2" >&2; exit 74; }
+  sync "$(dirname "$2")" 2>/dev/null || sync
+  shift 2
+done
+echo K8SOIDC-COMMITTED"#;
+
+/// `STATE_DIR ID`: puts back every file of backup ID (checksums verified first): present
+/// files through a staging file and a rename, with their recorded owner and mode; files that
+/// were absent are removed.
+pub(crate) fn restore() -> String {
+    format!(
+        "{STAGING_FN}{}",
+        r#"b=$1/backups/$2
+[ -f "$b/FILES" ] || { echo "k8soidc: no backup $2 in $1/backups" >&2; exit 76; }
+(cd "$b" && sha256sum -c --quiet SHA256SUMS) >&2 || { echo "k8soidc: backup $2 fails its checksums; not restoring" >&2; exit 77; }
+while IFS="$(printf '\t')" read -r k state mode owner path; do
+  if [ "$state" = present ]; then
+    mkdir -p "$(dirname "$path")"
+    t=$(staging "$path")
+    cp "$b/$k" "$t" && chown "$owner" "$t" && chmod "$mode" "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$path" || { echo "k8soidc: cannot restore $path" >&2; exit 78; }
+  else
+    rm -f "$path"
+  fi
+  echo "K8SOIDC-RESTORED $path"
+done < "$b/FILES"
+sync"#
+    )
+}
+
+/// `STATE_DIR`: lists backups, newest first: `ID<TAB>path path...`.
+pub(crate) const LIST: &str = r#"cd "$1/backups" 2>/dev/null || exit 0
+for id in $(ls -1r); do
+  [ -f "$id/FILES" ] || continue
+  printf '%s\t%s\n' "$id" "$(cut -f5 "$id/FILES" | tr '\n' ' ')"
+done"#;
+
+/// `PROCESS READYZ LIVEZ UNIT FLAG...`: exit 0 and print `ready` when (UNIT given) the unit is
+/// active, (PROCESS given) a process named PROCESS runs whose `--oidc-*`/`--authentication-config`
+/// flags are exactly FLAG..., and READYZ (LIVEZ when READYZ is 404) answers 2xx/3xx like a
+/// kubelet probe (prints `ready PID`); else exit 1 with the reason.
+pub(crate) const HEALTH: &str = r#"proc=$1 readyz=$2 livez=$3 unit=$4; shift 4
+if [ -n "$unit" ] && ! systemctl is-active --quiet "$unit"; then echo "unit $unit is not active"; exit 1; fi
+if [ -n "$proc" ]; then
+  want=$(for f in "$@"; do printf '%s\n' "$f"; done | sort)
+  found=
+  for d in /proc/[0-9]*; do
+    cmd=$(tr '\0' '\n' < "$d/cmdline" 2>/dev/null) || continue
+    printf '%s\n' "$cmd" | grep -qx -e "$proc" -e ".*/$proc" || continue
+    have=$(printf '%s\n' "$cmd" | grep -E '^--(oidc-|authentication-config)' | sort)
+    if [ "$have" = "$want" ]; then found=${d#/proc/}; break; fi
+  done
+  [ -n "$found" ] || { echo "no $proc process with the expected flags is running yet"; exit 1; }
+fi
+probe() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -sSk -o /dev/null -w '\n%{http_code}' --max-time 5 "$1" 2>&1
+  else
+    wget -q --no-check-certificate -T 5 -O /dev/null "$1" 2>&1 && printf '\n200' || printf '\n000'
+  fi
+}
+r=$(probe "$readyz"); code=$(printf '%s\n' "$r" | tail -n1)
+if [ "$code" = 404 ]; then r=$(probe "$livez"); code=$(printf '%s\n' "$r" | tail -n1); fi
+case $code in 2??|3??) echo "ready ${found:-}"; exit 0 ;; esac
+echo "$readyz answered ${code:-nothing} $(printf '%s\n' "$r" | head -n1)"; exit 1"#;
+
+/// `UNIT|-`: the last API server log lines (crictl, else /var/log/pods; journalctl for a unit).
+pub(crate) const LOGS: &str = r#"if [ "$1" != - ]; then journalctl -u "$1" -n 20 --no-pager 2>&1; exit 0; fi
+if command -v crictl >/dev/null 2>&1; then
+  c=$(crictl ps -a --name kube-apiserver -q 2>/dev/null | head -n1)
+  [ -n "$c" ] && crictl logs --tail 20 "$c" 2>&1 && exit 0
+fi
+f=$(ls -t /var/log/pods/*kube-apiserver*/kube-apiserver/*.log 2>/dev/null | head -n1)
+[ -n "$f" ] && tail -n 20 "$f""#;

@@ -1,0 +1,410 @@
+//! One SSH connection per host through the system `ssh` (openssh crate, process multiplexing),
+//! so `~/.ssh/config`, the agent and ProxyJump work as in a terminal. Host keys are checked
+//! strictly unless the user opted in to accepting a new one. Remote commands are argv: every
+//! word goes through the crate's `arg()` (shell-escaped for the remote login shell), scripts
+//! are `sh -c SCRIPT k8soidc ARG...`, file contents go on stdin. Non-root users get `sudo -n`,
+//! checked once right after connecting.
+
+use std::path::PathBuf;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::error::Error;
+use crate::exec::scripts;
+
+/// `[USER@]HOST[:PORT]` as given to `--ssh` (IPv6 in brackets: `[::1]:22`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostSpec {
+    pub(crate) user: Option<String>,
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
+    /// As typed, for messages.
+    pub(crate) label: String,
+}
+
+impl HostSpec {
+    pub(crate) fn parse(text: &str) -> Result<Self, Error> {
+        let bad = |why: &str| {
+            Error::Input(format!(
+                "invalid --ssh `{}`: {why}; use [USER@]HOST[:PORT], e.g. `--ssh admin@cp1.example.com:2222`",
+                backends::escape(text)
+            ))
+        };
+        let (user, rest) = match text.rsplit_once('@') {
+            Some((u, r)) => (Some(u.to_string()), r),
+            None => (None, text),
+        };
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, tail) = r.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
+            let port = match tail.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if tail.is_empty() => None,
+                None => return Err(bad("unexpected text after `]`")),
+            };
+            (h.to_string(), port)
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (rest.to_string(), None),
+            }
+        };
+        let port = port
+            .map(|p| {
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad("the port is not a number from 1 to 65535"))
+            })
+            .transpose()?;
+        let ok_word = |w: &str| {
+            !w.is_empty()
+                && !w.starts_with('-')
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._:%".contains(c))
+        };
+        if !ok_word(&host) {
+            return Err(bad(
+                "the host is empty or has characters a host name cannot have",
+            ));
+        }
+        if let Some(u) = &user {
+            if !ok_word(u) || u.contains(':') {
+                return Err(bad(
+                    "the user name is empty or has characters a user name cannot have",
+                ));
+            }
+        }
+        Ok(HostSpec {
+            user,
+            host,
+            port,
+            label: text.to_string(),
+        })
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SshOptions {
+    pub(crate) accept_new_host_key: bool,
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// What a remote script printed.
+pub(crate) struct Output {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// A connected host.
+pub(crate) struct Remote {
+    session: Arc<Session>,
+    pub(crate) spec: HostSpec,
+    sudo: bool,
+    lock: Option<(openssh::Child<Arc<Session>>, tokio::task::JoinHandle<()>)>,
+}
+
+fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
+    let mut detail = format!("{e}");
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        detail.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    let host = &spec.label;
+    if detail.contains("Host key verification failed")
+        || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || detail.contains("No ED25519 host key is known")
+        || detail.contains("host key is known")
+    {
+        return Error::Other(format!(
+            "host key of `{host}` is not the one known: refused before running anything ({}); check the key, fix known_hosts (`ssh-keygen -R`), or pass --accept-new-host-key for a host never seen before",
+            detail.trim().replace('\n', " ")
+        ));
+    }
+    Error::Other(format!(
+        "cannot connect to `{host}`: {}; check that `ssh {host}` works from this machine",
+        detail.trim().replace('\n', " ")
+    ))
+}
+
+impl Remote {
+    /// Connects and checks privileges: root, or passwordless `sudo -n`.
+    pub(crate) async fn connect(spec: &HostSpec, opts: &SshOptions) -> Result<Remote, Error> {
+        let mut b = SessionBuilder::default();
+        b.known_hosts_check(if opts.accept_new_host_key {
+            KnownHosts::Add
+        } else {
+            KnownHosts::Strict
+        })
+        .control_directory(std::env::temp_dir())
+        .connect_timeout(Duration::from_secs(15))
+        .server_alive_interval(Duration::from_secs(10));
+        if let Some(u) = &spec.user {
+            b.user(u.clone());
+        }
+        if let Some(p) = spec.port {
+            b.port(p);
+        }
+        if let Some(c) = &opts.config {
+            b.config_file(c);
+        }
+        let session = b
+            .connect(&spec.host)
+            .await
+            .map_err(|e| connect_error(spec, &e))?;
+        let mut remote = Remote {
+            session: Arc::new(session),
+            spec: spec.clone(),
+            sudo: false,
+            lock: None,
+        };
+        let who = remote.raw_sh(scripts::WHOAMI, &[], None, false).await?;
+        match who.stdout.trim() {
+            "root" => {}
+            "sudo" => remote.sudo = true,
+            _ => {
+                let user = spec.user.clone().unwrap_or_else(|| "the login user".into());
+                remote.close().await;
+                return Err(Error::Other(format!(
+                    "`sudo -n` on `{}` needs a password for {user} (or sudo is missing): refused before any change; allow passwordless sudo for {user} (NOPASSWD in /etc/sudoers.d) or connect as root",
+                    spec.label
+                )));
+            }
+        }
+        Ok(remote)
+    }
+
+    async fn raw_sh(
+        &self,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+        sudo: bool,
+    ) -> Result<Output, Error> {
+        let mut cmd = if sudo {
+            let mut c = Session::to_command(self.session.clone(), "sudo");
+            c.arg("-n").arg("sh");
+            c
+        } else {
+            Session::to_command(self.session.clone(), "sh")
+        };
+        cmd.arg("-c").arg(script).arg("k8soidc");
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
+        if let Some(bytes) = stdin {
+            if let Some(mut w) = child.stdin().take() {
+                w.write_all(bytes).await.map_err(|e| {
+                    Error::Other(format!("lost the connection to `{}`: {e}", self.spec.label))
+                })?;
+                w.shutdown().await.ok();
+            }
+        }
+        let out = child.wait_with_output().await.map_err(|e| self.lost(&e))?;
+        Ok(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn lost(&self, e: &openssh::Error) -> Error {
+        Error::Other(format!(
+            "lost the connection to `{}` ({e}); nothing is half-written: each file is old or new; run again to converge, or `k8soidc backups --ssh {}` to see backups",
+            self.spec.label, self.spec.label
+        ))
+    }
+
+    /// Runs a script (through sudo when needed); returns its output whatever its status.
+    pub(crate) async fn sh(
+        &self,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, Error> {
+        let out = self.raw_sh(script, args, stdin, self.sudo).await?;
+        if out.code == Some(255) && self.session.check().await.is_err() {
+            return Err(Error::Other(format!(
+                "lost the connection to `{}`; nothing is half-written: each file is old or new; run again to converge",
+                self.spec.label
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Runs a script that must succeed.
+    pub(crate) async fn sh_ok(
+        &self,
+        what: &str,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<String, Error> {
+        let out = self.sh(script, args, stdin).await?;
+        if out.code != Some(0) {
+            return Err(Error::CommandFailed {
+                command: what.to_string(),
+                host: Some(self.spec.label.clone()),
+                status: match out.code {
+                    Some(c) => format!("exit status {c}"),
+                    None => "killed by a signal".into(),
+                },
+                stderr: out.stderr,
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// Takes the node's lock (held while this connection lives and keeps sending heartbeats).
+    pub(crate) async fn lock(&mut self, state_dir: &str) -> Result<(), Error> {
+        let mut cmd = if self.sudo {
+            let mut c = Session::to_command(self.session.clone(), "sudo");
+            c.arg("-n").arg("sh");
+            c
+        } else {
+            Session::to_command(self.session.clone(), "sh")
+        };
+        cmd.arg("-c")
+            .arg(scripts::LOCK)
+            .arg("k8soidc")
+            .arg(state_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
+        let stdout = child.stdout().take().expect("stdout is piped");
+        let mut line = String::new();
+        let mut reader = BufReader::new(stdout);
+        let read = tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line)).await;
+        if line.trim() != "K8SOIDC-LOCKED" {
+            let status = child.wait().await.ok().and_then(|s| s.code());
+            let label = &self.spec.label;
+            return Err(match (read, status) {
+                (_, Some(75)) => Error::Other(format!(
+                    "another k8soidc run holds the lock on `{label}` ({state_dir}/lock): refused, nothing changed; wait for it to finish and run again"
+                )),
+                (_, Some(127)) => Error::Other(format!(
+                    "`flock` is missing on `{label}`: refused, nothing changed; install util-linux on the node"
+                )),
+                (_, code) => Error::Other(format!(
+                    "cannot take the lock {state_dir}/lock on `{label}` (exit {code:?}): refused, nothing changed"
+                )),
+            });
+        }
+        let mut stdin = child.stdin().take().expect("stdin is piped");
+        let beat = tokio::spawn(async move {
+            loop {
+                if stdin.write_all(b".").await.is_err() || stdin.flush().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        self.lock = Some((child, beat));
+        Ok(())
+    }
+
+    /// Releases the lock (if held) and closes the connection.
+    pub(crate) async fn close(mut self) {
+        if let Some((child, beat)) = self.lock.take() {
+            beat.abort();
+            let _ = beat.await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+        if let Ok(session) = Arc::try_unwrap(self.session) {
+            let _ = session.close().await;
+        }
+    }
+
+    /// Test hook (`K8SOIDC_TEST_DISCONNECT_AFTER=<stage>`): drops the SSH connection the hard
+    /// way (`ssh -O exit` on the control socket), as a network failure would.
+    pub(crate) fn maybe_disconnect(&self, stage: &str) {
+        if std::env::var("K8SOIDC_TEST_DISCONNECT_AFTER").as_deref() == Ok(stage) {
+            let _ = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(self.session.control_socket())
+                .args(["-O", "exit", "k8soidc-test"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Reads `K8SOIDC-FILE` records (see `scripts::READ`).
+pub(crate) fn parse_files(text: &str) -> Result<backends::patch::NodeFiles, Error> {
+    use base64::Engine;
+    let mut files = backends::patch::NodeFiles::new();
+    let mut lines = text.lines();
+    while let Some(head) = lines.next() {
+        let Some(rest) = head.strip_prefix("K8SOIDC-FILE ") else {
+            continue;
+        };
+        let body = lines.next().unwrap_or("");
+        let (state, path) = rest
+            .split_once(' ')
+            .ok_or_else(|| Error::Other(format!("unexpected reply from the node: {head}")))?;
+        let content = if state == "present" {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(body.trim())
+                .map_err(|e| Error::Other(format!("unexpected reply for {path}: {e}")))?;
+            Some(String::from_utf8(bytes).map_err(|_| {
+                Error::Other(format!("`{path}` is not UTF-8 text; refusing to patch it"))
+            })?)
+        } else {
+            None
+        };
+        files.insert(path.to_string(), content);
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_specs() {
+        let h = HostSpec::parse("admin@cp1.example.com:2222").unwrap();
+        assert_eq!(
+            (h.user.as_deref(), h.host.as_str(), h.port),
+            (Some("admin"), "cp1.example.com", Some(2222))
+        );
+        let h = HostSpec::parse("[::1]:22").unwrap();
+        assert_eq!((h.host.as_str(), h.port), ("::1", Some(22)));
+        let h = HostSpec::parse("cp1").unwrap();
+        assert_eq!((h.user, h.port), (None, None));
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            "a b",
+            "h:0",
+            "h:99999",
+            "u@",
+            "$(x)@h",
+        ] {
+            assert!(HostSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_records() {
+        let f = parse_files("K8SOIDC-FILE present /a\naGk=\nK8SOIDC-FILE absent /b\n\n").unwrap();
+        assert_eq!(f["/a"].as_deref(), Some("hi"));
+        assert_eq!(f["/b"], None);
+    }
+}

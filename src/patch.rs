@@ -1,0 +1,555 @@
+//! `k8soidc patch --ssh`, `rollback` and `backups`: the transaction on each host.
+//!
+//! Per host, in order, one SSH connection: connect (strict host key) and check root or
+//! `sudo -n`; take the node lock; read the files; plan purely (`backends::patch`); nothing to
+//! do → say so and stop; back up + stage (one round trip); rename into place (one); run the
+//! restart steps; wait until a kube-apiserver with the new flags answers /readyz; on timeout
+//! restore the backup, wait for health again, show the API server's last log lines, fail.
+//! Hosts are done one at a time; the first failure stops the run; a summary table ends it.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use backends::patch::{self, HostPlan, PatchRequest, STATE_DIR};
+use backends::{Distribution, OidcSettings, Step};
+use sha2::{Digest, Sha256};
+
+use crate::cli::{BackupsArgs, PatchArgs, RollbackArgs, SshArgs};
+use crate::error::Error;
+use crate::exec::scripts;
+use crate::exec::ssh::{parse_files, HostSpec, Remote, SshOptions};
+use crate::ui::Env;
+
+/// Parses `90`, `90s`, `5m`, `1h`.
+pub(crate) fn parse_duration(flag: &str, text: &str) -> Result<u64, Error> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 && n <= 24 * 3600 / mult => Ok(n * mult),
+        _ => Err(Error::Input(format!(
+            "invalid {flag} `{}`: not a duration; use e.g. `90s`, `5m` or `1h`",
+            backends::escape(text)
+        ))),
+    }
+}
+
+fn hosts(ssh: &SshArgs) -> Result<(Vec<HostSpec>, SshOptions), Error> {
+    if ssh.hosts.is_empty() {
+        return Err(Error::Input(
+            "missing --ssh: say which node to act on, e.g. `--ssh root@cp1.example.com`".into(),
+        ));
+    }
+    let specs = ssh
+        .hosts
+        .iter()
+        .map(|h| HostSpec::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = SshOptions {
+        accept_new_host_key: ssh.accept_new_host_key,
+        config: ssh.ssh_config.as_ref().map(Into::into),
+    };
+    Ok((specs, opts))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+}
+
+/// How one host ended.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Planned,
+    Unchanged,
+    Patched { backup: String },
+    RolledBack { backup: String },
+    Failed,
+    Skipped,
+}
+
+struct Row {
+    host: String,
+    distro: String,
+    outcome: Outcome,
+}
+
+fn summary(rows: &[Row]) -> String {
+    let mut out = String::from("\nSUMMARY\n");
+    let w = rows.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<8}  {:<12}  BACKUP",
+        "HOST", "DISTRO", "RESULT"
+    );
+    for r in rows {
+        let (result, backup) = match &r.outcome {
+            Outcome::Planned => ("dry run", String::new()),
+            Outcome::Unchanged => ("unchanged", String::new()),
+            Outcome::Patched { backup } => ("patched", backup.clone()),
+            Outcome::RolledBack { backup } => ("rolled back", backup.clone()),
+            Outcome::Failed => ("failed", String::new()),
+            Outcome::Skipped => ("not started", String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<8}  {:<12}  {backup}",
+            r.host, r.distro, result
+        );
+    }
+    out
+}
+
+fn out(text: &str) -> Result<(), Error> {
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("stdout", e))
+}
+
+/// `k8soidc patch`.
+pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    if args.local {
+        return Err(Error::Input(
+            "--local is not available yet; run `k8soidc patch --ssh root@localhost` instead".into(),
+        ));
+    }
+    let (specs, opts) = hosts(&args.ssh)?;
+    let distro = match args.distro.as_str() {
+        "auto" => None,
+        d => {
+            let d = Distribution::parse(d)?;
+            patch::target_file(d)?;
+            Some(d)
+        }
+    };
+    let timeout = parse_duration("--timeout", &args.timeout)?;
+    let settings = if args.remove {
+        None
+    } else {
+        Some(crate::config::settings(&args.oidc, env)?)
+    };
+    let rt = runtime()?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failure = None;
+    for spec in &specs {
+        if failure.is_some() {
+            rows.push(Row {
+                host: spec.label.clone(),
+                distro: String::new(),
+                outcome: Outcome::Skipped,
+            });
+            continue;
+        }
+        let job = HostJob {
+            spec,
+            opts: &opts,
+            settings: settings.as_ref(),
+            remove: args.remove,
+            distro,
+            timeout,
+            dry_run: args.dry_run,
+            yes: args.yes,
+            env,
+        };
+        let (d, res) = rt.block_on(job.run());
+        let outcome = match res {
+            Ok(o) => o,
+            Err(e) => {
+                failure = Some(e);
+                Outcome::Failed
+            }
+        };
+        if let Outcome::RolledBack { .. } = outcome {
+            failure = Some(Error::Other(format!(
+                "`{}` did not become healthy with the new settings; it was rolled back and the run stopped",
+                spec.label
+            )));
+        }
+        rows.push(Row {
+            host: spec.label.clone(),
+            distro: d.map(|d| d.to_string()).unwrap_or_default(),
+            outcome,
+        });
+    }
+    eprint!("{}", summary(&rows));
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+struct HostJob<'a> {
+    spec: &'a HostSpec,
+    opts: &'a SshOptions,
+    settings: Option<&'a OidcSettings>,
+    remove: bool,
+    distro: Option<Distribution>,
+    timeout: u64,
+    dry_run: bool,
+    yes: bool,
+    env: &'a Env,
+}
+
+fn sha256(text: &str) -> String {
+    let d = Sha256::digest(text.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl HostJob<'_> {
+    async fn run(&self) -> (Option<Distribution>, Result<Outcome, Error>) {
+        let mut remote = match Remote::connect(self.spec, self.opts).await {
+            Ok(r) => r,
+            Err(e) => return (self.distro, Err(e)),
+        };
+        let mut distro = self.distro;
+        let res = self.transaction(&mut remote, &mut distro).await;
+        remote.close().await;
+        (distro, res)
+    }
+
+    fn say(&self, msg: &str) {
+        eprintln!("[{}] {msg}", self.spec.label);
+    }
+
+    async fn transaction(
+        &self,
+        remote: &mut Remote,
+        distro: &mut Option<Distribution>,
+    ) -> Result<Outcome, Error> {
+        if !self.dry_run {
+            remote.lock(STATE_DIR).await?;
+            remote.maybe_disconnect("lock");
+        }
+        let paths = patch::probe_paths(self.distro);
+        let text = remote
+            .sh_ok("read the node's files", scripts::READ, &paths, None)
+            .await?;
+        remote.maybe_disconnect("read");
+        let files = parse_files(&text)?;
+        let req = PatchRequest {
+            host: &self.spec.label,
+            settings: self.settings,
+            remove: self.remove,
+            distribution: self.distro,
+            timeout_secs: self.timeout,
+        };
+        let hp = patch::plan_host(&req, &files)?;
+        *distro = Some(hp.distribution);
+        if self.dry_run {
+            out(&format!("{}\n", hp.plan))?;
+            return Ok(if hp.is_noop() {
+                Outcome::Unchanged
+            } else {
+                Outcome::Planned
+            });
+        }
+        if hp.is_noop() {
+            self.say(&format!("{}: nothing to change", hp.plan.title));
+            return Ok(Outcome::Unchanged);
+        }
+        eprint!("{}", hp.plan);
+        if !self
+            .env
+            .confirm(&format!("Patch `{}`?", self.spec.label), self.yes)?
+        {
+            return Err(Error::Other(format!(
+                "not confirmed: `{}` unchanged",
+                self.spec.label
+            )));
+        }
+        apply(remote, &hp, self.spec).await
+    }
+}
+
+/// Back up, stage, commit, restart, wait; roll back when not healthy.
+async fn apply(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcome, Error> {
+    use base64::Engine;
+    let say = |m: &str| eprintln!("[{}] {m}", spec.label);
+    let mut args = vec![STATE_DIR.to_string()];
+    let mut stdin = String::new();
+    let mut targets = Vec::new();
+    for step in &hp.plan.steps {
+        if let Step::WriteFile {
+            path,
+            before,
+            after,
+            mode,
+            ..
+        } = step
+        {
+            args.push(path.clone());
+            args.push(
+                before
+                    .as_deref()
+                    .map(sha256)
+                    .unwrap_or_else(|| "absent".into()),
+            );
+            args.push(format!("{mode:o}"));
+            stdin.push_str(&base64::engine::general_purpose::STANDARD.encode(after));
+            stdin.push('\n');
+            targets.push(path.clone());
+        }
+    }
+    let staged = remote
+        .sh_ok(
+            "back up and stage the new files",
+            &scripts::stage(),
+            &args,
+            Some(stdin.as_bytes()),
+        )
+        .await?;
+    let backup = staged
+        .lines()
+        .find_map(|l| l.strip_prefix("K8SOIDC-BACKUP "))
+        .ok_or_else(|| Error::Other(format!("unexpected reply from `{}`: {staged}", spec.label)))?
+        .to_string();
+    let staged_paths: Vec<&str> = staged
+        .lines()
+        .filter_map(|l| l.strip_prefix("K8SOIDC-STAGED "))
+        .collect();
+    if staged_paths.len() != targets.len() {
+        return Err(Error::Other(format!(
+            "unexpected reply from `{}` while staging: {staged}",
+            spec.label
+        )));
+    }
+    say(&format!("backed up to {STATE_DIR}/backups/{backup}"));
+    remote.maybe_disconnect("stage");
+    let mut pairs = Vec::new();
+    for (s, t) in staged_paths.iter().zip(&targets) {
+        pairs.push(s.to_string());
+        pairs.push(t.clone());
+    }
+    remote
+        .sh_ok(
+            "rename the new files into place",
+            scripts::COMMIT,
+            &pairs,
+            None,
+        )
+        .await?;
+    say(&format!("wrote {}", targets.join(", ")));
+    remote.maybe_disconnect("commit");
+    run_restarts(remote, hp).await?;
+    let h = &hp.health;
+    match wait_healthy(remote, hp, &h.flags_after).await {
+        Ok(()) => {
+            say("API server healthy with the new settings");
+            Ok(Outcome::Patched { backup })
+        }
+        Err(why) => {
+            say(&format!(
+                "not healthy after {}s ({why}); restoring backup {backup}",
+                h.timeout_secs
+            ));
+            let logs = remote
+                .sh(
+                    scripts::LOGS,
+                    &[h.unit.clone().unwrap_or_else(|| "-".into())],
+                    None,
+                )
+                .await
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            remote
+                .sh_ok(
+                    "restore the backup",
+                    &scripts::restore(),
+                    &[STATE_DIR.to_string(), backup.clone()],
+                    None,
+                )
+                .await?;
+            run_restarts(remote, hp).await?;
+            let back = wait_healthy(remote, hp, &h.flags_before).await;
+            eprintln!(
+                "[{}] last API server log lines:{}",
+                spec.label,
+                crate::error::framed(&logs)
+            );
+            match back {
+                Ok(()) => {
+                    say("restored; API server healthy with the previous settings");
+                    Ok(Outcome::RolledBack { backup })
+                }
+                Err(why) => Err(Error::Other(format!(
+                    "`{}` restored from backup {backup} but the API server is still not healthy ({why}); check the node",
+                    spec.label
+                ))),
+            }
+        }
+    }
+}
+
+async fn run_restarts(remote: &Remote, hp: &HostPlan) -> Result<(), Error> {
+    for step in &hp.plan.steps {
+        if let Step::Run { command, .. } = step {
+            let mut argv = vec![command.program.clone()];
+            argv.extend(command.args.iter().cloned());
+            remote
+                .sh_ok(&command.to_shell(), "exec \"$@\"", &argv, None)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn wait_healthy(remote: &Remote, hp: &HostPlan, flags: &[String]) -> Result<(), String> {
+    let h = &hp.health;
+    let deadline = Instant::now() + Duration::from_secs(h.timeout_secs);
+    let mut args = vec![
+        h.process.clone().unwrap_or_default(),
+        h.readyz.clone(),
+        h.livez.clone(),
+        h.unit.clone().unwrap_or_default(),
+    ];
+    args.extend(flags.iter().cloned());
+    let mut last = String::from("no answer yet");
+    // Healthy = two passing checks in a row on the same process, like a probe's success
+    // threshold, so a process in the middle of being replaced is not taken for the new one.
+    let mut previous: Option<String> = None;
+    let max_tries = h.timeout_secs * 2 + 4;
+    for _ in 0..max_tries {
+        match remote.sh(scripts::HEALTH, &args, None).await {
+            Ok(o) if o.code == Some(0) => {
+                let who = o.stdout.trim().to_string();
+                if previous.as_deref() == Some(who.as_str()) {
+                    return Ok(());
+                }
+                previous = Some(who);
+            }
+            Ok(o) => {
+                previous = None;
+                last = o.stdout.trim().to_string();
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last)
+}
+
+/// `k8soidc backups --ssh HOST`.
+pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
+    let (specs, opts) = hosts(&args.ssh)?;
+    let rt = runtime()?;
+    for spec in &specs {
+        let text = rt.block_on(async {
+            let remote = Remote::connect(spec, &opts).await?;
+            let r = remote
+                .sh_ok(
+                    "list backups",
+                    scripts::LIST,
+                    &[STATE_DIR.to_string()],
+                    None,
+                )
+                .await;
+            remote.close().await;
+            r
+        })?;
+        let mut s = format!(
+            "# {}: backups in {STATE_DIR}/backups (newest first)\n",
+            spec.label
+        );
+        if text.trim().is_empty() {
+            s.push_str("(none)\n");
+        }
+        for line in text.lines() {
+            let (id, files) = line.split_once('\t').unwrap_or((line, ""));
+            let _ = writeln!(s, "{id}  {}", files.trim());
+        }
+        out(&s)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `k8soidc rollback --ssh HOST [--to ID]`.
+pub(crate) fn rollback(args: RollbackArgs, env: &Env) -> Result<ExitCode, Error> {
+    let (specs, opts) = hosts(&args.ssh)?;
+    let _timeout = parse_duration("--timeout", &args.timeout)?;
+    let rt = runtime()?;
+    for spec in &specs {
+        rt.block_on(async {
+            let mut remote = Remote::connect(spec, &opts).await?;
+            let r = async {
+                remote.lock(STATE_DIR).await?;
+                let list = remote
+                    .sh_ok(
+                        "list backups",
+                        scripts::LIST,
+                        &[STATE_DIR.to_string()],
+                        None,
+                    )
+                    .await?;
+                let ids: Vec<&str> = list.lines().filter_map(|l| l.split('\t').next()).collect();
+                let id = match &args.to {
+                    Some(id) if ids.contains(&id.as_str()) => id.clone(),
+                    Some(id) => {
+                        return Err(Error::Input(format!(
+                        "invalid --to `{}`: no such backup on `{}`; see `k8soidc backups --ssh {}`",
+                        backends::escape(id),
+                        spec.label,
+                        spec.label
+                    )))
+                    }
+                    None => ids
+                        .first()
+                        .map(|s| s.to_string())
+                        .ok_or_else(|| Error::Other(format!("no backups on `{}`", spec.label)))?,
+                };
+                if !env.confirm(
+                    &format!("Restore backup {id} on `{}`?", spec.label),
+                    args.yes,
+                )? {
+                    return Err(Error::Other("not confirmed: nothing changed".into()));
+                }
+                let restored = remote
+                    .sh_ok(
+                        "restore the backup",
+                        &scripts::restore(),
+                        &[STATE_DIR.to_string(), id.clone()],
+                        None,
+                    )
+                    .await?;
+                for l in restored
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("K8SOIDC-RESTORED "))
+                {
+                    eprintln!("[{}] restored {l}", spec.label);
+                }
+                eprintln!("[{}] restored backup {id}", spec.label);
+                Ok(())
+            }
+            .await;
+            remote.close().await;
+            r
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("--timeout", "5m").unwrap(), 300);
+        assert_eq!(parse_duration("--timeout", "90s").unwrap(), 90);
+        assert_eq!(parse_duration("--timeout", "45").unwrap(), 45);
+        assert_eq!(parse_duration("--timeout", "1h").unwrap(), 3600);
+        for bad in ["", "0", "5x", "-1m", "m", "100h"] {
+            assert!(parse_duration("--timeout", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""A fake kubelet for the SSH test nodes (see scripts/test-node). It runs inside the node's
+private mount and PID namespaces and does, for static pods, what the real kubelet does:
+
+* Every file in the manifests dir whose name does not start with a dot is a pod; dot files are
+  ignored. [kubernetes/kubernetes cmd/kubelet/app/options/options.go, --pod-manifest-path:
+  "Files starting with dots will be ignored."; pkg/kubelet/config/file.go]
+* Two files declaring the same pod (namespace/name) are a conflict: the kubelet keeps what it
+  runs and does not apply either update; this is the leftover `.bak` trap of
+  kubernetes/kubernetes#55596 ("apiserver does not update if another kube-apiserver.yaml.bak is
+  present"). Files that do not parse as a Pod are logged and skipped ("Could not process
+  manifest file", kubernetes/kubernetes#64206).
+* A changed pod spec restarts the container with the new command line; a container that exits
+  is restarted after a back-off (CrashLoopBackOff, here 1 s).
+* The container's command is `command` + `args`; files are visible only through volumeMounts of
+  hostPath volumes (the API server itself checks what it can open: kube-apiserver.py).
+* Container logs go to /var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log as with CRI.
+
+Only the `kube-apiserver` container is run, by tests/fakes/node/kube-apiserver.py.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+MANIFESTS = "/etc/kubernetes/manifests"
+LOGS = "/var/log/pods"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def scan():
+    pods = {}
+    if not os.path.isdir(MANIFESTS):
+        return pods
+    for name in sorted(os.listdir(MANIFESTS)):
+        if name.startswith("."):
+            continue
+        path = os.path.join(MANIFESTS, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+            doc = yaml.safe_load(raw)
+        except Exception as e:  # noqa: BLE001 - any parse failure is "cannot process"
+            log(f"Could not process manifest file {path}: {e}")
+            continue
+        if not isinstance(doc, dict) or doc.get("kind") != "Pod":
+            log(f"Could not process manifest file {path}: not a Pod")
+            continue
+        meta = doc.get("metadata") or {}
+        key = (meta.get("namespace") or "default", meta.get("name") or "")
+        pods.setdefault(key, []).append((path, doc, raw))
+    return pods
+
+
+def container_of(doc):
+    spec = doc.get("spec") or {}
+    for c in spec.get("containers") or []:
+        if c.get("name") == "kube-apiserver":
+            return spec, c
+    return None, None
+
+
+def mounts_of(spec, c):
+    vols = {}
+    for v in spec.get("volumes") or []:
+        hp = v.get("hostPath") or {}
+        if "path" in hp:
+            vols[v.get("name")] = hp["path"]
+    out = []
+    for m in c.get("volumeMounts") or []:
+        if m.get("name") in vols:
+            out.append([m.get("mountPath"), vols[m.get("name")]])
+    return out
+
+
+class Runner:
+    def __init__(self):
+        self.proc = None
+        self.key = None
+        self.restarts = 0
+        self.last_exit = 0.0
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def start(self, key, spec, c, meta):
+        argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+        uid = key[:12]
+        logdir = os.path.join(
+            LOGS, f"{meta.get('namespace', 'default')}_{meta.get('name')}_{uid}", "kube-apiserver"
+        )
+        os.makedirs(logdir, exist_ok=True)
+        logf = open(os.path.join(logdir, f"{self.restarts}.log"), "ab")
+        env = dict(os.environ)
+        env["FAKE_MOUNTS"] = json.dumps(mounts_of(spec, c))
+        log(f"starting kube-apiserver pod {uid}: {argv}")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "kube-apiserver.py")] + argv,
+            stdout=logf,
+            stderr=logf,
+            env=env,
+            start_new_session=True,
+        )
+        logf.close()
+
+    def tick(self):
+        pods = scan()
+        apiserver = [(k, v) for k, v in pods.items() if container_of(v[0][1])[1] is not None]
+        if not apiserver:
+            if self.proc:
+                log("kube-apiserver manifest gone: stopping the pod")
+                self.stop()
+                self.key = None
+            return
+        (ns, name), files = apiserver[0]
+        if len(files) > 1:
+            log(f"conflict: {len(files)} files declare pod {ns}/{name}: "
+                f"{[f for f, _, _ in files]}; keeping what runs")
+            return
+        path, doc, raw = files[0]
+        key = hashlib.sha256(raw).hexdigest()
+        spec, c = container_of(doc)
+        if key != self.key:
+            log(f"pod spec of {ns}/{name} changed ({path}); restarting")
+            self.stop()
+            self.key = key
+            self.restarts = 0
+            self.start(key, spec, c, doc.get("metadata") or {})
+            return
+        if self.proc and self.proc.poll() is not None:
+            if self.last_exit == 0.0:
+                self.last_exit = time.time()
+            if time.time() - self.last_exit >= 1.0:
+                self.restarts += 1
+                self.last_exit = 0.0
+                log(f"kube-apiserver exited ({self.proc.returncode}); back-off restart {self.restarts}")
+                self.start(key, spec, c, doc.get("metadata") or {})
+
+
+def main():
+    r = Runner()
+    while True:
+        try:
+            r.tick()
+        except Exception as e:  # noqa: BLE001 - keep running like the real kubelet
+            log(f"error: {e}")
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()

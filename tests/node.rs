@@ -1,0 +1,305 @@
+//! Test nodes: a real sshd on 127.0.0.N in private mount and PID namespaces with a fake
+//! kubelet and kube-apiserver (`scripts/test-node`, `tests/fakes/node/`). Each test picks its
+//! own N and port; everything dies with the `Node` (SIGKILL of the namespace's parent, which
+//! takes the namespace's PID 1 and so every process in it). The host's own /etc/kubernetes and
+//! friends are never touched: every node directory is a private tmpfs.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::test::{fixtures, Test};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn must(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A kubeadm manifest from the fixtures, with its address changed to the node's.
+pub(crate) fn kubeadm_manifest(addr: &str) -> String {
+    let p = fixtures().join("apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml");
+    let p = if p.exists() {
+        p
+    } else {
+        // Worktrees sit one level deeper than /work/main.
+        root().join("../../shared/fixtures/apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml")
+    };
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .replace("192.168.97.4", addr)
+}
+
+pub(crate) struct NodeBuilder {
+    shared: bool,
+    turn: Option<std::sync::MutexGuard<'static, ()>>,
+    n: u8,
+    files: Vec<(String, String, u32)>,
+    env: Vec<(String, String)>,
+}
+
+/// Nodes run one test at a time: with several nodes restarting fake API servers at once on
+/// two cores, a fake API server was seen refusing connections for 20 s while its process ran
+/// (cause not yet found), which made health waits time out.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub(crate) struct Node {
+    _turn: Option<std::sync::MutexGuard<'static, ()>>,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) addr: String,
+    pub(crate) port: u16,
+    child: Child,
+}
+
+impl NodeBuilder {
+    /// Seeds a file on the node (absolute path under one of the node's private dirs).
+    pub(crate) fn file(mut self, path: &str, content: &str, mode: u32) -> Self {
+        self.files.push((path.into(), content.into(), mode));
+        self
+    }
+
+    /// A kubeadm control plane (manifest mode 0600 as kubeadm writes it).
+    pub(crate) fn kubeadm(self) -> Self {
+        let m = kubeadm_manifest(&format!("127.0.0.{}", self.n));
+        self.file("/etc/kubernetes/manifests/kube-apiserver.yaml", &m, 0o600)
+    }
+
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Shares the turn of a node started earlier in the same test (several-host tests).
+    pub(crate) fn with_others(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
+    pub(crate) fn start(mut self) -> Node {
+        if !self.shared {
+            self.turn = Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        assert!(
+            self.n >= 2,
+            "127.0.0.1 is the machine's own address; use 127.0.0.2..254"
+        );
+        let addr = format!("127.0.0.{}", self.n);
+        let port = 20000 + u16::from(self.n);
+        let dir = tempfile::Builder::new()
+            .prefix("k8n")
+            .tempdir_in("/tmp")
+            .expect("node dir");
+        let d = dir.path();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (key, file) in [("hostkey", "hostkey"), ("client", "client")] {
+            let _ = key;
+            must(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-C", "k8soidc-test", "-f"])
+                    .arg(d.join(file)),
+            );
+        }
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::set_permissions(
+            d.join("authorized_keys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        must(
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=kube-apiserver",
+                ])
+                .arg("-keyout")
+                .arg(d.join("tls.key"))
+                .arg("-out")
+                .arg(d.join("tls.crt"))
+                .arg("-addext")
+                .arg(format!("subjectAltName=IP:{addr}"))
+                .stderr(Stdio::null()),
+        );
+        let hostkey = std::fs::read_to_string(d.join("hostkey.pub")).unwrap();
+        std::fs::write(d.join("known_hosts"), format!("[{addr}]:{port} {hostkey}")).unwrap();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  BatchMode yes\n  LogLevel ERROR\n",
+                d.join("client").display(),
+                d.join("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        for (path, content, mode) in &self.files {
+            let p = d.join("seed").join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let mut cmd = Command::new(root().join("scripts/test-node"));
+        cmd.arg(d)
+            .arg(&addr)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(
+                std::fs::File::create(d.join("node.log")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(d.join("node.err")).unwrap(),
+            ));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .expect("scripts/test-node (needs root, unshare, sshd)");
+        let seeded_apiserver = self
+            .files
+            .iter()
+            .any(|(p, _, _)| p.ends_with("kube-apiserver.yaml"));
+        let node = Node {
+            _turn: self.turn.take(),
+            dir,
+            addr,
+            port,
+            child,
+        };
+        node.wait_port(port, "sshd");
+        if seeded_apiserver {
+            node.wait_port(6443, "the fake kube-apiserver");
+        }
+        node
+    }
+}
+
+impl Node {
+    /// A node on 127.0.0.N (N unique per test), sshd on port 20000+N.
+    pub(crate) fn on(n: u8) -> NodeBuilder {
+        NodeBuilder {
+            shared: false,
+            turn: None,
+            n,
+            files: vec![],
+            env: vec![],
+        }
+    }
+
+    fn wait_port(&self, port: u16, what: &str) {
+        let sa: SocketAddr = format!("{}:{port}", self.addr).parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{what} on {sa} did not come up in 15s; node log:\n{}\n{}",
+            std::fs::read_to_string(self.dir.path().join("node.err")).unwrap_or_default(),
+            std::fs::read_to_string(self.dir.path().join("kubelet.log")).unwrap_or_default()
+        );
+    }
+
+    pub(crate) fn target(&self) -> String {
+        format!("root@{}:{}", self.addr, self.port)
+    }
+
+    pub(crate) fn ssh_config(&self) -> String {
+        self.dir.path().join("ssh_config").display().to_string()
+    }
+
+    /// `k8soidc patch --ssh root@node --ssh-config …` as a Test.
+    pub(crate) fn k8soidc(&self, subcommand: &str) -> Test {
+        Test::new().args([
+            subcommand,
+            "--ssh",
+            &self.target(),
+            "--ssh-config",
+            &self.ssh_config(),
+        ])
+    }
+
+    /// The same as another user of the node.
+    pub(crate) fn k8soidc_as(&self, user: &str, subcommand: &str) -> Test {
+        let target = format!("{user}@{}:{}", self.addr, self.port);
+        Test::new().args([
+            subcommand,
+            "--ssh",
+            &target,
+            "--ssh-config",
+            &self.ssh_config(),
+        ])
+    }
+
+    /// Runs a shell command on the node as root (system ssh, strict host key); its stdout.
+    pub(crate) fn sh(&self, script: &str) -> String {
+        let out = Command::new("ssh")
+            .args(["-F", &self.ssh_config(), "-p", &self.port.to_string()])
+            .arg(format!("root@{}", self.addr))
+            .arg(script)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh");
+        assert!(
+            out.status.success(),
+            "ssh {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A file's content on the node (None: absent).
+    pub(crate) fn read(&self, path: &str) -> Option<String> {
+        let out = self.sh(&format!(
+            "if [ -f {path} ]; then echo present; cat {path}; else echo absent; fi"
+        ));
+        out.strip_prefix("present\n").map(str::to_string)
+    }
+
+    /// Path, mode and checksum of every file k8soidc could touch: the before/after fingerprint
+    /// (k8soidc's own empty lock file aside).
+    pub(crate) fn fingerprint(&self) -> String {
+        self.sh("cd / && find etc/kubernetes var/lib/k8soidc var/snap/microk8s etc/rancher -type f ! -path var/lib/k8soidc/lock -printf '%p %m ' -exec sha256sum {} \\; 2>/dev/null | sort")
+    }
+
+    pub(crate) fn set_never_ready(&self, needle: &str) {
+        std::fs::write(self.dir.path().join("never-ready"), needle).unwrap();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("kubelet.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            eprintln!("--- fake kubelet on {} (last lines) ---", self.addr);
+            for l in tail.iter().rev() {
+                eprintln!("{}", l.chars().take(300).collect::<String>());
+            }
+            if let Ok(ps) = std::process::Command::new("ssh").args(["-F", &self.ssh_config(), "-p", &self.port.to_string()]).arg(format!("root@{}", self.addr)).arg(format!("ps -eo pid,stat,etime,args | cut -c1-150; tail -n5 /var/log/pods/*/*/*.log; ss -ltnp | grep 6443; curl -sSk https://{}:6443/readyz", self.addr)).output() {
+                eprintln!("{}", String::from_utf8_lossy(&ps.stdout));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
