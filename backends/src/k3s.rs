@@ -206,7 +206,7 @@ impl Backend for K3s {
         let mode = s.mode()?;
         let mut r = Rendering::new(d, s)?;
         r.warnings.push(format!(
-            "the drop-in appends with `{ARG_KEY}+`: remove any oidc-* or authentication-config entries from {} and other drop-ins first (`k8soidc apply` does); a later drop-in with a plain `{ARG_KEY}:` key, or `--kube-apiserver-arg` in the {d} service's command line (installer arguments), replaces the whole list, ours included",
+            "the drop-in appends with `{ARG_KEY}+`: remove any oidc-* or authentication-config entries from {} and other drop-ins first (`k8soidc patch` does); a later drop-in with a plain `{ARG_KEY}:` key, or `--kube-apiserver-arg` in the {d} service's command line (installer arguments), replaces the whole list, ours included",
             config_path(d)?
         ));
         r.warnings
