@@ -608,3 +608,76 @@ fn charmed_refuses_spaces_before_running() {
     );
     assert!(out.calls().is_empty());
 }
+
+/// The fake k3d refuses what k3d v5 refuses, so the exact-argv tests above mean something.
+#[test]
+fn fake_k3d_rejects_what_k3d_v5_rejects() {
+    let t = Test::new().fake("k3d");
+    let bin = t.path().join("bin/k3d");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .env("FAKE_LOG", t.path().join("self.log"))
+            .output()
+            .unwrap()
+    };
+    for (args, message) in [
+        (
+            vec![
+                "cluster",
+                "create",
+                "x",
+                "--k3s-server-arg",
+                "--kube-apiserver-arg=oidc-client-id=k",
+            ],
+            "unknown flag: --k3s-server-arg",
+        ),
+        (
+            vec![
+                "cluster",
+                "create",
+                "x",
+                "--k3s-arg",
+                "--kube-apiserver-arg=oidc-client-id=k",
+            ],
+            "lacks a node filter",
+        ),
+        (
+            vec![
+                "cluster",
+                "create",
+                "x",
+                "--k3s-arg",
+                "--kube-apiserver-arg=oidc-required-claim=e=a@b@server:*",
+            ],
+            "only one unescaped '@'",
+        ),
+        (
+            vec![
+                "cluster",
+                "create",
+                "x",
+                "--volume",
+                "rel/dir:/etc/x@server:*",
+            ],
+            "source must be an absolute path",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(message),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(run(&[
+        "cluster",
+        "create",
+        "x",
+        "--k3s-arg",
+        r"--kube-apiserver-arg=oidc-required-claim=e=a\@b@server:*"
+    ])
+    .status
+    .success());
+}

@@ -103,3 +103,80 @@ fn completions() {
     let out = Test::new().args(["completions", "bash"]).run().success();
     assert!(out.stdout.contains("k8soidc"), "{}", out.stdout);
 }
+
+#[test]
+fn trailing_slash_is_kept_exactly_and_warned_about() {
+    let out = Test::new()
+        .args([
+            "render",
+            "--distro",
+            "k3d",
+            "--issuer-url",
+            "https://login.example.com/tenant/v2.0/",
+            "--client-id",
+            "k",
+            "--username-prefix",
+            "-",
+        ])
+        .run()
+        .success();
+    assert!(out.stdout.contains("# warning: issuer `https://login.example.com/tenant/v2.0/` ends with `/`: it is kept exactly"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("oidc-issuer-url=https://login.example.com/tenant/v2.0/@server:*"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// The pure crate's contract, enforced: none of the I/O crates may become its dependency.
+#[test]
+fn backends_crate_has_no_io_dependencies() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/backends/Cargo.toml"))
+            .unwrap();
+    let doc: toml_like::Doc = toml_like::parse(&manifest);
+    for forbidden in [
+        "tokio",
+        "openssh",
+        "duct",
+        "which",
+        "dialoguer",
+        "indicatif",
+        "reqwest",
+    ] {
+        assert!(
+            !doc.dependencies.iter().any(|d| d == forbidden),
+            "backends depends on {forbidden}"
+        );
+    }
+}
+
+/// Just enough TOML reading for the test above: dependency names of `[dependencies]`.
+mod toml_like {
+    pub(crate) struct Doc {
+        pub(crate) dependencies: Vec<String>,
+    }
+
+    pub(crate) fn parse(text: &str) -> Doc {
+        let mut section = "";
+        let mut dependencies = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line;
+            } else if section == "[dependencies]" {
+                if let Some((name, _)) = line.split_once('=') {
+                    dependencies.push(
+                        name.trim()
+                            .split('.')
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        assert!(!dependencies.is_empty(), "no [dependencies] read");
+        Doc { dependencies }
+    }
+}
