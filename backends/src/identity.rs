@@ -180,8 +180,9 @@ pub fn parse_token(raw: &str) -> Result<Token, String> {
     })
 }
 
-/// Go's `time.Time` `%v` for a UTC instant: `2006-01-02 15:04:05 +0000 UTC`.
-pub fn go_time_utc(secs: i64) -> String {
+/// The UTC civil date and time of a Unix time: (year, month, day, hour, minute, second),
+/// by Howard Hinnant's civil-from-days algorithm (no calendar crate needed).
+pub fn civil_utc(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -192,12 +193,13 @@ pub fn go_time_utc(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Go's `time.Time` `%v` for a UTC instant: `2006-01-02 15:04:05 +0000 UTC`.
+pub fn go_time_utc(secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = civil_utc(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} +0000 UTC")
 }
 
 /// One step of the verification, as kube-apiserver runs them.
@@ -370,5 +372,18 @@ pub fn claims_rejection(text: String) -> Rejection {
         step: "claims",
         apiserver_error: text,
         explanation,
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(go_time_utc(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(go_time_utc(951_782_400), "2000-02-29 00:00:00 +0000 UTC");
+        assert_eq!(go_time_utc(1_795_882_345), "2026-11-28 16:12:25 +0000 UTC");
+        assert_eq!(go_time_utc(-1), "1969-12-31 23:59:59 +0000 UTC");
     }
 }
