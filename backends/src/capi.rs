@@ -225,19 +225,12 @@ fn desired(s: &OidcSettings, remove: bool) -> Result<Desired, PlanError> {
     }
     let mode = s.mode()?;
     let args = apiserver::args(s, mode, NODE_DIR);
-    if s.required_claims.len() > 1 && mode == crate::Mode::Flags {
-        return Err(PlanError::unrepresentable(
-            Distribution::Capi,
-            "--required-claim",
-            s.required_claims
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-            "extraArgs holds a flag once (a map in v1beta1, unique names in v1beta2)",
-            "give one --required-claim, or use `--auth-mode config` (claimValidationRules)",
-        ));
-    }
+    crate::refuse_repeated_claims(
+        Distribution::Capi,
+        s,
+        "extraArgs holds a flag once (a map in v1beta1, unique names in v1beta2)",
+        "give one --required-claim, or use `--auth-mode config` (claimValidationRules)",
+    )?;
     for a in &args {
         if a.value.chars().count() > 1024 {
             let field = crate::rendered_values(s)

@@ -78,20 +78,7 @@ fn check(s: &OidcSettings) -> Result<Mode, PlanError> {
             ));
         }
     }
-    if s.required_claims.len() > 1 {
-        let all: Vec<String> = s
-            .required_claims
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        return Err(PlanError::unrepresentable(
-            Distribution::Charmed,
-            "--required-claim",
-            all.join(" "),
-            "the charm parses `api-extra-args` into a dict, so only the last `oidc-required-claim` would survive",
-            "give one --required-claim, or use `--auth-mode config` (Kubernetes 1.30+), which carries any number",
-        ));
-    }
+    crate::refuse_repeated_claims(Distribution::Charmed, s, "the charm parses `api-extra-args` into a dict, so only the last `oidc-required-claim` would survive", "give one --required-claim, or use `--auth-mode config` (Kubernetes 1.30+), which carries any number")?;
     Ok(mode)
 }
 

@@ -31,13 +31,7 @@ pub struct Kind;
 
 fn check(s: &OidcSettings, req: &ClusterRequest) -> Result<(), PlanError> {
     let mode = s.mode()?;
-    kubeadm::check_map_form(
-        Distribution::Kind,
-        s,
-        mode,
-        "kind's kubeadmConfigPatches (kind converts it for kubeadm v1beta4)",
-        "give one required claim, or use `--auth-mode config` (Kubernetes 1.30+, where required claims are validation rules)",
-    )?;
+    crate::refuse_repeated_claims(Distribution::Kind, s, concat!("`apiServer.extraArgs` in ", "kind's kubeadmConfigPatches (kind converts it for kubeadm v1beta4)", " is a map, which holds `oidc-required-claim` only once"), "give one required claim, or use `--auth-mode config` (Kubernetes 1.30+, where required claims are validation rules)")?;
     if !apiserver::node_files(s, mode, NODE_DIR).is_empty() && req.staging_dir.contains(':') {
         return Err(PlanError::unrepresentable(
             Distribution::Kind,
@@ -389,7 +383,7 @@ nodes:
         let e = Kind.render(&s, &request()).unwrap_err().to_string();
         assert_eq!(
             e,
-            "kind cannot carry --required-claim `org=acme`: `apiServer.extraArgs` in kind's kubeadmConfigPatches \
+            "kind cannot carry --required-claim `hd=example.com org=acme`: `apiServer.extraArgs` in kind's kubeadmConfigPatches \
              (kind converts it for kubeadm v1beta4) is a map, which holds `oidc-required-claim` only once; \
              give one required claim, or use `--auth-mode config` (Kubernetes 1.30+, where required claims are validation rules)"
         );

@@ -116,35 +116,8 @@ struct HostPathMount {
     path_type: &'static str,
 }
 
-/// Refuses settings a map-form `extraArgs` cannot hold (a flag given twice): `d` is the
-/// distribution, `syntax` names the map (e.g. `kubeadm.k8s.io/v1beta3`), `fix` what to do instead.
-pub(crate) fn check_map_form(
-    d: Distribution,
-    s: &OidcSettings,
-    mode: Mode,
-    syntax: &str,
-    fix: &str,
-) -> Result<(), PlanError> {
-    if mode != Mode::Flags {
-        // Required claims become claimValidationRules in the AuthenticationConfiguration.
-        return Ok(());
-    }
-    if let Some((k, v)) = s.required_claims.get(1) {
-        return Err(PlanError::unrepresentable(
-            d,
-            "--required-claim",
-            format!("{k}={v}"),
-            format!(
-                "`apiServer.extraArgs` in {syntax} is a map, which holds `oidc-required-claim` only once"
-            ),
-            fix,
-        ));
-    }
-    Ok(())
-}
-
 /// The `ClusterConfiguration` document; `api_version` None leaves the line out (kind patches).
-/// Callers check [`check_map_form`] first when `form` is [`ArgsForm::Map`].
+/// Callers check [`crate::refuse_repeated_claims`] first when `form` is [`ArgsForm::Map`].
 pub(crate) fn document(
     s: &OidcSettings,
     mode: Mode,
@@ -182,13 +155,7 @@ pub fn cluster_configuration(s: &OidcSettings, version: KubeadmApi) -> Result<St
     let mode = s.mode()?;
     let form = match version {
         KubeadmApi::V1beta3 => {
-            check_map_form(
-                Distribution::Kubeadm,
-                s,
-                mode,
-                "kubeadm.k8s.io/v1beta3",
-                "use kubeadm.k8s.io/v1beta4 (Kubernetes 1.31 or newer, `--kubernetes-version 1.31`), or `--auth-mode config` (1.30), or give one required claim",
-            )?;
+            crate::refuse_repeated_claims(Distribution::Kubeadm, s, concat!("`apiServer.extraArgs` in ", "kubeadm.k8s.io/v1beta3", " is a map, which holds `oidc-required-claim` only once"), "use kubeadm.k8s.io/v1beta4 (Kubernetes 1.31 or newer, `--kubernetes-version 1.31`), or `--auth-mode config` (1.30), or give one required claim")?;
             ArgsForm::Map
         }
         KubeadmApi::V1beta4 => ArgsForm::List,
@@ -454,7 +421,7 @@ apiServer:
             .to_string();
         assert_eq!(
             e,
-            "kubeadm cannot carry --required-claim `org=acme`: `apiServer.extraArgs` in kubeadm.k8s.io/v1beta3 is a map, \
+            "kubeadm cannot carry --required-claim `hd=example.com org=acme`: `apiServer.extraArgs` in kubeadm.k8s.io/v1beta3 is a map, \
              which holds `oidc-required-claim` only once; use kubeadm.k8s.io/v1beta4 (Kubernetes 1.31 or newer, \
              `--kubernetes-version 1.31`), or `--auth-mode config` (1.30), or give one required claim"
         );

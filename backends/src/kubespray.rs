@@ -116,19 +116,7 @@ fn check(s: &OidcSettings, mode: Mode) -> Result<(), PlanError> {
                 ),
             ],
         )?;
-        if s.required_claims.len() > 1 {
-            return Err(PlanError::unrepresentable(
-                Distribution::Kubespray,
-                "--required-claim",
-                s.required_claims
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                "kubespray has no variable for it and kube_kubeadm_apiserver_extra_args is a dict, so it holds the flag once",
-                "give one --required-claim, or use `--auth-mode config` (claimValidationRules)",
-            ));
-        }
+        crate::refuse_repeated_claims(Distribution::Kubespray, s, "kubespray has no variable for it and kube_kubeadm_apiserver_extra_args is a dict, so it holds the flag once", "give one --required-claim, or use `--auth-mode config` (claimValidationRules)")?;
     }
     Ok(())
 }

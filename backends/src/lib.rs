@@ -22,6 +22,7 @@ pub mod kops;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubespray;
+mod lines;
 pub mod manifest;
 pub mod microk8s;
 pub mod patch;
@@ -337,6 +338,32 @@ pub fn refuse_chars(
         }
     }
     Ok(())
+}
+
+/// Refuses a second `--required-claim` where `d` holds the flag only once (a map or a dict).
+/// Only flags mode is checked: in config mode required claims are `claimValidationRules`,
+/// any number of them. `reason` says why `d` cannot repeat it; `fix` what to do instead.
+pub fn refuse_repeated_claims(
+    d: Distribution,
+    s: &OidcSettings,
+    reason: &str,
+    fix: &str,
+) -> Result<(), PlanError> {
+    if s.mode()? != Mode::Flags || s.required_claims.len() < 2 {
+        return Ok(());
+    }
+    let all: Vec<String> = s
+        .required_claims
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Err(PlanError::unrepresentable(
+        d,
+        "--required-claim",
+        all.join(" "),
+        reason,
+        fix,
+    ))
 }
 
 #[cfg(test)]

@@ -121,44 +121,7 @@ pub fn rbac_enabled(text: &str) -> bool {
     authorization_mode(text).is_some_and(|m| m.split(',').any(|m| m == "RBAC"))
 }
 
-/// A line of a text file with its terminator (`\n`, `\r\n`, or `""` for a last line without one).
-struct Line<'a> {
-    text: &'a str,
-    end: &'a str,
-}
-
-fn split_lines(text: &str) -> Vec<Line<'_>> {
-    text.split_inclusive('\n')
-        .map(|l| match l.strip_suffix("\r\n") {
-            Some(t) => Line {
-                text: t,
-                end: "\r\n",
-            },
-            None => match l.strip_suffix('\n') {
-                Some(t) => Line { text: t, end: "\n" },
-                None => Line { text: l, end: "" },
-            },
-        })
-        .collect()
-}
-
-/// Joins lines; every line but the last gets `eol` if it has no terminator, and the last
-/// gets `last_end` (so a file without a final newline keeps lacking one).
-fn join_lines(lines: &[(String, String)], eol: &str, last_end: &str) -> String {
-    let mut out = String::new();
-    for (i, (text, end)) in lines.iter().enumerate() {
-        out.push_str(text);
-        if i + 1 == lines.len() && !(text.is_empty() && last_end.is_empty()) {
-            // A blank last line keeps its terminator, or it would vanish.
-            out.push_str(last_end);
-        } else if end.is_empty() {
-            out.push_str(eol);
-        } else {
-            out.push_str(end);
-        }
-    }
-    out
-}
+use crate::lines::{join as join_lines, split as split_lines};
 
 /// What one line of the args file is to the patcher.
 enum Kind {
@@ -218,15 +181,13 @@ pub fn patch_args(text: &str, s: &OidcSettings, remove: bool) -> Result<Option<S
     let wanted = if remove { Vec::new() } else { flag_lines(s)? };
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let lines = split_lines(text);
-    let last_end = lines.last().map_or(eol, |l| l.end);
+    let last_end = lines.last().map_or(eol, |l| l.1.as_str());
     let mut kept: Vec<(String, String)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        match classify(i + 1, line.text)? {
-            Kind::Other => kept.push((line.text.to_string(), line.end.to_string())),
+        match classify(i + 1, &line.0)? {
+            Kind::Other => kept.push(line.clone()),
             Kind::Ours => {}
-            Kind::ForeignAuthConfig(_) if remove => {
-                kept.push((line.text.to_string(), line.end.to_string()))
-            }
+            Kind::ForeignAuthConfig(_) if remove => kept.push(line.clone()),
             Kind::ForeignAuthConfig(path) => {
                 return Err(PlanError::patch(
                     ARGS_FILE,

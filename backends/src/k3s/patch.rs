@@ -11,39 +11,7 @@ use super::{
 use crate::apiserver::{is_managed_flag, AUTH_CONFIG_FILE};
 use crate::{Distribution, OidcSettings, PlanError};
 
-/// A line of the file: its text and its terminator (`""` for a last line without one).
-type Line = (String, String);
-
-fn split_lines(text: &str) -> Vec<Line> {
-    text.split_inclusive('\n')
-        .map(|l| {
-            let (body, end) = match l.strip_suffix("\r\n") {
-                Some(t) => (t, "\r\n"),
-                None => match l.strip_suffix('\n') {
-                    Some(t) => (t, "\n"),
-                    None => (l, ""),
-                },
-            };
-            (body.to_string(), end.to_string())
-        })
-        .collect()
-}
-
-fn join_lines(lines: &[Line], eol: &str, last_end: &str) -> String {
-    let mut out = String::new();
-    for (i, (text, end)) in lines.iter().enumerate() {
-        out.push_str(text);
-        if i + 1 == lines.len() && !(text.is_empty() && last_end.is_empty()) {
-            // A blank last line keeps its terminator, or it would vanish.
-            out.push_str(last_end);
-        } else if end.is_empty() {
-            out.push_str(eol);
-        } else {
-            out.push_str(end);
-        }
-    }
-    out
-}
+use crate::lines::{join as join_lines, split as split_lines, Line};
 
 /// The key of a top-level `key:` line and what follows the colon.
 fn top_level_key(line: &str) -> Option<(&str, &str)> {

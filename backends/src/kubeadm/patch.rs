@@ -20,7 +20,7 @@ use std::ops::Range;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{check_map_form, ArgsForm, HostPathMount, NODE_DIR, VOLUME_NAME};
+use super::{ArgsForm, HostPathMount, NODE_DIR, VOLUME_NAME};
 use crate::apiserver::{self, is_managed_flag, Arg};
 use crate::{Distribution, OidcSettings, PlanError};
 
@@ -411,13 +411,7 @@ pub fn patch_cluster_configuration(
         (vec![], false)
     } else {
         if form == ArgsForm::Map {
-            check_map_form(
-                Distribution::Kubeadm,
-                s,
-                mode,
-                api,
-                "convert the file to kubeadm.k8s.io/v1beta4 with `kubeadm config migrate` (kubeadm 1.31+), or use `--auth-mode config`, or give one required claim",
-            )?;
+            crate::refuse_repeated_claims(Distribution::Kubeadm, s, &format!("`apiServer.extraArgs` in {api} is a map, which holds `oidc-required-claim` only once"), "convert the file to kubeadm.k8s.io/v1beta4 with `kubeadm config migrate` (kubeadm 1.31+), or use `--auth-mode config`, or give one required claim")?;
         }
         (
             apiserver::args(s, mode, NODE_DIR),
@@ -1141,7 +1135,7 @@ apiServer:
         let e = patch_cluster_configuration(&v3, &two, false)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("kubeadm cannot carry --required-claim `b=2`: `apiServer.extraArgs` in kubeadm.k8s.io/v1beta3 is a map"), "{e}");
+        assert!(e.starts_with("kubeadm cannot carry --required-claim `a=1 b=2`: `apiServer.extraArgs` in kubeadm.k8s.io/v1beta3 is a map"), "{e}");
         assert!(e.ends_with("`kubeadm config migrate` (kubeadm 1.31+), or use `--auth-mode config`, or give one required claim"), "{e}");
         let cases = [
             ("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\napiServer: {extraArgs: {a: b}}\n", "`apiServer` is written in flow style"),
