@@ -161,6 +161,19 @@ pub(crate) fn local_checks(s: &OidcSettings) -> Result<Vec<Check>, Error> {
     Ok(out)
 }
 
+/// The preflight before a command that changes things: a failure stops a real run; a dry run
+/// only reads, so it reports the failure as a warning and goes on to show its plan.
+pub(crate) fn gate(s: &OidcSettings, dry_run: bool) -> Result<(), Error> {
+    match require_preflight(s) {
+        Ok(()) => Ok(()),
+        Err(_) if dry_run => {
+            eprintln!("warning: the preflight check failed (see above): a real run would stop here; fix it, or pass --skip-check");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the preflight for `create`: prints the table and fails when any check fails.
 pub(crate) fn require_preflight(s: &OidcSettings) -> Result<(), Error> {
     let checks = local_checks(s)?;

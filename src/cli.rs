@@ -311,6 +311,9 @@ pub(crate) struct PatchArgs {
     /// How long to wait for the API server to become healthy before rolling back (e.g. 90s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub(crate) timeout: String,
+    /// Do not run the preflight check (`k8soidc check`) against the issuer first.
+    #[arg(long)]
+    pub(crate) skip_check: bool,
     /// Take OIDC out instead of putting it in.
     #[arg(long)]
     pub(crate) remove: bool,

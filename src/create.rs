@@ -34,12 +34,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     let b = backend(d);
     let plan = b.create_plan(&s, &req)?;
     if !args.skip_check {
-        match crate::check::require_preflight(&s) {
-            Ok(()) => {}
-            // A dry run only reads, so it still shows the plan; a real run stops here.
-            Err(_) if args.dry_run => eprintln!("warning: the preflight check failed (see above): a real run would stop here; fix it, or pass --skip-check"),
-            Err(e) => return Err(e),
-        }
+        crate::check::gate(&s, args.dry_run)?;
     }
     if args.dry_run {
         std::io::stdout()

@@ -136,6 +136,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     } else {
         Some(crate::config::settings(&args.oidc, env)?)
     };
+    if let (Some(s), false) = (&settings, args.skip_check) {
+        crate::check::gate(s, args.dry_run)?;
+    }
     let rt = runtime()?;
     let mut rows: Vec<Row> = Vec::new();
     let mut failure = None;

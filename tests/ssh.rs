@@ -5,8 +5,10 @@ use crate::node::Node;
 
 const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 
+/// The OIDC flags; `--skip-check` because idp.example.com must never be contacted.
 fn oidc() -> Vec<&'static str> {
     vec![
+        "--skip-check",
         "--issuer-url",
         "https://idp.example.com",
         "--client-id",
@@ -137,6 +139,7 @@ fn values_arrive_as_text_never_run_by_a_shell() {
     let client = format!("x$(touch${{IFS}}{marker})`touch${{IFS}}{marker}`");
     node.k8soidc("patch")
         .args([
+            "--skip-check",
             "--issuer-url",
             "https://idp.example.com/'\";$(touch${IFS}/tmp/k8soidc-pwned-103)",
         ])
@@ -482,4 +485,53 @@ fn several_hosts_in_order_first_failure_stops() {
             && lines[2].contains("not started"),
         "{table}"
     );
+}
+
+/// `patch` runs the preflight first (issue 4): an unreachable issuer stops it before any
+/// change on the node; a dry run reports it and still shows the real diff.
+#[test]
+fn preflight_failure_stops_patch_before_any_change() {
+    let node = Node::on(117).kubeadm().start();
+    let before = node.read(MANIFEST).unwrap();
+    // A closed loopback port: the discovery fetch fails at once, nothing leaves the machine.
+    let settings = [
+        "--issuer-url",
+        "https://127.0.0.1:9/",
+        "--client-id",
+        "kubernetes",
+        "--username-prefix",
+        "-",
+    ];
+    let out = node
+        .k8soidc("patch")
+        .args(["--yes"])
+        .args(settings)
+        .run()
+        .status(1);
+    assert!(out.stderr.contains("FAIL  discovery"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("preflight check failed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(node.read(MANIFEST).unwrap(), before);
+    let dry = node
+        .k8soidc("patch")
+        .args(["--dry-run"])
+        .args(settings)
+        .run()
+        .success();
+    assert!(
+        dry.stderr.contains("a real run would stop here"),
+        "{}",
+        dry.stderr
+    );
+    assert!(
+        format!("{}{}", dry.stdout, dry.stderr)
+            .contains("+    - \"--oidc-issuer-url=https://127.0.0.1:9/\""),
+        "{}{}",
+        dry.stdout,
+        dry.stderr
+    );
+    assert_eq!(node.read(MANIFEST).unwrap(), before);
 }
