@@ -1,8 +1,10 @@
-//! Test nodes: a real sshd on 127.0.0.N in private mount and PID namespaces with a fake
+//! Test nodes: a real sshd on 127.A.B.N in private mount and PID namespaces with a fake
 //! kubelet and kube-apiserver (`scripts/test-node`, `tests/fakes/node/`). Each test picks its
-//! own N and port; everything dies with the `Node` (SIGKILL of the namespace's parent, which
-//! takes the namespace's PID 1 and so every process in it). The host's own /etc/kubernetes and
-//! friends are never touched: every node directory is a private tmpfs.
+//! own N; A.B is this test process's own address block (see `block`), so test runs that share
+//! the machine (other checkouts, CI jobs) never listen on each other's addresses. Everything
+//! dies with the `Node` (SIGKILL of the namespace's parent, which takes the namespace's PID 1
+//! and so every process in it). The host's own /etc/kubernetes and friends are never touched:
+//! every node directory is a private tmpfs.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,38 @@ pub(crate) fn kubeadm_manifest(addr: &str) -> String {
         .replace("192.168.97.4", addr)
 }
 
+/// This process's address block `127.A.B.0/24` for test nodes, claimed by listening on
+/// 127.A.B.1:20000 for the life of the process (the kernel releases it when the process ends,
+/// however it ends; node N is 2..=254, so no node uses that address). Test nodes share the
+/// host's network namespace, so two test runs on one machine that used the same fixed
+/// 127.0.0.N:PORT took over each other's nodes: one sshd failed to bind and the test talked
+/// to the other run's node ("REMOTE HOST IDENTIFICATION HAS CHANGED"). 127.0.x.x is never
+/// used (127.0.0.1 is the machine's own address).
+fn block() -> (u8, u8) {
+    static BLOCK: std::sync::OnceLock<(std::net::TcpListener, u8, u8)> = std::sync::OnceLock::new();
+    let (_, a, b) = BLOCK.get_or_init(|| {
+        let start = std::process::id() as usize;
+        for k in 0..65536 {
+            let v = (start + k) % 65536;
+            let (a, b) = ((v >> 8) as u8, (v & 0xff) as u8);
+            if a == 0 || a == 255 {
+                continue;
+            }
+            if let Ok(claim) = std::net::TcpListener::bind((format!("127.{a}.{b}.1"), 20000)) {
+                return (claim, a, b);
+            }
+        }
+        panic!("no free test node address block 127.A.B.0/24");
+    });
+    (*a, *b)
+}
+
+/// The address of node N in this process's block.
+fn node_addr(n: u8) -> String {
+    let (a, b) = block();
+    format!("127.{a}.{b}.{n}")
+}
+
 pub(crate) struct NodeBuilder {
     shared: bool,
     turn: Option<std::sync::MutexGuard<'static, ()>>,
@@ -46,9 +80,10 @@ pub(crate) struct NodeBuilder {
     env: Vec<(String, String)>,
 }
 
-/// Nodes run one test at a time: with several nodes restarting fake API servers at once on
-/// two cores, a fake API server was seen refusing connections for 20 s while its process ran
-/// (cause not yet found), which made health waits time out.
+/// Nodes run one test at a time, to keep the load of two Python fakes per node off the other
+/// test thread. (It was added for API servers "refusing connections for 20 s while running";
+/// that was the health check finding its own `sh` process, fixed in src/exec/scripts.rs, and
+/// other test runs on the machine using the same addresses, fixed by `block`.)
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub(crate) struct Node {
@@ -68,7 +103,7 @@ impl NodeBuilder {
 
     /// A kubeadm control plane (manifest mode 0600 as kubeadm writes it).
     pub(crate) fn kubeadm(self) -> Self {
-        let m = kubeadm_manifest(&format!("127.0.0.{}", self.n));
+        let m = kubeadm_manifest(&node_addr(self.n));
         self.file("/etc/kubernetes/manifests/kube-apiserver.yaml", &m, 0o600)
     }
 
@@ -88,10 +123,10 @@ impl NodeBuilder {
             self.turn = Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
         }
         assert!(
-            self.n >= 2,
-            "127.0.0.1 is the machine's own address; use 127.0.0.2..254"
+            (2..=254).contains(&self.n),
+            "node numbers are 2..=254 (127.A.B.1 is the block's claim)"
         );
-        let addr = format!("127.0.0.{}", self.n);
+        let addr = node_addr(self.n);
         let port = 20000 + u16::from(self.n);
         let dir = tempfile::Builder::new()
             .prefix("k8n")
@@ -175,7 +210,7 @@ impl NodeBuilder {
             .files
             .iter()
             .any(|(p, _, _)| p.ends_with("kube-apiserver.yaml"));
-        let node = Node {
+        let mut node = Node {
             _turn: self.turn.take(),
             dir,
             addr,
@@ -191,7 +226,7 @@ impl NodeBuilder {
 }
 
 impl Node {
-    /// A node on 127.0.0.N (N unique per test), sshd on port 20000+N.
+    /// A node on 127.A.B.N (N unique per test, A.B this process's block), sshd on port 20000+N.
     pub(crate) fn on(n: u8) -> NodeBuilder {
         NodeBuilder {
             shared: false,
@@ -202,17 +237,35 @@ impl Node {
         }
     }
 
-    fn wait_port(&self, port: u16, what: &str) {
+    /// Waits until the node's own sshd logged that it listens (a connect alone could reach
+    /// another process's listener) and, for `port` 6443, until the API server accepts; fails
+    /// at once when the node exited. Bounded: 30 s, as two Python interpreters (kubelet, then
+    /// API server) start one after the other on a busy two-core machine.
+    fn wait_port(&mut self, port: u16, what: &str) {
         let sa: SocketAddr = format!("{}:{port}", self.addr).parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let listening = format!("Server listening on {} port {port}.", self.addr);
+        let limit = Duration::from_secs(30);
+        let deadline = Instant::now() + limit;
+        let mut why = String::from("timed out");
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_ok() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                why = format!("the node exited ({st})");
+                break;
+            }
+            let up = if port == self.port {
+                std::fs::read_to_string(self.dir.path().join("node.err"))
+                    .unwrap_or_default()
+                    .contains(&listening)
+            } else {
+                TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_ok()
+            };
+            if up {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "{what} on {sa} did not come up in 15s; node log:\n{}\n{}",
+            "{what} on {sa} did not come up within {limit:?} ({why}); node log:\n{}\n{}",
             std::fs::read_to_string(self.dir.path().join("node.err")).unwrap_or_default(),
             std::fs::read_to_string(self.dir.path().join("kubelet.log")).unwrap_or_default()
         );
@@ -251,8 +304,16 @@ impl Node {
 
     /// Runs a shell command on the node as root (system ssh, strict host key); its stdout.
     pub(crate) fn sh(&self, script: &str) -> String {
-        let out = Command::new("ssh")
-            .args(["-F", &self.ssh_config(), "-p", &self.port.to_string()])
+        // Bounded like every wait in the tests: a node that stops answering fails the test.
+        let out = Command::new("timeout")
+            .args([
+                "60",
+                "ssh",
+                "-F",
+                &self.ssh_config(),
+                "-p",
+                &self.port.to_string(),
+            ])
             .arg(format!("root@{}", self.addr))
             .arg(script)
             .stdin(Stdio::null())
@@ -295,8 +356,27 @@ impl Drop for Node {
             for l in tail.iter().rev() {
                 eprintln!("{}", l.chars().take(300).collect::<String>());
             }
-            if let Ok(ps) = std::process::Command::new("ssh").args(["-F", &self.ssh_config(), "-p", &self.port.to_string()]).arg(format!("root@{}", self.addr)).arg(format!("ps -eo pid,stat,etime,args | cut -c1-150; tail -n5 /var/log/pods/*/*/*.log; ss -ltnp | grep 6443; curl -sSk https://{}:6443/readyz", self.addr)).output() {
+            if let Ok(ps) = std::process::Command::new("timeout").args(["30", "ssh", "-F", &self.ssh_config(), "-p", &self.port.to_string()]).arg(format!("root@{}", self.addr)).arg(format!("ps -eo pid,stat,etime,args | cut -c1-150; tail -n5 /var/log/pods/*/*/*.log; ss -ltnp | grep 6443; curl -sSk --max-time 5 https://{}:6443/readyz", self.addr)).output() {
                 eprintln!("{}", String::from_utf8_lossy(&ps.stdout));
+            }
+        }
+        if std::thread::panicking() {
+            let trace =
+                std::fs::read_to_string(self.dir.path().join("trace.log")).unwrap_or_default();
+            let tail: Vec<&str> = trace.lines().rev().take(80).collect();
+            eprintln!("--- trace on {} ---", self.addr);
+            for l in tail.iter().rev() {
+                eprintln!("{}", l.chars().take(300).collect::<String>());
+            }
+            if let Ok(o) = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "ss -tanp | grep -F '{a}:'; ps -eo pid,ppid,stat,etime,args | grep -F '{a}' | cut -c1-200",
+                    a = self.addr
+                ))
+                .output()
+            {
+                eprintln!("--- host view ---\n{}", String::from_utf8_lossy(&o.stdout));
             }
         }
         let _ = self.child.kill();

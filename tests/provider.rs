@@ -122,11 +122,13 @@ impl Provider {
             "tests/oidc-provider/node_modules is missing: run ./scripts/test (it runs `npm ci` there) or `cd tests/oidc-provider && npm ci`"
         );
         let pki = Pki::new();
-        let port = free_port();
+        // Port 0: the provider listens on a port the kernel picks and reports it in its ready
+        // line. (A port found free here and passed on could be taken by anyone before the
+        // provider binds it.)
         let mut child = Command::new("node")
             .arg("server.mjs")
             .current_dir(&root)
-            .env("PORT", port.to_string())
+            .env("PORT", "0")
             .env("TLS_CERT", pki.dir.path().join("leaf.pem"))
             .env("TLS_KEY", pki.dir.path().join("leaf.key"))
             .env("REDIRECT_URI", REDIRECT)
@@ -145,18 +147,22 @@ impl Provider {
             let _ = tx.send(line);
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
-        let mut p = Provider {
-            child,
-            issuer: format!("https://127.0.0.1:{port}"),
-            pki,
+        // Bounded: node loads oidc-provider and makes an RSA key; ~2 s idle, far more when the
+        // machine is busy compiling.
+        let line = rx.recv_timeout(Duration::from_secs(60));
+        let issuer = match &line {
+            Ok(l) => l.strip_prefix("ready ").map(|i| i.trim().to_string()),
+            Err(_) => None,
         };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line.starts_with("ready ") => p,
-            other => {
-                let _ = p.child.kill();
-                panic!("oidc-provider did not start within 60s: {other:?}")
-            }
-        }
+        let Some(issuer) = issuer else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!(
+                "oidc-provider did not start within 60s (first stdout line {line:?}, {status:?}); its stderr:\n{}",
+                std::fs::read_to_string(pki.dir.path().join("provider.log")).unwrap_or_default()
+            )
+        };
+        Provider { child, issuer, pki }
     }
 
     /// Runs the authorization-code flow for `account` (its login_hint) and returns the ID token.

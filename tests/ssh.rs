@@ -1,5 +1,5 @@
 //! `patch --ssh`, `backups`, `rollback` against real sshd test nodes (tests/node.rs).
-//! Node numbers (127.0.0.N) are unique per test: 101..=149 belong to this file.
+//! Node numbers (N of 127.A.B.N, tests/node.rs) are unique per test: 101..=149 belong to this file.
 
 use crate::node::Node;
 
@@ -123,8 +123,10 @@ fn dry_run_shows_real_diff_and_changes_nothing() {
         out.stdout
     );
     assert!(
-        out.stdout
-            .contains("curl -fsSk --max-time 5 https://127.0.0.102:6443/readyz"),
+        out.stdout.contains(&format!(
+            "curl -fsSk --max-time 5 https://{}:6443/readyz",
+            node.addr
+        )),
         "{}",
         out.stdout
     );

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::provider::free_port;
 
@@ -34,53 +34,73 @@ impl Sshd {
             .prefix("k8soidc-sshd-")
             .tempdir()
             .unwrap();
-        let d = dir.path();
+        let d = dir.path().to_path_buf();
         keygen(&d.join("host"));
         keygen(&d.join("client"));
         std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
-        let port = free_port();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f", "/dev/null", "-p", &port.to_string(), "-h"])
-            .arg(d.join("host"))
-            .args(["-o", "ListenAddress=127.0.0.1", "-o"])
-            .arg(format!(
-                "AuthorizedKeysFile={}",
-                d.join("authorized_keys").display()
-            ))
-            .args([
-                "-o",
-                "StrictModes=no",
-                "-o",
-                "PidFile=none",
-                "-o",
-                "PasswordAuthentication=no",
-                "-o",
-                "KbdInteractiveAuthentication=no",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
-            .spawn()
-            .expect("start sshd");
-        let host_pub = std::fs::read_to_string(d.join("host.pub")).unwrap();
-        std::fs::write(
-            d.join("known_hosts"),
-            format!("[127.0.0.1]:{port} {host_pub}"),
-        )
-        .unwrap();
-        std::fs::write(d.join("empty_known_hosts"), "").unwrap();
-        let mut s = Sshd { child, dir, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return s;
+        // A port found free can be taken by another process before sshd binds it; then sshd
+        // exits ("Address already in use") and we try another. Up is when our sshd logged that
+        // it listens (a connect alone could reach someone else's listener).
+        for _attempt in 0..5 {
+            let port = free_port();
+            let child = Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f", "/dev/null", "-p", &port.to_string(), "-h"])
+                .arg(d.join("host"))
+                .args(["-o", "ListenAddress=127.0.0.1", "-o"])
+                .arg(format!(
+                    "AuthorizedKeysFile={}",
+                    d.join("authorized_keys").display()
+                ))
+                .args([
+                    "-o",
+                    "StrictModes=no",
+                    "-o",
+                    "PidFile=none",
+                    "-o",
+                    "PasswordAuthentication=no",
+                    "-o",
+                    "KbdInteractiveAuthentication=no",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+                .spawn()
+                .expect("start sshd");
+            let host_pub = std::fs::read_to_string(d.join("host.pub")).unwrap();
+            std::fs::write(
+                d.join("known_hosts"),
+                format!("[127.0.0.1]:{port} {host_pub}"),
+            )
+            .unwrap();
+            std::fs::write(d.join("empty_known_hosts"), "").unwrap();
+            let listening = format!("Server listening on 127.0.0.1 port {port}.");
+            let mut child = child;
+            // Bounded: sshd reads its keys and binds in well under a second, even when busy.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let failed = loop {
+                let log = std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
+                if log.contains(&listening) {
+                    return Sshd { child, dir, port };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    if log.contains("Address already in use") {
+                        break None;
+                    }
+                    break Some(format!("sshd exited: {log}"));
+                }
+                if Instant::now() > deadline {
+                    break Some(format!("sshd did not listen within 30s: {log}"));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Some(why) = failed {
+                panic!("{why}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // The port was taken meanwhile: try another.
         }
-        let _ = s.child.kill();
-        panic!(
-            "sshd did not listen within 5s: {}",
-            std::fs::read_to_string(s.dir.path().join("sshd.log")).unwrap_or_default()
-        );
+        panic!("sshd: five free ports were taken before sshd could bind them");
     }
 
     pub(crate) fn file(&self, name: &str) -> PathBuf {

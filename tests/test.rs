@@ -134,7 +134,7 @@ impl Test {
                 .write_all(text.as_bytes())
                 .unwrap();
         }
-        let out = child.wait_with_output().expect("wait k8soidc");
+        let out = wait_bounded(child, &self.args);
         // Keep the dir alive until the output is checked.
         let _keep = self.dir.keep();
         Output {
@@ -143,6 +143,56 @@ impl Test {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             root,
         }
+    }
+}
+
+/// How long one k8soidc run may take. The longest runs are SSH patches that wait for an API
+/// server (up to their `--timeout`, 20 s in the tests), roll back and wait again; five
+/// minutes is far beyond that even on a busy machine, and a hang fails instead of blocking
+/// the suite forever.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `wait_with_output` with a bound: reads stdout and stderr on threads, kills the process (by
+/// PID) when it outlives `RUN_LIMIT`.
+fn wait_bounded(mut child: std::process::Child, args: &[String]) -> std::process::Output {
+    use std::io::Read;
+    fn drain(r: Option<impl Read + Send + 'static>) -> std::sync::mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(mut r) = r {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                let _ = tx.send(buf);
+            });
+        } else {
+            let _ = tx.send(Vec::new());
+        }
+        rx
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    let status = loop {
+        match child.try_wait().expect("wait k8soidc") {
+            Some(st) => break st,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("k8soidc {args:?} still running after {RUN_LIMIT:?}: killed");
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    // The process has exited; its pipes close unless a program it started still holds them,
+    // which would be a bug worth failing on rather than waiting for.
+    let take = |rx: std::sync::mpsc::Receiver<Vec<u8>>, what: &str| {
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("k8soidc {args:?} exited but its {what} stayed open: a program it started still holds it"))
+    };
+    std::process::Output {
+        status,
+        stdout: take(stdout, "stdout"),
+        stderr: take(stderr, "stderr"),
     }
 }
 

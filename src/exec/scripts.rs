@@ -142,13 +142,23 @@ done"#;
 /// active, (PROCESS given) a process named PROCESS runs whose `--oidc-*`/`--authentication-config`
 /// flags are exactly FLAG..., and READYZ (LIVEZ when READYZ is 404) answers 2xx/3xx like a
 /// kubelet probe (prints `ready PID`); else exit 1 with the reason.
+///
+/// The script's own process and its ancestors (`sudo`, the login shell) are skipped: their
+/// argv carries PROCESS and FLAG... as words too (`sh -c SCRIPT k8soidc kube-apiserver ...
+/// --oidc-...`), so without the skip the check found itself whenever its PID sorted before the
+/// API server's in `/proc` (e.g. 1234 before 97): it then passed with no API server at all, or
+/// printed a different PID on every run and never saw the same process healthy twice.
 pub(crate) const HEALTH: &str = r#"proc=$1 readyz=$2 livez=$3 unit=$4; shift 4
 if [ -n "$unit" ] && ! systemctl is-active --quiet "$unit"; then echo "unit $unit is not active"; exit 1; fi
 if [ -n "$proc" ]; then
   want=$(for f in "$@"; do printf '%s\n' "$f"; done | sort)
+  parent() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "$2"; }
+  self=" $$ " p=$$ n=0
+  while [ $n -lt 64 ] && p=$(parent "$p") && [ "$p" -gt 1 ]; do self="$self$p "; n=$((n + 1)); done
   found=
   for d in /proc/[0-9]*; do
-    cmd=$(tr '\0' '\n' < "$d/cmdline" 2>/dev/null) || continue
+    case $self in *" ${d#/proc/} "*) continue ;; esac
+    cmd=$(tr '\0' '\n' 2>/dev/null < "$d/cmdline") || continue
     printf '%s\n' "$cmd" | grep -qx -e "$proc" -e ".*/$proc" || continue
     have=$(printf '%s\n' "$cmd" | grep -E '^--(oidc-|authentication-config)' | sort)
     if [ "$have" = "$want" ]; then found=${d#/proc/}; break; fi

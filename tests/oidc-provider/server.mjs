@@ -1,7 +1,8 @@
 // A real OpenID Connect provider for k8soidc's tests: panva/oidc-provider (OpenID Certified)
 // on 127.0.0.1 over HTTPS. Configured by environment variables:
-//   PORT (required), TLS_CERT and TLS_KEY (PEM files, required), ISSUER (default
-//   https://127.0.0.1:PORT), CLIENT_ID (default kubernetes), CLIENT_SECRET (default secret),
+//   PORT (required; 0 = a free port chosen by the kernel, race-free, reported in the ready
+//   line), TLS_CERT and TLS_KEY (PEM files, required), ISSUER (default
+//   https://127.0.0.1:<listening port>), CLIENT_ID (default kubernetes), CLIENT_SECRET (default secret),
 //   REDIRECT_URI (default http://127.0.0.1/callback: never served, the test reads `code` from
 //   the Location header).
 // Accounts: the login_hint is the account id; known ones are in ACCOUNTS below.
@@ -15,8 +16,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PORT);
-if (!port) throw new Error('PORT is required');
-const issuer = process.env.ISSUER || `https://127.0.0.1:${port}`;
+if (process.env.PORT === undefined || !Number.isInteger(port)) throw new Error('PORT is required');
 const clientId = process.env.CLIENT_ID || 'kubernetes';
 const redirectUri = process.env.REDIRECT_URI || 'http://127.0.0.1/callback';
 
@@ -29,7 +29,7 @@ const ACCOUNTS = {
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', alg: 'RS256', use: 'sig' };
 
-const provider = new Provider(issuer, {
+const config = {
   clients: [{
     client_id: clientId,
     client_secret: process.env.CLIENT_SECRET || 'secret',
@@ -50,7 +50,10 @@ const provider = new Provider(issuer, {
     return { accountId: id, async claims() { return { ...a }; } };
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
-});
+};
+// Made once the server listens, when the issuer's port is known.
+let provider;
+let callback;
 
 async function interaction(req, res) {
   const details = await provider.interactionDetails(req, res);
@@ -76,7 +79,6 @@ async function interaction(req, res) {
   res.end(`unexpected prompt ${prompt.name} (${uid})`);
 }
 
-const callback = provider.callback();
 const server = https.createServer(
   { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) },
   (req, res) => {
@@ -91,5 +93,8 @@ const server = https.createServer(
   },
 );
 server.listen(port, '127.0.0.1', () => {
+  const issuer = process.env.ISSUER || `https://127.0.0.1:${server.address().port}`;
+  provider = new Provider(issuer, config);
+  callback = provider.callback();
   process.stdout.write(`ready ${issuer}\n`);
 });

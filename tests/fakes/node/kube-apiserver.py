@@ -37,7 +37,17 @@ import time
 import yaml
 
 
+def trace(msg):
+    """Timestamped events for diagnosing the test harness (NODE_DIR/trace.log, not the pod log)."""
+    try:
+        with open(os.path.join(os.environ.get("NODE_DIR", "/nonexistent"), "trace.log"), "a") as f:
+            f.write(f"{time.time():.3f} apiserver[{os.getpid()}] {msg}\n")
+    except OSError:
+        pass
+
+
 def die(msg):
+    trace(f"exit: {msg}")
     print(f"E0000 00:00:00.000000       1 run.go:72] \"command failed\" err=\"{msg}\"", flush=True)
     sys.exit(1)
 
@@ -114,10 +124,12 @@ def main(argv):
     if host in ("", "0.0.0.0"):
         host = (flags.get("advertise-address") or ["127.0.0.1"])[-1]
     port = int((flags.get("secure-port") or ["6443"])[-1])
+    trace(f"flags ok, binding {host}:{port}")
     time.sleep(0.3)  # start-up
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
+            trace(f"GET {self.path} from {self.client_address}")
             path = self.path.split("?")[0]
             if path in ("/readyz", "/livez", "/healthz"):
                 code = 500 if never_ready and path == "/readyz" else 200
@@ -151,8 +163,15 @@ def main(argv):
     print(f"I0000 Serving securely on {host}:{port}", flush=True)
     if never_ready:
         print("W0000 readyz check failed: etcd not reachable", flush=True)
-    srv.serve_forever()
+    trace(f"serving on {srv.socket.getsockname()} fd {srv.socket.fileno()}")
+    import signal
+    signal.signal(signal.SIGTERM, lambda *a: (trace("SIGTERM"), os._exit(0)))
+    try:
+        srv.serve_forever()
+    finally:
+        trace("serve_forever returned")
 
 
 if __name__ == "__main__":
+    trace(f"start {sys.argv[3:6]}")
     main(sys.argv[2:] if len(sys.argv) > 1 and os.path.basename(sys.argv[1]) == "kube-apiserver" else sys.argv[1:])

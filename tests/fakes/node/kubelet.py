@@ -34,6 +34,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
+    try:
+        with open(os.path.join(os.environ.get("NODE_DIR", "/nonexistent"), "trace.log"), "a") as f:
+            f.write(f"{time.time():.3f} kubelet {msg[:200]}\n")
+    except OSError:
+        pass
 
 
 def scan():
@@ -92,6 +97,7 @@ class Runner:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            log(f"stopping pid {self.proc.pid}")
             self.proc.terminate()
             try:
                 self.proc.wait(3)
@@ -118,6 +124,7 @@ class Runner:
             env=env,
             start_new_session=True,
         )
+        log(f"started pid {self.proc.pid}")
         logf.close()
 
     def tick(self):
