@@ -10,49 +10,66 @@ use std::time::{Duration, Instant};
 
 use backends::capi;
 use backends::Command;
-use clap::Args;
 
-use crate::cli::OidcArgs;
+use crate::cli::{OidcArgs, PatchArgs};
 use crate::error::Error;
 use crate::ui::Env;
 
 const KUBECTL_HINT: &str = "install kubectl: https://kubernetes.io/docs/tasks/tools/";
 
-/// `patch --capi NAME`: OIDC on a Cluster API KubeadmControlPlane.
-#[derive(Debug, Args)]
+/// `patch --capi NAME`: OIDC on a Cluster API KubeadmControlPlane (from [`PatchArgs`]).
+#[derive(Debug)]
 pub(crate) struct CapiArgs {
     /// Name of the KubeadmControlPlane on the management cluster.
-    #[arg(long = "capi", value_name = "NAME")]
     pub(crate) name: String,
     /// Its namespace [default: the kubeconfig context's].
-    #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub(crate) namespace: Option<String>,
     /// Kubeconfig of the management cluster.
-    #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
     /// Context in that kubeconfig.
-    #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
     /// Take the OIDC settings out instead of setting them.
-    #[arg(long)]
     pub(crate) remove: bool,
     /// Print the command and the diff, change nothing.
-    #[arg(long)]
     pub(crate) dry_run: bool,
     /// Do not ask for confirmation.
-    #[arg(long, short = 'y')]
     pub(crate) yes: bool,
     /// Give up waiting for the rollout after this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub(crate) timeout: u64,
     /// Seconds between status checks.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
     pub(crate) poll_interval: u64,
-    #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }
 
+/// Default rollout timeout: every control-plane machine is replaced, one at a time.
+const DEFAULT_TIMEOUT: &str = "30m";
+
 impl CapiArgs {
+    /// The `patch --capi NAME` flags; `--timeout` is a duration (`30m`, `1h`).
+    pub(crate) fn from_patch(args: PatchArgs) -> Result<Self, Error> {
+        if args.in_place || args.file_kind.is_some() {
+            return Err(Error::Input(
+                "--in-place and --file-kind go with --file, not --capi; drop them".into(),
+            ));
+        }
+        let timeout = crate::patch::parse_duration(
+            "--timeout",
+            args.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT),
+        )?;
+        Ok(CapiArgs {
+            name: args.capi.unwrap_or_default(),
+            namespace: args.namespace,
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+            remove: args.remove,
+            dry_run: args.dry_run,
+            yes: args.yes,
+            timeout,
+            poll_interval: args.poll_interval,
+            oidc: args.oidc,
+        })
+    }
+
     fn kubectl(&self, args: &[&str]) -> Command {
         let mut argv: Vec<String> = Vec::new();
         if let Some(k) = &self.kubeconfig {

@@ -17,9 +17,6 @@ pub(crate) enum Command {
     Render(RenderArgs),
     /// Create a new cluster with OIDC configured.
     Create(CreateArgs),
-    /// OIDC on a Cluster API KubeadmControlPlane (to move under `patch --capi`).
-    #[command(name = "capi-patch", hide = true)]
-    CapiPatch(crate::capi::CapiArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -35,7 +32,8 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// Render the identity provider's side (Okta/Keycloak Terraform, Keycloak realm, dex client).
     Idp(IdpArgs),
-    /// Patch the API server of running control-plane nodes over SSH, transactionally.
+    /// Patch the API server of running control-plane nodes over SSH, transactionally; or a
+    /// config file (`--file`); or a Cluster API KubeadmControlPlane (`--capi`).
     Patch(PatchArgs),
     /// Restore a backup taken by `patch` on a node.
     Rollback(RollbackArgs),
@@ -302,15 +300,40 @@ pub(crate) struct PatchArgs {
     /// Act on the machine k8soidc runs on (through the same transaction, without SSH).
     #[arg(long, conflicts_with = "hosts")]
     pub(crate) local: bool,
+    /// Patch this config file instead of a node: prints the result (see --in-place).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["hosts", "local", "capi"])]
+    pub(crate) file: Option<String>,
+    /// With --file: rewrite the file atomically (keeping its mode) instead of printing it.
+    #[arg(long, requires = "file")]
+    pub(crate) in_place: bool,
+    /// With --file: what the file is [default: detected from its content].
+    #[arg(long, value_enum, value_name = "KIND", requires = "file")]
+    pub(crate) file_kind: Option<crate::patch_file::FileKind>,
+    /// A Cluster API KubeadmControlPlane to patch on the management cluster (with kubectl).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local"])]
+    pub(crate) capi: Option<String>,
+    /// With --capi: its namespace [default: the kubeconfig context's].
+    #[arg(long, short = 'n', value_name = "NAMESPACE", requires = "capi")]
+    pub(crate) namespace: Option<String>,
+    /// With --capi: kubeconfig of the management cluster.
+    #[arg(long, value_name = "FILE", requires = "capi")]
+    pub(crate) kubeconfig: Option<String>,
+    /// With --capi: context in that kubeconfig.
+    #[arg(long, value_name = "CONTEXT", requires = "capi")]
+    pub(crate) context: Option<String>,
+    /// With --capi: seconds between rollout status checks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
+    pub(crate) poll_interval: u64,
     /// auto (detect on each host), kubeadm, microk8s, k3s or rke2.
     #[arg(long, value_name = "DISTRO", default_value = "auto")]
     pub(crate) distro: String,
-    /// Connect and read, print the diff of every file and every step; change nothing.
+    /// Print the diff of every file (and, over SSH, every step); change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// How long to wait for the API server to become healthy before rolling back (e.g. 90s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub(crate) timeout: String,
+    /// How long to wait for the API server to become healthy before rolling back (e.g. 90s,
+    /// 5m); with --capi, for the rollout [default: 5m; 30m with --capi].
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) timeout: Option<String>,
     /// Do not run the preflight check (`k8soidc check`) against the issuer first.
     #[arg(long)]
     pub(crate) skip_check: bool,

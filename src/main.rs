@@ -11,6 +11,7 @@ mod explain;
 mod idp;
 mod kubeconfig;
 mod patch;
+mod patch_file;
 mod rbac;
 mod render;
 mod ui;
@@ -39,7 +40,6 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
     match args.command {
         cli::Command::Render(a) => render::run(a, env),
         cli::Command::Create(a) => create::run(a, env),
-        cli::Command::CapiPatch(a) => capi::run_capi(a, env),
         cli::Command::Patch(a) => patch::run(a, env),
         cli::Command::Rollback(a) => patch::rollback(a, env),
         cli::Command::Backups(a) => patch::backups(a),

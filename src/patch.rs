@@ -116,6 +116,12 @@ fn out(text: &str) -> Result<(), Error> {
 
 /// `k8soidc patch`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    if args.file.is_some() {
+        return crate::patch_file::run(&args, env);
+    }
+    if args.capi.is_some() {
+        return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);
+    }
     if args.local {
         return Err(Error::Input(
             "--local is not available yet; run `k8soidc patch --ssh root@localhost` instead".into(),
@@ -130,7 +136,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             Some(d)
         }
     };
-    let timeout = parse_duration("--timeout", &args.timeout)?;
+    let timeout = parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
     let settings = if args.remove {
         None
     } else {

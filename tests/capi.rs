@@ -1,6 +1,6 @@
-//! Cluster API: `render --distro capi`, and the live flow (hidden `capi-patch`, to become
-//! `patch --capi NAME`) against a fake kubectl that applies merge patches, validates the result
-//! against the CRD schema and simulates the rollout.
+//! Cluster API: `render --distro capi`, and the live flow (`patch --capi NAME`) against a fake
+//! kubectl that applies merge patches, validates the result against the CRD schema and
+//! simulates the rollout.
 
 use crate::test::{fixtures, Test};
 
@@ -55,7 +55,7 @@ fn cluster(fixture: &str) -> Test {
 
 fn target() -> Vec<&'static str> {
     vec![
-        "capi-patch",
+        "patch",
         "--capi",
         "cp",
         "--namespace",
@@ -254,12 +254,12 @@ fn timeout_prints_the_conditions() {
     let out = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
         .env("FAKE_CAPI_STUCK", "1")
         .args(target())
-        .args(["--yes", "--poll-interval", "0", "--timeout", "0"])
+        .args(["--yes", "--poll-interval", "1", "--timeout", "1s"])
         .args(oidc())
         .run()
         .status(1);
     assert!(
-        out.stderr.contains("error: gave up after 0s waiting for KubeadmControlPlane `cp` to roll out (0/1 up to date, 1/1 ready, controller has not seen the change yet); the patch is applied"),
+        out.stderr.contains("error: gave up after 1s waiting for KubeadmControlPlane `cp` to roll out (0/1 up to date, 1/1 ready, controller has not seen the change yet); the patch is applied"),
         "{}",
         out.stderr
     );
@@ -275,7 +275,7 @@ fn timeout_prints_the_conditions() {
 fn errors_from_kubectl_are_framed_and_input_is_checked_first() {
     let out = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
         .args([
-            "capi-patch",
+            "patch",
             "--capi",
             "other",
             "--namespace",
@@ -309,4 +309,34 @@ fn errors_from_kubectl_are_framed_and_input_is_checked_first() {
         out.stderr
     );
     assert_eq!(out.calls().len(), 1, "read only");
+}
+
+#[test]
+fn capi_goes_under_patch_only() {
+    let out = Test::new()
+        .args(["capi-patch", "--capi", "cp"])
+        .run()
+        .status(2);
+    assert!(
+        out.stderr.contains("unrecognized subcommand 'capi-patch'"),
+        "{}",
+        out.stderr
+    );
+    for extra in [
+        ["--ssh", "root@h"],
+        ["--file", "x.yaml"],
+        ["--timeout", "soon"],
+    ] {
+        let out = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
+            .args(target())
+            .args(extra)
+            .args(oidc())
+            .run()
+            .status(2);
+        assert!(
+            out.calls().is_empty(),
+            "{extra:?}: nothing ran: {:?}",
+            out.calls()
+        );
+    }
 }

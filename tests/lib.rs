@@ -9,6 +9,7 @@ mod explain;
 mod idp;
 mod kubeconfig;
 mod node;
+mod patch_file;
 mod provider;
 mod rbac;
 mod render;

@@ -10,6 +10,8 @@
 //! node filter is refused when the cluster has more than one node (it always has a server
 //! and a load balancer); the config file expands `$VAR` unconditionally, with no escape.
 
+mod patch;
+
 use serde::Serialize;
 
 use crate::apiserver::{self, Arg};
@@ -17,6 +19,8 @@ use crate::{
     refuse_chars, Backend, ClusterRequest, Command, Distribution, OidcSettings, Plan, PlanError,
     Rendering, Step, Target,
 };
+
+pub use patch::patch_config;
 
 /// Where the staged directory appears inside the k3s server containers.
 pub const NODE_DIR: &str = "/etc/rancher/k3s/oidc";
