@@ -266,17 +266,24 @@ fn desired(s: &OidcSettings, remove: bool) -> Result<Desired, PlanError> {
     Ok(Desired { args, files })
 }
 
-fn refuse_dollar(s: &OidcSettings, d: &Desired) -> Result<(), PlanError> {
+/// In a clusterctl template (`template`), refuses values with `$`; elsewhere, values with `${`,
+/// which would make the result look like a template, so a second run would refuse it.
+fn refuse_dollar(s: &OidcSettings, d: &Desired, template: bool) -> Result<(), PlanError> {
     let mut values: Vec<(&'static str, String)> = crate::rendered_values(s);
     values.extend(d.files.iter().map(|f| ("--ca-file", f.content.clone())));
+    let (needle, reason, fix) = if template {
+        ("$", "the file is a clusterctl template (it has `${VAR}` placeholders) and clusterctl would expand `$` in this value", "choose a value without `$`, or patch the generated manifest instead of the template")
+    } else {
+        ("${", "`${` would make the manifest a clusterctl template, whose `${VAR}` placeholders clusterctl expands", "choose a value without `${`")
+    };
     for (field, value) in values {
-        if value.contains('$') {
+        if value.contains(needle) {
             return Err(PlanError::unrepresentable(
                 Distribution::Capi,
                 field,
                 &value,
-                "the file is a clusterctl template (it has `${VAR}` placeholders) and clusterctl would expand `$` in this value",
-                "choose a value without `$`, or patch the generated manifest instead of the template",
+                reason,
+                fix,
             ));
         }
     }
@@ -416,6 +423,19 @@ fn edit_object(obj: &mut Value, v: KcpVersion, d: &Desired) -> Result<(), PlanEr
     edit_collection(obj, &VOLUMES, &d.volume_entries())?;
     edit_collection(obj, &FILES, &d.file_entries())?;
     Ok(())
+}
+
+/// `v` with every empty mapping made null: taking the last entry out of a block leaves its key
+/// with no value (null), where the structural edit leaves `{}`; the API decodes both alike.
+fn empty_as_null(v: Value) -> Value {
+    match v {
+        Value::Mapping(m) if m.is_empty() => Value::Null,
+        Value::Mapping(m) => {
+            Value::Mapping(m.into_iter().map(|(k, v)| (k, empty_as_null(v))).collect())
+        }
+        Value::Sequence(s) => Value::Sequence(s.into_iter().map(empty_as_null).collect()),
+        v => v,
+    }
 }
 
 // ---------- text edit ----------
@@ -665,8 +685,8 @@ pub fn looks_like_kcp(text: &str) -> bool {
 /// are replaced, never duplicated. The version of each document decides map or list.
 pub fn patch_kcp(text: &str, s: &OidcSettings, remove: bool) -> Result<Option<String>, PlanError> {
     let d = desired(s, remove)?;
-    if text.contains("${") && !remove {
-        refuse_dollar(s, &d)?;
+    if !remove {
+        refuse_dollar(s, &d, text.contains("${"))?;
     }
     let mut lines = yamltext::split(text);
     let eol = yamltext::eol_of(&lines);
@@ -710,7 +730,7 @@ pub fn patch_kcp(text: &str, s: &OidcSettings, remove: bool) -> Result<Option<St
             offset,
         )?;
         let after: Value = parse_doc(&yamltext::join(&doc_lines))?;
-        if after != expected {
+        if empty_as_null(after) != empty_as_null(expected) {
             return Err(PlanError::patch(
                 WHAT,
                 "the text edit would not give the intended object (an unusual layout)",

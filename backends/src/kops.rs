@@ -381,7 +381,11 @@ fn split_documents(text: &str) -> Vec<Piece<'_>> {
     let mut start = 0;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
-        if line.trim_end() == "---" {
+        // `---`, or `--- # comment`.
+        let rest = line.trim_end().strip_prefix("---");
+        if rest.is_some_and(|r| {
+            r.is_empty() || (r.starts_with([' ', '\t']) && r.trim_start().starts_with('#'))
+        }) {
             pieces.push(Piece {
                 separator,
                 text: &text[start..offset],

@@ -291,8 +291,8 @@ fn find_section(lines: &[String], key: &str) -> Result<Option<Section>, PlanErro
     };
     let rest = lines[key_line][prefix.len()..].trim();
     let rest = match rest.find(" #") {
+        _ if rest.starts_with('#') => "",
         Some(i) => rest[..i].trim(),
-        None if rest.starts_with('#') => "",
         None => rest,
     };
     let inline_empty = matches!(rest, "[]" | "null" | "~" | "");

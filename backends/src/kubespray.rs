@@ -314,6 +314,11 @@ pub fn patch_group_vars(
             "add the variables by hand (see `k8soidc render --distro kubespray`)",
         )
     })?;
+    // Removing every variable leaves no content, which reads as null.
+    let after = match after {
+        Value::Null => Value::Mapping(Mapping::new()),
+        v => v,
+    };
     if after != expected {
         return Err(PlanError::patch(
             WHAT,
