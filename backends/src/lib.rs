@@ -25,7 +25,6 @@ pub mod kubespray;
 pub mod manifest;
 pub mod microk8s;
 pub mod patch;
-mod patch_manifest;
 mod plan;
 pub mod preflight;
 pub mod rbac;
