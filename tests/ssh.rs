@@ -39,10 +39,11 @@ fn kubeadm_patch_backup_health_then_noop() {
     assert!(out.stderr.contains("SUMMARY"), "{}", out.stderr);
     let after = node.read(MANIFEST).unwrap();
     for flag in [
-        "- \"--oidc-issuer-url=https://idp.example.com\"",
-        "- \"--oidc-client-id=kubernetes\"",
-        "- \"--oidc-username-prefix=oidc:\"",
-        "- \"--oidc-groups-claim=groups\"",
+        // Quoted only where YAML needs it (backends::manifest writes like its neighbours).
+        "- --oidc-issuer-url=https://idp.example.com\n",
+        "- --oidc-client-id=kubernetes\n",
+        "- \"--oidc-username-prefix=oidc:\"\n",
+        "- --oidc-groups-claim=groups\n",
     ] {
         assert!(after.contains(flag), "{flag} missing:\n{after}");
     }
@@ -112,7 +113,7 @@ fn dry_run_shows_real_diff_and_changes_nothing() {
     );
     assert!(
         out.stdout
-            .contains("+    - \"--oidc-issuer-url=https://idp.example.com\""),
+            .contains("+    - --oidc-issuer-url=https://idp.example.com\n"),
         "{}",
         out.stdout
     );

@@ -26,7 +26,6 @@ mod lines;
 pub mod manifest;
 pub mod microk8s;
 pub mod patch;
-mod patch_manifest;
 mod plan;
 pub mod preflight;
 pub mod rbac;

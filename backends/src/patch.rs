@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::apiserver::{self, Arg};
+use crate::kubeadm;
+use crate::manifest;
 use crate::{Command, Distribution, Mode, OidcSettings, Plan, PlanError, Step, Target};
 
 /// The kubeadm static pod manifest of the API server.
@@ -179,18 +181,19 @@ pub struct PatchRequest<'a> {
     pub timeout_secs: u64,
 }
 
-fn managed(flags: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = flags
-        .iter()
-        .filter(|f| {
-            f.strip_prefix("--")
-                .map(|n| apiserver::is_managed_flag(n.split('=').next().unwrap_or("")))
-                .unwrap_or(false)
+/// The managed flags (`--oidc-*`, `--authentication-config`) of a manifest as `--name=value`
+/// words, sorted: what `/proc/PID/cmdline` of its API server must show.
+fn manifest_flags(text: &str) -> Result<Vec<String>, PlanError> {
+    let mut v: Vec<String> = manifest::current_flags(text)?
+        .into_iter()
+        .filter(|(n, _)| apiserver::is_managed_flag(n))
+        .map(|(n, value)| match value {
+            Some(value) => format!("--{n}={value}"),
+            None => format!("--{n}"),
         })
-        .cloned()
         .collect();
     v.sort();
-    v
+    Ok(v)
 }
 
 /// The plan for one host, from the files read on it.
@@ -224,16 +227,8 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
     let mut notes = Vec::new();
     let (after, health) = match d {
         Distribution::Kubeadm => {
-            let facts = crate::patch_manifest::facts(&current)?;
             let dir = KUBEADM_PKI;
-            if !facts.mounts_dir(dir) {
-                return Err(PlanError::Patch {
-                    what: format!("`{target}` on `{}`", req.host),
-                    reason: format!("the API server pod does not mount `{dir}`"),
-                    fix: "mount it, or configure OIDC with `k8soidc render --distro kubeadm`"
-                        .into(),
-                });
-            }
+            let flags_before = manifest_flags(&current)?;
             let args = match wanted {
                 None => vec![],
                 Some((s, mode)) => apiserver::args(s, mode, dir),
@@ -253,18 +248,23 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     }
                 }
             }
-            let after = crate::patch_manifest::set_flags(&current, &args)?;
-            let after_facts = crate::patch_manifest::facts(&after)?;
+            let patched = if req.remove {
+                manifest::remove_oidc(&current, kubeadm::VOLUME_NAME)?
+            } else {
+                manifest::patch_manifest(&current, &args, None)?
+            };
+            notes.extend(patched.notes.iter().cloned());
+            let endpoint = manifest::api_endpoint(&current);
             let health = Health {
-                readyz: facts.url("/readyz"),
-                livez: facts.url("/livez"),
+                readyz: endpoint.url("/readyz"),
+                livez: endpoint.url("/livez"),
                 process: Some("kube-apiserver".into()),
-                flags_after: managed(&after_facts.flags),
-                flags_before: managed(&facts.flags),
+                flags_after: manifest_flags(&patched.text)?,
+                flags_before,
                 unit: None,
                 timeout_secs: req.timeout_secs,
             };
-            (after, health)
+            (patched.text, health)
         }
         other => {
             return Err(PlanError::Unsupported {
