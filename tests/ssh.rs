@@ -529,12 +529,13 @@ fn preflight_failure_stops_patch_before_any_change() {
         "{}",
         dry.stderr
     );
+    let shown = format!("{}{}", dry.stdout, dry.stderr);
     assert!(
-        format!("{}{}", dry.stdout, dry.stderr)
-            .contains("+    - \"--oidc-issuer-url=https://127.0.0.1:9/\""),
-        "{}{}",
-        dry.stdout,
-        dry.stderr
+        shown
+            .lines()
+            .any(|l| l.starts_with("+    - ")
+                && l.contains("--oidc-issuer-url=https://127.0.0.1:9/")),
+        "{shown}"
     );
     assert_eq!(node.read(MANIFEST).unwrap(), before);
 }
