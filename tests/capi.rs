@@ -7,20 +7,7 @@ use crate::test::{fixtures, Test};
 const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n";
 
 fn oidc() -> Vec<&'static str> {
-    vec![
-        "--issuer-url",
-        "https://idp.example.com",
-        "--client-id",
-        "kubernetes",
-        "--username-claim",
-        "email",
-        "--username-prefix",
-        "oidc:",
-        "--groups-claim",
-        "groups",
-        "--groups-prefix",
-        "oidc:",
-    ]
+    crate::test::SETTINGS.to_vec()
 }
 
 /// The KubeadmControlPlane of a fixture, as the API server would print it (JSON, with status).

@@ -6,21 +6,7 @@ const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFI
 
 /// The OIDC flags; `--skip-check` because idp.example.com must never be contacted.
 fn oidc() -> Vec<&'static str> {
-    vec![
-        "--skip-check",
-        "--issuer-url",
-        "https://idp.example.com",
-        "--client-id",
-        "kubernetes",
-        "--username-claim",
-        "email",
-        "--username-prefix",
-        "oidc:",
-        "--groups-claim",
-        "groups",
-        "--groups-prefix",
-        "oidc:",
-    ]
+    [&["--skip-check"][..], &crate::test::SETTINGS].concat()
 }
 
 #[test]

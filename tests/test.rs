@@ -9,6 +9,22 @@ pub(crate) fn fakes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes")
 }
 
+/// The article's settings with `oidc:` prefixes, as most tests use them.
+pub(crate) const SETTINGS: [&str; 12] = [
+    "--issuer-url",
+    "https://idp.example.com",
+    "--client-id",
+    "kubernetes",
+    "--username-claim",
+    "email",
+    "--username-prefix",
+    "oidc:",
+    "--groups-claim",
+    "groups",
+    "--groups-prefix",
+    "oidc:",
+];
+
 /// The shared fixtures: `../shared/fixtures` from the workspace root (/work/main), or
 /// `../../shared/fixtures` from a worktree under /work/wt/.
 pub(crate) fn fixtures() -> PathBuf {
