@@ -117,9 +117,12 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops or charmed.
+    /// Distribution: k3d, kind, kops or charmed; with --ssh: kubeadm, microk8s or k3s.
     #[arg(long, value_name = "DISTRO")]
     pub(crate) distro: String,
+    /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
     /// Name of the new cluster.
     #[arg(long, default_value = "oidc")]
     pub(crate) name: String,

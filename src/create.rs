@@ -19,6 +19,9 @@ const LOCAL_CREATE: [Distribution; 4] = [
 
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     let d = Distribution::parse(&args.distro)?;
+    if !args.ssh.hosts.is_empty() {
+        return crate::patch::create_over_ssh(d, args, env);
+    }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
             "invalid --distro `{d}` for create without --ssh: {d} is created on its hosts; use one of k3d, kind, kops, charmed, or `k8soidc render --distro {d}`"

@@ -1,4 +1,6 @@
 //! `k8soidc patch --ssh`, `rollback` and `backups`: the transaction on each host.
+//! `patch --local` runs the same transaction on this machine: the same scripts through
+//! `sh -c` (with `sudo -n` when not root) instead of over SSH.
 //!
 //! Per host, in order, one SSH connection: connect (strict host key) and check root or
 //! `sudo -n`; take the node lock; read the files; plan purely (`backends::patch`); nothing to
@@ -122,12 +124,17 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);
     }
-    if args.local {
-        return Err(Error::Input(
-            "--local is not available yet; run `k8soidc patch --ssh root@localhost` instead".into(),
-        ));
-    }
-    let (specs, opts) = hosts(&args.ssh)?;
+    let (specs, opts) = if args.local {
+        let me = HostSpec {
+            user: None,
+            host: "localhost".into(),
+            port: None,
+            label: "localhost".into(),
+        };
+        (vec![me], SshOptions::default())
+    } else {
+        hosts(&args.ssh)?
+    };
     let distro = match args.distro.as_str() {
         "auto" => None,
         d => {
@@ -158,6 +165,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             continue;
         }
         let job = HostJob {
+            local: args.local,
             spec,
             opts: &opts,
             settings: settings.as_ref(),
@@ -196,6 +204,8 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
 }
 
 struct HostJob<'a> {
+    /// `--local`: this machine, the same scripts through `sh -c` instead of SSH.
+    local: bool,
     spec: &'a HostSpec,
     opts: &'a SshOptions,
     settings: Option<&'a OidcSettings>,
@@ -214,7 +224,12 @@ fn sha256(text: &str) -> String {
 
 impl HostJob<'_> {
     async fn run(&self) -> (Option<Distribution>, Result<Outcome, Error>) {
-        let mut remote = match Remote::connect(self.spec, self.opts).await {
+        let connected = if self.local {
+            Remote::local().await
+        } else {
+            Remote::connect(self.spec, self.opts).await
+        };
+        let mut remote = match connected {
             Ok(r) => r,
             Err(e) => return (self.distro, Err(e)),
         };
@@ -242,7 +257,22 @@ impl HostJob<'_> {
             .sh_ok("read the node's files", scripts::READ, &paths, None)
             .await?;
         remote.maybe_disconnect("read");
-        let files = parse_files(&text)?;
+        let mut files = parse_files(&text)?;
+        if matches!(files.get(patch::KUBEADM_MANIFEST), Some(Some(_)))
+            && matches!(self.distro, None | Some(Distribution::Kubeadm))
+        {
+            let read = patch::kubeadm_configmap_read();
+            let mut argv = vec![patch::KUBEADM_CONFIGMAP.to_string(), read.program.clone()];
+            argv.extend(read.args.iter().cloned());
+            let o = remote.sh(scripts::READ_COMMAND, &argv, None).await?;
+            files.extend(parse_files(&o.stdout)?);
+            if let Some(why) = o.stderr.lines().next().filter(|l| !l.trim().is_empty()) {
+                self.say(&format!(
+                    "kubeadm-config ConfigMap not read: {}",
+                    why.trim()
+                ));
+            }
+        }
         let req = PatchRequest {
             host: &self.spec.label,
             settings: self.settings,
@@ -278,8 +308,67 @@ impl HostJob<'_> {
     }
 }
 
-/// Back up, stage, commit, restart, wait; roll back when not healthy.
+/// The file transaction (when files change), then, once healthy, the API updates.
 async fn apply(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcome, Error> {
+    let files = hp
+        .plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::WriteFile { .. }));
+    let outcome = if files {
+        apply_files(remote, hp, spec).await?
+    } else {
+        Outcome::Patched {
+            backup: String::new(),
+        }
+    };
+    if let Outcome::Patched { .. } = outcome {
+        run_transforms(remote, hp, spec).await.map_err(|e| {
+            Error::Other(format!(
+                "`{}`: the API server is patched and healthy, but a cluster object was not updated: {e}; run again to retry",
+                spec.label
+            ))
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// Read → pure edit → write back, on the node (e.g. the kubeadm-config ConfigMap through
+/// `kubectl --kubeconfig /etc/kubernetes/admin.conf`); the edited text goes on stdin.
+async fn run_transforms(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<(), Error> {
+    for step in &hp.plan.steps {
+        let Step::Transform {
+            read, edit, write, ..
+        } = step
+        else {
+            continue;
+        };
+        let mut argv = vec![read.program.clone()];
+        argv.extend(read.args.iter().cloned());
+        let current = remote
+            .sh_ok(&read.to_shell(), "exec \"$@\"", &argv, None)
+            .await?;
+        let text = edit.apply(&current)?;
+        let backends::WriteBack::Stdin { command } = write else {
+            return Err(Error::Other(format!("unexpected write-back for `{read}`")));
+        };
+        let mut argv = vec![command.program.clone()];
+        argv.extend(command.args.iter().cloned());
+        remote
+            .sh_ok(
+                &command.to_shell(),
+                "exec \"$@\"",
+                &argv,
+                Some(text.as_bytes()),
+            )
+            .await?;
+        eprintln!("[{}] updated: {}", spec.label, command.to_shell());
+    }
+    Ok(())
+}
+
+/// Back up, stage, commit, restart, wait; roll back when not healthy.
+async fn apply_files(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcome, Error> {
     use base64::Engine;
     let say = |m: &str| eprintln!("[{}] {m}", spec.label);
     let mut args = vec![STATE_DIR.to_string()];
@@ -347,16 +436,22 @@ async fn apply(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcom
         .await?;
     say(&format!("wrote {}", targets.join(", ")));
     remote.maybe_disconnect("commit");
-    run_restarts(remote, hp).await?;
     let h = &hp.health;
-    match wait_healthy(remote, hp, &h.flags_after).await {
+    let healthy = match run_restarts(remote, hp).await {
+        Ok(()) => wait_healthy(remote, hp, &h.flags_after).await,
+        Err(e) => Err(format!(
+            "the restart failed: {}",
+            e.to_string().replace('\n', " ")
+        )),
+    };
+    match healthy {
         Ok(()) => {
             say("API server healthy with the new settings");
             Ok(Outcome::Patched { backup })
         }
         Err(why) => {
             say(&format!(
-                "not healthy after {}s ({why}); restoring backup {backup}",
+                "not healthy within {}s ({why}); restoring backup {backup}",
                 h.timeout_secs
             ));
             let logs = remote
@@ -376,8 +471,10 @@ async fn apply(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcom
                     None,
                 )
                 .await?;
-            run_restarts(remote, hp).await?;
-            let back = wait_healthy(remote, hp, &h.flags_before).await;
+            let back = match run_commands(remote, &hp.restart_after_restore).await {
+                Ok(()) => wait_healthy(remote, hp, &h.flags_before).await,
+                Err(e) => Err(format!("the restart failed: {e}")),
+            };
             eprintln!(
                 "[{}] last API server log lines:{}",
                 spec.label,
@@ -398,14 +495,25 @@ async fn apply(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcom
 }
 
 async fn run_restarts(remote: &Remote, hp: &HostPlan) -> Result<(), Error> {
-    for step in &hp.plan.steps {
-        if let Step::Run { command, .. } = step {
-            let mut argv = vec![command.program.clone()];
-            argv.extend(command.args.iter().cloned());
-            remote
-                .sh_ok(&command.to_shell(), "exec \"$@\"", &argv, None)
-                .await?;
-        }
+    let commands: Vec<backends::Command> = hp
+        .plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Run { command, .. } => Some(command.clone()),
+            _ => None,
+        })
+        .collect();
+    run_commands(remote, &commands).await
+}
+
+async fn run_commands(remote: &Remote, commands: &[backends::Command]) -> Result<(), Error> {
+    for command in commands {
+        let mut argv = vec![command.program.clone()];
+        argv.extend(command.args.iter().cloned());
+        remote
+            .sh_ok(&command.to_shell(), "exec \"$@\"", &argv, None)
+            .await?;
     }
     Ok(())
 }
@@ -446,6 +554,140 @@ async fn wait_healthy(remote: &Remote, hp: &HostPlan, flags: &[String]) -> Resul
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(last)
+}
+
+/// `k8soidc create --distro kubeadm|microk8s|k3s --ssh HOST`: per host, refuse when a control
+/// plane is already there, write the files (through the same backup/stage/rename scripts),
+/// run the installer, wait for health; MicroK8s then goes through the `patch` transaction.
+/// `K8SOIDC_K3S_INSTALLER` replaces the k3s installer command (air-gapped installs; tests).
+pub(crate) fn create_over_ssh(
+    d: Distribution,
+    args: crate::cli::CreateArgs,
+    env: &Env,
+) -> Result<ExitCode, Error> {
+    if !matches!(
+        d,
+        Distribution::Kubeadm | Distribution::Microk8s | Distribution::K3s
+    ) {
+        return Err(Error::Input(format!(
+            "invalid --distro `{d}` for create --ssh: use kubeadm, microk8s or k3s (or create {d} without --ssh)"
+        )));
+    }
+    let (specs, opts) = hosts(&args.ssh)?;
+    let s = crate::config::settings(&args.oidc, env)?;
+    let installer = std::env::var("K8SOIDC_K3S_INSTALLER")
+        .unwrap_or_else(|_| backends::create_node::K3S_INSTALL.to_string());
+    let rt = runtime()?;
+    for spec in &specs {
+        let plan = backends::create_node::create_host(d, &spec.label, &s, &installer)?;
+        rt.block_on(async {
+            let mut remote = Remote::connect(spec, &opts).await?;
+            let r = async {
+                if !args.dry_run {
+                    remote.lock(STATE_DIR).await?;
+                }
+                let paths = patch::probe_paths(None);
+                let text = remote
+                    .sh_ok("read the node's files", scripts::READ, &paths, None)
+                    .await?;
+                let files = parse_files(&text)?;
+                // A k3s config.yaml alone is the usual pre-install configuration, not a cluster.
+                if let Ok(found) = patch::detect(&spec.label, &files)
+                    .map_err(|_| ())
+                    .and_then(|f| if f == Distribution::K3s { Err(()) } else { Ok(f) })
+                {
+                    return Err(Error::Other(format!(
+                        "`{}` already runs a {found} control plane: refused, nothing changed; use `k8soidc patch --ssh {}`",
+                        spec.label, spec.label
+                    )));
+                }
+                if args.dry_run {
+                    out(&format!("{plan}\n"))?;
+                    return Ok(());
+                }
+                eprint!("{plan}");
+                if !env.confirm(&format!("Create {d} on `{}`?", spec.label), args.yes)? {
+                    return Err(Error::Other("not confirmed: nothing changed".into()));
+                }
+                let mut stage_args = vec![STATE_DIR.to_string()];
+                let mut stdin = String::new();
+                let mut targets = Vec::new();
+                use base64::Engine;
+                for step in &plan.steps {
+                    if let Step::WriteFile { path, after, mode, .. } = step {
+                        stage_args.extend([path.clone(), "absent".into(), format!("{mode:o}")]);
+                        stdin.push_str(&base64::engine::general_purpose::STANDARD.encode(after));
+                        stdin.push('\n');
+                        targets.push(path.clone());
+                    }
+                }
+                if !targets.is_empty() {
+                    let staged = remote
+                        .sh_ok("stage the new files", &scripts::stage(), &stage_args, Some(stdin.as_bytes()))
+                        .await?;
+                    let mut pairs = Vec::new();
+                    for (st, t) in staged
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("K8SOIDC-STAGED "))
+                        .zip(&targets)
+                    {
+                        pairs.extend([st.to_string(), t.clone()]);
+                    }
+                    remote
+                        .sh_ok("rename the new files into place", scripts::COMMIT, &pairs, None)
+                        .await?;
+                    eprintln!("[{}] wrote {}", spec.label, targets.join(", "));
+                }
+                for step in &plan.steps {
+                    if let Step::Run { command, .. } = step {
+                        let mut argv = vec![command.program.clone()];
+                        argv.extend(command.args.iter().cloned());
+                        remote
+                            .sh_ok(&command.to_shell(), "exec \"$@\"", &argv, None)
+                            .await?;
+                        eprintln!("[{}] ran {}", spec.label, command.to_shell());
+                    }
+                }
+                // Now the control plane exists: plan it as `patch` does (MicroK8s gets its
+                // OIDC flags here; kubeadm and k3s must already be configured).
+                let text = remote
+                    .sh_ok("read the node's files", scripts::READ, &patch::probe_paths(Some(d)), None)
+                    .await?;
+                let files = parse_files(&text)?;
+                let req = PatchRequest {
+                    host: &spec.label,
+                    settings: Some(&s),
+                    remove: false,
+                    distribution: Some(d),
+                    timeout_secs: 120,
+                };
+                let hp = patch::plan_host(&req, &files)?;
+                if hp.is_noop() {
+                    let h = &hp.health;
+                    wait_healthy(&remote, &hp, &h.flags_after)
+                        .await
+                        .map_err(|why| Error::Other(format!("`{}`: the new {d} API server is not healthy ({why}); check the node", spec.label)))?;
+                } else {
+                    eprint!("{}", hp.plan);
+                    match apply(&remote, &hp, spec).await? {
+                        Outcome::Patched { .. } => {}
+                        _ => {
+                            return Err(Error::Other(format!(
+                                "`{}`: {d} was installed but did not become healthy with OIDC; it was rolled back to its defaults",
+                                spec.label
+                            )))
+                        }
+                    }
+                }
+                eprintln!("[{}] created {d} with OIDC issuer {}", spec.label, s.issuer_url);
+                Ok(())
+            }
+            .await;
+            remote.close().await;
+            r
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `k8soidc backups --ssh HOST`.

@@ -40,30 +40,20 @@ pub(crate) fn kubeadm_manifest(addr: &str) -> String {
         .replace("192.168.97.4", addr)
 }
 
-/// This process's address block `127.A.B.0/24` for test nodes, claimed by listening on
-/// 127.A.B.1:20000 for the life of the process (the kernel releases it when the process ends,
-/// however it ends; node N is 2..=254, so no node uses that address). Test nodes share the
-/// host's network namespace, so two test runs on one machine that used the same fixed
-/// 127.0.0.N:PORT took over each other's nodes: one sshd failed to bind and the test talked
-/// to the other run's node ("REMOTE HOST IDENTIFICATION HAS CHANGED"). 127.0.x.x is never
-/// used (127.0.0.1 is the machine's own address).
+/// The test nodes' address block, `127.0.0.N` (node N is 2..=254), claimed for the life of
+/// the process by listening on 127.0.0.1:20000 (the kernel releases it however the process
+/// ends). Test nodes share the host's network namespace, so two test runs on one machine would
+/// take over each other's nodes (an sshd fails to bind, the test talks to the other run's node,
+/// "REMOTE HOST IDENTIFICATION HAS CHANGED"); the claim makes a second run fail at once with a
+/// clear message instead. Several tests seed files that name their node's 127.0.0.N address.
 fn block() -> (u8, u8) {
-    static BLOCK: std::sync::OnceLock<(std::net::TcpListener, u8, u8)> = std::sync::OnceLock::new();
-    let (_, a, b) = BLOCK.get_or_init(|| {
-        let start = std::process::id() as usize;
-        for k in 0..65536 {
-            let v = (start + k) % 65536;
-            let (a, b) = ((v >> 8) as u8, (v & 0xff) as u8);
-            if a == 0 || a == 255 {
-                continue;
-            }
-            if let Ok(claim) = std::net::TcpListener::bind((format!("127.{a}.{b}.1"), 20000)) {
-                return (claim, a, b);
-            }
-        }
-        panic!("no free test node address block 127.A.B.0/24");
+    static BLOCK: std::sync::OnceLock<std::net::TcpListener> = std::sync::OnceLock::new();
+    BLOCK.get_or_init(|| {
+        std::net::TcpListener::bind(("127.0.0.1", 20000)).unwrap_or_else(|e| {
+            panic!("the test node addresses 127.0.0.N are in use ({e}): another k8soidc test run is going on on this machine; run one at a time")
+        })
     });
-    (*a, *b)
+    (0, 0)
 }
 
 /// The address of node N in this process's block.
@@ -124,7 +114,7 @@ impl NodeBuilder {
         }
         assert!(
             (2..=254).contains(&self.n),
-            "node numbers are 2..=254 (127.A.B.1 is the block's claim)"
+            "node numbers are 2..=254 (127.0.0.1 is the machine's own address)"
         );
         let addr = node_addr(self.n);
         let port = 20000 + u16::from(self.n);

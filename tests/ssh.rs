@@ -539,3 +539,712 @@ fn preflight_failure_stops_patch_before_any_change() {
     );
     assert_eq!(node.read(MANIFEST).unwrap(), before);
 }
+
+/// The `--oidc-*` / `--authentication-config` words of the running fake API server.
+fn running_flags(node: &Node) -> Vec<String> {
+    let cmd = node.sh(
+        "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qx '.*/kube-apiserver[.]py' && tr '\\0' '\\n' < $p/cmdline; done; true",
+    );
+    let mut v: Vec<String> = cmd
+        .lines()
+        .filter(|l| l.starts_with("--oidc-") || l.starts_with("--authentication-config"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn fake_apiserver_enforces_the_upstream_start_up_rules() {
+    // tests/fakes/node/kube-apiserver.py rules 4 and 5 (kubernetes/kubernetes
+    // pkg/kubeapiserver/options/authentication.go): both modes at once, or a CA the container
+    // cannot see, end the process before it serves anything.
+    let fake = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fakes/node/kube-apiserver.py"
+    );
+    let run = |args: &[&str], mounts: &str| {
+        std::process::Command::new("python3")
+            .arg(fake)
+            .arg("kube-apiserver")
+            .args(args)
+            .env("FAKE_MOUNTS", mounts)
+            .output()
+            .unwrap()
+    };
+    let both = run(
+        &[
+            "--oidc-issuer-url=https://idp.example.com",
+            "--oidc-client-id=k",
+            "--authentication-config=/etc/kubernetes/oidc/authentication-config.yaml",
+        ],
+        "[]",
+    );
+    assert_eq!(both.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&both.stdout)
+        .contains("authentication-config file and oidc-* flags are mutually exclusive"));
+    let hidden = run(
+        &[
+            "--oidc-issuer-url=https://idp.example.com",
+            "--oidc-client-id=k",
+            "--oidc-ca-file=/etc/kubernetes/oidc/oidc-ca.pem",
+        ],
+        r#"[["/etc/kubernetes/pki", "/etc/kubernetes/pki"]]"#,
+    );
+    assert_eq!(hidden.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&hidden.stdout).contains("no such file or directory"));
+}
+
+#[test]
+fn config_mode_mounts_dir_sets_authentication_config_and_drops_oidc_flags() {
+    let node = Node::on(120).kubeadm().start();
+    // First flags mode with a CA: the CA lands in the already-mounted /etc/kubernetes/pki and
+    // the fake API server (which opens --oidc-ca-file through the pod's mounts) is healthy.
+    let ca = node.dir.path().join("tls.crt");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args([
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--yes",
+            "--timeout",
+            "20s",
+        ])
+        .run()
+        .success();
+    assert_eq!(
+        node.read("/etc/kubernetes/pki/oidc-ca.pem").unwrap(),
+        std::fs::read_to_string(&ca).unwrap()
+    );
+    let m = node.read(MANIFEST).unwrap();
+    assert!(
+        m.contains("- --oidc-ca-file=/etc/kubernetes/pki/oidc-ca.pem\n"),
+        "{m}"
+    );
+    assert!(!m.contains("name: oidc\n"), "no volume needed for pki: {m}");
+    assert!(running_flags(&node)
+        .contains(&"--oidc-ca-file=/etc/kubernetes/pki/oidc-ca.pem".to_string()));
+
+    // Then config mode: file in a mounted directory, one flag, no --oidc-* left.
+    let out = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--auth-mode", "config", "--kubernetes-version", "1.32"])
+        .args(["--yes", "--timeout", "20s"])
+        .run()
+        .success();
+    assert!(
+        out.stderr
+            .contains("API server healthy with the new settings"),
+        "{}",
+        out.stderr
+    );
+    let auth = node
+        .read("/etc/kubernetes/oidc/authentication-config.yaml")
+        .unwrap();
+    assert!(auth.contains("kind: AuthenticationConfiguration"), "{auth}");
+    let m = node.read(MANIFEST).unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&m).unwrap();
+    let vol = doc["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"].as_str() == Some("oidc"))
+        .unwrap_or_else(|| panic!("oidc volume: {m}"));
+    assert_eq!(
+        vol["hostPath"]["path"].as_str(),
+        Some("/etc/kubernetes/oidc")
+    );
+    assert!(!m.contains("--oidc-"), "{m}");
+    assert_eq!(
+        running_flags(&node),
+        vec!["--authentication-config=/etc/kubernetes/oidc/authentication-config.yaml"]
+    );
+    // Rerun: nothing to change.
+    let fp = node.fingerprint();
+    let again = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args([
+            "--auth-mode",
+            "config",
+            "--kubernetes-version",
+            "1.32",
+            "--yes",
+        ])
+        .run()
+        .success();
+    assert!(
+        again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(node.fingerprint(), fp);
+}
+
+#[test]
+fn ca_goes_to_an_added_oidc_volume_when_pki_is_not_mounted() {
+    let m = crate::node::kubeadm_manifest("127.0.0.121").replace(
+        "    - mountPath: /etc/kubernetes/pki\n      name: k8s-certs\n      readOnly: true\n",
+        "",
+    );
+    let node = Node::on(121).file(MANIFEST, &m, 0o600).start();
+    let ca = node.dir.path().join("tls.crt");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args([
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--yes",
+            "--timeout",
+            "20s",
+        ])
+        .run()
+        .success();
+    assert!(node.read("/etc/kubernetes/oidc/oidc-ca.pem").is_some());
+    assert!(node.read("/etc/kubernetes/pki/oidc-ca.pem").is_none());
+    let after = node.read(MANIFEST).unwrap();
+    assert!(
+        after.contains("--oidc-ca-file=/etc/kubernetes/oidc/oidc-ca.pem"),
+        "{after}"
+    );
+    assert!(after.contains("mountPath: /etc/kubernetes/oidc"), "{after}");
+    assert!(running_flags(&node)
+        .contains(&"--oidc-ca-file=/etc/kubernetes/oidc/oidc-ca.pem".to_string()));
+}
+
+#[test]
+fn flags_mode_refused_over_a_foreign_authentication_config() {
+    let auth = "apiVersion: apiserver.config.k8s.io/v1beta1\nkind: AuthenticationConfiguration\njwt:\n- issuer:\n    url: https://other.example.com\n    audiences: [x]\n  claimMappings:\n    username:\n      claim: sub\n      prefix: ''\n";
+    let m = crate::node::kubeadm_manifest("127.0.0.122").replace(
+        "    - --profiling=false\n",
+        "    - --profiling=false\n    - --authentication-config=/etc/kubernetes/pki/mine.yaml\n",
+    );
+    let node = Node::on(122)
+        .file(MANIFEST, &m, 0o600)
+        .file("/etc/kubernetes/pki/mine.yaml", auth, 0o600)
+        .start();
+    let fp = node.fingerprint();
+    let out = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "20s"])
+        .run();
+    assert_ne!(out.status, 0);
+    assert!(
+        out.stderr.contains(
+            "`--authentication-config=/etc/kubernetes/pki/mine.yaml`, which k8soidc did not write"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(node.fingerprint(), fp, "the node changed");
+}
+
+const CONFIGMAP: &str = "/etc/kubernetes/fake-apiserver/configmaps/kube-system/kubeadm-config.json";
+
+/// A kubeadm node with /etc/kubernetes/admin.conf and the kubeadm-config ConfigMap (as
+/// `kubeadm init` 1.32 stores it: v1beta4, `apiServer: {}`) in the fake kubectl's store.
+fn kubeadm_with_configmap(n: u8) -> Node {
+    let admin = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.{n}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
+    );
+    let cc = "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\ncaCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\ncertificatesDir: /etc/kubernetes/pki\nclusterName: kubernetes\ncontrollerManager: {}\ndns: {}\nencryptionAlgorithm: RSA-2048\netcd:\n  local:\n    dataDir: /var/lib/etcd\nimageRepository: registry.k8s.io\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.2\nnetworking:\n  dnsDomain: cluster.local\n  serviceSubnet: 10.96.0.0/12\nproxy: {}\nscheduler: {}\n";
+    let cm = serde_json::json!({"data": {"ClusterConfiguration": cc, "other": "kept"}}).to_string();
+    Node::on(n)
+        .kubeadm()
+        .file("/etc/kubernetes/admin.conf", &admin, 0o600)
+        .file(CONFIGMAP, &cm, 0o600)
+        .start()
+}
+
+fn cluster_configuration(node: &Node) -> String {
+    let cm: serde_json::Value = serde_json::from_str(&node.read(CONFIGMAP).unwrap()).unwrap();
+    assert_eq!(cm["data"]["other"], "kept", "other keys stay");
+    cm["data"]["ClusterConfiguration"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn kubeadm_config_configmap_updated_after_health_shown_in_dry_run() {
+    let node = kubeadm_with_configmap(123);
+    let before = cluster_configuration(&node);
+    let fp = node.fingerprint();
+    let dry = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert_eq!(node.fingerprint(), fp, "dry run changed the node");
+    for want in [
+        "+ [root@127.0.0.123:20123] kubectl --kubeconfig /etc/kubernetes/admin.conf get configmap kubeadm-config -n kube-system -o 'jsonpath={.data.ClusterConfiguration}'",
+        "    | +++ b/kube-system/configmaps/kubeadm-config/ClusterConfiguration",
+        "    | -apiServer: {}",
+        "    | +  - name: oidc-issuer-url",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf patch configmap kubeadm-config -n kube-system --type merge --patch-file /dev/stdin   # edited text on stdin",
+    ] {
+        assert!(dry.stdout.contains(want), "{want} missing:\n{}", dry.stdout);
+    }
+    let out = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "20s"])
+        .run()
+        .success();
+    let healthy = out.stderr.find("API server healthy with the new settings");
+    let updated = out.stderr.find("updated: kubectl");
+    assert!(
+        healthy.is_some() && updated.is_some() && healthy < updated,
+        "ConfigMap only after health: {}",
+        out.stderr
+    );
+    let after = cluster_configuration(&node);
+    assert_ne!(after, before);
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&after).unwrap();
+    let args = doc["apiServer"]["extraArgs"].as_sequence().unwrap();
+    assert!(
+        args.iter()
+            .any(|a| a["name"] == "oidc-issuer-url" && a["value"] == "https://idp.example.com"),
+        "{after}"
+    );
+    // The content went on stdin: no kubectl call carried it in argv.
+    let calls = node.sh("cat /var/log/pods/fake-kubectl.log");
+    assert!(calls.contains("\"patch\""), "{calls}");
+    assert!(!calls.contains("idp.example.com"), "{calls}");
+    // Rerun: nothing to change anywhere.
+    let fp = node.fingerprint();
+    let again = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes"])
+        .run()
+        .success();
+    assert!(
+        again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(node.fingerprint(), fp);
+    // A change that never becomes healthy is rolled back and leaves the ConfigMap alone.
+    node.set_never_ready("--oidc-groups-claim=groups");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args(["--groups-claim", "groups", "--yes", "--timeout", "3s"])
+        .run()
+        .status(1);
+    assert_eq!(cluster_configuration(&node), after);
+}
+
+/// patch → healthy with the flags → rerun changes nothing → a change that never becomes ready
+/// is rolled back byte for byte and the API server runs the previous flags again. For the
+/// distributions whose API server is restarted by a command (fake `microk8s`, `systemctl`).
+fn patch_noop_rollback(node: &Node, file: &str, extra: &[&str], expect_in_file: &str) {
+    let out = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(extra)
+        .args(["--yes", "--timeout", "20s"])
+        .run()
+        .success();
+    assert!(
+        out.stderr
+            .contains("API server healthy with the new settings"),
+        "{}",
+        out.stderr
+    );
+    let after = node.read(file).unwrap();
+    assert!(after.contains(expect_in_file), "{after}");
+    let flags = running_flags_any(node);
+    assert!(
+        flags.contains(&"--oidc-issuer-url=https://idp.example.com".to_string()),
+        "{flags:?}"
+    );
+    let fp = node.fingerprint();
+    let again = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(extra)
+        .args(["--yes"])
+        .run()
+        .success();
+    assert!(
+        again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(node.fingerprint(), fp);
+
+    node.set_never_ready("--oidc-groups-claim=groups");
+    let out = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(extra)
+        .args(["--groups-claim", "groups", "--yes", "--timeout", "3s"])
+        .run()
+        .status(1);
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("healthy with the previous settings"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(node.read(file).unwrap(), after, "not byte-identical");
+    let flags = running_flags_any(node);
+    assert!(
+        !flags.iter().any(|f| f.contains("groups-claim")) && !flags.is_empty(),
+        "{flags:?}"
+    );
+}
+
+/// The managed flags of the running fake API server, whoever started it.
+fn running_flags_any(node: &Node) -> Vec<String> {
+    let cmd = node.sh(
+        "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qx '.*/kube-apiserver[.]py' && tr '\\0' '\\n' < $p/cmdline; done; true",
+    );
+    let mut v: Vec<String> = cmd
+        .lines()
+        .filter(|l| l.starts_with("--oidc-") || l.starts_with("--authentication-config"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+fn fixture(rel: &str) -> String {
+    let p = crate::test::fixtures().join(rel);
+    let p = if p.exists() {
+        p
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures")
+            .join(rel)
+    };
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn microk8s_patch_enables_rbac_noop_rerun_and_rollback() {
+    const ARGS: &str = "/var/snap/microk8s/current/args/kube-apiserver";
+    let args = format!(
+        "{}--bind-address=127.0.0.130\n",
+        fixture("microk8s-args/001-microk8s-2025-03f0791.args")
+    );
+    let node = Node::on(130).file(ARGS, &args, 0o660).start();
+    node.sh("microk8s start");
+    let dry = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert!(dry.stdout.contains("patch microk8s"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains(
+            "--authorization-mode=AlwaysAllow: every user the IdP signs in would be all-powerful"
+        ),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry
+        .stdout
+        .contains("+ [root@127.0.0.130:20130] microk8s enable rbac"));
+    assert!(dry
+        .stdout
+        .contains("curl -fsSk --max-time 5 https://127.0.0.130:16443/readyz"));
+    patch_noop_rollback(
+        &node,
+        ARGS,
+        &[],
+        "--oidc-issuer-url=https://idp.example.com\n",
+    );
+    let after = node.read(ARGS).unwrap();
+    assert!(
+        after.contains("--authorization-mode=RBAC,Node\n"),
+        "{after}"
+    );
+    let calls = node.sh("cat /var/log/pods/fake-microk8s.log");
+    assert!(
+        calls.contains("[\"enable\", \"rbac\"]\n[\"stop\"]\n[\"start\"]"),
+        "rbac first, then the documented restart: {calls}"
+    );
+}
+
+#[test]
+fn k3s_patch_noop_rerun_and_rollback() {
+    const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
+    let config = format!(
+        "bind-address: 127.0.0.131\n{}",
+        fixture("k3s-config/003-sylchamber-control-plane.yaml")
+    );
+    let node = Node::on(131).file(CONFIG, &config, 0o600).start();
+    node.sh("systemctl start k3s");
+    patch_noop_rollback(
+        &node,
+        CONFIG,
+        &[],
+        "  - oidc-issuer-url=https://idp.example.com\n",
+    );
+    let calls = node.sh("cat /var/log/pods/fake-systemctl.log");
+    assert!(calls.contains("[\"restart\", \"k3s\"]"), "{calls}");
+    assert!(
+        calls.contains("[\"is-active\", \"--quiet\", \"k3s\"]"),
+        "{calls}"
+    );
+}
+
+#[test]
+fn rke2_patch_with_ca_in_an_extra_mount_noop_rerun_and_rollback() {
+    const CONFIG: &str = "/etc/rancher/rke2/config.yaml";
+    let config = "bind-address: 127.0.0.132\nkube-apiserver-arg:\n  - profiling=false\n";
+    let node = Node::on(132).file(CONFIG, config, 0o600).start();
+    node.sh("systemctl start rke2-server");
+    let ca = node.dir.path().join("tls.crt");
+    patch_noop_rollback(
+        &node,
+        CONFIG,
+        &["--ca-file", ca.to_str().unwrap()],
+        "  - oidc-ca-file=/etc/rancher/rke2/oidc/oidc-ca.pem\n",
+    );
+    let after = node.read(CONFIG).unwrap();
+    assert!(
+        after.contains("/etc/rancher/rke2/oidc:/etc/rancher/rke2/oidc:ro"),
+        "the API server pod must see the CA: {after}"
+    );
+    assert!(node.read("/etc/rancher/rke2/oidc/oidc-ca.pem").is_some());
+}
+
+/// What the host itself has in the directories a patch touches (to prove `--local` tests
+/// never change them).
+fn host_state() -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "for d in /etc/kubernetes /var/lib/k8soidc /etc/rancher /var/snap/microk8s; do [ -e $d ] && find $d -xdev -printf '%p %s %T@\\n' 2>/dev/null; done | sort | sha256sum"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn local_patch_runs_the_same_transaction_in_a_private_namespace() {
+    let addr = "127.0.0.140";
+    let host_before = host_state();
+    let dir = tempfile::Builder::new()
+        .prefix("k8l")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let d = dir.path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kube-apiserver",
+            "-keyout",
+        ])
+        .arg(d.join("tls.key"))
+        .arg("-out")
+        .arg(d.join("tls.crt"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=IP:{addr}"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let seed = d.join("seed/etc/kubernetes/manifests");
+    std::fs::create_dir_all(&seed).unwrap();
+    let manifest = crate::node::kubeadm_manifest(addr);
+    std::fs::write(seed.join("kube-apiserver.yaml"), &manifest).unwrap();
+    std::fs::set_permissions(
+        seed.join("kube-apiserver.yaml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_k8soidc");
+    let flags = "--skip-check --issuer-url https://idp.example.com --client-id kubernetes --username-claim email --username-prefix oidc:";
+    let script = format!(
+        r#"{bin} patch --local {flags} --yes --timeout 20s; echo "K8SOIDC-RC1=$?"
+cat {MANIFEST}; echo K8SOIDC-END
+ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url=https://idp.example.com'
+{bin} patch --local {flags} --yes; echo "K8SOIDC-RC2=$?"
+echo --oidc-groups-claim=groups > "$NODE_DIR/never-ready"
+{bin} patch --local {flags} --groups-claim groups --yes --timeout 3s; echo "K8SOIDC-RC3=$?"
+grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l"#
+    );
+    let out = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-local"))
+        .arg(d)
+        .arg(addr)
+        .args(["sh", "-c", &script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", d)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n--- stderr ---\n{stderr}");
+    assert!(stdout.contains("K8SOIDC-RC1=0"), "{all}");
+    let patched = stdout
+        .split("K8SOIDC-RC1=0\n")
+        .nth(1)
+        .and_then(|t| t.split("K8SOIDC-END").next())
+        .unwrap_or_default();
+    assert!(
+        patched.contains("- --oidc-issuer-url=https://idp.example.com\n"),
+        "{all}"
+    );
+    assert!(
+        stdout.contains("K8SOIDC-END\n1\n"),
+        "the API server runs the flags: {all}"
+    );
+    assert!(
+        stderr.contains("[localhost] API server healthy with the new settings"),
+        "{all}"
+    );
+    assert!(stdout.contains("K8SOIDC-RC2=0"), "{all}");
+    assert!(stderr.contains("nothing to change"), "{all}");
+    assert!(
+        stdout.contains("K8SOIDC-RC3=1\n0\n2\n"),
+        "rolled back, two backups: {all}"
+    );
+    assert!(
+        stderr.contains("restored; API server healthy with the previous settings"),
+        "{all}"
+    );
+    assert_eq!(
+        host_state(),
+        host_before,
+        "the host's own directories changed"
+    );
+}
+
+#[test]
+fn create_kubeadm_over_ssh_writes_config_then_runs_kubeadm_init() {
+    let node = Node::on(141).start();
+    let dry = node
+        .k8soidc("create")
+        .args(["--distro", "kubeadm"])
+        .args(oidc())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert!(
+        dry.stdout.contains("kind: ClusterConfiguration"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry
+        .stdout
+        .contains("kubeadm init --config /var/lib/k8soidc/kubeadm-config.yaml"));
+    node.k8soidc("create")
+        .args(["--distro", "kubeadm"])
+        .args(oidc())
+        .args(["--yes"])
+        .run()
+        .success();
+    let calls = node.sh("cat /var/log/pods/fake-kubeadm.log");
+    assert_eq!(
+        calls,
+        "[\"init\", \"--config\", \"/var/lib/k8soidc/kubeadm-config.yaml\"]\n"
+    );
+    let flags = running_flags_any(&node);
+    assert!(
+        flags.contains(&"--oidc-issuer-url=https://idp.example.com".to_string()),
+        "{flags:?}"
+    );
+    // A second create is refused: the control plane exists.
+    let again = node
+        .k8soidc("create")
+        .args(["--distro", "kubeadm"])
+        .args(oidc())
+        .args(["--yes"])
+        .run();
+    assert_ne!(again.status, 0);
+    assert!(
+        again
+            .stderr
+            .contains("already runs a kubeadm control plane"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn create_k3s_over_ssh_writes_the_dropin_before_the_installer() {
+    let node = Node::on(142)
+        .file(
+            "/etc/rancher/k3s/config.yaml",
+            "bind-address: 127.0.0.142\n",
+            0o600,
+        )
+        .start();
+    node.k8soidc("create")
+        .args(["--distro", "k3s"])
+        .args(oidc())
+        .args(["--yes"])
+        .env("K8SOIDC_K3S_INSTALLER", "k3s-install")
+        .run()
+        .success();
+    assert_eq!(node.sh("cat /var/log/pods/fake-k3s-install.log"), "[]\n");
+    let dropin = node
+        .read("/etc/rancher/k3s/config.yaml.d/50-oidc.yaml")
+        .unwrap();
+    assert!(
+        dropin.contains("oidc-issuer-url=https://idp.example.com"),
+        "{dropin}"
+    );
+    assert_eq!(
+        node.read("/etc/rancher/k3s/config.yaml").unwrap(),
+        "bind-address: 127.0.0.142\n",
+        "config.yaml stays the user's"
+    );
+    let flags = running_flags_any(&node);
+    assert!(
+        flags.contains(&"--oidc-issuer-url=https://idp.example.com".to_string()),
+        "{flags:?}"
+    );
+}
+
+#[test]
+fn create_microk8s_over_ssh_installs_the_snap_then_patches() {
+    let node = Node::on(143).start();
+    node.k8soidc("create")
+        .args(["--distro", "microk8s"])
+        .args(oidc())
+        .args(["--yes"])
+        .run()
+        .success();
+    assert_eq!(
+        node.sh("cat /var/log/pods/fake-snap.log"),
+        "[\"install\", \"microk8s\", \"--classic\"]\n"
+    );
+    let args = node
+        .read("/var/snap/microk8s/current/args/kube-apiserver")
+        .unwrap();
+    assert!(
+        args.contains("--oidc-issuer-url=https://idp.example.com\n"),
+        "{args}"
+    );
+    assert!(args.contains("--authorization-mode=RBAC,Node\n"), "{args}");
+    let flags = running_flags_any(&node);
+    assert!(
+        flags.contains(&"--oidc-issuer-url=https://idp.example.com".to_string()),
+        "{flags:?}"
+    );
+}

@@ -12,6 +12,7 @@
 pub mod apiserver;
 pub mod capi;
 pub mod charmed;
+pub mod create_node;
 mod error;
 pub mod identity;
 pub mod idp;

@@ -63,6 +63,18 @@ pub enum Edit {
         #[serde(skip)]
         settings: Box<crate::OidcSettings>,
     },
+    /// Set (or remove) OIDC in the `ClusterConfiguration` text of the `kubeadm-config` ConfigMap
+    /// ([`crate::kubeadm::patch_cluster_configuration`]); the result is a JSON merge patch
+    /// `{"data":{"ClusterConfiguration":…}}` for `kubectl patch --type merge --patch-file`.
+    KubeadmConfigMap {
+        /// The unified diff computed from what was read when planning, shown in the dry run.
+        diff: Vec<String>,
+        /// The settings (any valid settings with `remove`).
+        #[serde(skip)]
+        settings: Box<crate::OidcSettings>,
+        /// Take OIDC out instead.
+        remove: bool,
+    },
     /// Merge `key=value` pairs into a space-separated charm option (`api-extra-args`).
     ExtraArgs {
         /// Pairs to set (replacing the same keys).
@@ -83,12 +95,20 @@ impl Edit {
                 set,
                 remove_prefixes,
             } => crate::charmed::merge_extra_args(current, set, remove_prefixes),
+            Edit::KubeadmConfigMap {
+                settings, remove, ..
+            } => {
+                let text = crate::kubeadm::patch_cluster_configuration(current, settings, *remove)?
+                    .unwrap_or_else(|| current.to_string());
+                Ok(serde_json::json!({ "data": { "ClusterConfiguration": text } }).to_string())
+            }
         }
     }
 
     fn describe(&self) -> Vec<String> {
         match self {
             Edit::KopsCluster { summary, .. } => summary.clone(),
+            Edit::KubeadmConfigMap { diff, .. } => diff.clone(),
             Edit::ExtraArgs {
                 set,
                 remove_prefixes,

@@ -185,3 +185,16 @@ if command -v crictl >/dev/null 2>&1; then
 fi
 f=$(ls -t /var/log/pods/*kube-apiserver*/kube-apiserver/*.log 2>/dev/null | head -n1)
 [ -n "$f" ] && tail -n 20 "$f""#;
+
+/// `KEY PROGRAM ARG...`: runs the command; its standard output (exact bytes) as a
+/// `K8SOIDC-FILE present KEY` record like [`READ`], or `K8SOIDC-FILE absent KEY` and the first
+/// line of its error on stderr when it fails or is missing.
+pub(crate) const READ_COMMAND: &str = r#"key=$1; shift
+if ! command -v "$1" >/dev/null 2>&1; then printf 'K8SOIDC-FILE absent %s\n\n' "$key"; echo "$1: command not found" >&2; exit 0; fi
+t=$(mktemp) || exit 71
+if "$@" >"$t" 2>"$t.err"; then
+  printf 'K8SOIDC-FILE present %s\n' "$key"; base64 -w0 < "$t"; printf '\n'
+else
+  printf 'K8SOIDC-FILE absent %s\n\n' "$key"; head -n1 "$t.err" >&2
+fi
+rm -f "$t" "$t.err""#;

@@ -101,12 +101,30 @@ pub(crate) struct Output {
     pub(crate) stderr: String,
 }
 
-/// A connected host.
+/// A connected host: over SSH, or this machine itself (`patch --local`), where the same
+/// scripts run as `sh -c SCRIPT k8soidc ARG...` without SSH.
 pub(crate) struct Remote {
-    session: Arc<Session>,
+    /// None: this machine.
+    session: Option<Arc<Session>>,
     pub(crate) spec: HostSpec,
     sudo: bool,
-    lock: Option<(openssh::Child<Arc<Session>>, tokio::task::JoinHandle<()>)>,
+    lock: Option<(LockChild, tokio::task::JoinHandle<()>)>,
+}
+
+/// The process holding the node lock.
+enum LockChild {
+    Ssh(openssh::Child<Arc<Session>>),
+    Local(tokio::process::Child),
+}
+
+impl LockChild {
+    /// Waits for it to end; its exit code.
+    async fn wait(self) -> Option<i32> {
+        match self {
+            LockChild::Ssh(c) => c.wait().await.ok().and_then(|s| s.code()),
+            LockChild::Local(mut c) => c.wait().await.ok().and_then(|s| s.code()),
+        }
+    }
 }
 
 fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
@@ -158,26 +176,53 @@ impl Remote {
             .connect(&spec.host)
             .await
             .map_err(|e| connect_error(spec, &e))?;
-        let mut remote = Remote {
-            session: Arc::new(session),
+        let remote = Remote {
+            session: Some(Arc::new(session)),
             spec: spec.clone(),
             sudo: false,
             lock: None,
         };
-        let who = remote.raw_sh(scripts::WHOAMI, &[], None, false).await?;
+        remote.privileges().await
+    }
+
+    /// This machine (`--local`): the same scripts through `sh -c`, with `sudo -n` when not root.
+    pub(crate) async fn local() -> Result<Remote, Error> {
+        let remote = Remote {
+            session: None,
+            spec: HostSpec {
+                user: None,
+                host: "localhost".into(),
+                port: None,
+                label: "localhost".into(),
+            },
+            sudo: false,
+            lock: None,
+        };
+        remote.privileges().await
+    }
+
+    /// Checks privileges once: root, or passwordless `sudo -n` (then used for every script).
+    async fn privileges(mut self) -> Result<Remote, Error> {
+        let who = self.raw_sh(scripts::WHOAMI, &[], None, false).await?;
         match who.stdout.trim() {
-            "root" => {}
-            "sudo" => remote.sudo = true,
+            "root" => Ok(self),
+            "sudo" => {
+                self.sudo = true;
+                Ok(self)
+            }
             _ => {
-                let user = spec.user.clone().unwrap_or_else(|| "the login user".into());
-                remote.close().await;
-                return Err(Error::Other(format!(
-                    "`sudo -n` on `{}` needs a password for {user} (or sudo is missing): refused before any change; allow passwordless sudo for {user} (NOPASSWD in /etc/sudoers.d) or connect as root",
-                    spec.label
-                )));
+                let user = self
+                    .spec
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| "the login user".into());
+                let label = self.spec.label.clone();
+                self.close().await;
+                Err(Error::Other(format!(
+                    "`sudo -n` on `{label}` needs a password for {user} (or sudo is missing): refused before any change; allow passwordless sudo for {user} (NOPASSWD in /etc/sudoers.d) or connect as root"
+                )))
             }
         }
-        Ok(remote)
     }
 
     async fn raw_sh(
@@ -187,12 +232,15 @@ impl Remote {
         stdin: Option<&[u8]>,
         sudo: bool,
     ) -> Result<Output, Error> {
+        let Some(session) = &self.session else {
+            return self.local_sh(script, args, stdin, sudo).await;
+        };
         let mut cmd = if sudo {
-            let mut c = Session::to_command(self.session.clone(), "sudo");
+            let mut c = Session::to_command(session.clone(), "sudo");
             c.arg("-n").arg("sh");
             c
         } else {
-            Session::to_command(self.session.clone(), "sh")
+            Session::to_command(session.clone(), "sh")
         };
         cmd.arg("-c").arg(script).arg("k8soidc");
         for a in args {
@@ -222,6 +270,52 @@ impl Remote {
         })
     }
 
+    /// `[sudo -n] sh -c SCRIPT k8soidc ARG...` on this machine (argv, no shell in between).
+    fn local_command(script: &str, args: &[String], sudo: bool) -> tokio::process::Command {
+        let mut cmd = if sudo {
+            let mut c = tokio::process::Command::new("sudo");
+            c.arg("-n").arg("sh");
+            c
+        } else {
+            tokio::process::Command::new("sh")
+        };
+        cmd.arg("-c").arg(script).arg("k8soidc").args(args);
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    async fn local_sh(
+        &self,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+        sudo: bool,
+    ) -> Result<Output, Error> {
+        let failed =
+            |e: std::io::Error| Error::Other(format!("cannot run `sh` on this machine: {e}"));
+        let mut cmd = Self::local_command(script, args, sudo);
+        cmd.stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().map_err(failed)?;
+        if let Some(bytes) = stdin {
+            if let Some(mut w) = child.stdin.take() {
+                w.write_all(bytes).await.map_err(failed)?;
+                w.shutdown().await.ok();
+            }
+        }
+        let out = child.wait_with_output().await.map_err(failed)?;
+        Ok(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
     fn lost(&self, e: &openssh::Error) -> Error {
         Error::Other(format!(
             "lost the connection to `{}` ({e}); nothing is half-written: each file is old or new; run again to converge, or `k8soidc backups --ssh {}` to see backups",
@@ -237,7 +331,11 @@ impl Remote {
         stdin: Option<&[u8]>,
     ) -> Result<Output, Error> {
         let out = self.raw_sh(script, args, stdin, self.sudo).await?;
-        if out.code == Some(255) && self.session.check().await.is_err() {
+        let lost = match &self.session {
+            Some(session) => out.code == Some(255) && session.check().await.is_err(),
+            None => false,
+        };
+        if lost {
             return Err(Error::Other(format!(
                 "lost the connection to `{}`; nothing is half-written: each file is old or new; run again to converge",
                 self.spec.label
@@ -271,27 +369,50 @@ impl Remote {
 
     /// Takes the node's lock (held while this connection lives and keeps sending heartbeats).
     pub(crate) async fn lock(&mut self, state_dir: &str) -> Result<(), Error> {
-        let mut cmd = if self.sudo {
-            let mut c = Session::to_command(self.session.clone(), "sudo");
-            c.arg("-n").arg("sh");
-            c
-        } else {
-            Session::to_command(self.session.clone(), "sh")
+        let (child, stdout, stdin) = match &self.session {
+            Some(session) => {
+                let mut cmd = if self.sudo {
+                    let mut c = Session::to_command(session.clone(), "sudo");
+                    c.arg("-n").arg("sh");
+                    c
+                } else {
+                    Session::to_command(session.clone(), "sh")
+                };
+                cmd.arg("-c")
+                    .arg(scripts::LOCK)
+                    .arg("k8soidc")
+                    .arg(state_dir)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
+                let stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send> =
+                    Box::new(child.stdout().take().expect("stdout is piped"));
+                let stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send> =
+                    Box::new(child.stdin().take().expect("stdin is piped"));
+                (LockChild::Ssh(child), stdout, stdin)
+            }
+            None => {
+                let mut cmd =
+                    Self::local_command(scripts::LOCK, &[state_dir.to_string()], self.sudo);
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                let mut child = cmd
+                    .spawn()
+                    .map_err(|e| Error::Other(format!("cannot run `sh` on this machine: {e}")))?;
+                let stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send> =
+                    Box::new(child.stdout.take().expect("stdout is piped"));
+                let stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send> =
+                    Box::new(child.stdin.take().expect("stdin is piped"));
+                (LockChild::Local(child), stdout, stdin)
+            }
         };
-        cmd.arg("-c")
-            .arg(scripts::LOCK)
-            .arg("k8soidc")
-            .arg(state_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
-        let stdout = child.stdout().take().expect("stdout is piped");
         let mut line = String::new();
         let mut reader = BufReader::new(stdout);
         let read = tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line)).await;
         if line.trim() != "K8SOIDC-LOCKED" {
-            let status = child.wait().await.ok().and_then(|s| s.code());
+            let status = child.wait().await;
             let label = &self.spec.label;
             return Err(match (read, status) {
                 (_, Some(75)) => Error::Other(format!(
@@ -305,7 +426,7 @@ impl Remote {
                 )),
             });
         }
-        let mut stdin = child.stdin().take().expect("stdin is piped");
+        let mut stdin = stdin;
         let beat = tokio::spawn(async move {
             loop {
                 if stdin.write_all(b".").await.is_err() || stdin.flush().await.is_err() {
@@ -325,7 +446,7 @@ impl Remote {
             let _ = beat.await;
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
-        if let Ok(session) = Arc::try_unwrap(self.session) {
+        if let Some(Ok(session)) = self.session.map(Arc::try_unwrap) {
             let _ = session.close().await;
         }
     }
@@ -333,10 +454,11 @@ impl Remote {
     /// Test hook (`K8SOIDC_TEST_DISCONNECT_AFTER=<stage>`): drops the SSH connection the hard
     /// way (`ssh -O exit` on the control socket), as a network failure would.
     pub(crate) fn maybe_disconnect(&self, stage: &str) {
+        let Some(session) = &self.session else { return };
         if std::env::var("K8SOIDC_TEST_DISCONNECT_AFTER").as_deref() == Ok(stage) {
             let _ = std::process::Command::new("ssh")
                 .arg("-S")
-                .arg(self.session.control_socket())
+                .arg(session.control_socket())
                 .args(["-O", "exit", "k8soidc-test"])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
