@@ -575,6 +575,9 @@ pub(crate) fn create_over_ssh(
     }
     let (specs, opts) = hosts(&args.ssh)?;
     let s = crate::config::settings(&args.oidc, env)?;
+    if !args.skip_check {
+        crate::check::gate(&s, args.dry_run)?;
+    }
     let installer = std::env::var("K8SOIDC_K3S_INSTALLER")
         .unwrap_or_else(|_| backends::create_node::K3S_INSTALL.to_string());
     let rt = runtime()?;

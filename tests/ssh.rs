@@ -1248,3 +1248,40 @@ fn create_microk8s_over_ssh_installs_the_snap_then_patches() {
         "{flags:?}"
     );
 }
+
+/// `create --ssh` runs the preflight first too (issue 4): an unreachable issuer stops it
+/// before anything is written on the host.
+#[test]
+fn preflight_failure_stops_create_over_ssh() {
+    let node = Node::on(118).start();
+    let out = node
+        .k8soidc("create")
+        .args([
+            "--distro",
+            "kubeadm",
+            "--yes",
+            "--issuer-url",
+            "https://127.0.0.1:9/",
+            "--client-id",
+            "kubernetes",
+            "--username-prefix",
+            "-",
+        ])
+        .run()
+        .status(1);
+    assert!(out.stderr.contains("FAIL  discovery"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("preflight check failed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        node.read("/etc/kubernetes/manifests/kube-apiserver.yaml"),
+        None
+    );
+    assert_eq!(
+        node.sh("ls -A /etc/kubernetes | wc -l").trim(),
+        "0",
+        "nothing written on the host"
+    );
+}
