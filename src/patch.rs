@@ -273,6 +273,23 @@ impl HostJob<'_> {
                 ));
             }
         }
+        // k3s / RKE2 may run without a config file: an active unit counts too.
+        for d in [Distribution::K3s, Distribution::Rke2] {
+            if !matches!(
+                self.distro,
+                None | Some(Distribution::K3s) | Some(Distribution::Rke2)
+            ) {
+                break;
+            }
+            let (Some(key), Ok(restart)) = (patch::unit_key(d), backends::k3s::restart_command(d))
+            else {
+                continue;
+            };
+            let unit = restart.args.last().cloned().unwrap_or_default();
+            let argv = vec![key, "systemctl".into(), "is-active".into(), unit];
+            let o = remote.sh(scripts::READ_COMMAND, &argv, None).await?;
+            files.extend(parse_files(&o.stdout)?);
+        }
         let req = PatchRequest {
             host: &self.spec.label,
             settings: self.settings,

@@ -1285,3 +1285,35 @@ fn preflight_failure_stops_create_over_ssh() {
         "nothing written on the host"
     );
 }
+
+#[test]
+fn k3s_without_config_file_is_found_by_its_running_unit() {
+    let node = Node::on(144)
+        .file(
+            "/etc/rancher/k3s/config.yaml.d/10-node.yaml",
+            "bind-address: 127.0.0.144\n",
+            0o600,
+        )
+        .start();
+    node.sh("systemctl start k3s");
+    let fp = node.fingerprint();
+    let dry = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert_eq!(node.fingerprint(), fp);
+    assert!(dry.stdout.contains("patch k3s"), "{}", dry.stdout);
+    assert!(
+        dry.stdout
+            .contains("write /etc/rancher/k3s/config.yaml (mode 0600, new file):"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("systemctl restart k3s"),
+        "{}",
+        dry.stdout
+    );
+}

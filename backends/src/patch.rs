@@ -216,7 +216,17 @@ pub fn probe_paths(d: Option<Distribution>) -> Vec<String> {
     paths
 }
 
-/// Which distribution a node runs, from the files found on it.
+/// The [`NodeFiles`] key under which the executor reports an active systemd unit of `d`
+/// (k3s: `k3s`, RKE2: `rke2-server`), so a k3s installed without a config file is found too.
+pub fn unit_key(d: Distribution) -> Option<String> {
+    match d {
+        Distribution::K3s => Some("systemd:k3s".into()),
+        Distribution::Rke2 => Some("systemd:rke2-server".into()),
+        _ => None,
+    }
+}
+
+/// Which distribution a node runs, from the files found on it (and active units).
 pub fn detect(host: &str, files: &NodeFiles) -> Result<Distribution, PlanError> {
     let has = |p: &str| matches!(files.get(p), Some(Some(_)));
     let found: Vec<Distribution> = [
@@ -226,7 +236,7 @@ pub fn detect(host: &str, files: &NodeFiles) -> Result<Distribution, PlanError> 
         Distribution::Rke2,
     ]
     .into_iter()
-    .filter(|d| target_file(*d).map(has).unwrap_or(false))
+    .filter(|d| target_file(*d).map(has).unwrap_or(false) || unit_key(*d).is_some_and(|k| has(&k)))
     .collect();
     match found.as_slice() {
         [d] => Ok(*d),
@@ -417,10 +427,11 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
         _ => None,
     };
     let target = dropin.as_deref().unwrap_or(target_file(d)?);
-    let current = files
-        .get(target)
-        .cloned()
-        .flatten()
+    let found = files.get(target).cloned().flatten();
+    // k3s and RKE2 run without a config file: it is then created.
+    let existed = found.is_some();
+    let current = found
+        .or_else(|| matches!(d, Distribution::K3s | Distribution::Rke2).then(String::new))
         .ok_or_else(|| PlanError::Patch {
             what: format!("`{target}` on `{}`", req.host),
             reason: "the file does not exist".into(),
@@ -571,7 +582,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
         steps.push(Step::WriteFile {
             on: on.clone(),
             path: target.to_string(),
-            before: Some(current.clone()),
+            before: existed.then(|| current.clone()),
             after,
             mode: 0o600,
             why: format!(
@@ -1076,5 +1087,25 @@ mod tests {
             let r = plan(None, true, &f2).unwrap();
             assert!(!writes(&r)[path].contains("oidc-"), "{path}");
         }
+    }
+
+    #[test]
+    fn k3s_found_by_its_running_unit_gets_a_new_config_file() {
+        let mut f = NodeFiles::new();
+        f.insert("systemd:k3s".into(), Some("active\n".into()));
+        assert_eq!(detect("cp1", &f).unwrap(), Distribution::K3s);
+        let hp = plan(Some(&with(|_| {})), false, &f).unwrap();
+        let new = hp.plan.steps.iter().find_map(|s| match s {
+            Step::WriteFile {
+                path,
+                before,
+                after,
+                ..
+            } if path == K3S_CONFIG => Some((before.clone(), after.clone())),
+            _ => None,
+        });
+        let (before, after) = new.expect("config.yaml written");
+        assert_eq!(before, None);
+        assert!(after.contains("kube-apiserver-arg"), "{after}");
     }
 }
