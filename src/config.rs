@@ -14,7 +14,7 @@ use crate::ui::Env;
 const DEFAULT_FILE: &str = "k8soidc.yaml";
 
 /// Reads the config file, if any: the given path must exist; the default one may be absent.
-fn load_file(args: &OidcArgs) -> Result<(SettingsInput, Option<PathBuf>), Error> {
+pub(crate) fn load_file(args: &OidcArgs) -> Result<(SettingsInput, Option<PathBuf>), Error> {
     let (path, explicit) = match &args.config {
         Some(p) => (PathBuf::from(p), true),
         None => (PathBuf::from(DEFAULT_FILE), false),

@@ -2,12 +2,15 @@
 //! `patch --local` runs the same transaction on this machine: the same scripts through
 //! `sh -c` (with `sudo -n` when not root) instead of over SSH.
 //!
-//! Per host, in order, one SSH connection: connect (strict host key) and check root or
-//! `sudo -n`; take the node lock; read the files; plan purely (`backends::patch`); nothing to
-//! do → say so and stop; back up + stage (one round trip); rename into place (one); run the
-//! restart steps; wait until a kube-apiserver with the new flags answers /readyz; on timeout
-//! restore the backup, wait for health again, show the API server's last log lines, fail.
-//! Hosts are done one at a time; the first failure stops the run; a summary table ends it.
+//! Per host, in order, one SSH connection (strict host key) and at most four round trips
+//! besides health polling (`scripts` module docs): (1) check root or `sudo -n`, take the node
+//! lock and read every file and object in one channel; plan purely (`backends::patch`);
+//! nothing to do → say so and stop; (2) back up, stage, rename into place, run the restart
+//! steps; wait until a kube-apiserver with the new flags answers /readyz; on timeout restore
+//! the backup, wait for health again, show the API server's last log lines, fail; (3) read back
+//! the checksums of what was written; (4) kubeadm only: update the kubeadm-config ConfigMap
+//! (compare and swap against what (1) read). Hosts are done one at a time; the first failure
+//! stops the run; a summary table ends it. `--inventory` runs many clusters (`fleet`).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -21,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::{BackupsArgs, PatchArgs, RollbackArgs, SshArgs};
 use crate::error::Error;
 use crate::exec::scripts;
-use crate::exec::ssh::{parse_files, HostSpec, Remote, SshOptions};
+use crate::exec::ssh::{parse_files, HostSpec, ReadCommand, Remote, SshOptions};
 use crate::ui::Env;
 
 /// Parses `90`, `90s`, `5m`, `1h`.
@@ -60,7 +63,7 @@ fn hosts(ssh: &SshArgs) -> Result<(Vec<HostSpec>, SshOptions), Error> {
     Ok((specs, opts))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,7 +72,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// How one host ended.
 #[derive(Debug, Clone)]
-enum Outcome {
+pub(crate) enum Outcome {
     Planned,
     Unchanged,
     Patched { backup: String },
@@ -110,14 +113,71 @@ fn summary(rows: &[Row]) -> String {
     out
 }
 
-fn out(text: &str) -> Result<(), Error> {
+pub(crate) fn out(text: &str) -> Result<(), Error> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| Error::io("stdout", e))
 }
 
+/// Where one host's messages go: `[PREFIX] message` lines on stderr, written whole (one
+/// host's lines never interleave with another's) and above the progress bars when drawn.
+#[derive(Clone)]
+pub(crate) struct Say {
+    prefix: String,
+    bars: Option<indicatif::MultiProgress>,
+    /// Inventory runs: plans are prefixed too (several hosts print at once).
+    grouped: bool,
+}
+
+impl Say {
+    /// Messages of a single-host run: `[HOST] message`, plans as they are.
+    pub(crate) fn host(label: &str) -> Say {
+        Say {
+            prefix: label.to_string(),
+            bars: None,
+            grouped: false,
+        }
+    }
+
+    /// Messages of a host in an inventory run: `[CLUSTER/HOST] ...`, plans included.
+    pub(crate) fn grouped(prefix: String, bars: Option<indicatif::MultiProgress>) -> Say {
+        Say {
+            prefix,
+            bars,
+            grouped: true,
+        }
+    }
+
+    pub(crate) fn line(&self, msg: &str) {
+        self.emit(&format!("[{}] {msg}\n", self.prefix));
+    }
+
+    /// A plan or other block of lines.
+    fn block(&self, text: &str) {
+        if !self.grouped {
+            self.emit(text);
+            return;
+        }
+        let mut t = String::new();
+        for l in text.lines() {
+            let _ = writeln!(t, "[{}] {l}", self.prefix);
+        }
+        self.emit(&t);
+    }
+
+    fn emit(&self, text: &str) {
+        match &self.bars {
+            Some(m) => m.suspend(|| eprint!("{text}")),
+            None => eprint!("{text}"),
+        }
+    }
+}
+
 /// `k8soidc patch`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    if args.inventory.is_some() {
+        return crate::fleet::run(args, env);
+    }
     if args.file.is_some() {
         return crate::patch_file::run(&args, env);
     }
@@ -135,14 +195,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     } else {
         hosts(&args.ssh)?
     };
-    let distro = match args.distro.as_str() {
-        "auto" => None,
-        d => {
-            let d = Distribution::parse(d)?;
-            patch::target_file(d)?;
-            Some(d)
-        }
-    };
+    let distro = parse_distro(&args.distro)?;
     let timeout = parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
     let settings = if args.remove {
         None
@@ -166,18 +219,24 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         }
         let job = HostJob {
             local: args.local,
-            spec,
-            opts: &opts,
-            settings: settings.as_ref(),
+            spec: spec.clone(),
+            opts: opts.clone(),
+            settings: settings.clone(),
             remove: args.remove,
             distro,
             timeout,
             dry_run: args.dry_run,
-            yes: args.yes,
-            env,
+            confirm: Some((env.clone(), args.yes)),
+            say: Say::host(&spec.label),
         };
-        let (d, res) = rt.block_on(job.run());
-        let outcome = match res {
+        let report = rt.block_on(job.run(None));
+        if args.verbose {
+            eprintln!("{}", report.debug_line(&spec.label));
+        }
+        if let Some(plan) = &report.plan {
+            out(plan)?;
+        }
+        let outcome = match report.result {
             Ok(o) => o,
             Err(e) => {
                 failure = Some(e);
@@ -192,7 +251,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         }
         rows.push(Row {
             host: spec.label.clone(),
-            distro: d.map(|d| d.to_string()).unwrap_or_default(),
+            distro: report.distro.map(|d| d.to_string()).unwrap_or_default(),
             outcome,
         });
     }
@@ -203,18 +262,52 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
 }
 
-struct HostJob<'a> {
+/// `--distro`: `auto` (None) or a distribution `patch` supports.
+pub(crate) fn parse_distro(text: &str) -> Result<Option<Distribution>, Error> {
+    match text {
+        "auto" => Ok(None),
+        d => {
+            let d = Distribution::parse(d)?;
+            patch::target_file(d)?;
+            Ok(Some(d))
+        }
+    }
+}
+
+/// One host's transaction, with everything it needs owned (inventory runs move it into a task).
+pub(crate) struct HostJob {
     /// `--local`: this machine, the same scripts through `sh -c` instead of SSH.
-    local: bool,
-    spec: &'a HostSpec,
-    opts: &'a SshOptions,
-    settings: Option<&'a OidcSettings>,
-    remove: bool,
-    distro: Option<Distribution>,
-    timeout: u64,
-    dry_run: bool,
-    yes: bool,
-    env: &'a Env,
+    pub(crate) local: bool,
+    pub(crate) spec: HostSpec,
+    pub(crate) opts: SshOptions,
+    pub(crate) settings: Option<OidcSettings>,
+    pub(crate) remove: bool,
+    pub(crate) distro: Option<Distribution>,
+    pub(crate) timeout: u64,
+    pub(crate) dry_run: bool,
+    /// Ask before changing the host (`--yes` given?); None: the run was confirmed already.
+    pub(crate) confirm: Option<(Env, bool)>,
+    pub(crate) say: Say,
+}
+
+/// How a host's job went.
+pub(crate) struct HostReport {
+    pub(crate) distro: Option<Distribution>,
+    pub(crate) result: Result<Outcome, Error>,
+    /// The plan (dry run): printed by the caller, grouped as it likes.
+    pub(crate) plan: Option<String>,
+    pub(crate) round_trips: u32,
+    pub(crate) health_polls: u32,
+}
+
+impl HostReport {
+    /// The `-v` line.
+    pub(crate) fn debug_line(&self, host: &str) -> String {
+        format!(
+            "debug: {host}: {} SSH round trips (+{} health polls)",
+            self.round_trips, self.health_polls
+        )
+    }
 }
 
 fn sha256(text: &str) -> String {
@@ -222,58 +315,54 @@ fn sha256(text: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl HostJob<'_> {
-    async fn run(&self) -> (Option<Distribution>, Result<Outcome, Error>) {
-        let connected = if self.local {
-            Remote::local().await
-        } else {
-            Remote::connect(self.spec, self.opts).await
+impl HostJob {
+    /// Runs the job on `remote` (already connected, privileges not checked) or connects first.
+    pub(crate) async fn run(self, remote: Option<Remote>) -> HostReport {
+        let connected = match remote {
+            Some(r) => Ok(r),
+            None if self.local => Ok(Remote::local_only()),
+            None => Remote::connect_only(&self.spec, &self.opts).await,
         };
         let mut remote = match connected {
             Ok(r) => r,
-            Err(e) => return (self.distro, Err(e)),
+            Err(e) => {
+                return HostReport {
+                    distro: self.distro,
+                    result: Err(e),
+                    plan: None,
+                    round_trips: 0,
+                    health_polls: 0,
+                }
+            }
         };
         let mut distro = self.distro;
-        let res = self.transaction(&mut remote, &mut distro).await;
+        let mut plan = None;
+        let result = self.transaction(&mut remote, &mut distro, &mut plan).await;
+        let (round_trips, health_polls) = (remote.round_trips(), remote.health_polls());
         remote.close().await;
-        (distro, res)
-    }
-
-    fn say(&self, msg: &str) {
-        eprintln!("[{}] {msg}", self.spec.label);
-    }
-
-    async fn transaction(
-        &self,
-        remote: &mut Remote,
-        distro: &mut Option<Distribution>,
-    ) -> Result<Outcome, Error> {
-        if !self.dry_run {
-            remote.lock(STATE_DIR).await?;
-            remote.maybe_disconnect("lock");
+        HostReport {
+            distro,
+            result,
+            plan,
+            round_trips,
+            health_polls,
         }
-        let paths = patch::probe_paths(self.distro);
-        let text = remote
-            .sh_ok("read the node's files", scripts::READ, &paths, None)
-            .await?;
-        remote.maybe_disconnect("read");
-        let mut files = parse_files(&text)?;
-        if matches!(files.get(patch::KUBEADM_MANIFEST), Some(Some(_)))
-            && matches!(self.distro, None | Some(Distribution::Kubeadm))
-        {
+    }
+
+    /// What the first round trip reads besides files: the kubeadm-config ConfigMap (when the
+    /// manifest exists) and whether a k3s / RKE2 unit is active (they may run without config).
+    fn read_commands(&self) -> Vec<ReadCommand> {
+        let mut v = Vec::new();
+        if matches!(self.distro, None | Some(Distribution::Kubeadm)) {
             let read = patch::kubeadm_configmap_read();
-            let mut argv = vec![patch::KUBEADM_CONFIGMAP.to_string(), read.program.clone()];
+            let mut argv = vec![read.program.clone()];
             argv.extend(read.args.iter().cloned());
-            let o = remote.sh(scripts::READ_COMMAND, &argv, None).await?;
-            files.extend(parse_files(&o.stdout)?);
-            if let Some(why) = o.stderr.lines().next().filter(|l| !l.trim().is_empty()) {
-                self.say(&format!(
-                    "kubeadm-config ConfigMap not read: {}",
-                    why.trim()
-                ));
-            }
+            v.push(ReadCommand {
+                key: patch::KUBEADM_CONFIGMAP.to_string(),
+                if_file: Some(patch::KUBEADM_MANIFEST.to_string()),
+                argv,
+            });
         }
-        // k3s / RKE2 may run without a config file: an active unit counts too.
         for d in [Distribution::K3s, Distribution::Rke2] {
             if !matches!(
                 self.distro,
@@ -286,13 +375,40 @@ impl HostJob<'_> {
                 continue;
             };
             let unit = restart.args.last().cloned().unwrap_or_default();
-            let argv = vec![key, "systemctl".into(), "is-active".into(), unit];
-            let o = remote.sh(scripts::READ_COMMAND, &argv, None).await?;
-            files.extend(parse_files(&o.stdout)?);
+            v.push(ReadCommand {
+                key,
+                if_file: None,
+                argv: vec!["systemctl".into(), "is-active".into(), unit],
+            });
+        }
+        v
+    }
+
+    async fn transaction(
+        &self,
+        remote: &mut Remote,
+        distro: &mut Option<Distribution>,
+        plan: &mut Option<String>,
+    ) -> Result<Outcome, Error> {
+        // Round trip 1: privileges, lock (not in a dry run), detection, every read.
+        let paths = patch::probe_paths(self.distro);
+        let begun = remote
+            .begin(STATE_DIR, !self.dry_run, &paths, &self.read_commands())
+            .await?;
+        remote.maybe_disconnect("lock");
+        remote.maybe_disconnect("read");
+        let files = parse_files(&begun.records)?;
+        for (key, why) in &begun.notes {
+            if key == patch::KUBEADM_CONFIGMAP && !why.trim().is_empty() {
+                self.say.line(&format!(
+                    "kubeadm-config ConfigMap not read: {}",
+                    why.trim()
+                ));
+            }
         }
         let req = PatchRequest {
             host: &self.spec.label,
-            settings: self.settings,
+            settings: self.settings.as_ref(),
             remove: self.remove,
             distribution: self.distro,
             timeout_secs: self.timeout,
@@ -300,7 +416,7 @@ impl HostJob<'_> {
         let hp = patch::plan_host(&req, &files)?;
         *distro = Some(hp.distribution);
         if self.dry_run {
-            out(&format!("{}\n", hp.plan))?;
+            *plan = Some(format!("{}\n", hp.plan));
             return Ok(if hp.is_noop() {
                 Outcome::Unchanged
             } else {
@@ -308,42 +424,47 @@ impl HostJob<'_> {
             });
         }
         if hp.is_noop() {
-            self.say(&format!("{}: nothing to change", hp.plan.title));
+            self.say
+                .line(&format!("{}: nothing to change", hp.plan.title));
             return Ok(Outcome::Unchanged);
         }
-        eprint!("{}", hp.plan);
-        if !self
-            .env
-            .confirm(&format!("Patch `{}`?", self.spec.label), self.yes)?
-        {
-            return Err(Error::Other(format!(
-                "not confirmed: `{}` unchanged",
-                self.spec.label
-            )));
+        self.say.block(&hp.plan.to_string());
+        if let Some((env, yes)) = &self.confirm {
+            if !env.confirm(&format!("Patch `{}`?", self.spec.label), *yes)? {
+                return Err(Error::Other(format!(
+                    "not confirmed: `{}` unchanged",
+                    self.spec.label
+                )));
+            }
         }
-        apply(remote, &hp, self.spec).await
+        apply(remote, &hp, &self.say, &files).await
     }
 }
 
 /// The file transaction (when files change), then, once healthy, the API updates.
-async fn apply(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcome, Error> {
-    let files = hp
+async fn apply(
+    remote: &Remote,
+    hp: &HostPlan,
+    say: &Say,
+    files: &patch::NodeFiles,
+) -> Result<Outcome, Error> {
+    let writes = hp
         .plan
         .steps
         .iter()
         .any(|s| matches!(s, Step::WriteFile { .. }));
-    let outcome = if files {
-        apply_files(remote, hp, spec).await?
+    let outcome = if writes {
+        apply_files(remote, hp, say).await?
     } else {
         Outcome::Patched {
             backup: String::new(),
         }
     };
     if let Outcome::Patched { .. } = outcome {
-        run_transforms(remote, hp, spec).await.map_err(|e| {
+        run_transforms(remote, hp, say, files).await.map_err(|e| {
             Error::Other(format!(
                 "`{}`: the API server is patched and healthy, but a cluster object was not updated: {e}; run again to retry",
-                spec.label
+                remote.spec.label
             ))
         })?;
     }
@@ -351,8 +472,15 @@ async fn apply(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcom
 }
 
 /// Read → pure edit → write back, on the node (e.g. the kubeadm-config ConfigMap through
-/// `kubectl --kubeconfig /etc/kubernetes/admin.conf`); the edited text goes on stdin.
-async fn run_transforms(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<(), Error> {
+/// `kubectl --kubeconfig /etc/kubernetes/admin.conf`); the edited text goes on stdin. When the
+/// first round trip read the object (`files`), one round trip: the edit is made from that copy
+/// and written only if the object is still the same (`scripts::transform`, compare and swap).
+async fn run_transforms(
+    remote: &Remote,
+    hp: &HostPlan,
+    say: &Say,
+    files: &patch::NodeFiles,
+) -> Result<(), Error> {
     for step in &hp.plan.steps {
         let Step::Transform {
             read, edit, write, ..
@@ -360,35 +488,57 @@ async fn run_transforms(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Resu
         else {
             continue;
         };
-        let mut argv = vec![read.program.clone()];
-        argv.extend(read.args.iter().cloned());
-        let current = remote
-            .sh_ok(&read.to_shell(), "exec \"$@\"", &argv, None)
-            .await?;
-        let text = edit.apply(&current)?;
         let backends::WriteBack::Stdin { command } = write else {
             return Err(Error::Other(format!("unexpected write-back for `{read}`")));
         };
-        let mut argv = vec![command.program.clone()];
-        argv.extend(command.args.iter().cloned());
-        remote
-            .sh_ok(
-                &command.to_shell(),
-                "exec \"$@\"",
-                &argv,
-                Some(text.as_bytes()),
-            )
-            .await?;
-        eprintln!("[{}] updated: {}", spec.label, command.to_shell());
+        let mut read_argv = vec![read.program.clone()];
+        read_argv.extend(read.args.iter().cloned());
+        let mut write_argv = vec![command.program.clone()];
+        write_argv.extend(command.args.iter().cloned());
+        let known = (*read == patch::kubeadm_configmap_read())
+            .then(|| files.get(patch::KUBEADM_CONFIGMAP).cloned().flatten())
+            .flatten();
+        match known {
+            Some(current) => {
+                let text = edit.apply(&current)?;
+                let mut args = vec![sha256(&current), read_argv.len().to_string()];
+                args.extend(read_argv);
+                args.extend(write_argv);
+                remote
+                    .sh_ok(
+                        &command.to_shell(),
+                        &scripts::transform(),
+                        &args,
+                        Some(text.as_bytes()),
+                    )
+                    .await?;
+            }
+            None => {
+                let current = remote
+                    .sh_ok(&read.to_shell(), "exec \"$@\"", &read_argv, None)
+                    .await?;
+                let text = edit.apply(&current)?;
+                remote
+                    .sh_ok(
+                        &command.to_shell(),
+                        "exec \"$@\"",
+                        &write_argv,
+                        Some(text.as_bytes()),
+                    )
+                    .await?;
+            }
+        }
+        say.line(&format!("updated: {}", command.to_shell()));
     }
     Ok(())
 }
 
-/// Back up, stage, commit, restart, wait; roll back when not healthy.
-async fn apply_files(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<Outcome, Error> {
+/// Back up, stage, commit and restart (one round trip), wait, verify; roll back when not
+/// healthy.
+async fn apply_files(remote: &Remote, hp: &HostPlan, say: &Say) -> Result<Outcome, Error> {
     use base64::Engine;
-    let say = |m: &str| eprintln!("[{}] {m}", spec.label);
-    let mut args = vec![STATE_DIR.to_string()];
+    let label = &remote.spec.label;
+    let mut args = vec![STATE_DIR.to_string(), String::new()];
     let mut stdin = String::new();
     let mut targets = Vec::new();
     for step in &hp.plan.steps {
@@ -410,64 +560,112 @@ async fn apply_files(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<
             args.push(format!("{mode:o}"));
             stdin.push_str(&base64::engine::general_purpose::STANDARD.encode(after));
             stdin.push('\n');
-            targets.push(path.clone());
+            targets.push((path.clone(), sha256(after)));
         }
     }
-    let staged = remote
-        .sh_ok(
-            "back up and stage the new files",
-            &scripts::stage(),
-            &args,
-            Some(stdin.as_bytes()),
-        )
+    args[1] = targets.len().to_string();
+    for step in &hp.plan.steps {
+        if let Step::Run { command, .. } = step {
+            args.push((command.args.len() + 1).to_string());
+            args.push(command.program.clone());
+            args.extend(command.args.iter().cloned());
+        }
+    }
+    // Round trip 2: back up + stage, rename, restart.
+    let o = remote
+        .sh(&scripts::apply(), &args, Some(stdin.as_bytes()))
         .await?;
-    let backup = staged
+    let backup = o
+        .stdout
         .lines()
         .find_map(|l| l.strip_prefix("K8SOIDC-BACKUP "))
-        .ok_or_else(|| Error::Other(format!("unexpected reply from `{}`: {staged}", spec.label)))?
-        .to_string();
-    let staged_paths: Vec<&str> = staged
+        .map(str::to_string);
+    let committed = o.stdout.lines().any(|l| l == "K8SOIDC-COMMITTED");
+    let restart_failed = o
+        .stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("K8SOIDC-STAGED "))
-        .collect();
-    if staged_paths.len() != targets.len() {
-        return Err(Error::Other(format!(
-            "unexpected reply from `{}` while staging: {staged}",
-            spec.label
-        )));
+        .any(|l| l.starts_with("K8SOIDC-RESTART-FAILED"));
+    let staged = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("K8SOIDC-STAGED "))
+        .count();
+    if !committed || (o.code != Some(0) && !restart_failed) {
+        return Err(Error::CommandFailed {
+            command: "back up, stage and rename the new files".into(),
+            host: Some(label.clone()),
+            status: match o.code {
+                Some(c) => format!("exit status {c}"),
+                None => "killed by a signal".into(),
+            },
+            stderr: o.stderr,
+        });
     }
-    say(&format!("backed up to {STATE_DIR}/backups/{backup}"));
+    let backup = match (backup, staged == targets.len()) {
+        (Some(b), true) => b,
+        _ => {
+            return Err(Error::Other(format!(
+                "unexpected reply from `{label}` while staging: {}",
+                o.stdout
+            )))
+        }
+    };
+    say.line(&format!("backed up to {STATE_DIR}/backups/{backup}"));
     remote.maybe_disconnect("stage");
-    let mut pairs = Vec::new();
-    for (s, t) in staged_paths.iter().zip(&targets) {
-        pairs.push(s.to_string());
-        pairs.push(t.clone());
-    }
-    remote
-        .sh_ok(
-            "rename the new files into place",
-            scripts::COMMIT,
-            &pairs,
-            None,
-        )
-        .await?;
-    say(&format!("wrote {}", targets.join(", ")));
+    let paths: Vec<String> = targets.iter().map(|(p, _)| p.clone()).collect();
+    say.line(&format!("wrote {}", paths.join(", ")));
     remote.maybe_disconnect("commit");
     let h = &hp.health;
-    let healthy = match run_restarts(remote, hp).await {
-        Ok(()) => wait_healthy(remote, hp, &h.flags_after).await,
-        Err(e) => Err(format!(
+    let healthy = if restart_failed {
+        Err(format!(
             "the restart failed: {}",
-            e.to_string().replace('\n', " ")
-        )),
+            o.stderr.trim().replace('\n', " ")
+        ))
+    } else {
+        wait_healthy(remote, hp, &h.flags_after).await
     };
     match healthy {
         Ok(()) => {
-            say("API server healthy with the new settings");
+            say.line("API server healthy with the new settings");
+            // Round trip 3: what is on disk is what was written. A one-way step of the
+            // distribution's own tool (`microk8s enable rbac`: a Run step that a restore does not
+            // repeat) rewrites the main file itself, so that file is not ours alone to check.
+            let one_way = hp.plan.steps.iter().any(|s| {
+                matches!(s, Step::Run { command, .. } if !hp.restart_after_restore.contains(command))
+            });
+            let main = patch::target_file(hp.distribution).unwrap_or_default();
+            let checked: Vec<&(String, String)> = targets
+                .iter()
+                .filter(|(p, _)| !(one_way && p == main))
+                .collect();
+            let check_paths: Vec<String> = checked.iter().map(|(p, _)| p.clone()).collect();
+            let sums = if check_paths.is_empty() {
+                String::new()
+            } else {
+                remote
+                    .sh_ok(
+                        "verify the written files",
+                        scripts::VERIFY,
+                        &check_paths,
+                        None,
+                    )
+                    .await?
+            };
+            for (path, want) in checked {
+                let have = sums
+                    .lines()
+                    .find_map(|l| l.strip_suffix(path.as_str()))
+                    .map(str::trim);
+                if have != Some(want.as_str()) {
+                    return Err(Error::Other(format!(
+                        "`{label}`: {path} is not what was written (changed since by something else?); the API server is healthy; check the file, backup {backup} has the previous one"
+                    )));
+                }
+            }
             Ok(Outcome::Patched { backup })
         }
         Err(why) => {
-            say(&format!(
+            say.line(&format!(
                 "not healthy within {}s ({why}); restoring backup {backup}",
                 h.timeout_secs
             ));
@@ -492,36 +690,21 @@ async fn apply_files(remote: &Remote, hp: &HostPlan, spec: &HostSpec) -> Result<
                 Ok(()) => wait_healthy(remote, hp, &h.flags_before).await,
                 Err(e) => Err(format!("the restart failed: {e}")),
             };
-            eprintln!(
-                "[{}] last API server log lines:{}",
-                spec.label,
+            say.line(&format!(
+                "last API server log lines:{}",
                 crate::error::framed(&logs)
-            );
+            ));
             match back {
                 Ok(()) => {
-                    say("restored; API server healthy with the previous settings");
+                    say.line("restored; API server healthy with the previous settings");
                     Ok(Outcome::RolledBack { backup })
                 }
                 Err(why) => Err(Error::Other(format!(
-                    "`{}` restored from backup {backup} but the API server is still not healthy ({why}); check the node",
-                    spec.label
+                    "`{label}` restored from backup {backup} but the API server is still not healthy ({why}); check the node"
                 ))),
             }
         }
     }
-}
-
-async fn run_restarts(remote: &Remote, hp: &HostPlan) -> Result<(), Error> {
-    let commands: Vec<backends::Command> = hp
-        .plan
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Run { command, .. } => Some(command.clone()),
-            _ => None,
-        })
-        .collect();
-    run_commands(remote, &commands).await
 }
 
 async fn run_commands(remote: &Remote, commands: &[backends::Command]) -> Result<(), Error> {
@@ -689,7 +872,7 @@ pub(crate) fn create_over_ssh(
                         .map_err(|why| Error::Other(format!("`{}`: the new {d} API server is not healthy ({why}); check the node", spec.label)))?;
                 } else {
                     eprint!("{}", hp.plan);
-                    match apply(&remote, &hp, spec).await? {
+                    match apply(&remote, &hp, &Say::host(&spec.label), &files).await? {
                         Outcome::Patched { .. } => {}
                         _ => {
                             return Err(Error::Other(format!(

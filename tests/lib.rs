@@ -7,6 +7,7 @@ mod check;
 mod create;
 mod explain;
 mod idp;
+mod inventory;
 mod kubeconfig;
 mod node;
 mod patch_file;

@@ -2,6 +2,12 @@
 //! ARG...`) with every value as a further argv word, so a value is never parsed by a shell;
 //! file contents travel on stdin, base64-encoded one file per line (`read` in sh never reads
 //! past a newline, so several files share one stdin safely). Every script is one round trip.
+//!
+//! `patch` costs at most four round trips per host besides health polling: [`OPEN`] +
+//! [`BEGIN`] (privileges, lock, detection, every read), [`apply`] (back up, stage, rename,
+//! restart), [`VERIFY`] (read back checksums), [`TRANSFORM`] (kubeadm-config ConfigMap, kubeadm
+//! only). A list of commands travels in argv as `COUNT WORD...` groups; [`FIRST_FN`] runs the
+//! first COUNT words of its arguments as a command, so no value is ever parsed by a shell.
 
 /// Prints `root`, `sudo` (passwordless sudo works) or `nosudo`. Runs as the login user.
 pub(crate) const WHOAMI: &str = r#"if [ "$(id -u)" = 0 ]; then echo root; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo sudo; else echo nosudo; fi"#;
@@ -38,6 +44,177 @@ const STAGING_FN: &str = r#"staging() {
   fi
 }
 "#;
+
+/// `first COUNT WORD...`: runs the first COUNT words as a command (the rest are ignored): the
+/// loop keeps the first COUNT of the function's own positional parameters (its local list).
+pub(crate) const FIRST_FN: &str = r#"first() {
+  _n=$1; shift; _i=0
+  for _w do
+    if [ $_i -lt $_n ]; then set -- "$@" "$_w"; fi
+    shift; _i=$((_i + 1))
+  done
+  "$@"
+}
+"#;
+
+/// Runs as the login user, first word: BODY, then BODY's arguments. Prints
+/// `K8SOIDC-PRIV root|sudo|nosudo`, then runs BODY as root (directly, or through `sudo -n`);
+/// with `nosudo` it runs nothing. The privileges check and the body share one round trip.
+pub(crate) const OPEN: &str = r#"b=$1; shift
+if [ "$(id -u)" = 0 ]; then echo K8SOIDC-PRIV root; exec sh -c "$b" k8soidc "$@"; fi
+if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo K8SOIDC-PRIV sudo; exec sudo -n sh -c "$b" k8soidc "$@"; fi
+echo K8SOIDC-PRIV nosudo"#;
+
+/// The body run by [`OPEN`]: `STATE_DIR lock|nolock N PATH*N (KEY IFFILE COUNT WORD...)...`.
+/// 1. `lock`: takes `STATE_DIR/lock` (flock on fd 9, held by this shell until it ends; exit 75
+///    when someone else holds it, 127 without flock) and prints `K8SOIDC-LOCKED`;
+/// 2. prints each PATH as [`READ`] does;
+/// 3. for each command group whose IFFILE is `-` or an existing file, runs the COUNT words:
+///    its standard output (exact bytes) as a `K8SOIDC-FILE present KEY` record, or
+///    `K8SOIDC-FILE absent KEY` and `K8SOIDC-NOTE KEY <first line of its error>` when it fails
+///    or is missing;
+/// 4. prints `K8SOIDC-READ-END`; with `lock`, then holds the lock like [`LOCK`] while stdin
+///    keeps receiving a `.` at least every 30 s.
+pub(crate) fn begin() -> String {
+    format!(
+        "{FIRST_FN}{}",
+        r#"state=$1 mode=$2 n=$3; shift 3
+if [ "$mode" = lock ]; then
+  umask 077
+  mkdir -p "$state" || exit 70
+  exec 9>>"$state/lock" || exit 70
+  flock -n -E 75 9 || exit $?
+  echo K8SOIDC-LOCKED
+fi
+i=0
+while [ $i -lt $n ]; do
+  p=$1; shift; i=$((i + 1))
+  if [ -f "$p" ]; then
+    printf 'K8SOIDC-FILE present %s\n' "$p"
+    base64 -w0 < "$p" || exit 71
+    printf '\n'
+  else
+    printf 'K8SOIDC-FILE absent %s\n\n' "$p"
+  fi
+done
+while [ $# -ge 3 ]; do
+  key=$1 iff=$2 c=$3; shift 3
+  if [ "$iff" = - ] || [ -f "$iff" ]; then
+    if ! command -v "$1" >/dev/null 2>&1; then
+      printf 'K8SOIDC-FILE absent %s\n\nK8SOIDC-NOTE %s %s: command not found\n' "$key" "$key" "$1"
+    else
+      t=$(mktemp) || exit 71
+      if first "$c" "$@" </dev/null >"$t" 2>"$t.err" 9>&-; then
+        printf 'K8SOIDC-FILE present %s\n' "$key"; base64 -w0 < "$t"; printf '\n'
+      else
+        printf 'K8SOIDC-FILE absent %s\n\nK8SOIDC-NOTE %s %s\n' "$key" "$key" "$(head -n1 "$t.err")"
+      fi
+      rm -f "$t" "$t.err"
+    fi
+  fi
+  shift "$c"
+done
+echo K8SOIDC-READ-END
+if [ "$mode" = lock ]; then
+  while [ "$(timeout 30 head -c1)" = . ]; do :; done
+fi"#
+    )
+}
+
+/// `STATE_DIR N (PATH SHA256|absent MODE)*N (COUNT WORD...)...`, stdin: one base64 line per
+/// file. The whole file transaction in one round trip, each part only when the one before
+/// succeeded: [`stage`]'s checks, backup and staging (prints `K8SOIDC-BACKUP <id>` and
+/// `K8SOIDC-STAGED <path>` per file; a failure changes nothing and exits 72 or 73), then
+/// [`COMMIT`]'s renames (prints `K8SOIDC-COMMITTED`; exit 74), then each restart command
+/// (`COUNT WORD...`, output on stderr) in order; a failing one prints
+/// `K8SOIDC-RESTART-FAILED <status>` and exits 79, and the client restores the backup.
+pub(crate) fn apply() -> String {
+    format!(
+        "{STAGING_FN}{FIRST_FN}{}",
+        r#"state=$1 n=$2; shift 2
+fail() { echo "k8soidc: $*" >&2; [ -n "${b:-}" ] && rm -rf "$b"; exit 72; }
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "p_$k=\$1 w_$k=\$2 m_$k=\$3"; shift 3
+done
+ts=$(date -u +%Y%m%dT%H%M%SZ); id=$ts; i=1
+umask 077
+mkdir -p "$state/backups" || fail "cannot create $state/backups"
+while [ -e "$state/backups/$id" ]; do i=$((i+1)); id=$ts-$i; done
+b=$state/backups/$id
+mkdir "$b" || { b=; fail "cannot create backup directory $state/backups/$id"; }
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "path=\$p_$k want=\$w_$k"
+  if [ -f "$path" ]; then
+    sum=$(sha256sum < "$path" | cut -d' ' -f1)
+    if [ "$sum" != "$want" ]; then echo "k8soidc: $path changed since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
+    cp "$path" "$b/$k" || fail "cannot back up $path to $b"
+    chmod 0600 "$b/$k" || fail "cannot chmod $b/$k"
+    printf '%s\tpresent\t%s\t%s\t%s\n' "$k" "$(stat -c %a "$path")" "$(stat -c %u:%g "$path")" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
+  else
+    if [ "$want" != absent ]; then echo "k8soidc: $path disappeared since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
+    printf '%s\tabsent\t-\t-\t%s\n' "$k" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
+  fi
+done
+(cd "$b" && sha256sum FILES $(cut -f1,2 FILES | grep present | cut -f1) > SHA256SUMS && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1 || fail "cannot write or verify the backup in $b (disk full?)"
+chmod 0600 "$b"/* || fail "cannot chmod $b"
+sync "$b" "$b"/* 2>/dev/null || sync
+echo "K8SOIDC-BACKUP $id"
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "path=\$p_$k mode=\$m_$k"
+  IFS= read -r line || fail "missing content for $path on stdin"
+  mkdir -p "$(dirname "$path")" || fail "cannot create $(dirname "$path")"
+  t=$(staging "$path")
+  rm -f "$t"
+  printf '%s' "$line" | base64 -d > "$t" || { rm -f "$t"; fail "cannot write $t"; }
+  if [ -f "$path" ]; then
+    chown "$(stat -c %u:%g "$path")" "$t" && chmod "$(stat -c %a "$path")" "$t"
+  else
+    chmod "$mode" "$t"
+  fi || { rm -f "$t"; fail "cannot set owner and mode of $t"; }
+  sync "$t" 2>/dev/null || sync
+  eval "t_$k=\$t"
+  echo "K8SOIDC-STAGED $t"
+done
+b=
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "t=\$t_$k path=\$p_$k"
+  mv -f "$t" "$path" || { echo "k8soidc: cannot rename $t to $path" >&2; exit 74; }
+  sync "$(dirname "$path")" 2>/dev/null || sync
+done
+echo K8SOIDC-COMMITTED
+while [ $# -gt 0 ]; do
+  c=$1; shift
+  first "$c" "$@" </dev/null >&2 || { echo "K8SOIDC-RESTART-FAILED $?"; exit 79; }
+  shift "$c"
+done"#
+    )
+}
+
+/// `PATH...`: `SHA256 PATH` per file (`absent PATH` when missing), to check that what was
+/// written is what is there.
+pub(crate) const VERIFY: &str = r#"for p in "$@"; do
+  if [ -f "$p" ]; then printf '%s %s\n' "$(sha256sum < "$p" | cut -d' ' -f1)" "$p"; else printf 'absent %s\n' "$p"; fi
+done"#;
+
+/// `SHA256 COUNT READ_WORD*COUNT WRITE_WORD...`, stdin: the new content. Compare and swap in
+/// one round trip: runs the read command; when its output's SHA-256 is still SHA256 (what was
+/// read and edited), runs the write command with stdin; else exits 73 and writes nothing.
+pub(crate) fn transform() -> String {
+    format!(
+        "{FIRST_FN}{}",
+        r#"want=$1 c=$2; shift 2
+t=$(mktemp) || exit 71
+if ! first "$c" "$@" </dev/null >"$t" 2>"$t.err"; then head -n1 "$t.err" >&2; rm -f "$t" "$t.err"; exit 80; fi
+sum=$(sha256sum < "$t" | cut -d' ' -f1); rm -f "$t" "$t.err"
+if [ "$sum" != "$want" ]; then echo "k8soidc: it changed since it was read; run again" >&2; exit 73; fi
+shift "$c"
+exec "$@""#
+    )
+}
 
 /// `STATE_DIR (PATH SHA256|absent MODE)...`, stdin: one base64 line per file.
 /// 1. checks each file still has the content that was read (SHA-256) — else exit 73;
@@ -185,16 +362,3 @@ if command -v crictl >/dev/null 2>&1; then
 fi
 f=$(ls -t /var/log/pods/*kube-apiserver*/kube-apiserver/*.log 2>/dev/null | head -n1)
 [ -n "$f" ] && tail -n 20 "$f""#;
-
-/// `KEY PROGRAM ARG...`: runs the command; its standard output (exact bytes) as a
-/// `K8SOIDC-FILE present KEY` record like [`READ`], or `K8SOIDC-FILE absent KEY` and the first
-/// line of its error on stderr when it fails or is missing.
-pub(crate) const READ_COMMAND: &str = r#"key=$1; shift
-if ! command -v "$1" >/dev/null 2>&1; then printf 'K8SOIDC-FILE absent %s\n\n' "$key"; echo "$1: command not found" >&2; exit 0; fi
-t=$(mktemp) || exit 71
-if "$@" >"$t" 2>"$t.err"; then
-  printf 'K8SOIDC-FILE present %s\n' "$key"; base64 -w0 < "$t"; printf '\n'
-else
-  printf 'K8SOIDC-FILE absent %s\n\n' "$key"; head -n1 "$t.err" >&2
-fi
-rm -f "$t" "$t.err""#;

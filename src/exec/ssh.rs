@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,33 @@ pub(crate) struct Remote {
     pub(crate) spec: HostSpec,
     sudo: bool,
     lock: Option<(LockChild, tokio::task::JoinHandle<()>)>,
+    /// Remote command executions so far (every script, the lock channel), health polls aside.
+    trips: AtomicU32,
+    /// Health checks (`scripts::HEALTH`) so far.
+    polls: AtomicU32,
+}
+
+/// What [`Remote::begin`] found: the `K8SOIDC-FILE` records and the `K8SOIDC-NOTE` lines.
+pub(crate) struct Begun {
+    pub(crate) records: String,
+    /// `(KEY, first error line)` of read commands that failed.
+    pub(crate) notes: Vec<(String, String)>,
+}
+
+/// A command read by [`Remote::begin`]: its output becomes the record KEY (see
+/// `scripts::READ_COMMAND`); with `if_file`, only when that file exists.
+pub(crate) struct ReadCommand {
+    pub(crate) key: String,
+    pub(crate) if_file: Option<String>,
+    pub(crate) argv: Vec<String>,
+}
+
+/// A started remote command with its pipes.
+struct Channel {
+    child: LockChild,
+    stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    stderr: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
 }
 
 /// The process holding the node lock.
@@ -154,6 +182,12 @@ fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
 impl Remote {
     /// Connects and checks privileges: root, or passwordless `sudo -n`.
     pub(crate) async fn connect(spec: &HostSpec, opts: &SshOptions) -> Result<Remote, Error> {
+        Self::connect_only(spec, opts).await?.privileges().await
+    }
+
+    /// Connects without running anything; [`Remote::begin`] then checks privileges in the same
+    /// round trip as the lock and the reads.
+    pub(crate) async fn connect_only(spec: &HostSpec, opts: &SshOptions) -> Result<Remote, Error> {
         let mut b = SessionBuilder::default();
         b.known_hosts_check(if opts.accept_new_host_key {
             KnownHosts::Add
@@ -176,18 +210,20 @@ impl Remote {
             .connect(&spec.host)
             .await
             .map_err(|e| connect_error(spec, &e))?;
-        let remote = Remote {
+        Ok(Remote {
             session: Some(Arc::new(session)),
             spec: spec.clone(),
             sudo: false,
             lock: None,
-        };
-        remote.privileges().await
+            trips: AtomicU32::new(0),
+            polls: AtomicU32::new(0),
+        })
     }
 
-    /// This machine (`--local`): the same scripts through `sh -c`, with `sudo -n` when not root.
-    pub(crate) async fn local() -> Result<Remote, Error> {
-        let remote = Remote {
+    /// This machine (`--local`): the same scripts through `sh -c`, with `sudo -n` when not
+    /// root; privileges are checked by [`Remote::begin`].
+    pub(crate) fn local_only() -> Remote {
+        Remote {
             session: None,
             spec: HostSpec {
                 user: None,
@@ -197,8 +233,19 @@ impl Remote {
             },
             sudo: false,
             lock: None,
-        };
-        remote.privileges().await
+            trips: AtomicU32::new(0),
+            polls: AtomicU32::new(0),
+        }
+    }
+
+    /// Remote command executions so far (each script and the lock channel), health polls aside.
+    pub(crate) fn round_trips(&self) -> u32 {
+        self.trips.load(Ordering::Relaxed)
+    }
+
+    /// Health checks run so far.
+    pub(crate) fn health_polls(&self) -> u32 {
+        self.polls.load(Ordering::Relaxed)
     }
 
     /// Checks privileges once: root, or passwordless `sudo -n` (then used for every script).
@@ -211,18 +258,206 @@ impl Remote {
                 Ok(self)
             }
             _ => {
-                let user = self
-                    .spec
-                    .user
-                    .clone()
-                    .unwrap_or_else(|| "the login user".into());
-                let label = self.spec.label.clone();
+                let e = self.no_sudo();
                 self.close().await;
-                Err(Error::Other(format!(
-                    "`sudo -n` on `{label}` needs a password for {user} (or sudo is missing): refused before any change; allow passwordless sudo for {user} (NOPASSWD in /etc/sudoers.d) or connect as root"
-                )))
+                Err(e)
             }
         }
+    }
+
+    fn no_sudo(&self) -> Error {
+        let user = self
+            .spec
+            .user
+            .clone()
+            .unwrap_or_else(|| "the login user".into());
+        let label = &self.spec.label;
+        Error::Other(format!(
+            "`sudo -n` on `{label}` needs a password for {user} (or sudo is missing): refused before any change; allow passwordless sudo for {user} (NOPASSWD in /etc/sudoers.d) or connect as root"
+        ))
+    }
+
+    /// Starts `sh -c SCRIPT k8soidc ARG...` as the login user with every stream piped.
+    async fn channel(&self, script: &str, args: &[String]) -> Result<Channel, Error> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        match &self.session {
+            Some(session) => {
+                let mut cmd = Session::to_command(session.clone(), "sh");
+                cmd.arg("-c").arg(script).arg("k8soidc");
+                for a in args {
+                    cmd.arg(a);
+                }
+                cmd.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
+                let (Some(stdout), Some(stdin), Some(stderr)) = (
+                    child.stdout().take(),
+                    child.stdin().take(),
+                    child.stderr().take(),
+                ) else {
+                    return Err(Error::Other("ssh gave no pipes".into()));
+                };
+                Ok(Channel {
+                    child: LockChild::Ssh(child),
+                    stdout: Box::new(stdout),
+                    stdin: Box::new(stdin),
+                    stderr: Box::new(stderr),
+                })
+            }
+            None => {
+                let mut cmd = Self::local_command(script, args, false);
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                let mut child = cmd
+                    .spawn()
+                    .map_err(|e| Error::Other(format!("cannot run `sh` on this machine: {e}")))?;
+                let (Some(stdout), Some(stdin), Some(stderr)) =
+                    (child.stdout.take(), child.stdin.take(), child.stderr.take())
+                else {
+                    return Err(Error::Other("`sh` gave no pipes".into()));
+                };
+                Ok(Channel {
+                    child: LockChild::Local(child),
+                    stdout: Box::new(stdout),
+                    stdin: Box::new(stdin),
+                    stderr: Box::new(stderr),
+                })
+            }
+        }
+    }
+
+    /// The first round trip of a `patch` transaction, on one channel: privileges (root or
+    /// `sudo -n`), then with `lock` the node lock, then every file of `paths` and every read
+    /// command (`scripts::OPEN` + `scripts::begin`). With `lock` the channel stays open and
+    /// holds the lock (heartbeats, as [`Remote::lock`]) until [`Remote::close`].
+    pub(crate) async fn begin(
+        &mut self,
+        state_dir: &str,
+        lock: bool,
+        paths: &[String],
+        commands: &[ReadCommand],
+    ) -> Result<Begun, Error> {
+        let mut args = vec![
+            scripts::begin(),
+            state_dir.to_string(),
+            if lock { "lock" } else { "nolock" }.to_string(),
+            paths.len().to_string(),
+        ];
+        args.extend(paths.iter().cloned());
+        for c in commands {
+            args.push(c.key.clone());
+            args.push(c.if_file.clone().unwrap_or_else(|| "-".into()));
+            args.push(c.argv.len().to_string());
+            args.extend(c.argv.iter().cloned());
+        }
+        let ch = self.channel(scripts::OPEN, &args).await?;
+        let Channel {
+            child,
+            stdout,
+            stdin,
+            mut stderr,
+        } = ch;
+        let errors = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut s).await;
+            s
+        });
+        let mut reader = BufReader::new(stdout);
+        let mut records = String::new();
+        let mut notes = Vec::new();
+        let (mut privileged, mut locked, mut done) = (None, false, false);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout_at(deadline, reader.read_line(&mut line)).await;
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => break,
+            }
+            let l = line.trim_end_matches('\n');
+            if let Some(p) = l.strip_prefix("K8SOIDC-PRIV ") {
+                privileged = Some(p.trim().to_string());
+            } else if l == "K8SOIDC-LOCKED" {
+                locked = true;
+            } else if l == "K8SOIDC-READ-END" {
+                done = true;
+                break;
+            } else if let Some(n) = l.strip_prefix("K8SOIDC-NOTE ") {
+                let (k, v) = n.split_once(' ').unwrap_or((n, ""));
+                notes.push((k.to_string(), v.to_string()));
+            } else {
+                records.push_str(l);
+                records.push('\n');
+            }
+        }
+        let label = self.spec.label.clone();
+        match privileged.as_deref() {
+            Some("root") => {}
+            Some("sudo") => self.sudo = true,
+            Some(_) => {
+                drop(stdin);
+                let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                return Err(self.no_sudo());
+            }
+            None => {}
+        }
+        if !done || (lock && !locked) {
+            drop(stdin);
+            let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .ok()
+                .flatten();
+            let stderr = tokio::time::timeout(Duration::from_secs(2), errors)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let gone = match &self.session {
+                Some(s) => status == Some(255) || s.check().await.is_err(),
+                None => false,
+            };
+            return Err(match status {
+                _ if gone && privileged.is_none() => Error::Other(format!(
+                    "lost the connection to `{label}`; nothing was changed; run again"
+                )),
+                Some(75) => Error::Other(format!(
+                    "another k8soidc run holds the lock on `{label}` ({state_dir}/lock): refused, nothing changed; wait for it to finish and run again"
+                )),
+                Some(127) => Error::Other(format!(
+                    "`flock` is missing on `{label}`: refused, nothing changed; install util-linux on the node"
+                )),
+                Some(70) => Error::Other(format!(
+                    "cannot take the lock {state_dir}/lock on `{label}` (exit 70): refused, nothing changed"
+                )),
+                code => Error::CommandFailed {
+                    command: "read the node's files".into(),
+                    host: Some(label),
+                    status: match code {
+                        Some(c) => format!("exit status {c}"),
+                        None => "no answer".into(),
+                    },
+                    stderr,
+                },
+            });
+        }
+        if lock {
+            let mut stdin = stdin;
+            let beat = tokio::spawn(async move {
+                loop {
+                    if stdin.write_all(b".").await.is_err() || stdin.flush().await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            });
+            self.lock = Some((child, beat));
+        } else {
+            drop(stdin);
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+        Ok(Begun { records, notes })
     }
 
     async fn raw_sh(
@@ -232,6 +467,12 @@ impl Remote {
         stdin: Option<&[u8]>,
         sudo: bool,
     ) -> Result<Output, Error> {
+        // Counted here, so every script is; the health check is told apart by its text.
+        if script == scripts::HEALTH {
+            self.polls.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.trips.fetch_add(1, Ordering::Relaxed);
+        }
         let Some(session) = &self.session else {
             return self.local_sh(script, args, stdin, sudo).await;
         };
@@ -369,6 +610,7 @@ impl Remote {
 
     /// Takes the node's lock (held while this connection lives and keeps sending heartbeats).
     pub(crate) async fn lock(&mut self, state_dir: &str) -> Result<(), Error> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
         let (child, stdout, stdin) = match &self.session {
             Some(session) => {
                 let mut cmd = if self.sudo {
@@ -451,11 +693,17 @@ impl Remote {
         }
     }
 
-    /// Test hook (`K8SOIDC_TEST_DISCONNECT_AFTER=<stage>`): drops the SSH connection the hard
+    /// Test hook (`K8SOIDC_TEST_DISCONNECT_AFTER=<stage>[@<host label>]`): drops the SSH connection the hard
     /// way (`ssh -O exit` on the control socket), as a network failure would.
     pub(crate) fn maybe_disconnect(&self, stage: &str) {
         let Some(session) = &self.session else { return };
-        if std::env::var("K8SOIDC_TEST_DISCONNECT_AFTER").as_deref() == Ok(stage) {
+        // `STAGE` for every host, `STAGE@LABEL` for one (inventory runs).
+        let wanted = std::env::var("K8SOIDC_TEST_DISCONNECT_AFTER").unwrap_or_default();
+        let hit = match wanted.split_once('@') {
+            Some((s, host)) => s == stage && host == self.spec.label,
+            None => wanted == stage,
+        };
+        if hit {
             let _ = std::process::Command::new("ssh")
                 .arg("-S")
                 .arg(session.control_socket())

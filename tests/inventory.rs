@@ -1,0 +1,525 @@
+//! `patch --inventory FILE`: bad inventories refused before any host is touched (file, line,
+//! field), many clusters in parallel against real sshd test nodes (tests/node.rs), the report
+//! (table and JSON), the round-trip budget, and faults that stop one cluster only.
+//! Node numbers 150..=199 belong to this file.
+
+use crate::node::Node;
+use crate::test::{fixtures, Test};
+
+const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+
+/// `--skip-check`: idp.example.com must never be contacted.
+const FLAGS: [&str; 3] = ["patch", "--skip-check", "--yes"];
+
+const DEFAULTS: &str = "defaults:\n  issuer-url: https://idp.example.com\n  client-id: kubernetes\n  username-claim: email\n  username-prefix: \"oidc:\"\n";
+
+/// An inventory: `(name, distro, hosts)` per cluster, after [`DEFAULTS`].
+fn inventory(clusters: &[(&str, &str, Vec<String>)]) -> String {
+    let mut s = format!("{DEFAULTS}clusters:\n");
+    for (name, distro, hosts) in clusters {
+        s.push_str(&format!(
+            "  - name: {name}\n    distro: {distro}\n    hosts:\n"
+        ));
+        for h in hosts {
+            s.push_str(&format!("      - {h}\n"));
+        }
+    }
+    s
+}
+
+/// One ssh config for several nodes: the first node's client key is authorized on all, and
+/// every host key is known.
+struct Fleet {
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn new(nodes: &[&Node]) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let first = nodes[0].dir.path();
+        let mut known = String::new();
+        for n in nodes {
+            known.push_str(&std::fs::read_to_string(n.dir.path().join("known_hosts")).unwrap());
+            known.push('\n');
+            let keys = n.dir.path().join("authorized_keys");
+            let mut k = std::fs::read_to_string(&keys).unwrap();
+            k.push_str(&std::fs::read_to_string(first.join("client.pub")).unwrap());
+            std::fs::write(&keys, k).unwrap();
+        }
+        std::fs::write(dir.path().join("known_hosts"), known).unwrap();
+        std::fs::write(
+            dir.path().join("ssh_config"),
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  BatchMode yes\n  LogLevel ERROR\n",
+                first.join("client").display(),
+                dir.path().join("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        Fleet { dir }
+    }
+
+    /// `k8soidc patch --inventory inv.yaml --ssh-config ...` with the inventory written.
+    fn patch(&self, inv: &str) -> Test {
+        Test::new().write("inv.yaml", inv).args(FLAGS).args([
+            "--inventory",
+            "inv.yaml",
+            "--ssh-config",
+            self.dir.path().join("ssh_config").to_str().unwrap(),
+        ])
+    }
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Host rows of a JSON report as `(cluster, host, distro, result)`.
+fn results(report: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    let mut v = Vec::new();
+    for c in report["clusters"].as_array().unwrap() {
+        for h in c["hosts"].as_array().unwrap() {
+            let s = |x: &serde_json::Value| x.as_str().unwrap_or("-").to_string();
+            v.push((
+                s(&c["name"]),
+                s(&h["host"]),
+                s(&h["distro"]),
+                s(&h["result"]),
+            ));
+        }
+    }
+    v
+}
+
+#[test]
+fn bad_inventory_refused_naming_file_line_and_field() {
+    let ok = "clusters:\n  - name: a\n    hosts:\n      - root@127.0.0.199:20199\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n    distro: kind\n    hosts: [h1]\n"),
+            "inv.yaml:8: clusters[0].distro: unknown distro `kind`: use auto, kubeadm, microk8s, k3s or rke2",
+        ),
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n    hosts: [h1, 'root@h2:22']\n  - name: b\n    hosts:\n      - admin@H1\n"),
+            "inv.yaml:11: clusters[1].hosts[0]: duplicate host `h1:22` (also clusters[0].hosts[0])",
+        ),
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n    hosts: [h1]\n  - name: a\n    hosts: [h2]\n"),
+            "inv.yaml:9: clusters[1].name: duplicate cluster name `a`",
+        ),
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n    hosts: [h1]\n    setings: {{}}\n"),
+            "inv.yaml:9: clusters[0]: unknown field `setings`",
+        ),
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n    hosts: [h1]\n    settings:\n      isuer-url: x\n"),
+            "inv.yaml:10: clusters[0].settings: unknown field `isuer-url`",
+        ),
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n"),
+            "inv.yaml:7: clusters[0]: missing field `hosts`",
+        ),
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n    hosts: []\n"),
+            "inv.yaml:8: clusters[0].hosts: no hosts",
+        ),
+        (
+            format!("{DEFAULTS}clusters:\n  - name: a\n    hosts: [h1]\n  - name: b\n    hosts: [h2]\n    settings:\n      issuer-url: http://idp.example.com\n"),
+            "inv.yaml:12: clusters[1].settings.issuer-url: invalid --issuer-url `http://idp.example.com`",
+        ),
+        (
+            "defaults:\n  issuer-url: http://idp.example.com\n  client-id: k\nclusters:\n  - name: a\n    hosts: [h1]\n".to_string(),
+            "inv.yaml:2: defaults.issuer-url: invalid --issuer-url `http://idp.example.com`",
+        ),
+        (
+            ok.to_string(),
+            "inv.yaml:2: clusters[0]: missing issuer-url: give it in the cluster's `settings`, in `defaults`, or with --issuer-url",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let out = Test::new()
+            .write("inv.yaml", &yaml)
+            .args(FLAGS)
+            .args(["--inventory", "inv.yaml"])
+            .run()
+            .status(2);
+        assert!(
+            out.stderr.contains(want),
+            "expected {want:?} for\n{yaml}\ngot: {}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.trim_end().lines().count(),
+            1,
+            "one line: {}",
+            out.stderr
+        );
+    }
+    // A flag beats the inventory (ansible's -e): the cluster's bad issuer is overridden.
+    let out = Test::new()
+        .write("inv.yaml", "clusters:\n  - name: a\n    hosts: ['root@127.0.0.199:20199']\n    settings:\n      issuer-url: http://idp.example.com\n")
+        .args(FLAGS)
+        .args(["--inventory", "inv.yaml", "--issuer-url", "https://idp.example.com", "--client-id", "k", "--username-prefix", "-"])
+        .args(["--ssh-config", "/dev/null"])
+        .run()
+        .status(2);
+    assert!(
+        out.stderr.contains(
+            "inv.yaml:3: clusters[0].hosts[0]: cannot connect to `root@127.0.0.199:20199`"
+        ),
+        "settings passed, the connection is what fails: {}",
+        out.stderr
+    );
+    // --inventory with --ssh is a usage error.
+    Test::new()
+        .args(FLAGS)
+        .args(["--inventory", "inv.yaml", "--ssh", "h1"])
+        .run()
+        .status(2);
+}
+
+#[test]
+fn unreachable_host_refused_before_any_host_is_touched() {
+    let node = Node::on(150).kubeadm().start();
+    let fleet = Fleet::new(&[&node]);
+    let fp = node.fingerprint();
+    let inv = inventory(&[
+        ("live", "kubeadm", vec![node.target()]),
+        ("gone", "auto", vec!["root@127.0.0.151:20151".into()]),
+    ]);
+    let out = fleet.patch(&inv).args(["--timeout", "20s"]).run().status(2);
+    assert!(
+        out.stderr.contains(
+            "inv.yaml:14: clusters[1].hosts[0]: cannot connect to `root@127.0.0.151:20151`"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("nothing was changed on any host"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(node.fingerprint(), fp, "the live node changed");
+    assert_eq!(
+        node.sh("ls -A /var/lib/k8soidc"),
+        "backups\n",
+        "a command ran on the live node: the lock file exists"
+    );
+}
+
+/// A kubeadm node with /etc/kubernetes/admin.conf and the kubeadm-config ConfigMap in the fake
+/// kubectl's store (as tests/ssh.rs `kubeadm_with_configmap`), so all four round trips happen.
+fn kubeadm_with_configmap(n: u8, shared: bool) -> Node {
+    let admin = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.{n}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
+    );
+    let cc = "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\nclusterName: kubernetes\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.2\n";
+    let cm = serde_json::json!({"data": {"ClusterConfiguration": cc}}).to_string();
+    let b = Node::on(n)
+        .kubeadm()
+        .file("/etc/kubernetes/admin.conf", &admin, 0o600)
+        .file(
+            "/etc/kubernetes/fake-apiserver/configmaps/kube-system/kubeadm-config.json",
+            &cm,
+            0o600,
+        );
+    if shared { b.with_others() } else { b }.start()
+}
+
+fn fixture(rel: &str) -> String {
+    let p = fixtures().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
+    const K3S: &str = "/etc/rancher/k3s/config.yaml";
+    const MK: &str = "/var/snap/microk8s/current/args/kube-apiserver";
+    let ka = kubeadm_with_configmap(152, false);
+    let kb = Node::on(153).kubeadm().with_others().start();
+    let k3 = Node::on(154)
+        .file(
+            K3S,
+            &format!(
+                "bind-address: 127.0.0.154\n{}",
+                fixture("k3s-config/003-sylchamber-control-plane.yaml")
+            ),
+            0o600,
+        )
+        .with_others()
+        .start();
+    k3.sh("systemctl start k3s");
+    let mk = Node::on(155)
+        .file(
+            MK,
+            &format!(
+                "{}--bind-address=127.0.0.155\n",
+                fixture("microk8s-args/001-microk8s-2025-03f0791.args")
+            ),
+            0o660,
+        )
+        .with_others()
+        .start();
+    mk.sh("microk8s start");
+    let nodes = [&ka, &kb, &k3, &mk];
+    let fleet = Fleet::new(&nodes);
+    let inv = inventory(&[
+        ("kc", "kubeadm", vec![ka.target(), kb.target()]),
+        ("k3", "auto", vec![k3.target()]),
+        ("mk", "microk8s", vec![mk.target()]),
+    ]);
+    let fps: Vec<String> = nodes.iter().map(|n| n.fingerprint()).collect();
+
+    // Dry run: plans grouped per cluster on stdout, nothing changes.
+    let dry = fleet
+        .patch(&inv)
+        .args(["--dry-run", "--parallel", "2"])
+        .run()
+        .success();
+    let now: Vec<String> = nodes.iter().map(|n| n.fingerprint()).collect();
+    assert_eq!(now, fps, "the dry run changed a node");
+    let (kc, k3p, mkp) = (
+        dry.stdout.find("# cluster kc\n").expect("kc plans"),
+        dry.stdout.find("# cluster k3\n").expect("k3 plans"),
+        dry.stdout.find("# cluster mk\n").expect("mk plans"),
+    );
+    assert!(kc < k3p && k3p < mkp, "in inventory order: {}", dry.stdout);
+    let kc_plans = &dry.stdout[kc..k3p];
+    for want in [
+        format!("{}: patch kubeadm", ka.target()),
+        format!("{}: patch kubeadm", kb.target()),
+        "+    - --oidc-issuer-url=https://idp.example.com".to_string(),
+    ] {
+        assert!(kc_plans.contains(&want), "{want} missing: {kc_plans}");
+    }
+    assert!(dry.stdout[k3p..mkp].contains("patch k3s"), "{}", dry.stdout);
+    assert!(
+        dry.stdout[mkp..].contains("patch microk8s"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stderr.contains("planned"), "{}", dry.stderr);
+
+    // The real run, JSON report.
+    let out = fleet
+        .patch(&inv)
+        .args(["--parallel", "2", "--timeout", "30s", "-o", "json", "-v"])
+        .run();
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["failed_clusters"], 0, "{report}");
+    let (a, b, c, d) = (ka.target(), kb.target(), k3.target(), mk.target());
+    let row = |cl: &str, h: &str, di: &str, r: &str| {
+        (cl.to_string(), h.to_string(), di.to_string(), r.to_string())
+    };
+    assert_eq!(
+        results(&report),
+        vec![
+            row("kc", &a, "kubeadm", "changed"),
+            row("kc", &b, "kubeadm", "changed"),
+            row("k3", &c, "k3s", "changed"),
+            row("mk", &d, "microk8s", "changed"),
+        ]
+    );
+    let clusters = report["clusters"].as_array().unwrap();
+    assert_eq!(
+        clusters
+            .iter()
+            .map(|c| (
+                c["name"].as_str().unwrap(),
+                c["distro"].as_str().unwrap(),
+                c["status"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            ("kc", "kubeadm", "ok"),
+            ("k3", "auto", "ok"),
+            ("mk", "microk8s", "ok")
+        ]
+    );
+    // Round trips: at most 4 per host besides health polls; the debug line says the same.
+    let mut measured = Vec::new();
+    for c in clusters {
+        for h in c["hosts"].as_array().unwrap() {
+            let (host, trips, polls) = (
+                h["host"].as_str().unwrap(),
+                h["round_trips"].as_u64().unwrap(),
+                h["health_polls"].as_u64().unwrap(),
+            );
+            measured.push(format!("{}={trips}+{polls}", h["distro"].as_str().unwrap()));
+            assert!(trips <= 4, "{host}: {trips} round trips: {report}");
+            assert!(
+                polls >= 2,
+                "{host}: healthy means two passing polls: {report}"
+            );
+            assert!(h["error"].is_null(), "{report}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "debug: {host}: {trips} SSH round trips (+{polls} health polls)"
+                )),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+    eprintln!("round trips (distro=trips+polls): {}", measured.join(" "));
+    assert_eq!(
+        clusters[0]["hosts"][0]["round_trips"], 4,
+        "kubeadm with the ConfigMap: (1) read (2) apply (3) verify (4) ConfigMap: {report}"
+    );
+    // Each host's lines are prefixed with its cluster.
+    assert!(
+        out.stderr.contains(&format!(
+            "[kc/{a}] API server healthy with the new settings"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("[kc/{a}] updated: kubectl")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("[mk/{d}] wrote {MK}")),
+        "{}",
+        out.stderr
+    );
+    // The files carry the flags.
+    for n in [&ka, &kb] {
+        assert!(n
+            .read(MANIFEST)
+            .unwrap()
+            .contains("- --oidc-issuer-url=https://idp.example.com\n"));
+    }
+    assert!(k3
+        .read(K3S)
+        .unwrap()
+        .contains("  - oidc-issuer-url=https://idp.example.com\n"));
+    assert!(mk
+        .read(MK)
+        .unwrap()
+        .contains("--oidc-issuer-url=https://idp.example.com\n"));
+    let cm = ka
+        .read("/etc/kubernetes/fake-apiserver/configmaps/kube-system/kubeadm-config.json")
+        .unwrap();
+    assert!(cm.contains("oidc-issuer-url"), "{cm}");
+
+    // Second run: the table says unchanged everywhere; nothing is touched.
+    let fps: Vec<String> = nodes.iter().map(|n| n.fingerprint()).collect();
+    let again = fleet.patch(&inv).args(["--parallel", "2"]).run().success();
+    let now: Vec<String> = nodes.iter().map(|n| n.fingerprint()).collect();
+    assert_eq!(now, fps, "the second run changed a node");
+    let table: Vec<Vec<&str>> = again
+        .stderr
+        .split("SUMMARY\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        table[0],
+        ["CLUSTER", "HOST", "DISTRO", "RESULT", "BACKUP"],
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        table[1..5].to_vec(),
+        vec![
+            vec!["kc", a.as_str(), "kubeadm", "unchanged"],
+            vec!["kc", b.as_str(), "kubeadm", "unchanged"],
+            vec!["k3", c.as_str(), "k3s", "unchanged"],
+            vec!["mk", d.as_str(), "microk8s", "unchanged"],
+        ],
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        table[5],
+        ["3", "clusters,", "0", "failed"],
+        "{}",
+        again.stderr
+    );
+}
+
+/// Twenty single-host clusters, eight at a time: one API server never becomes ready with the
+/// new flags (rolled back, byte for byte), one SSH connection drops after the first round trip
+/// (untouched); the other eighteen converge, and the report says exactly that.
+#[test]
+fn twenty_nodes_one_never_ready_one_dropped_the_rest_converge() {
+    let ns: Vec<u8> = (160..180).collect();
+    let nodes: Vec<Node> = ns
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let b = Node::on(*n).kubeadm();
+            if i == 0 { b } else { b.with_others() }.start()
+        })
+        .collect();
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let fleet = Fleet::new(&refs);
+    let (never, dropped) = (5, 10); // nodes 165 and 170
+    nodes[never].set_never_ready("--oidc-issuer-url");
+    let before: Vec<String> = nodes.iter().map(|n| n.read(MANIFEST).unwrap()).collect();
+    let fp_dropped = nodes[dropped].fingerprint();
+    let clusters: Vec<(String, &str, Vec<String>)> = ns
+        .iter()
+        .zip(&nodes)
+        .map(|(n, node)| (format!("c{n}"), "auto", vec![node.target()]))
+        .collect();
+    let inv = inventory(
+        &clusters
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), *b, c.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let out = fleet
+        .patch(&inv)
+        .args(["--parallel", "8", "--timeout", "20s", "-o", "json"])
+        .env(
+            "K8SOIDC_TEST_DISCONNECT_AFTER",
+            &format!("lock@{}", nodes[dropped].target()),
+        )
+        .run()
+        .status(1);
+    let report = json(&out.stdout);
+    assert_eq!(report["failed_clusters"], 2, "{report}\n{}", out.stderr);
+    for (i, c) in report["clusters"].as_array().unwrap().iter().enumerate() {
+        let h = &c["hosts"][0];
+        let (status, result) = (c["status"].as_str().unwrap(), h["result"].as_str().unwrap());
+        let m = nodes[i].read(MANIFEST).unwrap();
+        match i {
+            _ if i == never => {
+                assert_eq!((status, result), ("failed", "rolled-back"), "{c}");
+                assert_eq!(m, before[i], "not byte-identical after the rollback");
+            }
+            _ if i == dropped => {
+                assert_eq!((status, result), ("failed", "failed"), "{c}");
+                assert!(
+                    h["error"].as_str().unwrap().contains("lost the connection"),
+                    "{c}"
+                );
+                assert_eq!(m, before[i], "the dropped node was touched");
+                assert_eq!(
+                    nodes[i].fingerprint(),
+                    fp_dropped,
+                    "the dropped node was touched"
+                );
+            }
+            _ => {
+                assert_eq!((status, result), ("ok", "changed"), "{c}\n{}", out.stderr);
+                assert!(
+                    m.contains("- --oidc-issuer-url=https://idp.example.com\n"),
+                    "{m}"
+                );
+            }
+        }
+    }
+    assert!(
+        out.stderr.contains("2 of 20 clusters failed (c165, c170)"),
+        "{}",
+        out.stderr
+    );
+}
