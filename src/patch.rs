@@ -544,6 +544,14 @@ async fn wait_healthy(remote: &Remote, hp: &HostPlan, flags: &[String]) -> Resul
         h.livez.clone(),
         h.unit.clone().unwrap_or_default(),
     ];
+    match &h.admin_probe {
+        Some(c) => {
+            args.push((c.args.len() + 1).to_string());
+            args.push(c.program.clone());
+            args.extend(c.args.iter().cloned());
+        }
+        None => args.push("0".into()),
+    }
     args.extend(flags.iter().cloned());
     let mut last = String::from("no answer yet");
     // Healthy = two passing checks in a row on the same process, like a probe's success

@@ -993,6 +993,47 @@ fn k3s_patch_noop_rerun_and_rollback() {
         calls.contains("[\"is-active\", \"--quiet\", \"k3s\"]"),
         "{calls}"
     );
+    // k3s refuses anonymous requests, so the health check is k3s's own kubectl with its admin
+    // kubeconfig (an anonymous /readyz would answer 401 and roll back a healthy server).
+    assert_eq!(
+        node.sh("curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.131:6443/readyz"),
+        "401"
+    );
+    let k3s = node.sh("cat /var/log/pods/fake-k3s.log");
+    assert!(
+        k3s.contains(
+            r#"["kubectl", "--kubeconfig", "/etc/rancher/k3s/k3s.yaml", "get", "--raw", "/readyz"]"#
+        ),
+        "{k3s}"
+    );
+}
+
+/// A k3s whose API server allows anonymous requests again (`anonymous-auth=true`) is found
+/// healthy by the anonymous probe alone, without its kubectl.
+#[test]
+fn k3s_with_anonymous_auth_is_probed_anonymously() {
+    const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
+    let node = Node::on(133)
+        .file(
+            CONFIG,
+            "bind-address: 127.0.0.133\nkube-apiserver-arg:\n  - anonymous-auth=true\n",
+            0o600,
+        )
+        .start();
+    node.sh("systemctl start k3s");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "60s"])
+        .run()
+        .success();
+    assert!(node
+        .read(CONFIG)
+        .unwrap()
+        .contains("oidc-issuer-url=https://idp.example.com"));
+    assert_eq!(
+        node.sh("cat /var/log/pods/fake-k3s.log 2>/dev/null || true"),
+        ""
+    );
 }
 
 #[test]
@@ -1014,13 +1055,20 @@ fn rke2_patch_with_ca_in_an_extra_mount_noop_rerun_and_rollback() {
         "the API server pod must see the CA: {after}"
     );
     assert!(node.read("/etc/rancher/rke2/oidc/oidc-ca.pem").is_some());
+    let kubectl = node.sh("cat /var/log/pods/fake-kubectl.log");
+    assert!(
+        kubectl.contains(
+            r#"["--kubeconfig", "/etc/rancher/rke2/rke2.yaml", "get", "--raw", "/readyz"]"#
+        ),
+        "RKE2's own kubectl with its admin kubeconfig checks health: {kubectl}"
+    );
 }
 
 /// What the host itself has in the directories a patch touches (to prove `--local` tests
 /// never change them).
 fn host_state() -> String {
     let out = std::process::Command::new("sh")
-        .args(["-c", "for d in /etc/kubernetes /var/lib/k8soidc /etc/rancher /var/snap/microk8s; do [ -e $d ] && find $d -xdev -printf '%p %s %T@\\n' 2>/dev/null; done | sort | sha256sum"])
+        .args(["-c", "for d in /etc/kubernetes /var/lib/k8soidc /etc/rancher /var/lib/rancher /var/snap/microk8s; do [ -e $d ] && find $d -xdev -printf '%p %s %T@\\n' 2>/dev/null; done | sort | sha256sum"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -274,6 +274,12 @@ pub struct Health {
     pub flags_before: Vec<String>,
     /// The systemd unit whose state counts (k3s, RKE2).
     pub unit: Option<String>,
+    /// An authenticated readiness check run on the node when `/readyz` refuses anonymous
+    /// requests (401/403): the distribution's own kubectl with its admin kubeconfig. k3s and
+    /// RKE2 start the API server with `--anonymous-auth=false` (k3s-io/k3s
+    /// pkg/daemons/control/server.go, `argsMap["anonymous-auth"] = "false"`; RKE2 runs that
+    /// code), so an anonymous probe of a healthy server answers 401 there.
+    pub admin_probe: Option<Command>,
     /// Give up after this many seconds.
     pub timeout_secs: u64,
 }
@@ -497,6 +503,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 flags_after: manifest_flags(&patched.text)?,
                 flags_before,
                 unit: None,
+                admin_probe: None,
                 timeout_secs: req.timeout_secs,
             };
             (patched.text, health)
@@ -529,7 +536,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     }
                 }
             }
-            let (after, endpoint, unit) = if d == Distribution::Microk8s {
+            let (after, endpoint, unit, admin_probe) = if d == Distribution::Microk8s {
                 let after = crate::microk8s::patch_args(&current, s, req.remove)?;
                 if !req.remove && !crate::microk8s::rbac_enabled(after.as_deref().unwrap_or(&current)) {
                     notes.push(format!(
@@ -545,7 +552,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     restart_after_restore.push(c.clone());
                     restarts.push((c, "the API server (kubelite) reads its args file only at start".into()));
                 }
-                (after, args_file_endpoint(&current, 16443), None)
+                (after, args_file_endpoint(&current, 16443), None, None)
             } else {
                 let after = crate::k3s::patch_config(&current, s, d, req.remove)?;
                 let c = crate::k3s::restart_command(d)?;
@@ -557,7 +564,12 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     .ok()
                     .and_then(|p| files.get(p).cloned().flatten())
                     .unwrap_or_else(|| current.clone());
-                (after, k3s_endpoint(&main), unit)
+                (
+                    after,
+                    k3s_endpoint(&main),
+                    unit,
+                    Some(crate::k3s::readyz_command(d)?),
+                )
             };
             let health = Health {
                 readyz: endpoint.url("/readyz"),
@@ -566,6 +578,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 flags_after: vec![],
                 flags_before: vec![],
                 unit,
+                admin_probe,
                 timeout_secs: req.timeout_secs,
             };
             (after.unwrap_or_else(|| current.clone()), health)
@@ -608,10 +621,12 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
         }
         steps.push(Step::WaitFor {
             on: on.clone(),
-            command: Command::new(
-                "curl",
-                ["-fsSk", "--max-time", "5", health.readyz.as_str()],
-            ),
+            command: health.admin_probe.clone().unwrap_or_else(|| {
+                Command::new(
+                    "curl",
+                    ["-fsSk", "--max-time", "5", health.readyz.as_str()],
+                )
+            }),
             timeout_secs: req.timeout_secs,
             interval_secs: 1,
             why: match (&health.process, &health.unit) {
@@ -619,7 +634,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     "wait until a new kube-apiserver process carrying exactly [{}] answers /readyz; otherwise restore the backup",
                     health.flags_after.join(" ")
                 ),
-                (None, Some(unit)) => format!("wait until unit {unit} is active and the API server answers /readyz; otherwise restore the backup and restart again"),
+                (None, Some(unit)) => format!("wait until unit {unit} is active and the API server answers {} (anonymously, else with {d}'s admin kubeconfig, as {d} refuses anonymous requests); otherwise restore the backup and restart again", health.readyz),
                 (None, None) => "wait until the restarted API server answers /readyz; otherwise restore the backup and restart again".into(),
             },
         });
@@ -1066,6 +1081,16 @@ mod tests {
                 .collect();
             assert_eq!(got, runs, "{path}");
             assert_eq!(hp.health.readyz, readyz);
+            // k3s and RKE2 refuse anonymous requests: their own kubectl checks readiness.
+            let admin = hp.health.admin_probe.as_ref().map(Command::to_shell);
+            let want = match hp.distribution {
+                Distribution::K3s => {
+                    Some("k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml get --raw /readyz")
+                }
+                Distribution::Rke2 => Some("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml get --raw /readyz"),
+                _ => None,
+            };
+            assert_eq!(admin.as_deref(), want, "{path}");
             // Rollback restarts, but never re-runs `microk8s enable rbac`.
             assert!(hp
                 .restart_after_restore
