@@ -428,10 +428,23 @@ fn backups_list_and_rollback_restore_exact_bytes() {
         .run()
         .status(2);
     assert!(bad.stderr.contains("no such backup"), "{}", bad.stderr);
-    node.k8soidc("rollback")
-        .args(["--to", &id, "--yes"])
+    let back = node
+        .k8soidc("rollback")
+        .args(["--to", &id, "--yes", "--timeout", "30s"])
         .run()
         .success();
+    assert!(
+        back.stderr.contains(&format!(
+            "the kubeadm API server is healthy with backup {id}"
+        )),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(
+        node.sh("ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url' || true"),
+        "0\n",
+        "the API server runs the restored manifest"
+    );
     assert_eq!(node.read(MANIFEST).unwrap(), before);
     assert_eq!(
         node.sh("stat -c %a /etc/kubernetes/manifests/kube-apiserver.yaml"),
@@ -1008,6 +1021,37 @@ fn k3s_patch_noop_rerun_and_rollback() {
     );
 }
 
+/// `rollback` on k3s restarts the unit so the restored config is what runs, and waits for it.
+#[test]
+fn k3s_rollback_restarts_the_unit_and_waits_for_health() {
+    const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
+    let config = "bind-address: 127.0.0.134\n";
+    let node = Node::on(134).file(CONFIG, config, 0o600).start();
+    node.sh("systemctl start k3s");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "60s"])
+        .run()
+        .success();
+    let running = "ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url' || true";
+    assert_eq!(node.sh(running), "1\n");
+    let back = node
+        .k8soidc("rollback")
+        .args(["--yes", "--timeout", "60s"])
+        .run()
+        .success();
+    assert_eq!(node.read(CONFIG).unwrap(), config);
+    assert!(
+        back.stderr.contains("systemctl restart k3s")
+            && back
+                .stderr
+                .contains("the k3s API server is healthy with backup"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(node.sh(running), "0\n", "k3s runs the restored config");
+}
+
 /// A k3s whose API server allows anonymous requests again (`anonymous-auth=true`) is found
 /// healthy by the anonymous probe alone, without its kubectl.
 #[test]
@@ -1129,7 +1173,10 @@ ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url=https://idp.exampl
 {bin} patch --local {flags} --yes; echo "K8SOIDC-RC2=$?"
 echo --oidc-groups-claim=groups > "$NODE_DIR/never-ready"
 {bin} patch --local {flags} --groups-claim groups --yes --timeout 3s; echo "K8SOIDC-RC3=$?"
-grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l"#
+grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l
+{bin} backups --local; echo "K8SOIDC-RC4=$?"
+{bin} rollback --local --to "$(ls /var/lib/k8soidc/backups | head -n1)" --yes --timeout 20s; echo "K8SOIDC-RC5=$?"
+grep -c oidc-issuer-url {MANIFEST}; ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url'"#
     );
     let out = std::process::Command::new("timeout")
         .arg("120")
@@ -1173,6 +1220,18 @@ grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l"#
     );
     assert!(
         stderr.contains("restored; API server healthy with the previous settings"),
+        "{all}"
+    );
+    // backups and rollback work --local too: the oldest backup is the manifest before any
+    // OIDC, and the API server runs it again afterwards.
+    assert!(
+        stdout.contains("# localhost: backups in /var/lib/k8soidc/backups"),
+        "{all}"
+    );
+    assert!(stdout.contains("K8SOIDC-RC4=0"), "{all}");
+    assert!(stdout.contains("K8SOIDC-RC5=0\n0\n0\n"), "{all}");
+    assert!(
+        stderr.contains("the kubeadm API server is healthy with backup"),
         "{all}"
     );
     assert_eq!(

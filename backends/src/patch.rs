@@ -683,6 +683,88 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
     })
 }
 
+/// What `k8soidc rollback` does once a backup is back in place: the restarts that make the
+/// API server read the restored files, and the health check of the configuration they hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restored {
+    /// The distribution found in the restored files.
+    pub distribution: Distribution,
+    /// Commands to run on the node, in order (none for a kubeadm static pod: the kubelet
+    /// restarts it when its manifest changes).
+    pub restart: Vec<Command>,
+    /// The health check (kubeadm: a kube-apiserver process carrying exactly the restored
+    /// manifest's OIDC flags).
+    pub health: Health,
+}
+
+/// The restarts and health check for the files read after a restore (see [`Restored`]).
+pub fn after_restore(
+    host: &str,
+    files: &NodeFiles,
+    timeout_secs: u64,
+) -> Result<Restored, PlanError> {
+    let d = detect(host, files)?;
+    let file = |p: &str| files.get(p).cloned().flatten().unwrap_or_default();
+    let (restart, health) = match d {
+        Distribution::Kubeadm => {
+            let current = file(KUBEADM_MANIFEST);
+            let endpoint = manifest::api_endpoint(&current);
+            let flags = manifest_flags(&current)?;
+            (
+                vec![],
+                Health {
+                    readyz: endpoint.url("/readyz"),
+                    livez: endpoint.url("/livez"),
+                    process: Some("kube-apiserver".into()),
+                    flags_after: flags.clone(),
+                    flags_before: flags,
+                    unit: None,
+                    admin_probe: None,
+                    timeout_secs,
+                },
+            )
+        }
+        Distribution::Microk8s => {
+            let endpoint = args_file_endpoint(&file(MICROK8S_ARGS), 16443);
+            (
+                crate::microk8s::restart_commands().to_vec(),
+                Health {
+                    readyz: endpoint.url("/readyz"),
+                    livez: endpoint.url("/livez"),
+                    process: None,
+                    flags_after: vec![],
+                    flags_before: vec![],
+                    unit: None,
+                    admin_probe: None,
+                    timeout_secs,
+                },
+            )
+        }
+        _ => {
+            let restart = crate::k3s::restart_command(d)?;
+            let endpoint = k3s_endpoint(&file(target_file(d)?));
+            (
+                vec![restart.clone()],
+                Health {
+                    readyz: endpoint.url("/readyz"),
+                    livez: endpoint.url("/livez"),
+                    process: None,
+                    flags_after: vec![],
+                    flags_before: vec![],
+                    unit: restart.args.last().cloned(),
+                    admin_probe: Some(crate::k3s::readyz_command(d)?),
+                    timeout_secs,
+                },
+            )
+        }
+    };
+    Ok(Restored {
+        distribution: d,
+        restart,
+        health,
+    })
+}
+
 /// kubeadm keeps the cluster's configuration in the `kube-system/kubeadm-config` ConfigMap;
 /// `kubeadm upgrade` and `kubeadm join --control-plane` regenerate the API server manifest from
 /// it (kubernetes/website `content/en/docs/tasks/administer-cluster/kubeadm/kubeadm-reconfigure.md`),
@@ -1112,6 +1194,35 @@ mod tests {
             let r = plan(None, true, &f2).unwrap();
             assert!(!writes(&r)[path].contains("oidc-"), "{path}");
         }
+    }
+
+    #[test]
+    fn after_restore_restarts_what_needs_it_and_checks_the_restored_flags() {
+        let mut f = files(&manifest());
+        let r = after_restore("cp1", &f, 30).unwrap();
+        assert_eq!(r.distribution, Distribution::Kubeadm);
+        assert!(r.restart.is_empty(), "the kubelet restarts a static pod");
+        assert_eq!(r.health.process.as_deref(), Some("kube-apiserver"));
+        assert_eq!(r.health.flags_after, manifest_flags(&manifest()).unwrap());
+        f.clear();
+        f.insert(K3S_CONFIG.into(), Some("bind-address: 10.0.0.5\n".into()));
+        let r = after_restore("cp1", &f, 30).unwrap();
+        assert_eq!(
+            r.restart.iter().map(Command::to_shell).collect::<Vec<_>>(),
+            ["systemctl restart k3s"]
+        );
+        assert_eq!(r.health.unit.as_deref(), Some("k3s"));
+        assert_eq!(r.health.readyz, "https://10.0.0.5:6443/readyz");
+        assert!(r.health.admin_probe.is_some());
+        f.clear();
+        f.insert(MICROK8S_ARGS.into(), Some("--secure-port=16443\n".into()));
+        let r = after_restore("cp1", &f, 30).unwrap();
+        assert_eq!(
+            r.restart.iter().map(Command::to_shell).collect::<Vec<_>>(),
+            ["microk8s stop", "microk8s start"]
+        );
+        f.clear();
+        assert!(after_restore("cp1", &f, 30).is_err());
     }
 
     #[test]
