@@ -1424,3 +1424,105 @@ fn k3s_without_config_file_is_found_by_its_running_unit() {
         dry.stdout
     );
 }
+
+fn accepted(node: &Node) -> usize {
+    std::fs::read_to_string(node.dir.path().join("node.err"))
+        .unwrap_or_default()
+        .matches("Accepted publickey for root")
+        .count()
+}
+
+/// The issue's SSH promises, as a terminal user has them: `~/.ssh/config` (no `--ssh-config`),
+/// keys from ssh-agent only (no IdentityFile anywhere), a control plane reached through a
+/// ProxyJump host, strict host keys from `~/.ssh/known_hosts` — and one SSH connection per
+/// host for the whole transaction (counted in each sshd's own log). The home directory is a
+/// temporary one bound over /root in a private mount namespace (ssh takes `~` from the
+/// password database, not $HOME), so the machine's own /root/.ssh is never read or written.
+#[test]
+fn ssh_config_agent_and_proxyjump_work_over_one_connection_per_host() {
+    let jump = Node::on(135).start();
+    let cp = Node::on(136).kubeadm().with_others().start();
+    let home = tempfile::Builder::new()
+        .prefix("k8h")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir(&ssh).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let kh = |n: &Node| std::fs::read_to_string(n.dir.path().join("known_hosts")).unwrap();
+    std::fs::write(
+        ssh.join("known_hosts"),
+        format!("{}\n{}\n", kh(&jump).trim(), kh(&cp).trim()),
+    )
+    .unwrap();
+    std::fs::write(
+        ssh.join("config"),
+        format!(
+            "Host cp1\n  HostName {}\n  Port {}\n  User root\n  ProxyJump jump\nHost jump\n  HostName {}\n  Port {}\n  User root\nHost *\n  BatchMode yes\n  LogLevel ERROR\n",
+            cp.addr, cp.port, jump.addr, jump.port
+        ),
+    )
+    .unwrap();
+    let sock = home.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for n in [&jump, &cp] {
+        let ok = std::process::Command::new("ssh-add")
+            .arg("-q")
+            .arg(n.dir.path().join("client"))
+            .env("SSH_AUTH_SOCK", &sock)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ssh-add");
+    }
+    let (jump_before, cp_before) = (accepted(&jump), accepted(&cp));
+    let out = std::process::Command::new("timeout")
+        .args([
+            "120",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+        ])
+        .arg(r#"mount --bind "$0" /root && exec "$@""#)
+        .arg(home.path())
+        .arg(env!("CARGO_BIN_EXE_k8soidc"))
+        .args(["patch", "--ssh", "cp1"])
+        .args(oidc())
+        .args(["--yes", "--timeout", "30s"])
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Counted before the test's own ssh (`cp.read`) adds one.
+    let (jump_conns, cp_conns) = (accepted(&jump) - jump_before, accepted(&cp) - cp_before);
+    assert!(
+        cp.read(MANIFEST)
+            .unwrap()
+            .contains("- --oidc-issuer-url=https://idp.example.com\n"),
+        "{stderr}"
+    );
+    assert_eq!(
+        cp_conns, 1,
+        "one SSH connection to the control plane for the whole transaction: {stderr}"
+    );
+    assert_eq!(jump_conns, 1, "one connection through the jump host");
+}
