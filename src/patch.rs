@@ -887,9 +887,11 @@ async fn restore_backup(
                 .await
                 .map(|o| o.stdout)
                 .unwrap_or_default();
-            if !logs.trim().is_empty() {
-                eprintln!("[{}] the API server's last log lines:\n{logs}", spec.label);
-            }
+            eprintln!(
+                "[{}] last API server log lines:{}",
+                spec.label,
+                crate::error::framed(&logs)
+            );
             Err(Error::Other(format!(
                 "`{}`: backup {id} is restored but the API server is not healthy within {timeout}s ({why}); check the node",
                 spec.label

@@ -284,6 +284,22 @@ pub struct Health {
     pub timeout_secs: u64,
 }
 
+impl Health {
+    /// The probe of an API server at `endpoint`, with no process, unit or admin check.
+    fn at(endpoint: &ApiEndpoint, timeout_secs: u64) -> Health {
+        Health {
+            readyz: endpoint.url("/readyz"),
+            livez: endpoint.url("/livez"),
+            process: None,
+            flags_after: vec![],
+            flags_before: vec![],
+            unit: None,
+            admin_probe: None,
+            timeout_secs,
+        }
+    }
+}
+
 /// Everything about one host: the plan to show and run, and how to check it worked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostPlan {
@@ -497,14 +513,10 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
             notes.extend(patched.notes.iter().cloned());
             let endpoint = manifest::api_endpoint(&current);
             let health = Health {
-                readyz: endpoint.url("/readyz"),
-                livez: endpoint.url("/livez"),
                 process: Some("kube-apiserver".into()),
                 flags_after: manifest_flags(&patched.text)?,
                 flags_before,
-                unit: None,
-                admin_probe: None,
-                timeout_secs: req.timeout_secs,
+                ..Health::at(&endpoint, req.timeout_secs)
             };
             (patched.text, health)
         }
@@ -572,14 +584,9 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 )
             };
             let health = Health {
-                readyz: endpoint.url("/readyz"),
-                livez: endpoint.url("/livez"),
-                process: None,
-                flags_after: vec![],
-                flags_before: vec![],
                 unit,
                 admin_probe,
-                timeout_secs: req.timeout_secs,
+                ..Health::at(&endpoint, req.timeout_secs)
             };
             (after.unwrap_or_else(|| current.clone()), health)
         }
@@ -713,14 +720,10 @@ pub fn after_restore(
             (
                 vec![],
                 Health {
-                    readyz: endpoint.url("/readyz"),
-                    livez: endpoint.url("/livez"),
                     process: Some("kube-apiserver".into()),
                     flags_after: flags.clone(),
                     flags_before: flags,
-                    unit: None,
-                    admin_probe: None,
-                    timeout_secs,
+                    ..Health::at(&endpoint, timeout_secs)
                 },
             )
         }
@@ -728,16 +731,7 @@ pub fn after_restore(
             let endpoint = args_file_endpoint(&file(MICROK8S_ARGS), 16443);
             (
                 crate::microk8s::restart_commands().to_vec(),
-                Health {
-                    readyz: endpoint.url("/readyz"),
-                    livez: endpoint.url("/livez"),
-                    process: None,
-                    flags_after: vec![],
-                    flags_before: vec![],
-                    unit: None,
-                    admin_probe: None,
-                    timeout_secs,
-                },
+                Health::at(&endpoint, timeout_secs),
             )
         }
         _ => {
@@ -746,14 +740,9 @@ pub fn after_restore(
             (
                 vec![restart.clone()],
                 Health {
-                    readyz: endpoint.url("/readyz"),
-                    livez: endpoint.url("/livez"),
-                    process: None,
-                    flags_after: vec![],
-                    flags_before: vec![],
                     unit: restart.args.last().cloned(),
                     admin_probe: Some(crate::k3s::readyz_command(d)?),
-                    timeout_secs,
+                    ..Health::at(&endpoint, timeout_secs)
                 },
             )
         }
