@@ -376,6 +376,9 @@ pub(crate) enum ReportFormat {
 pub(crate) struct RollbackArgs {
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
+    /// Act on the machine k8soidc runs on (without SSH).
+    #[arg(long, conflicts_with = "hosts")]
+    pub(crate) local: bool,
     /// The backup to restore (see `k8soidc backups`); default: the newest.
     #[arg(long, value_name = "BACKUP_ID")]
     pub(crate) to: Option<String>,
@@ -391,4 +394,7 @@ pub(crate) struct RollbackArgs {
 pub(crate) struct BackupsArgs {
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
+    /// List the backups of the machine k8soidc runs on (without SSH).
+    #[arg(long, conflicts_with = "hosts")]
+    pub(crate) local: bool,
 }

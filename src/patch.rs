@@ -17,7 +17,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use backends::patch::{self, HostPlan, PatchRequest, STATE_DIR};
+use backends::patch::{self, Health, HostPlan, PatchRequest, STATE_DIR};
 use backends::{Distribution, OidcSettings, Step};
 use sha2::{Digest, Sha256};
 
@@ -622,7 +622,7 @@ async fn apply_files(remote: &Remote, hp: &HostPlan, say: &Say) -> Result<Outcom
             o.stderr.trim().replace('\n', " ")
         ))
     } else {
-        wait_healthy(remote, hp, &h.flags_after).await
+        wait_healthy(remote, h, &h.flags_after).await
     };
     match healthy {
         Ok(()) => {
@@ -687,7 +687,7 @@ async fn apply_files(remote: &Remote, hp: &HostPlan, say: &Say) -> Result<Outcom
                 )
                 .await?;
             let back = match run_commands(remote, &hp.restart_after_restore).await {
-                Ok(()) => wait_healthy(remote, hp, &h.flags_before).await,
+                Ok(()) => wait_healthy(remote, h, &h.flags_before).await,
                 Err(e) => Err(format!("the restart failed: {e}")),
             };
             say.line(&format!(
@@ -718,8 +718,7 @@ async fn run_commands(remote: &Remote, commands: &[backends::Command]) -> Result
     Ok(())
 }
 
-async fn wait_healthy(remote: &Remote, hp: &HostPlan, flags: &[String]) -> Result<(), String> {
-    let h = &hp.health;
+async fn wait_healthy(remote: &Remote, h: &Health, flags: &[String]) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(h.timeout_secs);
     let mut args = vec![
         h.process.clone().unwrap_or_default(),
@@ -727,6 +726,14 @@ async fn wait_healthy(remote: &Remote, hp: &HostPlan, flags: &[String]) -> Resul
         h.livez.clone(),
         h.unit.clone().unwrap_or_default(),
     ];
+    match &h.admin_probe {
+        Some(c) => {
+            args.push((c.args.len() + 1).to_string());
+            args.push(c.program.clone());
+            args.extend(c.args.iter().cloned());
+        }
+        None => args.push("0".into()),
+    }
     args.extend(flags.iter().cloned());
     let mut last = String::from("no answer yet");
     // Healthy = two passing checks in a row on the same process, like a probe's success
@@ -867,7 +874,7 @@ pub(crate) fn create_over_ssh(
                 let hp = patch::plan_host(&req, &files)?;
                 if hp.is_noop() {
                     let h = &hp.health;
-                    wait_healthy(&remote, &hp, &h.flags_after)
+                    wait_healthy(&remote, h, &h.flags_after)
                         .await
                         .map_err(|why| Error::Other(format!("`{}`: the new {d} API server is not healthy ({why}); check the node", spec.label)))?;
                 } else {
@@ -893,13 +900,37 @@ pub(crate) fn create_over_ssh(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `k8soidc backups --ssh HOST`.
+/// The hosts of `backups` / `rollback`: `--ssh` hosts, or this machine with `--local`.
+fn targets(ssh: &SshArgs, local: bool) -> Result<(Vec<HostSpec>, SshOptions), Error> {
+    if local {
+        return Ok((
+            vec![HostSpec {
+                user: None,
+                host: "localhost".into(),
+                port: None,
+                label: "localhost".into(),
+            }],
+            SshOptions::default(),
+        ));
+    }
+    hosts(ssh)
+}
+
+async fn open(spec: &HostSpec, opts: &SshOptions, local: bool) -> Result<Remote, Error> {
+    if local {
+        Remote::local().await
+    } else {
+        Remote::connect(spec, opts).await
+    }
+}
+
+/// `k8soidc backups --ssh HOST` / `--local`.
 pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
-    let (specs, opts) = hosts(&args.ssh)?;
+    let (specs, opts) = targets(&args.ssh, args.local)?;
     let rt = runtime()?;
     for spec in &specs {
         let text = rt.block_on(async {
-            let remote = Remote::connect(spec, &opts).await?;
+            let remote = open(spec, &opts, args.local).await?;
             let r = remote
                 .sh_ok(
                     "list backups",
@@ -927,69 +958,129 @@ pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `k8soidc rollback --ssh HOST [--to ID]`.
+/// `k8soidc rollback --ssh HOST [--to ID]` / `--local`: under the node's lock, restore the
+/// backup (checksums first), restart what needs it, and wait until the API server is healthy
+/// with the restored configuration.
 pub(crate) fn rollback(args: RollbackArgs, env: &Env) -> Result<ExitCode, Error> {
-    let (specs, opts) = hosts(&args.ssh)?;
-    let _timeout = parse_duration("--timeout", &args.timeout)?;
+    let (specs, opts) = targets(&args.ssh, args.local)?;
+    let timeout = parse_duration("--timeout", &args.timeout)?;
     let rt = runtime()?;
     for spec in &specs {
         rt.block_on(async {
-            let mut remote = Remote::connect(spec, &opts).await?;
-            let r = async {
-                remote.lock(STATE_DIR).await?;
-                let list = remote
-                    .sh_ok(
-                        "list backups",
-                        scripts::LIST,
-                        &[STATE_DIR.to_string()],
-                        None,
-                    )
-                    .await?;
-                let ids: Vec<&str> = list.lines().filter_map(|l| l.split('\t').next()).collect();
-                let id = match &args.to {
-                    Some(id) if ids.contains(&id.as_str()) => id.clone(),
-                    Some(id) => {
-                        return Err(Error::Input(format!(
-                        "invalid --to `{}`: no such backup on `{}`; see `k8soidc backups --ssh {}`",
-                        backends::escape(id),
-                        spec.label,
-                        spec.label
-                    )))
-                    }
-                    None => ids
-                        .first()
-                        .map(|s| s.to_string())
-                        .ok_or_else(|| Error::Other(format!("no backups on `{}`", spec.label)))?,
-                };
-                if !env.confirm(
-                    &format!("Restore backup {id} on `{}`?", spec.label),
-                    args.yes,
-                )? {
-                    return Err(Error::Other("not confirmed: nothing changed".into()));
-                }
-                let restored = remote
-                    .sh_ok(
-                        "restore the backup",
-                        &scripts::restore(),
-                        &[STATE_DIR.to_string(), id.clone()],
-                        None,
-                    )
-                    .await?;
-                for l in restored
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("K8SOIDC-RESTORED "))
-                {
-                    eprintln!("[{}] restored {l}", spec.label);
-                }
-                eprintln!("[{}] restored backup {id}", spec.label);
-                Ok(())
-            }
-            .await;
+            let mut remote = open(spec, &opts, args.local).await?;
+            let r = restore_backup(&mut remote, spec, &args, timeout, env).await;
             remote.close().await;
             r
         })?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn restore_backup(
+    remote: &mut Remote,
+    spec: &HostSpec,
+    args: &RollbackArgs,
+    timeout: u64,
+    env: &Env,
+) -> Result<(), Error> {
+    let hint = if args.local {
+        "k8soidc backups --local".to_string()
+    } else {
+        format!("k8soidc backups --ssh {}", spec.label)
+    };
+    remote.lock(STATE_DIR).await?;
+    let list = remote
+        .sh_ok(
+            "list backups",
+            scripts::LIST,
+            &[STATE_DIR.to_string()],
+            None,
+        )
+        .await?;
+    let ids: Vec<&str> = list.lines().filter_map(|l| l.split('\t').next()).collect();
+    let id = match &args.to {
+        Some(id) if ids.contains(&id.as_str()) => id.clone(),
+        Some(id) => {
+            return Err(Error::Input(format!(
+                "invalid --to `{}`: no such backup on `{}`; see `{hint}`",
+                backends::escape(id),
+                spec.label,
+            )))
+        }
+        None => ids
+            .first()
+            .map(|s| s.to_string())
+            .ok_or_else(|| Error::Other(format!("no backups on `{}`", spec.label)))?,
+    };
+    if !env.confirm(
+        &format!("Restore backup {id} on `{}`?", spec.label),
+        args.yes,
+    )? {
+        return Err(Error::Other("not confirmed: nothing changed".into()));
+    }
+    let restored = remote
+        .sh_ok(
+            "restore the backup",
+            &scripts::restore(),
+            &[STATE_DIR.to_string(), id.clone()],
+            None,
+        )
+        .await?;
+    for l in restored
+        .lines()
+        .filter_map(|l| l.strip_prefix("K8SOIDC-RESTORED "))
+    {
+        eprintln!("[{}] restored {l}", spec.label);
+    }
+    eprintln!("[{}] restored backup {id}", spec.label);
+    // Make the API server read what was restored, and see it healthy.
+    let paths = patch::probe_paths(None);
+    let text = remote
+        .sh_ok("read the node's files", scripts::READ, &paths, None)
+        .await?;
+    let mut files = parse_files(&text)?;
+    for d in [Distribution::K3s, Distribution::Rke2] {
+        if let (Some(key), Ok(restart)) = (patch::unit_key(d), backends::k3s::restart_command(d)) {
+            let unit = restart.args.last().cloned().unwrap_or_default();
+            let argv = vec![key, "systemctl".into(), "is-active".into(), unit];
+            let o = remote.sh(scripts::READ_COMMAND, &argv, None).await?;
+            files.extend(parse_files(&o.stdout)?);
+        }
+    }
+    let after = patch::after_restore(&spec.label, &files, timeout)?;
+    for c in &after.restart {
+        eprintln!("[{}] {}", spec.label, c.to_shell());
+    }
+    let healthy = match run_commands(remote, &after.restart).await {
+        Ok(()) => wait_healthy(remote, &after.health, &after.health.flags_after).await,
+        Err(e) => Err(format!("the restart failed: {e}")),
+    };
+    match healthy {
+        Ok(()) => {
+            eprintln!(
+                "[{}] the {} API server is healthy with backup {id}",
+                spec.label, after.distribution
+            );
+            Ok(())
+        }
+        Err(why) => {
+            let unit = after.health.unit.clone().unwrap_or_else(|| "-".into());
+            let logs = remote
+                .sh(scripts::LOGS, &[unit], None)
+                .await
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            eprintln!(
+                "[{}] last API server log lines:{}",
+                spec.label,
+                crate::error::framed(&logs)
+            );
+            Err(Error::Other(format!(
+                "`{}`: backup {id} is restored but the API server is not healthy within {timeout}s ({why}); check the node",
+                spec.label
+            )))
+        }
+    }
 }
 
 #[cfg(test)]

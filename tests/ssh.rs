@@ -428,10 +428,23 @@ fn backups_list_and_rollback_restore_exact_bytes() {
         .run()
         .status(2);
     assert!(bad.stderr.contains("no such backup"), "{}", bad.stderr);
-    node.k8soidc("rollback")
-        .args(["--to", &id, "--yes"])
+    let back = node
+        .k8soidc("rollback")
+        .args(["--to", &id, "--yes", "--timeout", "30s"])
         .run()
         .success();
+    assert!(
+        back.stderr.contains(&format!(
+            "the kubeadm API server is healthy with backup {id}"
+        )),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(
+        node.sh("ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url' || true"),
+        "0\n",
+        "the API server runs the restored manifest"
+    );
     assert_eq!(node.read(MANIFEST).unwrap(), before);
     assert_eq!(
         node.sh("stat -c %a /etc/kubernetes/manifests/kube-apiserver.yaml"),
@@ -993,6 +1006,78 @@ fn k3s_patch_noop_rerun_and_rollback() {
         calls.contains("[\"is-active\", \"--quiet\", \"k3s\"]"),
         "{calls}"
     );
+    // k3s refuses anonymous requests, so the health check is k3s's own kubectl with its admin
+    // kubeconfig (an anonymous /readyz would answer 401 and roll back a healthy server).
+    assert_eq!(
+        node.sh("curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.131:6443/readyz"),
+        "401"
+    );
+    let k3s = node.sh("cat /var/log/pods/fake-k3s.log");
+    assert!(
+        k3s.contains(
+            r#"["kubectl", "--kubeconfig", "/etc/rancher/k3s/k3s.yaml", "get", "--raw", "/readyz"]"#
+        ),
+        "{k3s}"
+    );
+}
+
+/// `rollback` on k3s restarts the unit so the restored config is what runs, and waits for it.
+#[test]
+fn k3s_rollback_restarts_the_unit_and_waits_for_health() {
+    const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
+    let config = "bind-address: 127.0.0.134\n";
+    let node = Node::on(134).file(CONFIG, config, 0o600).start();
+    node.sh("systemctl start k3s");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "60s"])
+        .run()
+        .success();
+    let running = "ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url' || true";
+    assert_eq!(node.sh(running), "1\n");
+    let back = node
+        .k8soidc("rollback")
+        .args(["--yes", "--timeout", "60s"])
+        .run()
+        .success();
+    assert_eq!(node.read(CONFIG).unwrap(), config);
+    assert!(
+        back.stderr.contains("systemctl restart k3s")
+            && back
+                .stderr
+                .contains("the k3s API server is healthy with backup"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(node.sh(running), "0\n", "k3s runs the restored config");
+}
+
+/// A k3s whose API server allows anonymous requests again (`anonymous-auth=true`) is found
+/// healthy by the anonymous probe alone, without its kubectl.
+#[test]
+fn k3s_with_anonymous_auth_is_probed_anonymously() {
+    const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
+    let node = Node::on(133)
+        .file(
+            CONFIG,
+            "bind-address: 127.0.0.133\nkube-apiserver-arg:\n  - anonymous-auth=true\n",
+            0o600,
+        )
+        .start();
+    node.sh("systemctl start k3s");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "60s"])
+        .run()
+        .success();
+    assert!(node
+        .read(CONFIG)
+        .unwrap()
+        .contains("oidc-issuer-url=https://idp.example.com"));
+    assert_eq!(
+        node.sh("cat /var/log/pods/fake-k3s.log 2>/dev/null || true"),
+        ""
+    );
 }
 
 #[test]
@@ -1014,13 +1099,20 @@ fn rke2_patch_with_ca_in_an_extra_mount_noop_rerun_and_rollback() {
         "the API server pod must see the CA: {after}"
     );
     assert!(node.read("/etc/rancher/rke2/oidc/oidc-ca.pem").is_some());
+    let kubectl = node.sh("cat /var/log/pods/fake-kubectl.log");
+    assert!(
+        kubectl.contains(
+            r#"["--kubeconfig", "/etc/rancher/rke2/rke2.yaml", "get", "--raw", "/readyz"]"#
+        ),
+        "RKE2's own kubectl with its admin kubeconfig checks health: {kubectl}"
+    );
 }
 
 /// What the host itself has in the directories a patch touches (to prove `--local` tests
 /// never change them).
 fn host_state() -> String {
     let out = std::process::Command::new("sh")
-        .args(["-c", "for d in /etc/kubernetes /var/lib/k8soidc /etc/rancher /var/snap/microk8s; do [ -e $d ] && find $d -xdev -printf '%p %s %T@\\n' 2>/dev/null; done | sort | sha256sum"])
+        .args(["-c", "for d in /etc/kubernetes /var/lib/k8soidc /etc/rancher /var/lib/rancher /var/snap/microk8s; do [ -e $d ] && find $d -xdev -printf '%p %s %T@\\n' 2>/dev/null; done | sort | sha256sum"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -1081,7 +1173,10 @@ ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url=https://idp.exampl
 {bin} patch --local {flags} --yes; echo "K8SOIDC-RC2=$?"
 echo --oidc-groups-claim=groups > "$NODE_DIR/never-ready"
 {bin} patch --local {flags} --groups-claim groups --yes --timeout 3s; echo "K8SOIDC-RC3=$?"
-grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l"#
+grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l
+{bin} backups --local; echo "K8SOIDC-RC4=$?"
+{bin} rollback --local --to "$(ls /var/lib/k8soidc/backups | head -n1)" --yes --timeout 20s; echo "K8SOIDC-RC5=$?"
+grep -c oidc-issuer-url {MANIFEST}; ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url'"#
     );
     let out = std::process::Command::new("timeout")
         .arg("120")
@@ -1125,6 +1220,18 @@ grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l"#
     );
     assert!(
         stderr.contains("restored; API server healthy with the previous settings"),
+        "{all}"
+    );
+    // backups and rollback work --local too: the oldest backup is the manifest before any
+    // OIDC, and the API server runs it again afterwards.
+    assert!(
+        stdout.contains("# localhost: backups in /var/lib/k8soidc/backups"),
+        "{all}"
+    );
+    assert!(stdout.contains("K8SOIDC-RC4=0"), "{all}");
+    assert!(stdout.contains("K8SOIDC-RC5=0\n0\n0\n"), "{all}");
+    assert!(
+        stderr.contains("the kubeadm API server is healthy with backup"),
         "{all}"
     );
     assert_eq!(
@@ -1316,4 +1423,106 @@ fn k3s_without_config_file_is_found_by_its_running_unit() {
         "{}",
         dry.stdout
     );
+}
+
+fn accepted(node: &Node) -> usize {
+    std::fs::read_to_string(node.dir.path().join("node.err"))
+        .unwrap_or_default()
+        .matches("Accepted publickey for root")
+        .count()
+}
+
+/// The issue's SSH promises, as a terminal user has them: `~/.ssh/config` (no `--ssh-config`),
+/// keys from ssh-agent only (no IdentityFile anywhere), a control plane reached through a
+/// ProxyJump host, strict host keys from `~/.ssh/known_hosts` — and one SSH connection per
+/// host for the whole transaction (counted in each sshd's own log). The home directory is a
+/// temporary one bound over /root in a private mount namespace (ssh takes `~` from the
+/// password database, not $HOME), so the machine's own /root/.ssh is never read or written.
+#[test]
+fn ssh_config_agent_and_proxyjump_work_over_one_connection_per_host() {
+    let jump = Node::on(135).start();
+    let cp = Node::on(136).kubeadm().with_others().start();
+    let home = tempfile::Builder::new()
+        .prefix("k8h")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir(&ssh).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let kh = |n: &Node| std::fs::read_to_string(n.dir.path().join("known_hosts")).unwrap();
+    std::fs::write(
+        ssh.join("known_hosts"),
+        format!("{}\n{}\n", kh(&jump).trim(), kh(&cp).trim()),
+    )
+    .unwrap();
+    std::fs::write(
+        ssh.join("config"),
+        format!(
+            "Host cp1\n  HostName {}\n  Port {}\n  User root\n  ProxyJump jump\nHost jump\n  HostName {}\n  Port {}\n  User root\nHost *\n  BatchMode yes\n  LogLevel ERROR\n",
+            cp.addr, cp.port, jump.addr, jump.port
+        ),
+    )
+    .unwrap();
+    let sock = home.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for n in [&jump, &cp] {
+        let ok = std::process::Command::new("ssh-add")
+            .arg("-q")
+            .arg(n.dir.path().join("client"))
+            .env("SSH_AUTH_SOCK", &sock)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ssh-add");
+    }
+    let (jump_before, cp_before) = (accepted(&jump), accepted(&cp));
+    let out = std::process::Command::new("timeout")
+        .args([
+            "120",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+        ])
+        .arg(r#"mount --bind "$0" /root && exec "$@""#)
+        .arg(home.path())
+        .arg(env!("CARGO_BIN_EXE_k8soidc"))
+        .args(["patch", "--ssh", "cp1"])
+        .args(oidc())
+        .args(["--yes", "--timeout", "30s"])
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Counted before the test's own ssh (`cp.read`) adds one.
+    let (jump_conns, cp_conns) = (accepted(&jump) - jump_before, accepted(&cp) - cp_before);
+    assert!(
+        cp.read(MANIFEST)
+            .unwrap()
+            .contains("- --oidc-issuer-url=https://idp.example.com\n"),
+        "{stderr}"
+    );
+    assert_eq!(
+        cp_conns, 1,
+        "one SSH connection to the control plane for the whole transaction: {stderr}"
+    );
+    assert_eq!(jump_conns, 1, "one connection through the jump host");
 }

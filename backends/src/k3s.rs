@@ -94,6 +94,38 @@ pub fn restart_command(d: Distribution) -> Result<Command, PlanError> {
     Ok(Command::new("systemctl", ["restart", unit]))
 }
 
+/// The node's own authenticated readiness check: its kubectl with the admin kubeconfig the
+/// server writes (k3s: `k3s kubectl`, kubeconfig /etc/rancher/k3s/k3s.yaml; RKE2:
+/// /var/lib/rancher/rke2/bin/kubectl with /etc/rancher/rke2/rke2.yaml; docs.k3s.io
+/// cluster-access, docs.rke2.io cluster_access). Both servers refuse anonymous requests.
+pub fn readyz_command(d: Distribution) -> Result<Command, PlanError> {
+    base_dir(d)?;
+    Ok(if d == Distribution::Rke2 {
+        Command::new(
+            "/var/lib/rancher/rke2/bin/kubectl",
+            [
+                "--kubeconfig",
+                "/etc/rancher/rke2/rke2.yaml",
+                "get",
+                "--raw",
+                "/readyz",
+            ],
+        )
+    } else {
+        Command::new(
+            "k3s",
+            [
+                "kubectl",
+                "--kubeconfig",
+                "/etc/rancher/k3s/k3s.yaml",
+                "get",
+                "--raw",
+                "/readyz",
+            ],
+        )
+    })
+}
+
 /// The `kube-apiserver-arg` entries, `name=value` each.
 pub fn apiserver_entries(s: &OidcSettings, d: Distribution) -> Result<Vec<String>, PlanError> {
     Ok(apiserver::args(s, s.mode()?, &node_dir(d)?)

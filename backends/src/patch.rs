@@ -274,8 +274,30 @@ pub struct Health {
     pub flags_before: Vec<String>,
     /// The systemd unit whose state counts (k3s, RKE2).
     pub unit: Option<String>,
+    /// An authenticated readiness check run on the node when `/readyz` refuses anonymous
+    /// requests (401/403): the distribution's own kubectl with its admin kubeconfig. k3s and
+    /// RKE2 start the API server with `--anonymous-auth=false` (k3s-io/k3s
+    /// pkg/daemons/control/server.go, `argsMap["anonymous-auth"] = "false"`; RKE2 runs that
+    /// code), so an anonymous probe of a healthy server answers 401 there.
+    pub admin_probe: Option<Command>,
     /// Give up after this many seconds.
     pub timeout_secs: u64,
+}
+
+impl Health {
+    /// The probe of an API server at `endpoint`, with no process, unit or admin check.
+    fn at(endpoint: &ApiEndpoint, timeout_secs: u64) -> Health {
+        Health {
+            readyz: endpoint.url("/readyz"),
+            livez: endpoint.url("/livez"),
+            process: None,
+            flags_after: vec![],
+            flags_before: vec![],
+            unit: None,
+            admin_probe: None,
+            timeout_secs,
+        }
+    }
 }
 
 /// Everything about one host: the plan to show and run, and how to check it worked.
@@ -491,13 +513,10 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
             notes.extend(patched.notes.iter().cloned());
             let endpoint = manifest::api_endpoint(&current);
             let health = Health {
-                readyz: endpoint.url("/readyz"),
-                livez: endpoint.url("/livez"),
                 process: Some("kube-apiserver".into()),
                 flags_after: manifest_flags(&patched.text)?,
                 flags_before,
-                unit: None,
-                timeout_secs: req.timeout_secs,
+                ..Health::at(&endpoint, req.timeout_secs)
             };
             (patched.text, health)
         }
@@ -529,7 +548,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     }
                 }
             }
-            let (after, endpoint, unit) = if d == Distribution::Microk8s {
+            let (after, endpoint, unit, admin_probe) = if d == Distribution::Microk8s {
                 let after = crate::microk8s::patch_args(&current, s, req.remove)?;
                 if !req.remove && !crate::microk8s::rbac_enabled(after.as_deref().unwrap_or(&current)) {
                     notes.push(format!(
@@ -545,7 +564,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     restart_after_restore.push(c.clone());
                     restarts.push((c, "the API server (kubelite) reads its args file only at start".into()));
                 }
-                (after, args_file_endpoint(&current, 16443), None)
+                (after, args_file_endpoint(&current, 16443), None, None)
             } else {
                 let after = crate::k3s::patch_config(&current, s, d, req.remove)?;
                 let c = crate::k3s::restart_command(d)?;
@@ -557,16 +576,17 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     .ok()
                     .and_then(|p| files.get(p).cloned().flatten())
                     .unwrap_or_else(|| current.clone());
-                (after, k3s_endpoint(&main), unit)
+                (
+                    after,
+                    k3s_endpoint(&main),
+                    unit,
+                    Some(crate::k3s::readyz_command(d)?),
+                )
             };
             let health = Health {
-                readyz: endpoint.url("/readyz"),
-                livez: endpoint.url("/livez"),
-                process: None,
-                flags_after: vec![],
-                flags_before: vec![],
                 unit,
-                timeout_secs: req.timeout_secs,
+                admin_probe,
+                ..Health::at(&endpoint, req.timeout_secs)
             };
             (after.unwrap_or_else(|| current.clone()), health)
         }
@@ -608,10 +628,12 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
         }
         steps.push(Step::WaitFor {
             on: on.clone(),
-            command: Command::new(
-                "curl",
-                ["-fsSk", "--max-time", "5", health.readyz.as_str()],
-            ),
+            command: health.admin_probe.clone().unwrap_or_else(|| {
+                Command::new(
+                    "curl",
+                    ["-fsSk", "--max-time", "5", health.readyz.as_str()],
+                )
+            }),
             timeout_secs: req.timeout_secs,
             interval_secs: 1,
             why: match (&health.process, &health.unit) {
@@ -619,7 +641,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     "wait until a new kube-apiserver process carrying exactly [{}] answers /readyz; otherwise restore the backup",
                     health.flags_after.join(" ")
                 ),
-                (None, Some(unit)) => format!("wait until unit {unit} is active and the API server answers /readyz; otherwise restore the backup and restart again"),
+                (None, Some(unit)) => format!("wait until unit {unit} is active and the API server answers {} (anonymously, else with {d}'s admin kubeconfig, as {d} refuses anonymous requests); otherwise restore the backup and restart again", health.readyz),
                 (None, None) => "wait until the restarted API server answers /readyz; otherwise restore the backup and restart again".into(),
             },
         });
@@ -665,6 +687,70 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
         },
         health,
         restart_after_restore,
+    })
+}
+
+/// What `k8soidc rollback` does once a backup is back in place: the restarts that make the
+/// API server read the restored files, and the health check of the configuration they hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restored {
+    /// The distribution found in the restored files.
+    pub distribution: Distribution,
+    /// Commands to run on the node, in order (none for a kubeadm static pod: the kubelet
+    /// restarts it when its manifest changes).
+    pub restart: Vec<Command>,
+    /// The health check (kubeadm: a kube-apiserver process carrying exactly the restored
+    /// manifest's OIDC flags).
+    pub health: Health,
+}
+
+/// The restarts and health check for the files read after a restore (see [`Restored`]).
+pub fn after_restore(
+    host: &str,
+    files: &NodeFiles,
+    timeout_secs: u64,
+) -> Result<Restored, PlanError> {
+    let d = detect(host, files)?;
+    let file = |p: &str| files.get(p).cloned().flatten().unwrap_or_default();
+    let (restart, health) = match d {
+        Distribution::Kubeadm => {
+            let current = file(KUBEADM_MANIFEST);
+            let endpoint = manifest::api_endpoint(&current);
+            let flags = manifest_flags(&current)?;
+            (
+                vec![],
+                Health {
+                    process: Some("kube-apiserver".into()),
+                    flags_after: flags.clone(),
+                    flags_before: flags,
+                    ..Health::at(&endpoint, timeout_secs)
+                },
+            )
+        }
+        Distribution::Microk8s => {
+            let endpoint = args_file_endpoint(&file(MICROK8S_ARGS), 16443);
+            (
+                crate::microk8s::restart_commands().to_vec(),
+                Health::at(&endpoint, timeout_secs),
+            )
+        }
+        _ => {
+            let restart = crate::k3s::restart_command(d)?;
+            let endpoint = k3s_endpoint(&file(target_file(d)?));
+            (
+                vec![restart.clone()],
+                Health {
+                    unit: restart.args.last().cloned(),
+                    admin_probe: Some(crate::k3s::readyz_command(d)?),
+                    ..Health::at(&endpoint, timeout_secs)
+                },
+            )
+        }
+    };
+    Ok(Restored {
+        distribution: d,
+        restart,
+        health,
     })
 }
 
@@ -1066,6 +1152,16 @@ mod tests {
                 .collect();
             assert_eq!(got, runs, "{path}");
             assert_eq!(hp.health.readyz, readyz);
+            // k3s and RKE2 refuse anonymous requests: their own kubectl checks readiness.
+            let admin = hp.health.admin_probe.as_ref().map(Command::to_shell);
+            let want = match hp.distribution {
+                Distribution::K3s => {
+                    Some("k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml get --raw /readyz")
+                }
+                Distribution::Rke2 => Some("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml get --raw /readyz"),
+                _ => None,
+            };
+            assert_eq!(admin.as_deref(), want, "{path}");
             // Rollback restarts, but never re-runs `microk8s enable rbac`.
             assert!(hp
                 .restart_after_restore
@@ -1087,6 +1183,35 @@ mod tests {
             let r = plan(None, true, &f2).unwrap();
             assert!(!writes(&r)[path].contains("oidc-"), "{path}");
         }
+    }
+
+    #[test]
+    fn after_restore_restarts_what_needs_it_and_checks_the_restored_flags() {
+        let mut f = files(&manifest());
+        let r = after_restore("cp1", &f, 30).unwrap();
+        assert_eq!(r.distribution, Distribution::Kubeadm);
+        assert!(r.restart.is_empty(), "the kubelet restarts a static pod");
+        assert_eq!(r.health.process.as_deref(), Some("kube-apiserver"));
+        assert_eq!(r.health.flags_after, manifest_flags(&manifest()).unwrap());
+        f.clear();
+        f.insert(K3S_CONFIG.into(), Some("bind-address: 10.0.0.5\n".into()));
+        let r = after_restore("cp1", &f, 30).unwrap();
+        assert_eq!(
+            r.restart.iter().map(Command::to_shell).collect::<Vec<_>>(),
+            ["systemctl restart k3s"]
+        );
+        assert_eq!(r.health.unit.as_deref(), Some("k3s"));
+        assert_eq!(r.health.readyz, "https://10.0.0.5:6443/readyz");
+        assert!(r.health.admin_probe.is_some());
+        f.clear();
+        f.insert(MICROK8S_ARGS.into(), Some("--secure-port=16443\n".into()));
+        let r = after_restore("cp1", &f, 30).unwrap();
+        assert_eq!(
+            r.restart.iter().map(Command::to_shell).collect::<Vec<_>>(),
+            ["microk8s stop", "microk8s start"]
+        );
+        f.clear();
+        assert!(after_restore("cp1", &f, 30).is_err());
     }
 
     #[test]

@@ -315,17 +315,24 @@ for id in $(ls -1r); do
   printf '%s\t%s\n' "$id" "$(cut -f5 "$id/FILES" | tr '\n' ' ')"
 done"#;
 
-/// `PROCESS READYZ LIVEZ UNIT FLAG...`: exit 0 and print `ready` when (UNIT given) the unit is
-/// active, (PROCESS given) a process named PROCESS runs whose `--oidc-*`/`--authentication-config`
-/// flags are exactly FLAG..., and READYZ (LIVEZ when READYZ is 404) answers 2xx/3xx like a
-/// kubelet probe (prints `ready PID`); else exit 1 with the reason.
+/// `PROCESS READYZ LIVEZ UNIT N ADMIN_ARGV(N words) FLAG...`: exit 0 and print `ready` when
+/// (UNIT given) the unit is active, (PROCESS given) a process named PROCESS runs whose
+/// `--oidc-*`/`--authentication-config` flags are exactly FLAG..., and READYZ (LIVEZ when READYZ
+/// is 404) answers 2xx/3xx like a kubelet probe (prints `ready PID`) — or, when it refuses an
+/// anonymous request (401/403) and an ADMIN_ARGV is given (N > 0), that authenticated check
+/// (the node's kubectl with its admin kubeconfig) succeeds; else exit 1 with the reason.
 ///
 /// The script's own process and its ancestors (`sudo`, the login shell) are skipped: their
 /// argv carries PROCESS and FLAG... as words too (`sh -c SCRIPT k8soidc kube-apiserver ...
 /// --oidc-...`), so without the skip the check found itself whenever its PID sorted before the
 /// API server's in `/proc` (e.g. 1234 before 97): it then passed with no API server at all, or
 /// printed a different PID on every run and never saw the same process healthy twice.
-pub(crate) const HEALTH: &str = r#"proc=$1 readyz=$2 livez=$3 unit=$4; shift 4
+pub(crate) const HEALTH: &str = r#"proc=$1 readyz=$2 livez=$3 unit=$4 nadmin=$5; shift 5
+admin_argv=
+i=0
+while [ "$i" -lt "$nadmin" ] && [ $# -gt 0 ]; do
+  admin_argv="$admin_argv $(printf '%s' "$1" | base64 -w0)"; shift; i=$((i + 1))
+done
 if [ -n "$unit" ] && ! systemctl is-active --quiet "$unit"; then echo "unit $unit is not active"; exit 1; fi
 if [ -n "$proc" ]; then
   want=$(for f in "$@"; do printf '%s\n' "$f"; done | sort)
@@ -352,6 +359,12 @@ probe() {
 r=$(probe "$readyz"); code=$(printf '%s\n' "$r" | tail -n1)
 if [ "$code" = 404 ]; then r=$(probe "$livez"); code=$(printf '%s\n' "$r" | tail -n1); fi
 case $code in 2??|3??) echo "ready ${found:-}"; exit 0 ;; esac
+if [ -n "$admin_argv" ] && { [ "$code" = 401 ] || [ "$code" = 403 ]; }; then
+  set --
+  for w in $admin_argv; do set -- "$@" "$(printf '%s' "$w" | base64 -d)"; done
+  if a=$(timeout 10 "$@" 2>&1); then echo "ready ${found:-}"; exit 0; fi
+  echo "$readyz answered $code to an anonymous request, and \`$*\` failed: $(printf '%s\n' "$a" | head -n1)"; exit 1
+fi
 echo "$readyz answered ${code:-nothing} $(printf '%s\n' "$r" | head -n1)"; exit 1"#;
 
 /// `UNIT|-`: the last API server log lines (crictl, else /var/log/pods; journalctl for a unit).
@@ -362,3 +375,16 @@ if command -v crictl >/dev/null 2>&1; then
 fi
 f=$(ls -t /var/log/pods/*kube-apiserver*/kube-apiserver/*.log 2>/dev/null | head -n1)
 [ -n "$f" ] && tail -n 20 "$f""#;
+
+/// `KEY PROGRAM ARG...`: runs the command; its standard output (exact bytes) as a
+/// `K8SOIDC-FILE present KEY` record like [`READ`], or `K8SOIDC-FILE absent KEY` and the first
+/// line of its error on stderr when it fails or is missing.
+pub(crate) const READ_COMMAND: &str = r#"key=$1; shift
+if ! command -v "$1" >/dev/null 2>&1; then printf 'K8SOIDC-FILE absent %s\n\n' "$key"; echo "$1: command not found" >&2; exit 0; fi
+t=$(mktemp) || exit 71
+if "$@" >"$t" 2>"$t.err"; then
+  printf 'K8SOIDC-FILE present %s\n' "$key"; base64 -w0 < "$t"; printf '\n'
+else
+  printf 'K8SOIDC-FILE absent %s\n\n' "$key"; head -n1 "$t.err" >&2
+fi
+rm -f "$t" "$t.err""#;

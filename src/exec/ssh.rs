@@ -220,8 +220,12 @@ impl Remote {
         })
     }
 
-    /// This machine (`--local`): the same scripts through `sh -c`, with `sudo -n` when not
-    /// root; privileges are checked by [`Remote::begin`].
+    /// This machine (`--local`): the same scripts through `sh -c`, with `sudo -n` when not root.
+    pub(crate) async fn local() -> Result<Remote, Error> {
+        Self::local_only().privileges().await
+    }
+
+    /// This machine, privileges not checked yet (checked by [`Remote::begin`]).
     pub(crate) fn local_only() -> Remote {
         Remote {
             session: None,

@@ -20,7 +20,14 @@ Rules (each from kubernetes/kubernetes, pkg/kubeapiserver/options/authentication
    AuthenticationConfiguration of apiserver.config.k8s.io/{v1alpha1,v1beta1,v1} with jwt[].issuer.url
    (https) and non-empty audiences and claimMappings.username, fails start-up
    (staging/src/k8s.io/apiserver/pkg/apis/apiserver/validation/validation.go).
-7. It listens on --bind-address (or, when that is 0.0.0.0 or unset, --advertise-address, since
+7. Authentication of the health endpoints: `--anonymous-auth` (default true; pflag bool, so
+   `--anonymous-auth=false`) and `--token-auth-file` (CSV `token,user,uid[,"groups"]`, read at
+   start, a missing file ends start-up: k8s.io/apiserver pkg/authentication/token/tokenfile).
+   A request with a bearer token not in the file, or with none while anonymous auth is off,
+   gets 401 with a Status body (k8s.io/apiserver pkg/endpoints/filters/authentication.go,
+   `Unauthorized`). Authorization is not modelled (/readyz is readable by
+   system:public-info-viewer and by any authenticated user).
+8. It listens on --bind-address (or, when that is 0.0.0.0 or unset, --advertise-address, since
    test nodes share one network namespace) and --secure-port (default 6443).
 
 Test switch: when NODE_DIR/never-ready exists and one of the arguments contains its content, the
@@ -115,6 +122,12 @@ def main(argv):
         )
         if not ok:
             die(f"invalid authentication config {path}")
+    anonymous = (flags.get("anonymous-auth") or ["true"])[-1] != "false"
+    tokens = set()
+    if "token-auth-file" in flags:
+        for line in read_visible("--token-auth-file", flags["token-auth-file"][-1]).decode().splitlines():
+            if line.strip():
+                tokens.add(line.split(",")[0])
     never_ready = False
     marker = os.path.join(os.environ.get("NODE_DIR", "/nonexistent"), "never-ready")
     if os.path.exists(marker):
@@ -131,6 +144,17 @@ def main(argv):
         def do_GET(self):  # noqa: N802 - http.server's name
             trace(f"GET {self.path} from {self.client_address}")
             path = self.path.split("?")[0]
+            auth = self.headers.get("Authorization") or ""
+            known = auth.startswith("Bearer ") and auth[len("Bearer "):] in tokens
+            if (auth and not known) or (not auth and not anonymous):
+                body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                   "message": "Unauthorized", "reason": "Unauthorized", "code": 401}).encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if path in ("/readyz", "/livez", "/healthz"):
                 code = 500 if never_ready and path == "/readyz" else 200
                 body = b"ok" if code == 200 else b"[-]etcd failed: reason withheld\nreadyz check failed"
