@@ -350,13 +350,13 @@ pub(crate) struct PatchArgs {
     /// README "Patching many clusters".
     #[arg(long, value_name = "FILE", conflicts_with_all = ["hosts", "local", "file", "capi", "distro"])]
     pub(crate) inventory: Option<String>,
-    /// With --inventory: how many clusters at a time (1 to 64); hosts of one cluster are
-    /// always done one at a time.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
-    pub(crate) parallel: u8,
-    /// With --inventory: the report format (table on stderr, or JSON on stdout).
-    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
-    pub(crate) output: ReportFormat,
+    /// With --inventory: how many clusters at a time (1 to 64) [default: 4]; hosts of one
+    /// cluster are always done one at a time.
+    #[arg(long, value_name = "N", requires = "inventory", value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub(crate) parallel: Option<u8>,
+    /// With --inventory: the report format, a table on stderr or JSON on stdout [default: table].
+    #[arg(short, long, value_enum, value_name = "FORMAT", requires = "inventory")]
+    pub(crate) output: Option<ReportFormat>,
     /// Print debug lines (SSH round trips per host) on stderr.
     #[arg(long, short)]
     pub(crate) verbose: bool,

@@ -120,13 +120,18 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         verbose: args.verbose,
         bars,
     });
-    let reports = rt.block_on(run_clusters(inv.clusters, remotes, shared, args.parallel));
+    let reports = rt.block_on(run_clusters(
+        inv.clusters,
+        remotes,
+        shared,
+        args.parallel.unwrap_or(4),
+    ));
     if args.dry_run {
         let mut plans = String::new();
         for c in &reports {
             let _ = write!(plans, "# cluster {}\n\n{}", c.name, c.plans);
         }
-        match args.output {
+        match args.output.unwrap_or_default() {
             ReportFormat::Table => crate::patch::out(&plans)?,
             ReportFormat::Json => eprint!("{plans}"),
         }
@@ -143,7 +148,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         clusters: reports,
         failed_clusters: n_failed,
     };
-    match args.output {
+    match args.output.unwrap_or_default() {
         ReportFormat::Table => eprint!("{}", table(&report)),
         ReportFormat::Json => {
             let text = serde_json::to_string_pretty(&report)

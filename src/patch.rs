@@ -174,7 +174,49 @@ impl Say {
 }
 
 /// `k8soidc patch`.
+/// Options that belong to one way of running `patch` given without it. clap's `requires`
+/// does not catch these here: it drops a requirement whose target conflicts with an option
+/// that is present (`--in-place --local`: `--file` conflicts with `--local`).
+fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
+    let mode = [
+        (
+            args.inventory.is_some(),
+            "--inventory FILE",
+            vec![
+                ("--parallel", args.parallel.is_some()),
+                ("--output", args.output.is_some()),
+            ],
+        ),
+        (
+            args.file.is_some(),
+            "--file PATH",
+            vec![
+                ("--in-place", args.in_place),
+                ("--file-kind", args.file_kind.is_some()),
+            ],
+        ),
+        (
+            args.capi.is_some(),
+            "--capi NAME",
+            vec![
+                ("--namespace", args.namespace.is_some()),
+                ("--kubeconfig", args.kubeconfig.is_some()),
+                ("--context", args.context.is_some()),
+            ],
+        ),
+    ];
+    for (on, needs, flags) in mode {
+        if let Some((flag, _)) = flags.into_iter().find(|(_, given)| *given && !on) {
+            return Err(Error::Input(format!(
+                "invalid `{flag}`: it only applies with {needs}; remove it or give {needs}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    refuse_orphans(&args)?;
     if args.inventory.is_some() {
         return crate::fleet::run(args, env);
     }

@@ -136,3 +136,41 @@ fn no_tty_needs_yes() {
     );
     assert!(out.calls().is_empty());
 }
+
+/// Options of one way of running `patch` (`--inventory`, `--file`, `--capi`) given without it
+/// are refused, even next to an option clap would let them through with (`--local`).
+#[test]
+fn patch_options_without_their_mode_are_refused() {
+    for (extra, message) in [
+        (
+            vec!["--parallel", "3"],
+            "invalid `--parallel`: it only applies with --inventory FILE",
+        ),
+        (
+            vec!["-o", "json"],
+            "invalid `--output`: it only applies with --inventory FILE",
+        ),
+        (
+            vec!["--in-place"],
+            "invalid `--in-place`: it only applies with --file PATH",
+        ),
+        (
+            vec!["--context", "mgmt"],
+            "invalid `--context`: it only applies with --capi NAME",
+        ),
+    ] {
+        let out = Test::new()
+            .args(["patch", "--local", "--dry-run", "--skip-check"])
+            .args([
+                "--issuer-url",
+                "https://idp.example.com",
+                "--client-id",
+                "k",
+            ])
+            .args(&extra)
+            .run()
+            .status(2);
+        assert!(out.stderr.contains(message), "{extra:?}: {}", out.stderr);
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    }
+}
