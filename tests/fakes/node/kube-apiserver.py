@@ -32,6 +32,8 @@ Rules (each from kubernetes/kubernetes, pkg/kubeapiserver/options/authentication
 
 Test switch: when NODE_DIR/never-ready exists and one of the arguments contains its content, the
 process runs but /readyz answers 500 forever (an API server that never becomes ready).
+FAKE_APISERVER_STARTUP=SECONDS (default 0.3): the pause before it listens (scripts/bench-patch
+sets 0, so the benchmark measures k8soidc rather than a pretend start-up).
 """
 import http.server
 import json
@@ -138,7 +140,7 @@ def main(argv):
         host = (flags.get("advertise-address") or ["127.0.0.1"])[-1]
     port = int((flags.get("secure-port") or ["6443"])[-1])
     trace(f"flags ok, binding {host}:{port}")
-    time.sleep(0.3)  # start-up
+    time.sleep(float(os.environ.get("FAKE_APISERVER_STARTUP", "0.3")))  # start-up
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
