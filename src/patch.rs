@@ -781,8 +781,10 @@ async fn wait_healthy(remote: &Remote, h: &Health, flags: &[String]) -> Result<(
     // Healthy = two passing checks in a row on the same process, like a probe's success
     // threshold, so a process in the middle of being replaced is not taken for the new one.
     let mut previous: Option<String> = None;
-    let max_tries = h.timeout_secs * 2 + 4;
-    for _ in 0..max_tries {
+    // Every 250 ms for the first 5 s (a restart is usually seen within them), then every
+    // 500 ms; bounded by the deadline and by count.
+    let max_tries = h.timeout_secs * 2 + 24;
+    for i in 0..max_tries {
         match remote.sh(scripts::HEALTH, &args, None).await {
             Ok(o) if o.code == Some(0) => {
                 let who = o.stdout.trim().to_string();
@@ -800,7 +802,8 @@ async fn wait_healthy(remote: &Remote, h: &Health, flags: &[String]) -> Result<(
         if Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pause = if i < 20 { 250 } else { 500 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     Err(last)
 }
