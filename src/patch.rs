@@ -864,7 +864,7 @@ pub(crate) fn create_over_ssh(
                 if !env.confirm(&format!("Create {d} on `{}`?", spec.label), args.yes)? {
                     return Err(Error::Other("not confirmed: nothing changed".into()));
                 }
-                let mut stage_args = vec![STATE_DIR.to_string()];
+                let mut stage_args = vec![STATE_DIR.to_string(), String::new()];
                 let mut stdin = String::new();
                 let mut targets = Vec::new();
                 use base64::Engine;
@@ -876,20 +876,11 @@ pub(crate) fn create_over_ssh(
                         targets.push(path.clone());
                     }
                 }
+                stage_args[1] = targets.len().to_string();
                 if !targets.is_empty() {
-                    let staged = remote
-                        .sh_ok("stage the new files", &scripts::stage(), &stage_args, Some(stdin.as_bytes()))
-                        .await?;
-                    let mut pairs = Vec::new();
-                    for (st, t) in staged
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("K8SOIDC-STAGED "))
-                        .zip(&targets)
-                    {
-                        pairs.extend([st.to_string(), t.clone()]);
-                    }
+                    // The same back up + stage + rename as `patch` (no restart commands).
                     remote
-                        .sh_ok("rename the new files into place", scripts::COMMIT, &pairs, None)
+                        .sh_ok("back up, stage and rename the new files", &scripts::apply(), &stage_args, Some(stdin.as_bytes()))
                         .await?;
                     eprintln!("[{}] wrote {}", spec.label, targets.join(", "));
                 }

@@ -123,9 +123,14 @@ fi"#
 
 /// `STATE_DIR N (PATH SHA256|absent MODE)*N (COUNT WORD...)...`, stdin: one base64 line per
 /// file. The whole file transaction in one round trip, each part only when the one before
-/// succeeded: [`stage`]'s checks, backup and staging (prints `K8SOIDC-BACKUP <id>` and
-/// `K8SOIDC-STAGED <path>` per file; a failure changes nothing and exits 72 or 73), then
-/// [`COMMIT`]'s renames (prints `K8SOIDC-COMMITTED`; exit 74), then each restart command
+/// succeeded: 1. each file still has the content that was read (SHA-256; else exit 73);
+/// 2. every file is backed up to STATE_DIR/backups/<UTC time>/ (0700 dir, 0600 files, `FILES`
+/// index with state, mode, owner and path, `SHA256SUMS`), verified and fsynced (prints
+/// `K8SOIDC-BACKUP <id>`); 3. each new content goes to its staging path with the target's owner
+/// and mode (or MODE for a new file), fsynced (prints `K8SOIDC-STAGED <path>`) — a failure in
+/// 1-3 removes the partial backup, changes nothing and exits 72 or 73; 4. the renames into
+/// place, atomic on one filesystem, directories fsynced (prints `K8SOIDC-COMMITTED`; exit 74);
+/// 5. each restart command
 /// (`COUNT WORD...`, output on stderr) in order; a failing one prints
 /// `K8SOIDC-RESTART-FAILED <status>` and exits 79, and the client restores the backup.
 pub(crate) fn apply() -> String {
@@ -215,75 +220,6 @@ shift "$c"
 exec "$@""#
     )
 }
-
-/// `STATE_DIR (PATH SHA256|absent MODE)...`, stdin: one base64 line per file.
-/// 1. checks each file still has the content that was read (SHA-256) — else exit 73;
-/// 2. backs every file up to STATE_DIR/backups/<UTC time>/ (0700 dir, 0600 files, `FILES`
-///    index with state, mode, owner and path, `SHA256SUMS`), verifies the copies, fsyncs;
-///    any failure removes the partial backup and exits 72 with nothing else changed;
-/// 3. writes each new content to its staging path (same owner and mode as the target, or
-///    MODE for a new file) and fsyncs it.
-///
-/// Prints `K8SOIDC-BACKUP <id>` then `K8SOIDC-STAGED <staging path>` per file.
-pub(crate) fn stage() -> String {
-    format!(
-        "{STAGING_FN}{}",
-        r#"state=$1; shift
-fail() { echo "k8soidc: $*" >&2; [ -n "${b:-}" ] && rm -rf "$b"; exit 72; }
-ts=$(date -u +%Y%m%dT%H%M%SZ); id=$ts; i=1
-umask 077
-mkdir -p "$state/backups" || fail "cannot create $state/backups"
-while [ -e "$state/backups/$id" ]; do i=$((i+1)); id=$ts-$i; done
-b=$state/backups/$id
-mkdir "$b" || { b=; fail "cannot create backup directory $state/backups/$id"; }
-k=0
-n=$#
-i=0
-while [ $i -lt $n ]; do
-  path=$1; want=$2; mode=$3; shift 3; i=$((i+3)); k=$((k+1))
-  set -- "$@" "$path" "$want" "$mode"
-  if [ -f "$path" ]; then
-    sum=$(sha256sum < "$path" | cut -d' ' -f1)
-    if [ "$sum" != "$want" ]; then echo "k8soidc: $path changed since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
-    cp "$path" "$b/$k" || fail "cannot back up $path to $b"
-    chmod 0600 "$b/$k" || fail "cannot chmod $b/$k"
-    printf '%s\tpresent\t%s\t%s\t%s\n' "$k" "$(stat -c %a "$path")" "$(stat -c %u:%g "$path")" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
-  else
-    if [ "$want" != absent ]; then echo "k8soidc: $path disappeared since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
-    printf '%s\tabsent\t-\t-\t%s\n' "$k" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
-  fi
-done
-(cd "$b" && sha256sum FILES $(cut -f1,2 FILES | grep present | cut -f1) > SHA256SUMS && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1 || fail "cannot write or verify the backup in $b (disk full?)"
-chmod 0600 "$b"/* || fail "cannot chmod $b"
-sync "$b" "$b"/* 2>/dev/null || sync
-echo "K8SOIDC-BACKUP $id"
-i=0
-while [ $i -lt $n ]; do
-  path=$1; mode=$3; shift 3; i=$((i+3))
-  IFS= read -r line || fail "missing content for $path on stdin"
-  mkdir -p "$(dirname "$path")" || fail "cannot create $(dirname "$path")"
-  t=$(staging "$path")
-  rm -f "$t"
-  printf '%s' "$line" | base64 -d > "$t" || { rm -f "$t"; fail "cannot write $t"; }
-  if [ -f "$path" ]; then
-    chown "$(stat -c %u:%g "$path")" "$t" && chmod "$(stat -c %a "$path")" "$t"
-  else
-    chmod "$mode" "$t"
-  fi || { rm -f "$t"; fail "cannot set owner and mode of $t"; }
-  sync "$t" 2>/dev/null || sync
-  echo "K8SOIDC-STAGED $t"
-done"#
-    )
-}
-
-/// `(STAGED TARGET)...`: renames each staged file into place (atomic on one filesystem),
-/// then fsyncs the directories.
-pub(crate) const COMMIT: &str = r#"while [ $# -ge 2 ]; do
-  mv -f "$1" "$2" || { echo "k8soidc: cannot rename $1 to $2" >&2; exit 74; }
-  sync "$(dirname "$2")" 2>/dev/null || sync
-  shift 2
-done
-echo K8SOIDC-COMMITTED"#;
 
 /// `STATE_DIR ID`: puts back every file of backup ID (checksums verified first): present
 /// files through a staging file and a rename, with their recorded owner and mode; files that

@@ -447,16 +447,7 @@ impl Remote {
             });
         }
         if lock {
-            let mut stdin = stdin;
-            let beat = tokio::spawn(async move {
-                loop {
-                    if stdin.write_all(b".").await.is_err() || stdin.flush().await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-            });
-            self.lock = Some((child, beat));
+            self.lock = Some((child, heartbeat(stdin)));
         } else {
             drop(stdin);
             let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
@@ -672,16 +663,7 @@ impl Remote {
                 )),
             });
         }
-        let mut stdin = stdin;
-        let beat = tokio::spawn(async move {
-            loop {
-                if stdin.write_all(b".").await.is_err() || stdin.flush().await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        });
-        self.lock = Some((child, beat));
+        self.lock = Some((child, heartbeat(stdin)));
         Ok(())
     }
 
@@ -717,6 +699,21 @@ impl Remote {
                 .status();
         }
     }
+}
+
+/// Keeps a held lock alive: a `.` on the lock channel every 5 s (scripts::LOCK releases the
+/// lock when none arrives for 30 s or the channel closes).
+fn heartbeat(
+    mut stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if stdin.write_all(b".").await.is_err() || stdin.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    })
 }
 
 /// Reads `K8SOIDC-FILE` records (see `scripts::READ`).
