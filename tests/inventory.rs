@@ -4,7 +4,7 @@
 //! Node numbers 150..=199 belong to this file.
 
 use crate::node::Node;
-use crate::test::{fixtures, Test};
+use crate::test::{fixture, Test};
 
 const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 
@@ -225,11 +225,6 @@ fn kubeadm_with_configmap(n: u8, shared: bool) -> Node {
             0o600,
         );
     if shared { b.with_others() } else { b }.start()
-}
-
-fn fixture(rel: &str) -> String {
-    let p = fixtures().join(rel);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::test::{fixtures, Test};
+use crate::test::{fixture, Test};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -28,16 +28,7 @@ fn must(cmd: &mut Command) {
 
 /// A kubeadm manifest from the fixtures, with its address changed to the node's.
 pub(crate) fn kubeadm_manifest(addr: &str) -> String {
-    let p = fixtures().join("apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml");
-    let p = if p.exists() {
-        p
-    } else {
-        // Worktrees sit one level deeper than /work/main.
-        root().join("../../shared/fixtures/apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml")
-    };
-    std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .replace("192.168.97.4", addr)
+    fixture("apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml").replace("192.168.97.4", addr)
 }
 
 /// The test nodes' address block, `127.0.0.N` (node N is 2..=254), claimed for the life of

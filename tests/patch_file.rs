@@ -3,30 +3,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::test::{fixtures, Output, Test};
+use crate::test::{fixture, Output, Test, SETTINGS};
 
 const ISSUER: &str = "https://idp.example.com";
 const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n";
 
+/// The article's settings (the harness's own set).
 fn oidc() -> Vec<&'static str> {
-    vec![
-        "--issuer-url",
-        ISSUER,
-        "--client-id",
-        "kubernetes",
-        "--username-claim",
-        "email",
-        "--username-prefix",
-        "oidc:",
-        "--groups-claim",
-        "groups",
-        "--groups-prefix",
-        "oidc:",
-    ]
-}
-
-fn fixture(rel: &str) -> String {
-    std::fs::read_to_string(fixtures().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    SETTINGS.to_vec()
 }
 
 /// A test dir holding `conf/FILE` with `content` and mode 0640, and `ca.pem`.

@@ -2,6 +2,7 @@
 //! Node numbers (N of 127.A.B.N, tests/node.rs) are unique per test: 101..=149 belong to this file.
 
 use crate::node::Node;
+use crate::test::fixture;
 
 const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 
@@ -924,18 +925,6 @@ fn running_flags_any(node: &Node) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-fn fixture(rel: &str) -> String {
-    let p = crate::test::fixtures().join(rel);
-    let p = if p.exists() {
-        p
-    } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures")
-            .join(rel)
-    };
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]

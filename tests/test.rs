@@ -37,6 +37,12 @@ pub(crate) fn fixtures() -> PathBuf {
     }
 }
 
+/// A fixture file's content (`rel` below [`fixtures`]); panics naming the path when missing.
+pub(crate) fn fixture(rel: &str) -> String {
+    let p = fixtures().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 pub(crate) struct Test {
     pub(crate) dir: tempfile::TempDir,
     args: Vec<String>,
