@@ -435,6 +435,30 @@ fn manifest_flags(text: &str) -> Result<Vec<String>, PlanError> {
     Ok(v)
 }
 
+/// A WriteFile step (mode 0600) for each of `wanted` whose content the node does not have
+/// yet; `why` gets the file's label (the CA, the AuthenticationConfiguration).
+fn node_file_steps(
+    wanted: Vec<apiserver::NodeFile>,
+    files: &NodeFiles,
+    on: &Target,
+    why: impl Fn(&str) -> String,
+) -> Vec<Step> {
+    wanted
+        .into_iter()
+        .filter_map(|f| {
+            let before = files.get(&f.path).cloned().flatten();
+            (before.as_deref() != Some(f.content.as_str())).then(|| Step::WriteFile {
+                on: on.clone(),
+                why: why(file_label(&f.path)),
+                path: f.path,
+                before,
+                after: f.content,
+                mode: 0o600,
+            })
+        })
+        .collect()
+}
+
 /// The plan for one host, from the files read on it.
 pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, PlanError> {
     let d = match req.distribution {
@@ -488,22 +512,12 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     Some(m) => format!("{dir} is mounted into the pod as volume `{}`", m.name),
                     None => format!("{dir} is already mounted into the pod"),
                 };
-                for f in apiserver::node_files(s, mode, dir) {
-                    let before = files.get(&f.path).cloned().flatten();
-                    if before.as_deref() != Some(f.content.as_str()) {
-                        steps.push(Step::WriteFile {
-                            on: on.clone(),
-                            path: f.path.clone(),
-                            before,
-                            after: f.content.clone(),
-                            mode: 0o600,
-                            why: format!(
-                                "place {} where the API server pod can read it ({how})",
-                                file_label(&f.path)
-                            ),
-                        });
-                    }
-                }
+                steps.extend(node_file_steps(
+                    apiserver::node_files(s, mode, dir),
+                    files,
+                    &on,
+                    |label| format!("place {label} where the API server pod can read it ({how})"),
+                ));
             }
             let patched = if req.remove {
                 manifest::remove_oidc(&current, kubeadm::VOLUME_NAME)?
@@ -531,22 +545,12 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
             };
             let dir = node_dirs(d).remove(0);
             if !req.remove {
-                for f in apiserver::node_files(s, s.mode()?, &dir) {
-                    let before = files.get(&f.path).cloned().flatten();
-                    if before.as_deref() != Some(f.content.as_str()) {
-                        steps.push(Step::WriteFile {
-                            on: on.clone(),
-                            path: f.path.clone(),
-                            before,
-                            after: f.content.clone(),
-                            mode: 0o600,
-                            why: format!(
-                                "place {} in {dir}, where the API server reads it",
-                                file_label(&f.path)
-                            ),
-                        });
-                    }
-                }
+                steps.extend(node_file_steps(
+                    apiserver::node_files(s, s.mode()?, &dir),
+                    files,
+                    &on,
+                    |label| format!("place {label} in {dir}, where the API server reads it"),
+                ));
             }
             let (after, endpoint, unit, admin_probe) = if d == Distribution::Microk8s {
                 let after = crate::microk8s::patch_args(&current, s, req.remove)?;

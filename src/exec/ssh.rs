@@ -281,12 +281,19 @@ impl Remote {
         ))
     }
 
-    /// Starts `sh -c SCRIPT k8soidc ARG...` as the login user with every stream piped.
-    async fn channel(&self, script: &str, args: &[String]) -> Result<Channel, Error> {
+    /// Starts `sh -c SCRIPT k8soidc ARG...` (through `sudo -n` with `sudo`) with every stream
+    /// piped.
+    async fn channel(&self, script: &str, args: &[String], sudo: bool) -> Result<Channel, Error> {
         self.trips.fetch_add(1, Ordering::Relaxed);
         match &self.session {
             Some(session) => {
-                let mut cmd = Session::to_command(session.clone(), "sh");
+                let mut cmd = if sudo {
+                    let mut c = Session::to_command(session.clone(), "sudo");
+                    c.arg("-n").arg("sh");
+                    c
+                } else {
+                    Session::to_command(session.clone(), "sh")
+                };
                 cmd.arg("-c").arg(script).arg("k8soidc");
                 for a in args {
                     cmd.arg(a);
@@ -310,7 +317,7 @@ impl Remote {
                 })
             }
             None => {
-                let mut cmd = Self::local_command(script, args, false);
+                let mut cmd = Self::local_command(script, args, sudo);
                 cmd.stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped());
@@ -356,7 +363,7 @@ impl Remote {
             args.push(c.argv.len().to_string());
             args.extend(c.argv.iter().cloned());
         }
-        let ch = self.channel(scripts::OPEN, &args).await?;
+        let ch = self.channel(scripts::OPEN, &args, false).await?;
         let Channel {
             child,
             stdout,
@@ -605,46 +612,18 @@ impl Remote {
 
     /// Takes the node's lock (held while this connection lives and keeps sending heartbeats).
     pub(crate) async fn lock(&mut self, state_dir: &str) -> Result<(), Error> {
-        self.trips.fetch_add(1, Ordering::Relaxed);
-        let (child, stdout, stdin) = match &self.session {
-            Some(session) => {
-                let mut cmd = if self.sudo {
-                    let mut c = Session::to_command(session.clone(), "sudo");
-                    c.arg("-n").arg("sh");
-                    c
-                } else {
-                    Session::to_command(session.clone(), "sh")
-                };
-                cmd.arg("-c")
-                    .arg(scripts::LOCK)
-                    .arg("k8soidc")
-                    .arg(state_dir)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
-                let stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send> =
-                    Box::new(child.stdout().take().expect("stdout is piped"));
-                let stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send> =
-                    Box::new(child.stdin().take().expect("stdin is piped"));
-                (LockChild::Ssh(child), stdout, stdin)
-            }
-            None => {
-                let mut cmd =
-                    Self::local_command(scripts::LOCK, &[state_dir.to_string()], self.sudo);
-                cmd.stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
-                let mut child = cmd
-                    .spawn()
-                    .map_err(|e| Error::Other(format!("cannot run `sh` on this machine: {e}")))?;
-                let stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send> =
-                    Box::new(child.stdout.take().expect("stdout is piped"));
-                let stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send> =
-                    Box::new(child.stdin.take().expect("stdin is piped"));
-                (LockChild::Local(child), stdout, stdin)
-            }
-        };
+        let Channel {
+            child,
+            stdout,
+            stdin,
+            mut stderr,
+        } = self
+            .channel(scripts::LOCK, &[state_dir.to_string()], self.sudo)
+            .await?;
+        // Keep the lock process's stderr open (and drained) for as long as it runs.
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+        });
         let mut line = String::new();
         let mut reader = BufReader::new(stdout);
         let read = tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line)).await;
