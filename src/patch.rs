@@ -843,7 +843,7 @@ pub(crate) fn create_over_ssh(
                 }
                 let paths = patch::probe_paths(None);
                 let text = remote
-                    .sh_ok("read the node's files", scripts::READ, &paths, None)
+                    .sh_ok("read the node's files", &scripts::read(), &paths, None)
                     .await?;
                 let files = parse_files(&text)?;
                 // A k3s config.yaml alone is the usual pre-install configuration, not a cluster.
@@ -897,7 +897,7 @@ pub(crate) fn create_over_ssh(
                 // Now the control plane exists: plan it as `patch` does (MicroK8s gets its
                 // OIDC flags here; kubeadm and k3s must already be configured).
                 let text = remote
-                    .sh_ok("read the node's files", scripts::READ, &patch::probe_paths(Some(d)), None)
+                    .sh_ok("read the node's files", &scripts::read(), &patch::probe_paths(Some(d)), None)
                     .await?;
                 let files = parse_files(&text)?;
                 let req = PatchRequest {
@@ -1072,7 +1072,7 @@ async fn restore_backup(
     // Make the API server read what was restored, and see it healthy.
     let paths = patch::probe_paths(None);
     let text = remote
-        .sh_ok("read the node's files", scripts::READ, &paths, None)
+        .sh_ok("read the node's files", &scripts::read(), &paths, None)
         .await?;
     let mut files = parse_files(&text)?;
     for d in [Distribution::K3s, Distribution::Rke2] {

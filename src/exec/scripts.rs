@@ -21,15 +21,21 @@ exec flock -n -E 75 "$1/lock" sh -c 'echo K8SOIDC-LOCKED; while [ "$(timeout 30 
 
 /// `PATH...`: for each path, a line `K8SOIDC-FILE present|absent PATH` then a line with its
 /// content in base64 (empty when absent).
-pub(crate) const READ: &str = r#"for p in "$@"; do
-  if [ -f "$p" ]; then
-    printf 'K8SOIDC-FILE present %s\n' "$p"
-    base64 -w0 < "$p" || exit 71
+pub(crate) fn read() -> String {
+    format!("{RECORD_FN}{}", r#"for p in "$@"; do record "$p"; done"#)
+}
+
+/// `record PATH`: the `K8SOIDC-FILE` record of one file (see [`read`]).
+const RECORD_FN: &str = r#"record() {
+  if [ -f "$1" ]; then
+    printf 'K8SOIDC-FILE present %s\n' "$1"
+    base64 -w0 < "$1" || exit 71
     printf '\n'
   else
-    printf 'K8SOIDC-FILE absent %s\n\n' "$p"
+    printf 'K8SOIDC-FILE absent %s\n\n' "$1"
   fi
-done"#;
+}
+"#;
 
 /// Shared helpers: `staging PATH` prints where the new content of PATH is written before the
 /// rename: in the parent of PATH's directory (outside a watched directory such as
@@ -68,7 +74,7 @@ echo K8SOIDC-PRIV nosudo"#;
 /// The body run by [`OPEN`]: `STATE_DIR lock|nolock N PATH*N (KEY IFFILE COUNT WORD...)...`.
 /// 1. `lock`: takes `STATE_DIR/lock` (flock on fd 9, held by this shell until it ends; exit 75
 ///    when someone else holds it, 127 without flock) and prints `K8SOIDC-LOCKED`;
-/// 2. prints each PATH as [`READ`] does;
+/// 2. prints each PATH as [`read`] does;
 /// 3. for each command group whose IFFILE is `-` or an existing file, runs the COUNT words:
 ///    its standard output (exact bytes) as a `K8SOIDC-FILE present KEY` record, or
 ///    `K8SOIDC-FILE absent KEY` and `K8SOIDC-NOTE KEY <first line of its error>` when it fails
@@ -77,7 +83,7 @@ echo K8SOIDC-PRIV nosudo"#;
 ///    keeps receiving a `.` at least every 30 s.
 pub(crate) fn begin() -> String {
     format!(
-        "{FIRST_FN}{}",
+        "{FIRST_FN}{RECORD_FN}{}",
         r#"state=$1 mode=$2 n=$3; shift 3
 if [ "$mode" = lock ]; then
   umask 077
@@ -88,14 +94,7 @@ if [ "$mode" = lock ]; then
 fi
 i=0
 while [ $i -lt $n ]; do
-  p=$1; shift; i=$((i + 1))
-  if [ -f "$p" ]; then
-    printf 'K8SOIDC-FILE present %s\n' "$p"
-    base64 -w0 < "$p" || exit 71
-    printf '\n'
-  else
-    printf 'K8SOIDC-FILE absent %s\n\n' "$p"
-  fi
+  record "$1"; shift; i=$((i + 1))
 done
 while [ $# -ge 3 ]; do
   key=$1 iff=$2 c=$3; shift 3
@@ -313,7 +312,7 @@ f=$(ls -t /var/log/pods/*kube-apiserver*/kube-apiserver/*.log 2>/dev/null | head
 [ -n "$f" ] && tail -n 20 "$f""#;
 
 /// `KEY PROGRAM ARG...`: runs the command; its standard output (exact bytes) as a
-/// `K8SOIDC-FILE present KEY` record like [`READ`], or `K8SOIDC-FILE absent KEY` and the first
+/// `K8SOIDC-FILE present KEY` record like [`read`], or `K8SOIDC-FILE absent KEY` and the first
 /// line of its error on stderr when it fails or is missing.
 pub(crate) const READ_COMMAND: &str = r#"key=$1; shift
 if ! command -v "$1" >/dev/null 2>&1; then printf 'K8SOIDC-FILE absent %s\n\n' "$key"; echo "$1: command not found" >&2; exit 0; fi

@@ -695,7 +695,7 @@ fn heartbeat(
     })
 }
 
-/// Reads `K8SOIDC-FILE` records (see `scripts::READ`).
+/// Reads `K8SOIDC-FILE` records (see `scripts::read`).
 pub(crate) fn parse_files(text: &str) -> Result<backends::patch::NodeFiles, Error> {
     use base64::Engine;
     let mut files = backends::patch::NodeFiles::new();
