@@ -388,6 +388,12 @@ pub(crate) struct RollbackArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
+    /// Print what would be restored (with the diff) and the commands; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Show the exact scripts sent to the node.
+    #[arg(long, short = 'v')]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Args)]

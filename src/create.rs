@@ -20,11 +20,12 @@ const LOCAL_CREATE: [Distribution; 4] = [
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     let d = Distribution::parse(&args.distro)?;
     if !args.ssh.hosts.is_empty() {
-        return crate::patch::create_over_ssh(d, args, env);
+        return crate::create_ssh::run(d, args, env);
     }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: {d} is created on its hosts; use one of k3d, kind, kops, charmed, or `k8soidc render --distro {d}`"
+            "invalid --distro `{d}` for create: without --ssh k8soidc creates k3d, kind, kops and charmed clusters; with --ssh HOST it creates {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            backends::node::create_supported()
         )));
     }
     check_name(d, &args.name)?;

@@ -21,8 +21,9 @@ use serde::Serialize;
 use crate::cli::{PatchArgs, ReportFormat};
 use crate::error::Error;
 use crate::exec::ssh::{HostSpec, Remote, SshOptions};
+use crate::host::HostJob;
 use crate::inventory::{self, Cluster, Inventory};
-use crate::patch::{HostJob, Outcome, Say};
+use crate::patch::{Outcome, Say};
 use crate::ui::Env;
 
 /// How many SSH connections are opened at once before the run.
@@ -325,6 +326,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
             distro: c.distro,
             timeout: shared.timeout,
             dry_run: shared.dry_run,
+            verbose: shared.verbose,
             confirm: None,
             say: say.clone(),
         };

@@ -1,14 +1,17 @@
 //! k8soidc: configure Kubernetes API-server OpenID Connect, safely and reversibly.
 
+mod backups;
 mod capi;
 mod check;
 mod cli;
 mod config;
 mod create;
+mod create_ssh;
 mod error;
 mod exec;
 mod explain;
 mod fleet;
+mod host;
 mod idp;
 mod inventory;
 mod kubeconfig;
@@ -43,8 +46,8 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         cli::Command::Render(a) => render::run(a, env),
         cli::Command::Create(a) => create::run(a, env),
         cli::Command::Patch(a) => patch::run(a, env),
-        cli::Command::Rollback(a) => patch::rollback(a, env),
-        cli::Command::Backups(a) => patch::backups(a),
+        cli::Command::Rollback(a) => backups::rollback(a, env),
+        cli::Command::Backups(a) => backups::backups(a),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());

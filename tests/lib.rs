@@ -11,6 +11,7 @@ mod inventory;
 mod kubeconfig;
 mod node;
 mod patch_file;
+mod plan_is_what_runs;
 mod provider;
 mod rbac;
 mod render;

@@ -124,11 +124,19 @@ fn dry_run_shows_real_diff_and_changes_nothing() {
         "context lines come from the node: {}",
         out.stdout
     );
+    // The health wait shows the loop that runs on the node and the exact probe of each poll.
     assert!(
         out.stdout.contains(&format!(
-            "curl -fsSk --max-time 5 https://{}:6443/readyz",
+            "curl -sSk -o /dev/null -w '\\n%{{http_code}}' --max-time 5 https://{}:6443/readyz",
             node.addr
         )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "one loop on the node: a poll every 0.25 s for 5 s, then every 0.5 s, up to 300s"
+        ),
         "{}",
         out.stdout
     );
@@ -755,7 +763,8 @@ fn flags_mode_refused_over_a_foreign_authentication_config() {
     assert_eq!(node.fingerprint(), fp, "the node changed");
 }
 
-const CONFIGMAP: &str = "/etc/kubernetes/fake-apiserver/configmaps/kube-system/kubeadm-config.json";
+pub(crate) const CONFIGMAP: &str =
+    "/etc/kubernetes/fake-apiserver/configmaps/kube-system/kubeadm-config.json";
 
 /// A kubeadm node with /etc/kubernetes/admin.conf and the kubeadm-config ConfigMap (as
 /// `kubeadm init` 1.32 stores it: v1beta4, `apiServer: {}`) in the fake kubectl's store.
@@ -798,7 +807,8 @@ fn kubeadm_config_configmap_updated_after_health_shown_in_dry_run() {
         "    | +++ b/kube-system/configmaps/kubeadm-config/ClusterConfiguration",
         "    | -apiServer: {}",
         "    | +  - name: oidc-issuer-url",
-        "kubectl --kubeconfig /etc/kubernetes/admin.conf patch configmap kubeadm-config -n kube-system --type merge --patch-file /dev/stdin   # edited text on stdin",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf patch configmap kubeadm-config -n kube-system --type merge --patch-file /dev/stdin <<'K8SOIDC_EOF'\n{\"data\":{\"ClusterConfiguration\":",
+        "#   only if it still reads as above (else nothing is written):",
     ] {
         assert!(dry.stdout.contains(want), "{want} missing:\n{}", dry.stdout);
     }
@@ -953,9 +963,9 @@ fn microk8s_patch_enables_rbac_noop_rerun_and_rollback() {
     assert!(dry
         .stdout
         .contains("+ [root@127.0.0.130:20130] microk8s enable rbac"));
-    assert!(dry
-        .stdout
-        .contains("curl -fsSk --max-time 5 https://127.0.0.130:16443/readyz"));
+    assert!(dry.stdout.contains(
+        "curl -sSk -o /dev/null -w '\\n%{http_code}' --max-time 5 https://127.0.0.130:16443/readyz"
+    ));
     patch_noop_rollback(
         &node,
         ARGS,

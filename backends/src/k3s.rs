@@ -32,6 +32,7 @@ use serde_yaml_ng::Value;
 use crate::apiserver;
 use crate::{Backend, ClusterRequest, Command, Distribution, OidcSettings, PlanError, Rendering};
 
+pub mod node;
 mod patch;
 
 pub use patch::patch_config;

@@ -17,6 +17,7 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+pub mod node;
 mod patch;
 pub use patch::patch_cluster_configuration;
 

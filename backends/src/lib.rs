@@ -26,6 +26,7 @@ pub mod kubespray;
 mod lines;
 pub mod manifest;
 pub mod microk8s;
+pub mod node;
 pub mod patch;
 mod plan;
 pub mod preflight;
@@ -40,7 +41,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use error::{escape, PlanError};
-pub use plan::{unified_diff, Command, Edit, Plan, Step, Target, WriteBack};
+pub use plan::{unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, WriteBack};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use version::KubeVersion;
 

@@ -15,6 +15,8 @@
 //! until the `rbac` addon is enabled: every user the IdP signs in would be all-powerful, so the
 //! rendering enables RBAC first and says why.
 
+pub mod node;
+
 use crate::apiserver::{self, is_managed_flag, AUTH_CONFIG_FILE};
 use crate::{
     rendered_values, Backend, ClusterRequest, Command, Distribution, Mode, OidcSettings, PlanError,

@@ -1,153 +1,30 @@
 //! Patching a running control plane: the pure half. The binary reads files from a node (over
-//! SSH or locally) and hands them here as [`NodeFiles`]; this module detects the distribution,
-//! computes the new contents with the distribution's patcher, and returns a [`HostPlan`]: the
-//! [`Plan`] shown by `--dry-run` (real `before` contents, so the diff is real) plus what the
-//! executor needs to run it as a transaction (the health check and the flags a healthy API
-//! server must carry before and after).
+//! SSH or locally, [`crate::node::NodeStep::Begin`]) and hands them here as [`NodeFiles`];
+//! this module finds the distribution's [`NodeBackend`] (detected from the files, or given),
+//! lets it compute the new contents, and assembles the [`HostPlan`]: the node steps the
+//! executor runs and the dry run shows — commit (back up, stage, rename, restart), wait for
+//! health on the node, read back checksums, then updates of cluster objects — and what to do
+//! when the API server does not come back (show its log, restore, restart, wait).
 //!
-//! Facts (sources in ../shared/reference/distros.md):
-//! - kubeadm: the API server is the static pod `/etc/kubernetes/manifests/kube-apiserver.yaml`
-//!   (mode 0600); the kubelet runs every non-dot file of that directory, so nothing else may be
-//!   written there (kubernetes/kubernetes#55596). The manifest is edited by [`crate::manifest`].
-//!   `/etc/kubernetes/pki` is mounted into the pod as a directory (kubeadm
-//!   `cmd/kubeadm/app/phases/controlplane/volumes.go`), so the CA goes there when it is; else,
-//!   and always for the AuthenticationConfiguration, into [`crate::kubeadm::NODE_DIR`] through
-//!   a hostPath volume of the directory (a single-file mount would keep showing the old inode
-//!   after a rename). kube-apiserver exits when `--authentication-config` and `--oidc-*` flags
-//!   meet (`pkg/kubeapiserver/options/authentication.go`), so an `--authentication-config`
-//!   k8soidc did not write is refused. Health: the manifest's own probe address
-//!   ([`crate::manifest::api_endpoint`]). After health, the `kube-system/kubeadm-config`
-//!   ConfigMap's ClusterConfiguration gets the same change, so `kubeadm upgrade` keeps it.
-//! - MicroK8s: flags in `/var/snap/microk8s/current/args/kube-apiserver`, applied by
-//!   `microk8s stop` + `microk8s start`; API on port 16443 (canonical.com/microk8s/docs/configuring-services);
-//!   `--authorization-mode=AlwaysAllow` until `microk8s enable rbac` (run first, said in a note).
-//! - k3s / RKE2: `kube-apiserver-arg` list in `/etc/rancher/{k3s,rke2}/config.yaml`, applied by
-//!   `systemctl restart k3s` / `rke2-server` (k3s-io/docs `docs/upgrades/manual.md`); API on
-//!   6443 (`https-listen-port`). RKE2 needs `kube-apiserver-extra-mount` for the files.
-
-use std::collections::BTreeMap;
+//! What each distribution's node looks like lives in its own module: kubeadm
+//! (`kubeadm::node`), MicroK8s (`microk8s::node`), k3s and RKE2 (`k3s::node`). Facts and
+//! their sources are in those modules and in ../shared/reference/distros.md.
 
 use serde::Serialize;
 
-use crate::apiserver::{self, Arg};
-use crate::kubeadm;
-use crate::manifest::{self, ApiEndpoint, NodeMount};
+use crate::apiserver;
+use crate::manifest::ApiEndpoint;
+pub use crate::node::{
+    node_backend, node_backends, FileChange, Health, HostPlan, NodeBackend, NodeFiles, NodeStep,
+    ReadCommand, Restart, RestoreFile, Restored, BACKUP_PLACEHOLDER, STATE_DIR,
+};
 use crate::{Command, Distribution, Mode, OidcSettings, Plan, PlanError, Step, Target};
 
-/// Where the API server of a MicroK8s args file answers: `--bind-address` when specific, else
-/// `--advertise-address`, else 127.0.0.1; `--secure-port`, else `default_port`.
-fn args_file_endpoint(text: &str, default_port: u16) -> ApiEndpoint {
-    let mut flags: BTreeMap<String, String> = BTreeMap::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') {
-            continue;
-        }
-        for word in line.split_whitespace() {
-            if let Some((k, v)) = word.trim_start_matches('-').split_once('=') {
-                flags.insert(k.to_string(), v.replace(['"', '\''], ""));
-            }
-        }
-    }
-    endpoint_of(
-        flags.get("bind-address").map(String::as_str),
-        flags.get("advertise-address").map(String::as_str),
-        flags.get("secure-port").and_then(|p| p.parse().ok()),
-        default_port,
-    )
-}
-
-/// Where the API server of a k3s / RKE2 config answers: `bind-address` when specific, else
-/// `advertise-address`, else 127.0.0.1; `https-listen-port`, else 6443 (k3s server flags).
-fn k3s_endpoint(text: &str) -> ApiEndpoint {
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap_or_default();
-    let get = |k: &str| {
-        doc.get(k).and_then(|v| match v {
-            serde_yaml_ng::Value::String(s) => Some(s.clone()),
-            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-    };
-    endpoint_of(
-        get("bind-address").as_deref(),
-        get("advertise-address").as_deref(),
-        get("https-listen-port").and_then(|p| p.parse().ok()),
-        6443,
-    )
-}
-
-fn endpoint_of(
-    bind: Option<&str>,
-    advertise: Option<&str>,
-    port: Option<u16>,
-    default_port: u16,
-) -> ApiEndpoint {
-    let host = bind
-        .filter(|b| !b.is_empty() && *b != "0.0.0.0" && *b != "::")
-        .or(advertise.filter(|a| !a.is_empty()))
-        .unwrap_or("127.0.0.1");
-    ApiEndpoint {
-        scheme: "https".into(),
-        host: host.to_string(),
-        port: port.filter(|p| *p != 0).unwrap_or(default_port),
-    }
-}
-
 /// The kubeadm static pod manifest of the API server.
-pub const KUBEADM_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
-/// The directory the kubelet watches on kubeadm nodes.
-pub const KUBEADM_MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
-/// kubeadm's certificate directory, mounted into the API server pod.
-pub const KUBEADM_PKI: &str = "/etc/kubernetes/pki";
-/// MicroK8s' kube-apiserver arguments file.
-pub const MICROK8S_ARGS: &str = "/var/snap/microk8s/current/args/kube-apiserver";
-/// k3s' config file.
-pub const K3S_CONFIG: &str = "/etc/rancher/k3s/config.yaml";
-/// RKE2's config file.
-pub const RKE2_CONFIG: &str = "/etc/rancher/rke2/config.yaml";
-
-/// The key under which the executor hands over `data.ClusterConfiguration` of the
-/// `kube-system/kubeadm-config` ConfigMap in [`NodeFiles`] (None: it could not be read).
-pub const KUBEADM_CONFIGMAP: &str = "configmap:kube-system/kubeadm-config#ClusterConfiguration";
-/// The cluster-admin kubeconfig kubeadm writes on every control-plane node.
-pub const KUBEADM_ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
-
-/// `kubectl --kubeconfig /etc/kubernetes/admin.conf ARGS...` (run on the node).
-fn node_kubectl<const N: usize>(args: [&str; N]) -> Command {
-    let mut all = vec!["--kubeconfig", KUBEADM_ADMIN_CONF];
-    all.extend(args);
-    Command::new("kubectl", all)
-}
-
-/// Prints `data.ClusterConfiguration` of the `kubeadm-config` ConfigMap (on the node).
-pub fn kubeadm_configmap_read() -> Command {
-    node_kubectl([
-        "get",
-        "configmap",
-        "kubeadm-config",
-        "-n",
-        "kube-system",
-        "-o",
-        "jsonpath={.data.ClusterConfiguration}",
-    ])
-}
-
-/// Applies the JSON merge patch on stdin to the `kubeadm-config` ConfigMap (content never in argv).
-pub fn kubeadm_configmap_write() -> Command {
-    node_kubectl([
-        "patch",
-        "configmap",
-        "kubeadm-config",
-        "-n",
-        "kube-system",
-        "--type",
-        "merge",
-        "--patch-file",
-        "/dev/stdin",
-    ])
-}
+pub use crate::kubeadm::node::{KUBEADM_CONFIGMAP, MANIFEST as KUBEADM_MANIFEST};
 
 /// Valid settings for `--remove`, where the patchers need settings but use none of them.
-fn placeholder_settings() -> Result<OidcSettings, PlanError> {
+pub(crate) fn placeholder_settings() -> Result<OidcSettings, PlanError> {
     let input = crate::settings::SettingsInput {
         issuer_url: Some("https://k8soidc.invalid".into()),
         client_id: Some("k8soidc".into()),
@@ -158,92 +35,63 @@ fn placeholder_settings() -> Result<OidcSettings, PlanError> {
     OidcSettings::validate(&input, None)
 }
 
-/// Where k8soidc keeps its lock and backups on a node (never inside a watched directory).
-pub const STATE_DIR: &str = "/var/lib/k8soidc";
-
-/// Files read from a node: absolute path → content (None: the file does not exist).
-pub type NodeFiles = BTreeMap<String, Option<String>>;
-
-/// Directories that may hold the CA / AuthenticationConfiguration on a node of `d` (kubeadm:
-/// the mounted pki directory, or k8soidc's own; the others: the distribution's node dir).
-pub fn node_dirs(d: Distribution) -> Vec<String> {
-    match d {
-        Distribution::Microk8s => vec![crate::microk8s::NODE_DIR.into()],
-        Distribution::K3s | Distribution::Rke2 => crate::k3s::node_dir(d).into_iter().collect(),
-        _ => vec![KUBEADM_PKI.into(), kubeadm::NODE_DIR.into()],
-    }
-}
-
 /// The main file k8soidc patches on a node of `d`.
 pub fn target_file(d: Distribution) -> Result<&'static str, PlanError> {
-    match d {
-        Distribution::Kubeadm => Ok(KUBEADM_MANIFEST),
-        Distribution::Microk8s => Ok(MICROK8S_ARGS),
-        Distribution::K3s => Ok(K3S_CONFIG),
-        Distribution::Rke2 => Ok(RKE2_CONFIG),
-        other => Err(PlanError::Unsupported {
-            distribution: other,
-            message: "`patch --ssh` supports kubeadm, microk8s, k3s and rke2 nodes; use `render` or `create` for this distribution".into(),
-        }),
-    }
+    Ok(node_backend(d)?.target_file())
 }
 
 /// Every file to read from a node: the candidates for detection (or the target of `d`) and
 /// the node files k8soidc may write.
 pub fn probe_paths(d: Option<Distribution>) -> Vec<String> {
-    let ds = match d {
-        Some(d) => vec![d],
-        None => vec![
-            Distribution::Kubeadm,
-            Distribution::Microk8s,
-            Distribution::K3s,
-            Distribution::Rke2,
-        ],
-    };
     let mut paths = Vec::new();
-    for d in ds {
-        if let Ok(t) = target_file(d) {
-            paths.push(t.to_string());
-            if let Ok(p) = crate::k3s::dropin_path(d) {
-                paths.push(p);
-            }
-            for dir in node_dirs(d) {
-                paths.push(format!("{dir}/{}", apiserver::CA_FILE));
-                paths.push(format!("{dir}/{}", apiserver::AUTH_CONFIG_FILE));
-            }
+    for b in node_backends() {
+        if d.is_none() || d == Some(b.distribution()) {
+            paths.extend(b.probe_paths());
         }
     }
     paths
 }
 
-/// The [`NodeFiles`] key under which the executor reports an active systemd unit of `d`
-/// (k3s: `k3s`, RKE2: `rke2-server`), so a k3s installed without a config file is found too.
-pub fn unit_key(d: Distribution) -> Option<String> {
-    match d {
-        Distribution::K3s => Some("systemd:k3s".into()),
-        Distribution::Rke2 => Some("systemd:rke2-server".into()),
-        _ => None,
+/// The commands the first round trip runs besides reading files (the kubeadm-config
+/// ConfigMap, whether a k3s / RKE2 unit is active).
+pub fn read_commands(d: Option<Distribution>) -> Vec<ReadCommand> {
+    let mut v = Vec::new();
+    for b in node_backends() {
+        if d.is_none() || d == Some(b.distribution()) {
+            v.extend(b.read_commands());
+        }
+    }
+    v
+}
+
+/// The first round trip: privileges, the lock (with `lock`), and every read for `d` (every
+/// distribution when None).
+pub fn begin(d: Option<Distribution>, lock: bool) -> NodeStep {
+    NodeStep::Begin {
+        lock,
+        paths: probe_paths(d),
+        commands: read_commands(d),
     }
 }
 
 /// Which distribution a node runs, from the files found on it (and active units).
 pub fn detect(host: &str, files: &NodeFiles) -> Result<Distribution, PlanError> {
-    let has = |p: &str| matches!(files.get(p), Some(Some(_)));
-    let found: Vec<Distribution> = [
-        Distribution::Kubeadm,
-        Distribution::Microk8s,
-        Distribution::K3s,
-        Distribution::Rke2,
-    ]
-    .into_iter()
-    .filter(|d| target_file(*d).map(has).unwrap_or(false) || unit_key(*d).is_some_and(|k| has(&k)))
-    .collect();
+    let found: Vec<Distribution> = node_backends()
+        .into_iter()
+        .filter(|b| b.detect(files))
+        .map(|b| b.distribution())
+        .collect();
     match found.as_slice() {
         [d] => Ok(*d),
         [] => Err(PlanError::Patch {
             what: format!("host `{host}`"),
             reason: format!(
-                "no control plane found (none of {KUBEADM_MANIFEST}, {MICROK8S_ARGS}, {K3S_CONFIG}, {RKE2_CONFIG} exists)"
+                "no control plane found (none of {} exists)",
+                node_backends()
+                    .iter()
+                    .map(|b| b.target_file())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             fix: "run it against a control-plane node, or say which with --distro".into(),
         }),
@@ -255,73 +103,6 @@ pub fn detect(host: &str, files: &NodeFiles) -> Result<Distribution, PlanError> 
             ),
             fix: "say which with --distro".into(),
         }),
-    }
-}
-
-/// How the executor decides that the API server runs the wanted configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Health {
-    /// The readiness URL (`/readyz`) the node itself uses.
-    pub readyz: String,
-    /// The liveness URL (`/livez`), tried when `/readyz` is not served (older versions).
-    pub livez: String,
-    /// When the API server's flags are on its command line (static pods): the program name
-    /// to look for in `/proc/*/cmdline`. None when it runs inside another process (kubelite, k3s).
-    pub process: Option<String>,
-    /// The `--oidc-*` / `--authentication-config` flags of a healthy process after the change.
-    pub flags_after: Vec<String>,
-    /// The same before the change (what a rollback must bring back).
-    pub flags_before: Vec<String>,
-    /// The systemd unit whose state counts (k3s, RKE2).
-    pub unit: Option<String>,
-    /// An authenticated readiness check run on the node when `/readyz` refuses anonymous
-    /// requests (401/403): the distribution's own kubectl with its admin kubeconfig. k3s and
-    /// RKE2 start the API server with `--anonymous-auth=false` (k3s-io/k3s
-    /// pkg/daemons/control/server.go, `argsMap["anonymous-auth"] = "false"`; RKE2 runs that
-    /// code), so an anonymous probe of a healthy server answers 401 there.
-    pub admin_probe: Option<Command>,
-    /// Give up after this many seconds.
-    pub timeout_secs: u64,
-}
-
-impl Health {
-    /// The probe of an API server at `endpoint`, with no process, unit or admin check.
-    fn at(endpoint: &ApiEndpoint, timeout_secs: u64) -> Health {
-        Health {
-            readyz: endpoint.url("/readyz"),
-            livez: endpoint.url("/livez"),
-            process: None,
-            flags_after: vec![],
-            flags_before: vec![],
-            unit: None,
-            admin_probe: None,
-            timeout_secs,
-        }
-    }
-}
-
-/// Everything about one host: the plan to show and run, and how to check it worked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HostPlan {
-    /// The host as given to `--ssh`.
-    pub host: String,
-    /// The distribution found (or given).
-    pub distribution: Distribution,
-    /// WriteFile steps (only files that change), then Run steps (restarts), then one WaitFor,
-    /// then Transform steps run once healthy (the kubeadm-config ConfigMap). Empty steps:
-    /// already configured.
-    pub plan: Plan,
-    /// The health check.
-    pub health: Health,
-    /// What makes the API server read restored files after a rollback (the restart steps
-    /// without one-way ones such as `microk8s enable rbac`); empty for static pods.
-    pub restart_after_restore: Vec<Command>,
-}
-
-impl HostPlan {
-    /// True when nothing needs to change.
-    pub fn is_noop(&self) -> bool {
-        self.plan.steps.is_empty()
     }
 }
 
@@ -338,117 +119,66 @@ pub struct PatchRequest<'a> {
     pub distribution: Option<Distribution>,
     /// Health-wait timeout.
     pub timeout_secs: u64,
+    /// The login is not root: steps run through `sudo -n`.
+    pub sudo: bool,
 }
 
-/// The `--authentication-config` path k8soidc writes on kubeadm nodes.
-pub fn kubeadm_auth_config_path() -> String {
-    format!("{}/{}", kubeadm::NODE_DIR, apiserver::AUTH_CONFIG_FILE)
-}
-
-/// The hostPath volume k8soidc adds for [`kubeadm::NODE_DIR`] (same name as `create`'s
-/// `extraVolumes` entry, so the manifest and the ClusterConfiguration agree).
-pub fn kubeadm_mount() -> NodeMount {
-    NodeMount {
-        name: kubeadm::VOLUME_NAME.into(),
-        host_path: kubeadm::NODE_DIR.into(),
-        mount_path: kubeadm::NODE_DIR.into(),
-    }
-}
-
-/// Where the files go on a kubeadm node, and the volume to add for them (if any):
-/// config mode: [`kubeadm::NODE_DIR`] through its own volume (a directory, never the single
-/// file: a file mount keeps the old inode when the file is replaced by a rename);
-/// flags mode: `/etc/kubernetes/pki` when the pod already sees it at that path (kubeadm's
-/// `k8s-certs` volume), else [`kubeadm::NODE_DIR`] through the added volume.
-fn kubeadm_dir(
-    current: &str,
-    wanted: Option<(&OidcSettings, Mode)>,
-) -> Result<(&'static str, Option<NodeMount>), PlanError> {
-    match wanted {
-        None => Ok((kubeadm::NODE_DIR, None)),
-        Some((_, Mode::Config(_))) => Ok((kubeadm::NODE_DIR, Some(kubeadm_mount()))),
-        Some((s, Mode::Flags)) if s.ca.is_none() => Ok((KUBEADM_PKI, None)),
-        Some((_, Mode::Flags)) => {
-            // Already visible (a kubeadm created with the `oidc` extraVolume): keep using it.
-            let own = manifest::patch_manifest(current, &[], Some(&kubeadm_mount()))?;
-            if !own.changed {
-                return Ok((kubeadm::NODE_DIR, None));
-            }
-            let pki = NodeMount {
-                name: "k8soidc-pki".into(),
-                host_path: KUBEADM_PKI.into(),
-                mount_path: KUBEADM_PKI.into(),
-            };
-            // patch_manifest adds no volume when an existing one already shows the directory.
-            let with = manifest::patch_manifest(current, &[], Some(&pki))?;
-            let without = manifest::patch_manifest(current, &[], None)?;
-            if with.text == without.text {
-                Ok((KUBEADM_PKI, None))
-            } else {
-                Ok((kubeadm::NODE_DIR, Some(kubeadm_mount())))
-            }
+impl PatchRequest<'_> {
+    /// The settings and their mode (None with `remove`), or the missing-settings error.
+    pub fn wanted(&self) -> Result<Option<(&OidcSettings, Mode)>, PlanError> {
+        match (self.remove, self.settings) {
+            (true, _) => Ok(None),
+            (false, Some(s)) => Ok(Some((s, s.mode()?))),
+            (false, None) => Err(PlanError::MissingSetting {
+                field: "--issuer-url",
+                fix: "give the OIDC settings, or pass --remove to take OIDC out".into(),
+            }),
         }
     }
 }
 
-/// Refuses to replace or remove an `--authentication-config` k8soidc did not write: in flags
-/// mode kube-apiserver would exit ("authentication-config file and oidc-* flags are mutually
-/// exclusive", kubernetes/kubernetes `pkg/kubeapiserver/options/authentication.go`), and
-/// replacing or removing it would drop the authenticators it configures.
-fn refuse_foreign_config(req: &PatchRequest<'_>, current: &str) -> Result<(), PlanError> {
-    let ours = kubeadm_auth_config_path();
-    let theirs = manifest::current_flags(current)?
-        .into_iter()
-        .filter(|(n, _)| n == "authentication-config")
-        .map(|(_, v)| v.unwrap_or_default())
-        .find(|v| *v != ours);
-    let Some(path) = theirs else { return Ok(()) };
-    let why = match (req.remove, req.settings.map(OidcSettings::mode)) {
-        (false, Some(Ok(Mode::Flags))) => {
-            "kube-apiserver exits when it is combined with `--oidc-*` flags"
-        }
-        (true, _) => "removing it would drop the authenticators it configures",
-        _ => "replacing it would drop the authenticators it configures",
-    };
-    Err(PlanError::Patch {
-        what: format!("`{KUBEADM_MANIFEST}` on `{}`", req.host),
-        reason: format!(
-            "it already has `--authentication-config={}`, which k8soidc did not write, and {why}; nothing was changed",
-            crate::escape(&path)
-        ),
-        fix: "add the JWT authenticator to that file by hand (`k8soidc render --distro kubeadm --auth-mode config` shows it), or take the flag out first".into(),
-    })
+/// What a [`NodeBackend`] computes for a patch; [`plan_host`] makes the steps of it.
+#[derive(Debug, Clone)]
+pub struct Patched {
+    /// The file patched (the main file or a drop-in).
+    pub target: String,
+    /// It exists on the node (else it is created).
+    pub existed: bool,
+    /// Its content now ("" when it does not exist).
+    pub before: String,
+    /// Its new content.
+    pub after: String,
+    /// Why it changes, for the dry run.
+    pub why: String,
+    /// Other files to write first (the CA, the AuthenticationConfiguration).
+    pub files: Vec<FileChange>,
+    /// Commands run once the files are in place.
+    pub restart: Vec<Restart>,
+    /// The restarts that make the API server read restored files.
+    pub restart_after_restore: Vec<Command>,
+    /// How health is checked.
+    pub health: Health,
+    /// Notes for the dry run.
+    pub notes: Vec<String>,
+    /// Node steps run once the API server is healthy (kubeadm's ConfigMap), with their why.
+    pub after_healthy: Vec<(String, NodeStep)>,
+    /// Written files the one-way restarts rewrite themselves (`microk8s enable rbac`), so their
+    /// checksums are not read back.
+    pub rewritten_by_restart: bool,
 }
 
-/// The managed flags (`--oidc-*`, `--authentication-config`) of a manifest as `--name=value`
-/// words, sorted: what `/proc/PID/cmdline` of its API server must show.
-fn manifest_flags(text: &str) -> Result<Vec<String>, PlanError> {
-    let mut v: Vec<String> = manifest::current_flags(text)?
-        .into_iter()
-        .filter(|(n, _)| apiserver::is_managed_flag(n))
-        .map(|(n, value)| match value {
-            Some(value) => format!("--{n}={value}"),
-            None => format!("--{n}"),
-        })
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
-/// A WriteFile step (mode 0600) for each of `wanted` whose content the node does not have
+/// A [`FileChange`] (mode 0600) for each of `wanted` whose content the node does not have
 /// yet; `why` gets the file's label (the CA, the AuthenticationConfiguration).
-fn node_file_steps(
+pub fn node_file_changes(
     wanted: Vec<apiserver::NodeFile>,
     files: &NodeFiles,
-    on: &Target,
     why: impl Fn(&str) -> String,
-) -> Vec<Step> {
+) -> Vec<FileChange> {
     wanted
         .into_iter()
         .filter_map(|f| {
             let before = files.get(&f.path).cloned().flatten();
-            (before.as_deref() != Some(f.content.as_str())).then(|| Step::WriteFile {
-                on: on.clone(),
+            (before.as_deref() != Some(f.content.as_str())).then(|| FileChange {
                 why: why(file_label(&f.path)),
                 path: f.path,
                 before,
@@ -459,206 +189,124 @@ fn node_file_steps(
         .collect()
 }
 
+/// Where the API server answers: `bind` when specific, else `advertise`, else 127.0.0.1;
+/// `port`, else `default_port`.
+pub(crate) fn endpoint_of(
+    bind: Option<&str>,
+    advertise: Option<&str>,
+    port: Option<u16>,
+    default_port: u16,
+) -> ApiEndpoint {
+    let host = bind
+        .filter(|b| !b.is_empty() && *b != "0.0.0.0" && *b != "::")
+        .or(advertise.filter(|a| !a.is_empty()))
+        .unwrap_or("127.0.0.1");
+    ApiEndpoint {
+        scheme: "https".into(),
+        host: host.to_string(),
+        port: port.filter(|p| *p != 0).unwrap_or(default_port),
+    }
+}
+
 /// The plan for one host, from the files read on it.
 pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, PlanError> {
     let d = match req.distribution {
         Some(d) => d,
         None => detect(req.host, files)?,
     };
-    // k3s / RKE2 created by k8soidc keep OIDC in their drop-in: patch that one when present.
-    let dropin = match d {
-        Distribution::K3s | Distribution::Rke2 => crate::k3s::dropin_path(d)
-            .ok()
-            .filter(|p| matches!(files.get(p), Some(Some(_)))),
-        _ => None,
-    };
-    let target = dropin.as_deref().unwrap_or(target_file(d)?);
-    let found = files.get(target).cloned().flatten();
-    // k3s and RKE2 run without a config file: it is then created.
-    let existed = found.is_some();
-    let current = found
-        .or_else(|| matches!(d, Distribution::K3s | Distribution::Rke2).then(String::new))
-        .ok_or_else(|| PlanError::Patch {
-            what: format!("`{target}` on `{}`", req.host),
-            reason: "the file does not exist".into(),
-            fix: format!("check that `{}` is a {d} control-plane node", req.host),
-        })?;
-    let wanted = match (req.remove, req.settings) {
-        (true, _) => None,
-        (false, Some(s)) => Some((s, s.mode()?)),
-        (false, None) => {
-            return Err(PlanError::MissingSetting {
-                field: "--issuer-url",
-                fix: "give the OIDC settings, or pass --remove to take OIDC out".into(),
-            })
-        }
-    };
+    let backend = node_backend(d)?;
+    let mut p = backend.patch(req, files)?;
     let on = Target::Host(req.host.to_string());
-    let mut steps = Vec::new();
-    let mut notes = Vec::new();
-    let mut restarts: Vec<(Command, String)> = Vec::new();
-    let mut restart_after_restore: Vec<Command> = Vec::new();
-    let (after, health) = match d {
-        Distribution::Kubeadm => {
-            let flags_before = manifest_flags(&current)?;
-            refuse_foreign_config(req, &current)?;
-            let (dir, mount) = kubeadm_dir(&current, wanted)?;
-            let args = match wanted {
-                None => vec![],
-                Some((s, mode)) => apiserver::args(s, mode, dir),
-            };
-            if let Some((s, mode)) = wanted {
-                let how = match &mount {
-                    Some(m) => format!("{dir} is mounted into the pod as volume `{}`", m.name),
-                    None => format!("{dir} is already mounted into the pod"),
-                };
-                steps.extend(node_file_steps(
-                    apiserver::node_files(s, mode, dir),
-                    files,
-                    &on,
-                    |label| format!("place {label} where the API server pod can read it ({how})"),
-                ));
-            }
-            let patched = if req.remove {
-                manifest::remove_oidc(&current, kubeadm::VOLUME_NAME)?
-            } else {
-                manifest::patch_manifest(&current, &args, mount.as_ref())?
-            };
-            notes.extend(patched.notes.iter().cloned());
-            let endpoint = manifest::api_endpoint(&current);
-            let health = Health {
-                process: Some("kube-apiserver".into()),
-                flags_after: manifest_flags(&patched.text)?,
-                flags_before,
-                ..Health::at(&endpoint, req.timeout_secs)
-            };
-            (patched.text, health)
-        }
-        Distribution::Microk8s | Distribution::K3s | Distribution::Rke2 => {
-            let placeholder;
-            let s = match (req.remove, req.settings) {
-                (false, Some(s)) => s,
-                _ => {
-                    placeholder = placeholder_settings()?;
-                    &placeholder
-                }
-            };
-            let dir = node_dirs(d).remove(0);
-            if !req.remove {
-                steps.extend(node_file_steps(
-                    apiserver::node_files(s, s.mode()?, &dir),
-                    files,
-                    &on,
-                    |label| format!("place {label} in {dir}, where the API server reads it"),
-                ));
-            }
-            let (after, endpoint, unit, admin_probe) = if d == Distribution::Microk8s {
-                let after = crate::microk8s::patch_args(&current, s, req.remove)?;
-                if !req.remove && !crate::microk8s::rbac_enabled(after.as_deref().unwrap_or(&current)) {
-                    notes.push(format!(
-                        "MicroK8s runs with --authorization-mode={}: every user the IdP signs in would be all-powerful, so RBAC is enabled first (`microk8s enable rbac`)",
-                        crate::microk8s::authorization_mode(&current).unwrap_or_else(|| "AlwaysAllow".into())
-                    ));
-                    restarts.push((
-                        crate::microk8s::rbac_command(),
-                        "switch authorization from AlwaysAllow to RBAC,Node before any OIDC user can sign in".into(),
-                    ));
-                }
-                for c in crate::microk8s::restart_commands() {
-                    restart_after_restore.push(c.clone());
-                    restarts.push((c, "the API server (kubelite) reads its args file only at start".into()));
-                }
-                (after, args_file_endpoint(&current, 16443), None, None)
-            } else {
-                let after = crate::k3s::patch_config(&current, s, d, req.remove)?;
-                let c = crate::k3s::restart_command(d)?;
-                let unit = c.args.last().cloned();
-                restart_after_restore.push(c.clone());
-                restarts.push((c, format!("{d} reads {target} only at start")));
-                // The address keys live in config.yaml even when OIDC is in the drop-in.
-                let main = target_file(d)
-                    .ok()
-                    .and_then(|p| files.get(p).cloned().flatten())
-                    .unwrap_or_else(|| current.clone());
-                (
-                    after,
-                    k3s_endpoint(&main),
-                    unit,
-                    Some(crate::k3s::readyz_command(d)?),
-                )
-            };
-            let health = Health {
-                unit,
-                admin_probe,
-                ..Health::at(&endpoint, req.timeout_secs)
-            };
-            (after.unwrap_or_else(|| current.clone()), health)
-        }
-        other => {
-            return Err(PlanError::Unsupported {
-                distribution: other,
-                message: "`patch` supports kubeadm, microk8s, k3s and rke2 nodes; use `k8soidc render` and edit the node by hand".into(),
-            })
-        }
+    let node = |why: String, step: NodeStep| Step::Node {
+        on: on.clone(),
+        sudo: req.sudo,
+        why,
+        step,
     };
-    let changed = after != current;
-    if changed {
-        steps.push(Step::WriteFile {
-            on: on.clone(),
-            path: target.to_string(),
-            before: existed.then(|| current.clone()),
-            after,
+    let mut changes = std::mem::take(&mut p.files);
+    if p.after != p.before || !p.existed && !p.after.is_empty() {
+        changes.push(FileChange {
+            path: p.target.clone(),
+            before: p.existed.then(|| p.before.clone()),
+            after: p.after.clone(),
             mode: 0o600,
-            why: format!(
-                "{} the API server's OIDC flags ({})",
-                if req.remove { "remove" } else { "set" },
-                if d == Distribution::Kubeadm {
-                    format!("written outside {KUBEADM_MANIFESTS_DIR}, then renamed into place")
-                } else {
-                    "written to a temporary file beside it, then renamed into place".into()
-                }
-            ),
+            why: p.why.clone(),
         });
     }
-    if !steps.is_empty() {
-        for (command, why) in restarts {
-            steps.push(Step::Run {
-                on: on.clone(),
-                command,
-                sudo: false,
-                stdin: None,
-                why,
-            });
-        }
-        steps.push(Step::WaitFor {
-            on: on.clone(),
-            command: health.admin_probe.clone().unwrap_or_else(|| {
-                Command::new(
-                    "curl",
-                    ["-fsSk", "--max-time", "5", health.readyz.as_str()],
-                )
-            }),
-            timeout_secs: req.timeout_secs,
-            interval_secs: 1,
-            why: match (&health.process, &health.unit) {
+    let mut steps = Vec::new();
+    let mut notes = p.notes;
+    let mut on_failure = Vec::new();
+    let h = &p.health;
+    if !changes.is_empty() {
+        let checked: Vec<(String, String)> = changes
+            .iter()
+            .filter(|c| !(p.rewritten_by_restart && c.path == p.target))
+            .map(|c| (c.path.clone(), crate::node::sha256_hex(&c.after)))
+            .collect();
+        steps.push(node(
+            format!(
+                "{} the API server's OIDC settings on {}",
+                if req.remove { "remove" } else { "set" },
+                req.host
+            ),
+            NodeStep::Commit {
+                files: changes.clone(),
+                restart: p.restart.clone(),
+            },
+        ));
+        steps.push(node(
+            match (&h.process, &h.unit) {
                 (Some(_), _) => format!(
                     "wait until a new kube-apiserver process carrying exactly [{}] answers /readyz; otherwise restore the backup",
-                    health.flags_after.join(" ")
+                    h.flags_after.join(" ")
                 ),
-                (None, Some(unit)) => format!("wait until unit {unit} is active and the API server answers {} (anonymously, else with {d}'s admin kubeconfig, as {d} refuses anonymous requests); otherwise restore the backup and restart again", health.readyz),
+                (None, Some(unit)) => format!("wait until unit {unit} is active and the API server answers {} (anonymously, else with {d}'s admin kubeconfig, as {d} refuses anonymous requests); otherwise restore the backup and restart again", h.readyz),
                 (None, None) => "wait until the restarted API server answers /readyz; otherwise restore the backup and restart again".into(),
             },
-        });
+            NodeStep::AwaitHealthy(h.clone()),
+        ));
+        if !checked.is_empty() {
+            steps.push(node(
+                "read back what was written: each file must be what this run wrote".into(),
+                NodeStep::Verify { files: checked },
+            ));
+        }
+        on_failure = vec![
+            NodeStep::Logs {
+                unit: h.unit.clone(),
+            },
+            NodeStep::Restore {
+                backup: BACKUP_PLACEHOLDER.into(),
+                files: changes
+                    .iter()
+                    .map(|c| RestoreFile {
+                        path: c.path.clone(),
+                        now: Some(c.after.clone()),
+                        then: c.before.clone(),
+                    })
+                    .collect(),
+                diff: false,
+                restart: p
+                    .restart_after_restore
+                    .iter()
+                    .map(|c| Restart {
+                        command: c.clone(),
+                        why: "make the API server read the restored files".into(),
+                    })
+                    .collect(),
+            },
+            NodeStep::AwaitHealthy(h.before()),
+        ];
         notes.push(format!(
             "transaction on {}: lock {STATE_DIR}/lock, back up every file below to {STATE_DIR}/backups/<UTC time>/ (mode 0600, SHA256SUMS), write each file to a temporary file outside the watched directory, fsync, rename into place keeping owner and mode",
             req.host
         ));
-        if let Some((_, Mode::Config(_))) = wanted {
+        if let Some((_, Mode::Config(_))) = req.wanted()? {
             notes.push("config mode: every --oidc-* flag is removed".into());
         }
     }
-    if d == Distribution::Kubeadm {
-        configmap_step(req, files, &on, &mut steps, &mut notes)?;
+    for (why, step) in p.after_healthy {
+        steps.push(node(why, step));
     }
     let title = if steps.is_empty() {
         format!(
@@ -684,28 +332,16 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
     Ok(HostPlan {
         host: req.host.to_string(),
         distribution: d,
+        sudo: req.sudo,
         plan: Plan {
             title,
             steps,
             notes,
         },
-        health,
-        restart_after_restore,
+        on_failure,
+        health: p.health,
+        restart_after_restore: p.restart_after_restore,
     })
-}
-
-/// What `k8soidc rollback` does once a backup is back in place: the restarts that make the
-/// API server read the restored files, and the health check of the configuration they hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Restored {
-    /// The distribution found in the restored files.
-    pub distribution: Distribution,
-    /// Commands to run on the node, in order (none for a kubeadm static pod: the kubelet
-    /// restarts it when its manifest changes).
-    pub restart: Vec<Command>,
-    /// The health check (kubeadm: a kube-apiserver process carrying exactly the restored
-    /// manifest's OIDC flags).
-    pub health: Health,
 }
 
 /// The restarts and health check for the files read after a restore (see [`Restored`]).
@@ -715,122 +351,94 @@ pub fn after_restore(
     timeout_secs: u64,
 ) -> Result<Restored, PlanError> {
     let d = detect(host, files)?;
-    let file = |p: &str| files.get(p).cloned().flatten().unwrap_or_default();
-    let (restart, health) = match d {
-        Distribution::Kubeadm => {
-            let current = file(KUBEADM_MANIFEST);
-            let endpoint = manifest::api_endpoint(&current);
-            let flags = manifest_flags(&current)?;
-            (
-                vec![],
-                Health {
-                    process: Some("kube-apiserver".into()),
-                    flags_after: flags.clone(),
-                    flags_before: flags,
-                    ..Health::at(&endpoint, timeout_secs)
-                },
-            )
-        }
-        Distribution::Microk8s => {
-            let endpoint = args_file_endpoint(&file(MICROK8S_ARGS), 16443);
-            (
-                crate::microk8s::restart_commands().to_vec(),
-                Health::at(&endpoint, timeout_secs),
-            )
-        }
-        _ => {
-            let restart = crate::k3s::restart_command(d)?;
-            let endpoint = k3s_endpoint(&file(target_file(d)?));
-            (
-                vec![restart.clone()],
-                Health {
-                    unit: restart.args.last().cloned(),
-                    admin_probe: Some(crate::k3s::readyz_command(d)?),
-                    ..Health::at(&endpoint, timeout_secs)
-                },
-            )
-        }
-    };
-    Ok(Restored {
-        distribution: d,
-        restart,
-        health,
-    })
+    node_backend(d)?.after_restore(files, timeout_secs)
 }
 
-/// kubeadm keeps the cluster's configuration in the `kube-system/kubeadm-config` ConfigMap;
-/// `kubeadm upgrade` and `kubeadm join --control-plane` regenerate the API server manifest from
-/// it (kubernetes/website `content/en/docs/tasks/administer-cluster/kubeadm/kubeadm-reconfigure.md`),
-/// so it gets the same change, after the API server is healthy (it is read through that API
-/// server). A ConfigMap that cannot be read or patched safely is a note, not a failure: the
-/// running API server is what matters now.
-fn configmap_step(
-    req: &PatchRequest<'_>,
+/// The node's settings for `rollback`: the backup to restore and, from the files it holds,
+/// the restarts and the health check. `listed` is the backup's `FILES` index
+/// (`K TAB state TAB mode TAB owner TAB path` lines) and `files` what was read: the current
+/// files and the backup's copies (`STATE_DIR/backups/ID/K`).
+pub fn plan_rollback(
+    host: &str,
+    id: &str,
+    listed: &str,
     files: &NodeFiles,
-    on: &Target,
-    steps: &mut Vec<Step>,
-    notes: &mut Vec<String>,
-) -> Result<(), PlanError> {
-    let Some(found) = files.get(KUBEADM_CONFIGMAP) else {
-        return Ok(());
-    };
-    let Some(current) = found else {
-        notes.push("the kubeadm-config ConfigMap could not be read: `kubeadm upgrade` would regenerate the manifest without these flags; update its ClusterConfiguration by hand (`k8soidc render --distro kubeadm`)".into());
-        return Ok(());
-    };
-    let settings = match req.settings {
-        Some(s) if !req.remove => s.clone(),
-        _ => placeholder_settings()?,
-    };
-    match kubeadm::patch_cluster_configuration(current, &settings, req.remove) {
-        Ok(None) => {}
-        Ok(Some(after)) => {
-            // The ClusterConfiguration names k8soidc's own directory (kubeadm::NODE_DIR); when
-            // the manifest uses /etc/kubernetes/pki, the CA goes there too, for `kubeadm upgrade`.
-            if let (false, Some(ca), Ok(Mode::Flags)) = (req.remove, &settings.ca, settings.mode()) {
-                let path = format!("{}/{}", kubeadm::NODE_DIR, apiserver::CA_FILE);
-                let before = files.get(&path).cloned().flatten();
-                let planned = steps
-                    .iter()
-                    .any(|s| matches!(s, Step::WriteFile { path: p, .. } if *p == path));
-                if !planned && before.as_deref() != Some(ca.pem.as_str()) {
-                    steps.insert(
-                        0,
-                        Step::WriteFile {
-                            on: on.clone(),
-                            path,
-                            before,
-                            after: ca.pem.clone(),
-                            mode: 0o600,
-                            why: format!("the kubeadm-config ClusterConfiguration names {}/{} (volume `{}`), which `kubeadm upgrade` mounts", kubeadm::NODE_DIR, apiserver::CA_FILE, kubeadm::VOLUME_NAME),
-                        },
-                    );
-                }
-            }
-            let path = "/kube-system/configmaps/kubeadm-config/ClusterConfiguration";
-            let diff = crate::plan::unified_diff(path, current, &after);
-            steps.push(Step::Transform {
-                on: on.clone(),
-                read: kubeadm_configmap_read(),
-                edit: crate::Edit::KubeadmConfigMap {
-                    diff: diff.lines().map(str::to_string).collect(),
-                    settings: Box::new(settings),
-                    remove: req.remove,
-                },
-                write: crate::WriteBack::Stdin {
-                    command: kubeadm_configmap_write(),
-                },
-                why: "once the API server is healthy: the same change in the kubeadm-config ConfigMap, so `kubeadm upgrade` keeps it".into(),
-            });
-        }
-        Err(e) => notes.push(format!(
-            "the kubeadm-config ConfigMap is left as it is ({e}); `kubeadm upgrade` would regenerate the manifest without these flags"
-        )),
+    sudo: bool,
+    timeout_secs: u64,
+) -> Result<(Plan, Distribution), PlanError> {
+    let mut restored = NodeFiles::new();
+    let mut back = Vec::new();
+    for line in listed.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [k, state, _mode, _owner, path] = cols.as_slice() else {
+            continue;
+        };
+        let copy = format!("{STATE_DIR}/backups/{id}/{k}");
+        let then = match *state {
+            "present" => files.get(&copy).cloned().flatten(),
+            _ => None,
+        };
+        restored.insert(path.to_string(), then.clone());
+        back.push(RestoreFile {
+            path: path.to_string(),
+            now: files.get(*path).cloned().flatten(),
+            then,
+        });
     }
-    Ok(())
+    // Keys that are not files (active units) come from what was read.
+    for (k, v) in files {
+        if !k.starts_with('/') {
+            restored.insert(k.clone(), v.clone());
+        }
+    }
+    let after = after_restore(host, &restored, timeout_secs)?;
+    let on = Target::Host(host.to_string());
+    let node = |why: String, step: NodeStep| Step::Node {
+        on: on.clone(),
+        sudo,
+        why,
+        step,
+    };
+    let paths: Vec<&str> = back.iter().map(|c| c.path.as_str()).collect();
+    let steps = vec![
+        node(
+            format!(
+                "restore backup {id} ({}), then restart what needs it",
+                paths.join(", ")
+            ),
+            NodeStep::Restore {
+                backup: id.to_string(),
+                files: back,
+                diff: true,
+                restart: after
+                    .restart
+                    .iter()
+                    .map(|c| Restart {
+                        command: c.clone(),
+                        why: "make the API server read the restored files".into(),
+                    })
+                    .collect(),
+            },
+        ),
+        node(
+            format!(
+                "wait until the {} API server is healthy with the restored configuration",
+                after.distribution
+            ),
+            NodeStep::AwaitHealthy(after.health.clone()),
+        ),
+    ];
+    Ok((
+        Plan {
+            title: format!("{host}: roll back {} to backup {id}", after.distribution),
+            steps,
+            notes: vec![],
+        },
+        after.distribution,
+    ))
 }
 
-fn file_label(path: &str) -> &'static str {
+pub(crate) fn file_label(path: &str) -> &'static str {
     if path.ends_with(apiserver::AUTH_CONFIG_FILE) {
         "the AuthenticationConfiguration"
     } else {
@@ -839,14 +447,68 @@ fn file_label(path: &str) -> &'static str {
 }
 
 /// The `--name=value` words of args.
-pub fn flag_words(args: &[Arg]) -> Vec<String> {
-    args.iter().map(Arg::flag).collect()
+pub fn flag_words(args: &[apiserver::Arg]) -> Vec<String> {
+    args.iter().map(apiserver::Arg::flag).collect()
 }
 
+/// A serialisable summary of a host's plan (for `-o json` reports).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    /// The distribution.
+    pub distribution: Distribution,
+    /// Files written.
+    pub files: Vec<String>,
+}
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::kubeadm::node::manifest_flags;
     use crate::testutil::{ca, with};
+
+    const MICROK8S_ARGS: &str = crate::microk8s::ARGS_FILE;
+    const K3S_CONFIG: &str = "/etc/rancher/k3s/config.yaml";
+    const RKE2_CONFIG: &str = "/etc/rancher/rke2/config.yaml";
+
+    fn node_dirs(d: Distribution) -> Vec<String> {
+        node_backend(d).unwrap().node_dirs()
+    }
+
+    /// The node steps of a plan.
+    fn node_steps(hp: &HostPlan) -> Vec<&NodeStep> {
+        hp.plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Node { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The files the commit writes, with their `before`.
+    fn changes(hp: &HostPlan) -> Vec<FileChange> {
+        node_steps(hp)
+            .into_iter()
+            .flat_map(|s| match s {
+                NodeStep::Commit { files, .. } => files.clone(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    fn runs(hp: &HostPlan) -> Vec<String> {
+        node_steps(hp)
+            .into_iter()
+            .flat_map(|s| match s {
+                NodeStep::Commit { restart, .. } => {
+                    restart.iter().map(|r| r.command.to_shell()).collect()
+                }
+                _ => vec![],
+            })
+            .collect()
+    }
 
     fn manifest() -> String {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -872,19 +534,13 @@ mod tests {
             remove,
             distribution: None,
             timeout_secs: 30,
+            sudo: false,
         };
         plan_host(&req, f)
     }
 
     fn writes(hp: &HostPlan) -> BTreeMap<String, String> {
-        hp.plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::WriteFile { path, after, .. } => Some((path.clone(), after.clone())),
-                _ => None,
-            })
-            .collect()
+        changes(hp).into_iter().map(|c| (c.path, c.after)).collect()
     }
 
     /// Applies the plan's writes to the files, as the executor does.
@@ -1072,46 +728,52 @@ mod tests {
         f.insert(KUBEADM_CONFIGMAP.into(), Some(cc.into()));
         let s = with_ca();
         let hp = plan(Some(&s), false, &f).unwrap();
-        let kinds: Vec<&str> = hp
-            .plan
-            .steps
-            .iter()
+        let kinds: Vec<&str> = node_steps(&hp)
+            .into_iter()
             .map(|s| match s {
-                Step::WriteFile { .. } => "write",
-                Step::WaitFor { .. } => "wait",
-                Step::Transform { .. } => "configmap",
-                Step::Run { .. } => "run",
+                NodeStep::Commit { .. } => "commit",
+                NodeStep::AwaitHealthy(_) => "wait",
+                NodeStep::Verify { .. } => "verify",
+                NodeStep::CompareAndSwap { .. } => "configmap",
+                _ => "other",
             })
             .collect();
-        assert_eq!(kinds, ["write", "write", "write", "wait", "configmap"]);
+        assert_eq!(kinds, ["commit", "wait", "verify", "configmap"]);
+        assert_eq!(changes(&hp).len(), 3);
         // The CA also where the ClusterConfiguration says (for `kubeadm upgrade`).
         assert!(writes(&hp).contains_key("/etc/kubernetes/oidc/oidc-ca.pem"));
-        let Step::Transform { edit, write, .. } = hp.plan.steps.last().unwrap() else {
+        let Some(NodeStep::CompareAndSwap {
+            before,
+            payload,
+            write,
+            ..
+        }) = node_steps(&hp).last().copied()
+        else {
             unreachable!()
         };
+        assert_eq!(before, cc, "compared against what was read");
         let shown = hp.plan.to_string();
         assert!(shown.contains("    | -apiServer: {}"), "{shown}");
-        let patch: serde_json::Value = serde_json::from_str(&edit.apply(cc).unwrap()).unwrap();
+        let patch: serde_json::Value = serde_json::from_str(payload).unwrap();
         let new = patch["data"]["ClusterConfiguration"].as_str().unwrap();
         assert!(
             new.contains("oidc-ca-file") && new.contains("/etc/kubernetes/oidc"),
             "{new}"
         );
-        assert!(
-            matches!(write, crate::WriteBack::Stdin { command } if command.args.contains(&"/dev/stdin".to_string()))
-        );
+        assert!(write.args.contains(&"/dev/stdin".to_string()));
         // Remove (no settings) takes it out again; unreadable ConfigMap: a note, no step.
         let mut f2 = f.clone();
         f2.insert(KUBEADM_CONFIGMAP.into(), Some(new.into()));
         let r = plan(None, true, &f2).unwrap();
-        assert!(matches!(r.plan.steps.last(), Some(Step::Transform { .. })));
+        assert!(matches!(
+            node_steps(&r).last(),
+            Some(NodeStep::CompareAndSwap { .. })
+        ));
         f.insert(KUBEADM_CONFIGMAP.into(), None);
         let hp = plan(Some(&s), false, &f).unwrap();
-        assert!(!hp
-            .plan
-            .steps
+        assert!(!node_steps(&hp)
             .iter()
-            .any(|s| matches!(s, Step::Transform { .. })));
+            .any(|s| matches!(s, NodeStep::CompareAndSwap { .. })));
         assert!(hp
             .plan
             .notes
@@ -1141,20 +803,11 @@ mod tests {
                 "https://127.0.0.1:7443/readyz",
             ),
         ];
-        for (path, text, runs, readyz) in cases {
+        for (path, text, runs_want, readyz) in cases {
             let mut f = NodeFiles::new();
             f.insert(path.into(), Some(text.into()));
             let hp = plan(Some(&with_ca()), false, &f).unwrap();
-            let got: Vec<String> = hp
-                .plan
-                .steps
-                .iter()
-                .filter_map(|s| match s {
-                    Step::Run { command, .. } => Some(command.to_shell()),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(got, runs, "{path}");
+            assert_eq!(runs(&hp), runs_want, "{path}");
             assert_eq!(hp.health.readyz, readyz);
             // k3s and RKE2 refuse anonymous requests: their own kubectl checks readiness.
             let admin = hp.health.admin_probe.as_ref().map(Command::to_shell);
@@ -1224,15 +877,10 @@ mod tests {
         f.insert("systemd:k3s".into(), Some("active\n".into()));
         assert_eq!(detect("cp1", &f).unwrap(), Distribution::K3s);
         let hp = plan(Some(&with(|_| {})), false, &f).unwrap();
-        let new = hp.plan.steps.iter().find_map(|s| match s {
-            Step::WriteFile {
-                path,
-                before,
-                after,
-                ..
-            } if path == K3S_CONFIG => Some((before.clone(), after.clone())),
-            _ => None,
-        });
+        let new = changes(&hp)
+            .into_iter()
+            .find(|c| c.path == K3S_CONFIG)
+            .map(|c| (c.before, c.after));
         let (before, after) = new.expect("config.yaml written");
         assert_eq!(before, None);
         assert!(after.contains("kube-apiserver-arg"), "{after}");

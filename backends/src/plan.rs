@@ -200,6 +200,17 @@ pub enum Step {
         /// Why, shown in the dry run.
         why: String,
     },
+    /// One round trip on a node ([`crate::node::NodeStep`]): what is shown is what is sent.
+    Node {
+        /// The host.
+        on: Target,
+        /// Through `sudo -n` (the login is not root).
+        sudo: bool,
+        /// Why, shown in the dry run.
+        why: String,
+        /// The step.
+        step: crate::node::NodeStep,
+    },
 }
 
 impl Step {
@@ -209,7 +220,8 @@ impl Step {
             Step::Run { why, .. }
             | Step::WriteFile { why, .. }
             | Step::Transform { why, .. }
-            | Step::WaitFor { why, .. } => why,
+            | Step::WaitFor { why, .. }
+            | Step::Node { why, .. } => why,
         }
     }
 
@@ -219,7 +231,8 @@ impl Step {
             Step::Run { on, .. }
             | Step::WriteFile { on, .. }
             | Step::Transform { on, .. }
-            | Step::WaitFor { on, .. } => on,
+            | Step::WaitFor { on, .. }
+            | Step::Node { on, .. } => on,
         }
     }
 
@@ -264,9 +277,16 @@ pub fn unified_diff(path: &str, before: &str, after: &str) -> String {
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_verbose(f, false)
+    }
+}
+
+impl Step {
+    fn fmt_verbose(&self, f: &mut fmt::Formatter<'_>, verbose: bool) -> fmt::Result {
         writeln!(f, "# {}", self.why())?;
         let at = prefix_for(self.target());
         match self {
+            Step::Node { sudo, step, .. } => step.fmt_step(f, &at, *sudo, verbose),
             Step::Run {
                 command,
                 sudo,
@@ -340,13 +360,35 @@ impl fmt::Display for Step {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "# {}", self.title)?;
-        for note in &self.notes {
+        self.display(false).fmt(f)
+    }
+}
+
+impl Plan {
+    /// The dry run; with `verbose`, node steps also show the exact script sent.
+    pub fn display(&self, verbose: bool) -> PlanDisplay<'_> {
+        PlanDisplay {
+            plan: self,
+            verbose,
+        }
+    }
+}
+
+/// [`Plan::display`].
+pub struct PlanDisplay<'a> {
+    plan: &'a Plan,
+    verbose: bool,
+}
+
+impl fmt::Display for PlanDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# {}", self.plan.title)?;
+        for note in &self.plan.notes {
             writeln!(f, "# note: {note}")?;
         }
-        for step in &self.steps {
+        for step in &self.plan.steps {
             writeln!(f)?;
-            write!(f, "{step}")?;
+            step.fmt_verbose(f, self.verbose)?;
         }
         Ok(())
     }

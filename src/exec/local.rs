@@ -159,6 +159,12 @@ pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Erro
                     }
                 }
             }
+            Step::Node { .. } => {
+                return Err(Error::Other(format!(
+                    "internal: a node step reached the local executor: {}",
+                    step.why()
+                )))
+            }
             Step::WaitFor {
                 command,
                 timeout_secs,

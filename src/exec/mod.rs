@@ -2,7 +2,6 @@
 //! the only place its effects happen. Remote targets are handled by the SSH executor.
 
 mod local;
-pub(crate) mod scripts;
 pub(crate) mod ssh;
 
 pub(crate) use local::{check_programs, run_plan, write_atomic};

@@ -14,8 +14,9 @@ use std::time::Duration;
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use backends::node::NodeStep;
+
 use crate::error::Error;
-use crate::exec::scripts;
 
 /// `[USER@]HOST[:PORT]` as given to `--ssh` (IPv6 in brackets: `[::1]:22`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +113,7 @@ pub(crate) struct Remote {
     lock: Option<(LockChild, tokio::task::JoinHandle<()>)>,
     /// Remote command executions so far (every script, the lock channel), health polls aside.
     trips: AtomicU32,
-    /// Health checks (`scripts::HEALTH`) so far.
+    /// Health polls run on the node so far (each wait step reports its count).
     polls: AtomicU32,
 }
 
@@ -121,14 +122,6 @@ pub(crate) struct Begun {
     pub(crate) records: String,
     /// `(KEY, first error line)` of read commands that failed.
     pub(crate) notes: Vec<(String, String)>,
-}
-
-/// A command read by [`Remote::begin`]: its output becomes the record KEY (see
-/// `scripts::READ_COMMAND`); with `if_file`, only when that file exists.
-pub(crate) struct ReadCommand {
-    pub(crate) key: String,
-    pub(crate) if_file: Option<String>,
-    pub(crate) argv: Vec<String>,
 }
 
 /// A started remote command with its pipes.
@@ -163,13 +156,15 @@ fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
         src = s.source();
     }
     let host = &spec.label;
-    if detail.contains("Host key verification failed")
-        || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-        || detail.contains("No ED25519 host key is known")
-        || detail.contains("host key is known")
-    {
+    if detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
         return Error::Other(format!(
-            "host key of `{host}` is not the one known: refused before running anything ({}); check the key, fix known_hosts (`ssh-keygen -R`), or pass --accept-new-host-key for a host never seen before",
+            "host key of `{host}` is not the one known: refused before running anything ({}); check the key, then fix known_hosts (`ssh-keygen -R HOST`)",
+            detail.trim().replace('\n', " ")
+        ));
+    }
+    if detail.contains("host key is known") || detail.contains("Host key verification failed") {
+        return Error::Other(format!(
+            "host key of `{host}` is unknown (not in known_hosts): refused before running anything ({}); check its fingerprint, then add it with `ssh {host}` once, or pass --accept-new-host-key",
             detail.trim().replace('\n', " ")
         ));
     }
@@ -179,6 +174,7 @@ fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
     ))
 }
 
+#[allow(dead_code)] // `connect`, `local`, `sh_ok`: kept for commands that run a probe of their own.
 impl Remote {
     /// Connects and checks privileges: root, or passwordless `sudo -n`.
     pub(crate) async fn connect(spec: &HostSpec, opts: &SshOptions) -> Result<Remote, Error> {
@@ -254,7 +250,7 @@ impl Remote {
 
     /// Checks privileges once: root, or passwordless `sudo -n` (then used for every script).
     async fn privileges(mut self) -> Result<Remote, Error> {
-        let who = self.raw_sh(scripts::WHOAMI, &[], None, false).await?;
+        let who = self.raw_sh(WHOAMI, &[], None, false).await?;
         match who.stdout.trim() {
             "root" => Ok(self),
             "sudo" => {
@@ -294,9 +290,12 @@ impl Remote {
                 } else {
                     Session::to_command(session.clone(), "sh")
                 };
-                cmd.arg("-c").arg(script).arg("k8soidc");
-                for a in args {
-                    cmd.arg(a);
+                cmd.arg("-c").arg(script);
+                if !args.is_empty() {
+                    cmd.arg("k8soidc");
+                    for a in args {
+                        cmd.arg(a);
+                    }
                 }
                 cmd.stdin(Stdio::piped())
                     .stdout(Stdio::piped())
@@ -339,31 +338,14 @@ impl Remote {
         }
     }
 
-    /// The first round trip of a `patch` transaction, on one channel: privileges (root or
-    /// `sudo -n`), then with `lock` the node lock, then every file of `paths` and every read
-    /// command (`scripts::OPEN` + `scripts::begin`). With `lock` the channel stays open and
-    /// holds the lock (heartbeats, as [`Remote::lock`]) until [`Remote::close`].
-    pub(crate) async fn begin(
-        &mut self,
-        state_dir: &str,
-        lock: bool,
-        paths: &[String],
-        commands: &[ReadCommand],
-    ) -> Result<Begun, Error> {
-        let mut args = vec![
-            scripts::begin(),
-            state_dir.to_string(),
-            if lock { "lock" } else { "nolock" }.to_string(),
-            paths.len().to_string(),
-        ];
-        args.extend(paths.iter().cloned());
-        for c in commands {
-            args.push(c.key.clone());
-            args.push(c.if_file.clone().unwrap_or_else(|| "-".into()));
-            args.push(c.argv.len().to_string());
-            args.extend(c.argv.iter().cloned());
-        }
-        let ch = self.channel(scripts::OPEN, &args, false).await?;
+    /// Runs a [`backends::node::NodeStep::Begin`] on one channel, as the login user:
+    /// privileges (root or `sudo -n`), then with `lock` the node lock, then every read. With
+    /// `lock` the channel stays open and holds the lock (a `.` heartbeat every 5 s) until
+    /// [`Remote::close`].
+    pub(crate) async fn begin(&mut self, step: &NodeStep, lock: bool) -> Result<Begun, Error> {
+        let state_dir = backends::node::STATE_DIR;
+        let script = self.checked_script(step)?;
+        let ch = self.channel(&script, &[], false).await?;
         let Channel {
             child,
             stdout,
@@ -469,12 +451,8 @@ impl Remote {
         stdin: Option<&[u8]>,
         sudo: bool,
     ) -> Result<Output, Error> {
-        // Counted here, so every script is; the health check is told apart by its text.
-        if script == scripts::HEALTH {
-            self.polls.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.trips.fetch_add(1, Ordering::Relaxed);
-        }
+        // Counted here, so every script is.
+        self.trips.fetch_add(1, Ordering::Relaxed);
         let Some(session) = &self.session else {
             return self.local_sh(script, args, stdin, sudo).await;
         };
@@ -485,9 +463,12 @@ impl Remote {
         } else {
             Session::to_command(session.clone(), "sh")
         };
-        cmd.arg("-c").arg(script).arg("k8soidc");
-        for a in args {
-            cmd.arg(a);
+        cmd.arg("-c").arg(script);
+        if !args.is_empty() {
+            cmd.arg("k8soidc");
+            for a in args {
+                cmd.arg(a);
+            }
         }
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
@@ -522,7 +503,10 @@ impl Remote {
         } else {
             tokio::process::Command::new("sh")
         };
-        cmd.arg("-c").arg(script).arg("k8soidc").args(args);
+        cmd.arg("-c").arg(script);
+        if !args.is_empty() {
+            cmd.arg("k8soidc").args(args);
+        }
         cmd.kill_on_drop(true);
         cmd
     }
@@ -610,40 +594,40 @@ impl Remote {
         Ok(out.stdout)
     }
 
-    /// Takes the node's lock (held while this connection lives and keeps sending heartbeats).
-    pub(crate) async fn lock(&mut self, state_dir: &str) -> Result<(), Error> {
-        let Channel {
-            child,
-            stdout,
-            stdin,
-            mut stderr,
-        } = self
-            .channel(scripts::LOCK, &[state_dir.to_string()], self.sudo)
-            .await?;
-        // Keep the lock process's stderr open (and drained) for as long as it runs.
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
-        });
-        let mut line = String::new();
-        let mut reader = BufReader::new(stdout);
-        let read = tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line)).await;
-        if line.trim() != "K8SOIDC-LOCKED" {
-            let status = child.wait().await;
-            let label = &self.spec.label;
-            return Err(match (read, status) {
-                (_, Some(75)) => Error::Other(format!(
-                    "another k8soidc run holds the lock on `{label}` ({state_dir}/lock): refused, nothing changed; wait for it to finish and run again"
-                )),
-                (_, Some(127)) => Error::Other(format!(
-                    "`flock` is missing on `{label}`: refused, nothing changed; install util-linux on the node"
-                )),
-                (_, code) => Error::Other(format!(
-                    "cannot take the lock {state_dir}/lock on `{label}` (exit {code:?}): refused, nothing changed"
-                )),
-            });
+    /// Runs one node step: its exact script (`sh -c SCRIPT`, through `sudo -n` when the login
+    /// is not root); its output whatever its status.
+    pub(crate) async fn step(&self, step: &NodeStep) -> Result<Output, Error> {
+        let script = self.checked_script(step)?;
+        let out = self.sh(&script, &[], None).await;
+        if matches!(step, NodeStep::AwaitHealthy(_)) {
+            // The wait is reported as health polls (run on the node), not as a round trip.
+            self.trips.fetch_sub(1, Ordering::Relaxed);
         }
-        self.lock = Some((child, heartbeat(stdin)));
-        Ok(())
+        out
+    }
+
+    /// Health polls run on the node so far (reported by the wait steps).
+    pub(crate) fn add_polls(&self, n: u32) {
+        self.polls.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether steps run through `sudo -n` (known after [`Remote::begin`] or `connect`).
+    pub(crate) fn sudo(&self) -> bool {
+        self.sudo
+    }
+
+    /// The step's script, refused when it is longer than one argument may be: Linux takes at
+    /// most 128 KiB in one argv string (MAX_ARG_STRLEN), and the script travels as one.
+    fn checked_script(&self, step: &NodeStep) -> Result<String, Error> {
+        let script = step.script();
+        if script.len() > MAX_SCRIPT {
+            return Err(Error::Input(format!(
+                "a step for `{}` is {} bytes long, more than the {MAX_SCRIPT} bytes one command may carry (Linux: 128 KiB per argument); the values or files are too large: shorten them",
+                self.spec.label,
+                script.len()
+            )));
+        }
+        Ok(script)
     }
 
     /// Releases the lock (if held) and closes the connection.
@@ -680,7 +664,15 @@ impl Remote {
     }
 }
 
-/// Keeps a held lock alive: a `.` on the lock channel every 5 s (scripts::LOCK releases the
+/// The longest script sent as one argument (Linux MAX_ARG_STRLEN is 128 KiB, and the remote
+/// login shell gets the quoted script inside one `-c` word too).
+const MAX_SCRIPT: usize = 100 * 1024;
+
+/// Prints `root`, `sudo` (passwordless sudo works) or `nosudo`. Runs as the login user.
+#[allow(dead_code)]
+const WHOAMI: &str = r#"if [ "$(id -u)" = 0 ]; then echo root; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo sudo; else echo nosudo; fi"#;
+
+/// Keeps a held lock alive: a `.` on the lock channel every 5 s (the Begin script releases the
 /// lock when none arrives for 30 s or the channel closes).
 fn heartbeat(
     mut stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
@@ -695,7 +687,7 @@ fn heartbeat(
     })
 }
 
-/// Reads `K8SOIDC-FILE` records (see `scripts::read`).
+/// Reads `K8SOIDC-FILE` records (see `backends::node::script`).
 pub(crate) fn parse_files(text: &str) -> Result<backends::patch::NodeFiles, Error> {
     use base64::Engine;
     let mut files = backends::patch::NodeFiles::new();

@@ -1,0 +1,229 @@
+//! k3s and RKE2 server nodes, as `patch --ssh` and `create --ssh` see them.
+//!
+//! Facts (sources in ../shared/reference/distros.md): the API server's flags are the
+//! `kube-apiserver-arg` list of `/etc/rancher/{k3s,rke2}/config.yaml` and its
+//! `config.yaml.d/*.yaml` drop-ins, read only at start, applied by `systemctl restart k3s` /
+//! `rke2-server` (k3s-io/docs `docs/upgrades/manual.md`); both run without a config file, which
+//! is then created; k8soidc's own drop-in ([`super::dropin_path`]) is patched when present. The
+//! API answers on `https-listen-port` (6443) and refuses anonymous requests, so health also
+//! asks the node's own kubectl ([`super::readyz_command`]). RKE2 mounts the file directory with
+//! `kube-apiserver-extra-mount`. `create --ssh` (k3s): the drop-in and files are written
+//! BEFORE the installer, which starts k3s with the config it finds (k3s-io/docs
+//! `docs/installation/configuration.md`, "Configuration File").
+
+use crate::apiserver;
+use crate::manifest::ApiEndpoint;
+use crate::node::{FileChange, Health, NodeBackend, NodeFiles, ReadCommand, Restart, Restored};
+use crate::patch::{endpoint_of, node_file_changes, placeholder_settings, PatchRequest, Patched};
+use crate::{Command, Distribution, OidcSettings, Plan, PlanError, Target};
+
+/// The k3s / RKE2 node backend.
+pub struct K3sNode {
+    distribution: Distribution,
+    config: &'static str,
+    unit: &'static str,
+}
+
+/// k3s.
+pub static K3S: K3sNode = K3sNode {
+    distribution: Distribution::K3s,
+    config: "/etc/rancher/k3s/config.yaml",
+    unit: "k3s",
+};
+/// RKE2.
+pub static RKE2: K3sNode = K3sNode {
+    distribution: Distribution::Rke2,
+    config: "/etc/rancher/rke2/config.yaml",
+    unit: "rke2-server",
+};
+
+/// The [`NodeFiles`] key under which the first round trip reports whether the unit is active
+/// (`systemd:k3s`, `systemd:rke2-server`), so a server installed without a config file is
+/// found too.
+pub fn unit_key(unit: &str) -> String {
+    format!("systemd:{unit}")
+}
+
+/// Where the API server of a k3s / RKE2 config answers: `bind-address` when specific, else
+/// `advertise-address`, else 127.0.0.1; `https-listen-port`, else 6443 (k3s server flags).
+pub fn endpoint(text: &str) -> ApiEndpoint {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap_or_default();
+    let get = |k: &str| {
+        doc.get(k).and_then(|v| match v {
+            serde_yaml_ng::Value::String(s) => Some(s.clone()),
+            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    endpoint_of(
+        get("bind-address").as_deref(),
+        get("advertise-address").as_deref(),
+        get("https-listen-port").and_then(|p| p.parse().ok()),
+        6443,
+    )
+}
+
+impl K3sNode {
+    fn health(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Health, PlanError> {
+        // The address keys live in config.yaml even when OIDC is in the drop-in.
+        let main = files
+            .get(self.config)
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        Ok(Health {
+            unit: Some(self.unit.into()),
+            admin_probe: Some(super::readyz_command(self.distribution)?),
+            ..Health::at(&endpoint(&main), timeout_secs)
+        })
+    }
+}
+
+impl NodeBackend for K3sNode {
+    fn distribution(&self) -> Distribution {
+        self.distribution
+    }
+
+    fn target_file(&self) -> &'static str {
+        self.config
+    }
+
+    fn node_dirs(&self) -> Vec<String> {
+        super::node_dir(self.distribution).into_iter().collect()
+    }
+
+    fn probe_paths(&self) -> Vec<String> {
+        let mut v = vec![self.config.to_string()];
+        v.extend(super::dropin_path(self.distribution));
+        for dir in self.node_dirs() {
+            v.push(format!("{dir}/{}", apiserver::CA_FILE));
+            v.push(format!("{dir}/{}", apiserver::AUTH_CONFIG_FILE));
+        }
+        v
+    }
+
+    fn read_commands(&self) -> Vec<ReadCommand> {
+        vec![ReadCommand {
+            key: unit_key(self.unit),
+            if_file: None,
+            command: Command::new("systemctl", ["is-active", self.unit]),
+        }]
+    }
+
+    fn detect(&self, files: &NodeFiles) -> bool {
+        let has = |p: &str| matches!(files.get(p), Some(Some(_)));
+        has(self.config) || has(&unit_key(self.unit))
+    }
+
+    fn patch(&self, req: &PatchRequest<'_>, files: &NodeFiles) -> Result<Patched, PlanError> {
+        let d = self.distribution;
+        // k3s / RKE2 created by k8soidc keep OIDC in their drop-in: patch that one when present.
+        let target = super::dropin_path(d)
+            .ok()
+            .filter(|p| matches!(files.get(p), Some(Some(_))))
+            .unwrap_or_else(|| self.config.to_string());
+        let found = files.get(&target).cloned().flatten();
+        let existed = found.is_some();
+        let current = found.unwrap_or_default();
+        let placeholder;
+        let s = match (req.remove, req.settings) {
+            (false, Some(s)) => s,
+            _ => {
+                placeholder = placeholder_settings()?;
+                &placeholder
+            }
+        };
+        let dir = super::node_dir(d)?;
+        let mut changes: Vec<FileChange> = Vec::new();
+        if !req.remove {
+            changes = node_file_changes(apiserver::node_files(s, s.mode()?, &dir), files, |l| {
+                format!("place {l} in {dir}, where the API server reads it")
+            });
+        }
+        let after = super::patch_config(&current, s, d, req.remove)?;
+        let restart = super::restart_command(d)?;
+        Ok(Patched {
+            why: format!(
+                "{} the API server's OIDC flags (written to a temporary file beside it, then renamed into place)",
+                if req.remove { "remove" } else { "set" }
+            ),
+            target: target.clone(),
+            existed,
+            after: after.unwrap_or_else(|| current.clone()),
+            before: current,
+            files: changes,
+            restart: vec![Restart {
+                command: restart.clone(),
+                why: format!("{d} reads {target} only at start"),
+            }],
+            restart_after_restore: vec![restart],
+            health: self.health(files, req.timeout_secs)?,
+            notes: vec![],
+            after_healthy: vec![],
+            rewritten_by_restart: false,
+        })
+    }
+
+    fn after_restore(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Restored, PlanError> {
+        Ok(Restored {
+            distribution: self.distribution,
+            restart: vec![super::restart_command(self.distribution)?],
+            health: self.health(files, timeout_secs)?,
+        })
+    }
+
+    fn can_create(&self) -> bool {
+        self.distribution == Distribution::K3s
+    }
+
+    fn create(
+        &self,
+        host: &str,
+        s: &OidcSettings,
+        installer: &str,
+        read: &NodeFiles,
+    ) -> Result<Plan, PlanError> {
+        let d = self.distribution;
+        if d != Distribution::K3s {
+            return Err(PlanError::Unsupported {
+                distribution: d,
+                message: format!(
+                    "`create --ssh` supports {}; install RKE2 with its own installer (docs.rke2.io/install/quickstart), then run `k8soidc patch --ssh HOST --distro rke2`",
+                    crate::node::create_supported()
+                ),
+            });
+        }
+        let on = Target::Host(host.to_string());
+        let mut files: Vec<FileChange> = apiserver::node_files(s, s.mode()?, &super::node_dir(d)?)
+            .into_iter()
+            .map(|f| FileChange {
+                path: f.path,
+                before: None,
+                after: f.content,
+                mode: 0o600,
+                why: "the file the API server reads (k3s runs it in its own process: host paths)"
+                    .into(),
+            })
+            .collect();
+        files.push(FileChange {
+            path: super::dropin_path(d)?,
+            before: None,
+            after: super::dropin(s, d)?,
+            mode: 0o600,
+            why: "written before the installer, so k3s starts with OIDC (a drop-in: config.yaml stays yours)".into(),
+        });
+        Ok(Plan {
+            title: format!("{host}: create a k3s control plane with OIDC"),
+            steps: crate::create_node::create_steps(
+                &on,
+                files,
+                vec![(
+                    Command::new("sh", ["-c", installer]),
+                    "install and start k3s".into(),
+                )],
+                Some(self.health(read, 120)?),
+            ),
+            notes: vec![],
+        })
+    }
+}

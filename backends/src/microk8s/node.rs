@@ -1,0 +1,273 @@
+//! A MicroK8s control-plane node, as `patch --ssh` and `create --ssh` see it.
+//!
+//! Facts (sources in ../shared/reference/distros.md): the API server's flags are lines of
+//! [`super::ARGS_FILE`], read only at start, applied by `microk8s stop` + `microk8s start`; it
+//! answers on port 16443 (canonical.com/microk8s/docs/configuring-services). MicroK8s starts
+//! with `--authorization-mode=AlwaysAllow` until `microk8s enable rbac`, which is run first
+//! (a one-way step: a rollback does not undo it). `snap install microk8s --classic` installs
+//! it (snapcraft.io/docs/install-modes: a classic snap) and starts it with its default args.
+
+use std::collections::BTreeMap;
+
+use crate::apiserver;
+use crate::manifest::ApiEndpoint;
+use crate::node::{FileChange, Health, NodeBackend, NodeFiles, NodeStep, Restart, Restored};
+use crate::patch::{endpoint_of, node_file_changes, placeholder_settings, PatchRequest, Patched};
+use crate::{Command, Distribution, OidcSettings, Plan, PlanError, Step, Target};
+
+/// The MicroK8s node backend.
+pub struct Microk8sNode;
+/// The registered instance.
+pub static MICROK8S: Microk8sNode = Microk8sNode;
+
+/// Where the API server of an args file answers: `--bind-address` when specific, else
+/// `--advertise-address`, else 127.0.0.1; `--secure-port`, else 16443.
+pub fn endpoint(text: &str) -> ApiEndpoint {
+    let mut flags: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        for word in line.split_whitespace() {
+            if let Some((k, v)) = word.trim_start_matches('-').split_once('=') {
+                flags.insert(k.to_string(), v.replace(['"', '\''], ""));
+            }
+        }
+    }
+    endpoint_of(
+        flags.get("bind-address").map(String::as_str),
+        flags.get("advertise-address").map(String::as_str),
+        flags.get("secure-port").and_then(|p| p.parse().ok()),
+        16443,
+    )
+}
+
+fn restarts() -> Vec<Restart> {
+    super::restart_commands()
+        .into_iter()
+        .map(|c| Restart {
+            command: c,
+            why: "the API server (kubelite) reads its args file only at start".into(),
+        })
+        .collect()
+}
+
+impl NodeBackend for Microk8sNode {
+    fn distribution(&self) -> Distribution {
+        Distribution::Microk8s
+    }
+
+    fn target_file(&self) -> &'static str {
+        super::ARGS_FILE
+    }
+
+    fn node_dirs(&self) -> Vec<String> {
+        vec![super::NODE_DIR.into()]
+    }
+
+    fn patch(&self, req: &PatchRequest<'_>, files: &NodeFiles) -> Result<Patched, PlanError> {
+        let current = files
+            .get(super::ARGS_FILE)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| PlanError::Patch {
+                what: format!("`{}` on `{}`", super::ARGS_FILE, req.host),
+                reason: "the file does not exist".into(),
+                fix: format!("check that `{}` is a microk8s control-plane node", req.host),
+            })?;
+        let placeholder;
+        let s = match (req.remove, req.settings) {
+            (false, Some(s)) => s,
+            _ => {
+                placeholder = placeholder_settings()?;
+                &placeholder
+            }
+        };
+        let dir = super::NODE_DIR;
+        let mut files_out = Vec::new();
+        if !req.remove {
+            files_out = node_file_changes(apiserver::node_files(s, s.mode()?, dir), files, |l| {
+                format!("place {l} in {dir}, where the API server reads it")
+            });
+        }
+        let after = super::patch_args(&current, s, req.remove)?;
+        let mut notes = Vec::new();
+        let mut restart = Vec::new();
+        let one_way = !req.remove && !super::rbac_enabled(after.as_deref().unwrap_or(&current));
+        if one_way {
+            notes.push(format!(
+                "MicroK8s runs with --authorization-mode={}: every user the IdP signs in would be all-powerful, so RBAC is enabled first (`microk8s enable rbac`)",
+                super::authorization_mode(&current).unwrap_or_else(|| "AlwaysAllow".into())
+            ));
+            restart.push(Restart {
+                command: super::rbac_command(),
+                why: "switch authorization from AlwaysAllow to RBAC,Node before any OIDC user can sign in".into(),
+            });
+        }
+        restart.extend(restarts());
+        Ok(Patched {
+            target: super::ARGS_FILE.into(),
+            existed: true,
+            after: after.unwrap_or_else(|| current.clone()),
+            why: format!(
+                "{} the API server's OIDC flags (written to a temporary file beside it, then renamed into place)",
+                if req.remove { "remove" } else { "set" }
+            ),
+            health: Health::at(&endpoint(&current), req.timeout_secs),
+            before: current,
+            files: files_out,
+            restart,
+            restart_after_restore: super::restart_commands().to_vec(),
+            notes,
+            after_healthy: vec![],
+            rewritten_by_restart: one_way,
+        })
+    }
+
+    fn after_restore(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Restored, PlanError> {
+        let text = files
+            .get(super::ARGS_FILE)
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        Ok(Restored {
+            distribution: Distribution::Microk8s,
+            restart: super::restart_commands().to_vec(),
+            health: Health::at(&endpoint(&text), timeout_secs),
+        })
+    }
+
+    fn can_create(&self) -> bool {
+        true
+    }
+
+    /// `snap install microk8s --classic`, then, on the node, the args file the snap wrote is
+    /// patched by a script (its content is only known there): backed up, every `--oidc-*` and
+    /// `--authentication-config` line dropped, k8soidc's lines appended, renamed into place;
+    /// `microk8s enable rbac` when it still allows everything; restart; health.
+    fn create(
+        &self,
+        host: &str,
+        s: &OidcSettings,
+        _installer: &str,
+        _read: &NodeFiles,
+    ) -> Result<Plan, PlanError> {
+        let on = Target::Host(host.to_string());
+        let mode = s.mode()?;
+        let lines = super::flag_lines(s)?;
+        let files: Vec<FileChange> = apiserver::node_files(s, mode, super::NODE_DIR)
+            .into_iter()
+            .map(|f| FileChange {
+                path: f.path,
+                before: None,
+                after: f.content,
+                mode: 0o600,
+                why: format!(
+                    "the file the API server reads, in {} (kept across snap refreshes)",
+                    super::NODE_DIR
+                ),
+            })
+            .collect();
+        let mut steps = crate::create_node::create_steps(
+            &on,
+            files,
+            vec![(
+                Command::new("snap", ["install", "microk8s", "--classic"]),
+                "install MicroK8s (it starts with its default args)".into(),
+            )],
+            None,
+        );
+        let mut args = vec![
+            super::ARGS_FILE.to_string(),
+            crate::node::STATE_DIR.to_string(),
+            lines.len().to_string(),
+        ];
+        args.extend(lines.iter().cloned());
+        let mut commands = vec![super::rbac_command()];
+        commands.extend(super::restart_commands());
+        crate::node::script::push_commands(&mut args, &commands);
+        let mut summary = vec![format!(
+            "cp {} {}/backups/<UTC time>/1",
+            super::ARGS_FILE,
+            crate::node::STATE_DIR
+        )];
+        summary.push(format!(
+            "grep -v -E '^--(oidc-|authentication-config)' {f} > {f}.k8soidc-new  # then append:",
+            f = super::ARGS_FILE
+        ));
+        summary.extend(lines.iter().map(|l| {
+            format!(
+                "  echo {} >> {}.k8soidc-new",
+                crate::shell::quote(l),
+                super::ARGS_FILE
+            )
+        }));
+        summary.push(format!("mv {f}.k8soidc-new {f}", f = super::ARGS_FILE));
+        summary.push(format!(
+            "{}   # only when --authorization-mode has no RBAC",
+            super::rbac_command()
+        ));
+        summary.extend(super::restart_commands().iter().map(|c| c.to_shell()));
+        steps.push(Step::Node {
+            on: on.clone(),
+            sudo: false,
+            why: "once installed: put the OIDC flags in the args file the snap wrote, turn on RBAC if it is off, restart".into(),
+            step: NodeStep::Script {
+                name: "patch the args file MicroK8s wrote, RBAC, restart".into(),
+                summary,
+                args,
+                body: CREATE_BODY.into(),
+            },
+        });
+        let mut health = Health::at(
+            &ApiEndpoint {
+                scheme: "https".into(),
+                host: "127.0.0.1".into(),
+                port: 16443,
+            },
+            120,
+        );
+        health.endpoint_file = Some(super::ARGS_FILE.into());
+        steps.push(Step::Node {
+            on,
+            sudo: false,
+            why: format!(
+                "wait until MicroK8s' API server answers (its address read from {} on each poll)",
+                super::ARGS_FILE
+            ),
+            step: NodeStep::AwaitHealthy(health),
+        });
+        Ok(Plan {
+            title: format!("{host}: create a microk8s control plane with OIDC"),
+            steps,
+            notes: vec![],
+        })
+    }
+}
+
+/// `ARGS_FILE STATE_DIR N LINE*N (COUNT WORD...)...` where the commands are `microk8s enable
+/// rbac`, then the restarts: backs the args file up (as the commit step does), drops its
+/// `--oidc-*` / `--authentication-config` lines, appends LINE..., renames the result into
+/// place keeping owner and mode; runs `microk8s enable rbac` only when `--authorization-mode`
+/// has no RBAC; then the restarts.
+const CREATE_BODY: &str = r#"f=$1 state=$2 n=$3; shift 3
+[ -f "$f" ] || { echo "k8soidc: $f is missing after the install" >&2; exit 72; }
+umask 077
+id=$(date -u +%Y%m%dT%H%M%SZ); i=1
+mkdir -p "$state/backups" || exit 72
+while [ -e "$state/backups/$id" ]; do i=$((i+1)); id=$(date -u +%Y%m%dT%H%M%SZ)-$i; done
+b=$state/backups/$id; mkdir "$b" || exit 72
+cp "$f" "$b/1" && printf '1\tpresent\t%s\t%s\t%s\n' "$(stat -c %a "$f")" "$(stat -c %u:%g "$f")" "$f" > "$b/FILES" || exit 72
+(cd "$b" && sha256sum FILES 1 > SHA256SUMS) || exit 72
+echo "K8SOIDC-BACKUP $id"
+t=$f.k8soidc-new
+grep -v -E '^[[:space:]]*--(oidc-[a-z-]+|authentication-config)([= ]|$)' "$f" > "$t"
+k=0
+while [ $k -lt $n ]; do printf '%s\n' "$1" >> "$t"; shift; k=$((k + 1)); done
+chown "$(stat -c %u:%g "$f")" "$t" && chmod "$(stat -c %a "$f")" "$t" && sync "$t" && mv -f "$t" "$f" || { rm -f "$t"; exit 74; }
+echo K8SOIDC-COMMITTED
+c=$1; shift
+if ! grep -E '^[[:space:]]*--authorization-mode=' "$f" | tail -n1 | grep -q RBAC; then
+  first "$c" "$@" </dev/null >&2 || { echo "K8SOIDC-RESTART-FAILED $?"; exit 79; }
+fi
+shift "$c""#;

@@ -1,0 +1,429 @@
+//! The POSIX `sh` scripts k8soidc sends to nodes, rendered from [`super::NodeStep`] values.
+//!
+//! Every script is self-contained text: it starts with a `# k8soidc: NAME` line, sets its
+//! arguments with one `set -- 'WORD' ...` line (every value single-quoted by
+//! [`crate::shell::quote`], so no value is ever parsed by a shell), carries file contents in a
+//! quoted here-document (base64, one file per line) and then runs a fixed body. The executor
+//! sends exactly this text as `sh -c SCRIPT` (`sudo -n sh -c SCRIPT` for a non-root login with
+//! passwordless sudo), and `--dry-run -v` prints exactly this text: what is shown is what runs.
+//!
+//! A host costs at most five round trips besides nothing else: [`begin`] (privileges, lock,
+//! every read), [`commit`] (back up, stage, rename, restart), [`await_healthy`] (the health
+//! loop, on the node), [`verify`] (read back checksums) and, kubeadm only, [`compare_and_swap`]
+//! (the kubeadm-config ConfigMap). A list of commands travels as `COUNT WORD...` groups;
+//! [`FIRST_FN`] runs the first COUNT words of its arguments as a command.
+
+use crate::shell;
+
+/// The delimiter of the here-document that carries data (base64 lines never equal it).
+const DATA: &str = "K8SOIDC_DATA";
+/// The delimiter of the here-document holding the body [`begin`] runs as root.
+const BODY: &str = "K8SOIDC_BODY";
+
+/// `# k8soidc: NAME`, the `set --` line, then `body`; with `data`, the body reads it on
+/// standard input from a quoted here-document.
+pub(crate) fn render(name: &str, args: &[String], body: &str, data: Option<&[String]>) -> String {
+    let mut s = format!("# k8soidc: {name}\n");
+    if !args.is_empty() {
+        s.push_str("set -- ");
+        s.push_str(&shell::join(args));
+        s.push('\n');
+    }
+    match data {
+        None => {
+            s.push_str(body);
+            s.push('\n');
+        }
+        Some(lines) => {
+            s.push_str("{\n");
+            s.push_str(body);
+            s.push_str(&format!("\n}} <<'{DATA}'\n"));
+            for l in lines {
+                s.push_str(l);
+                s.push('\n');
+            }
+            s.push_str(DATA);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// `record PATH`: the `K8SOIDC-FILE` record of one file: a line
+/// `K8SOIDC-FILE present|absent PATH`, then its content in base64 (empty when absent).
+const RECORD_FN: &str = r#"record() {
+  if [ -f "$1" ]; then
+    printf 'K8SOIDC-FILE present %s\n' "$1"
+    base64 -w0 < "$1" || exit 71
+    printf '\n'
+  else
+    printf 'K8SOIDC-FILE absent %s\n\n' "$1"
+  fi
+}
+"#;
+
+/// `staging PATH` prints where the new content of PATH is written before the rename: in the
+/// parent of PATH's directory (outside a watched directory such as /etc/kubernetes/manifests)
+/// when that is the same filesystem, else a dot file beside PATH (the kubelet ignores dot
+/// files).
+const STAGING_FN: &str = r#"staging() {
+  d=$(dirname "$1"); up=$(dirname "$d"); b=$(basename "$1")
+  if [ "$(stat -c %d "$up" 2>/dev/null)" = "$(stat -c %d "$d" 2>/dev/null)" ] && [ -w "$up" ]; then
+    printf '%s/.k8soidc-%s.new\n' "$up" "$b"
+  else
+    printf '%s/.k8soidc-%s.new\n' "$d" "$b"
+  fi
+}
+"#;
+
+/// `first COUNT WORD...`: runs the first COUNT words as a command (the rest are ignored).
+const FIRST_FN: &str = r#"first() {
+  _n=$1; shift; _i=0
+  for _w do
+    if [ $_i -lt $_n ]; then set -- "$@" "$_w"; fi
+    shift; _i=$((_i + 1))
+  done
+  "$@"
+}
+"#;
+
+/// Runs every `COUNT WORD...` group left in the arguments, in order, output on stderr; a
+/// failing one prints `K8SOIDC-RESTART-FAILED <status>` and exits 79.
+const RESTARTS: &str = r#"while [ $# -gt 0 ]; do
+  c=$1; shift
+  first "$c" "$@" </dev/null >&2 || { echo "K8SOIDC-RESTART-FAILED $?"; exit 79; }
+  shift "$c"
+done"#;
+
+/// Appends `COUNT WORD...` for each command.
+pub(crate) fn push_commands(args: &mut Vec<String>, commands: &[crate::Command]) {
+    for c in commands {
+        args.push((c.args.len() + 1).to_string());
+        args.push(c.program.clone());
+        args.extend(c.args.iter().cloned());
+    }
+}
+
+/// Round trip 1, run as the login user: prints `K8SOIDC-PRIV root|sudo|nosudo`, then runs the
+/// body as root (directly, or through `sudo -n`; with `nosudo` nothing). The body:
+/// `STATE_DIR lock|nolock N PATH*N (KEY IFFILE COUNT WORD...)...`:
+/// 1. `lock`: takes `STATE_DIR/lock` (flock on fd 9, held by this shell until it ends; exit 75
+///    when someone else holds it, 127 without flock) and prints `K8SOIDC-LOCKED`;
+/// 2. prints each PATH as a `K8SOIDC-FILE` record;
+/// 3. for each command group whose IFFILE is `-` or an existing file, runs the COUNT words:
+///    its standard output (exact bytes) as a `K8SOIDC-FILE present KEY` record, or
+///    `K8SOIDC-FILE absent KEY` and `K8SOIDC-NOTE KEY <first line of its error>`;
+/// 4. prints `K8SOIDC-READ-END`; with `lock`, then holds the lock while standard input keeps
+///    receiving a `.` at least every 30 s (the client sends one every 5 s).
+pub(crate) fn begin(args: &[String]) -> String {
+    let body = render(
+        "lock and read (as root)",
+        args,
+        &format!("{FIRST_FN}{RECORD_FN}{BEGIN_BODY}"),
+        None,
+    );
+    format!(
+        "# k8soidc: privileges, then lock and read\nb=$(cat <<'{BODY}'\n{body}{BODY}\n)\n{OPEN}\n"
+    )
+}
+
+const OPEN: &str = r#"if [ "$(id -u)" = 0 ]; then echo K8SOIDC-PRIV root; exec sh -c "$b"; fi
+if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo K8SOIDC-PRIV sudo; exec sudo -n sh -c "$b"; fi
+echo K8SOIDC-PRIV nosudo"#;
+
+const BEGIN_BODY: &str = r#"state=$1 mode=$2 n=$3; shift 3
+if [ "$mode" = lock ]; then
+  umask 077
+  mkdir -p "$state" || exit 70
+  exec 9>>"$state/lock" || exit 70
+  flock -n -E 75 9 || exit $?
+  echo K8SOIDC-LOCKED
+fi
+i=0
+while [ $i -lt $n ]; do
+  record "$1"; shift; i=$((i + 1))
+done
+while [ $# -ge 3 ]; do
+  key=$1 iff=$2 c=$3; shift 3
+  if [ "$iff" = - ] || [ -f "$iff" ]; then
+    if ! command -v "$1" >/dev/null 2>&1; then
+      printf 'K8SOIDC-FILE absent %s\n\nK8SOIDC-NOTE %s %s: command not found\n' "$key" "$key" "$1"
+    else
+      t=$(mktemp) || exit 71
+      if first "$c" "$@" </dev/null >"$t" 2>"$t.err" 9>&-; then
+        printf 'K8SOIDC-FILE present %s\n' "$key"; base64 -w0 < "$t"; printf '\n'
+      else
+        printf 'K8SOIDC-FILE absent %s\n\nK8SOIDC-NOTE %s %s\n' "$key" "$key" "$(head -n1 "$t.err")"
+      fi
+      rm -f "$t" "$t.err"
+    fi
+  fi
+  shift "$c"
+done
+echo K8SOIDC-READ-END
+if [ "$mode" = lock ]; then
+  while [ "$(timeout 30 head -c1)" = . ]; do :; done
+fi"#;
+
+/// `STATE_DIR N (PATH SHA256|absent MODE)*N (COUNT WORD...)...`, data: one base64 line per
+/// file. The whole file transaction in one round trip, each part only when the one before
+/// succeeded: 1. each file still has the content that was read (SHA-256; else exit 73);
+/// 2. every file is backed up to STATE_DIR/backups/<UTC time>/ (0700 dir, 0600 files, `FILES`
+/// index with state, mode, owner and path, `SHA256SUMS`), verified and fsynced (prints
+/// `K8SOIDC-BACKUP <id>`); 3. each new content goes to its staging path with the target's
+/// owner and mode (or MODE for a new file), fsynced (prints `K8SOIDC-STAGED <path>`) — a
+/// failure in 1-3 removes the partial backup, changes nothing and exits 72 or 73; 4. the
+/// renames into place, atomic on one filesystem, directories fsynced (prints
+/// `K8SOIDC-COMMITTED`; exit 74); 5. each restart command in order (`K8SOIDC-RESTART-FAILED`,
+/// exit 79, when one fails; the client then restores the backup).
+pub(crate) fn commit(args: &[String], data: &[String]) -> String {
+    render(
+        "back up, stage, rename into place, restart",
+        args,
+        &format!("{STAGING_FN}{FIRST_FN}{COMMIT_BODY}\n{RESTARTS}"),
+        Some(data),
+    )
+}
+
+const COMMIT_BODY: &str = r#"state=$1 n=$2; shift 2
+fail() { echo "k8soidc: $*" >&2; [ -n "${b:-}" ] && rm -rf "$b"; exit 72; }
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "p_$k=\$1 w_$k=\$2 m_$k=\$3"; shift 3
+done
+ts=$(date -u +%Y%m%dT%H%M%SZ); id=$ts; i=1
+umask 077
+mkdir -p "$state/backups" || fail "cannot create $state/backups"
+while [ -e "$state/backups/$id" ]; do i=$((i+1)); id=$ts-$i; done
+b=$state/backups/$id
+mkdir "$b" || { b=; fail "cannot create backup directory $state/backups/$id"; }
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "path=\$p_$k want=\$w_$k"
+  if [ -f "$path" ]; then
+    sum=$(sha256sum < "$path" | cut -d' ' -f1)
+    if [ "$sum" != "$want" ]; then echo "k8soidc: $path changed since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
+    cp "$path" "$b/$k" || fail "cannot back up $path to $b"
+    chmod 0600 "$b/$k" || fail "cannot chmod $b/$k"
+    printf '%s\tpresent\t%s\t%s\t%s\n' "$k" "$(stat -c %a "$path")" "$(stat -c %u:%g "$path")" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
+  else
+    if [ "$want" != absent ]; then echo "k8soidc: $path disappeared since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
+    printf '%s\tabsent\t-\t-\t%s\n' "$k" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
+  fi
+done
+(cd "$b" && sha256sum FILES $(cut -f1,2 FILES | grep present | cut -f1) > SHA256SUMS && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1 || fail "cannot write or verify the backup in $b (disk full?)"
+chmod 0600 "$b"/* || fail "cannot chmod $b"
+sync "$b" "$b"/* 2>/dev/null || sync
+echo "K8SOIDC-BACKUP $id"
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "path=\$p_$k mode=\$m_$k"
+  IFS= read -r line || fail "missing content for $path"
+  mkdir -p "$(dirname "$path")" || fail "cannot create $(dirname "$path")"
+  t=$(staging "$path")
+  rm -f "$t"
+  printf '%s' "$line" | base64 -d > "$t" || { rm -f "$t"; fail "cannot write $t"; }
+  if [ -f "$path" ]; then
+    chown "$(stat -c %u:%g "$path")" "$t" && chmod "$(stat -c %a "$path")" "$t"
+  else
+    chmod "$mode" "$t"
+  fi || { rm -f "$t"; fail "cannot set owner and mode of $t"; }
+  sync "$t" 2>/dev/null || sync
+  eval "t_$k=\$t"
+  echo "K8SOIDC-STAGED $t"
+done
+b=
+k=0
+while [ $k -lt $n ]; do
+  k=$((k + 1)); eval "t=\$t_$k path=\$p_$k"
+  mv -f "$t" "$path" || { echo "k8soidc: cannot rename $t to $path" >&2; exit 74; }
+  sync "$(dirname "$path")" 2>/dev/null || sync
+done
+echo K8SOIDC-COMMITTED"#;
+
+/// `TIMEOUT ENDPOINT_FILE PROCESS READYZ LIVEZ UNIT N ADMIN_ARGV(N words) FLAG...`: polls on the node every
+/// 0.25 s for the first 5 s, then every 0.5 s, until TIMEOUT seconds have passed (and at most
+/// TIMEOUT*2+24 polls). A poll passes when (UNIT given) the unit is active, (PROCESS given) a
+/// process named PROCESS runs whose `--oidc-*`/`--authentication-config` flags are exactly
+/// FLAG..., and READYZ (LIVEZ when READYZ is 404) answers 2xx/3xx like a kubelet probe — or,
+/// when it refuses an anonymous request (401/403) and an ADMIN_ARGV is given, that
+/// authenticated check (the node's kubectl with its admin kubeconfig) succeeds. Healthy = two
+/// passing polls in a row on the same process, like a probe's success threshold, so a process
+/// being replaced is not taken for the new one: prints `K8SOIDC-HEALTHY <polls> <pid>` and
+/// exits 0; else `K8SOIDC-UNHEALTHY <polls> <reason of the last failing poll>`, exit 1.
+///
+/// The script's own process and its ancestors (`sudo`, the login shell) are skipped: their
+/// argv carries PROCESS and FLAG... as text too.
+pub(crate) fn await_healthy(args: &[String]) -> String {
+    render(
+        "wait until the API server is healthy",
+        args,
+        AWAIT_BODY,
+        None,
+    )
+}
+
+const AWAIT_BODY: &str = r#"timeout=$1 efile=$2 proc=$3 readyz=$4 livez=$5 unit=$6 nadmin=$7; shift 7
+admin_argv=
+i=0
+while [ "$i" -lt "$nadmin" ] && [ $# -gt 0 ]; do
+  admin_argv="$admin_argv $(printf '%s' "$1" | base64 -w0)"; shift; i=$((i + 1))
+done
+want=$(for f in "$@"; do printf '%s\n' "$f"; done | sort)
+parent() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "$2"; }
+self=" $$ " p=$$ n=0
+while [ $n -lt 64 ] && p=$(parent "$p") && [ "$p" -gt 1 ]; do self="$self$p "; n=$((n + 1)); done
+probe() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -sSk -o /dev/null -w '\n%{http_code}' --max-time 5 "$1" 2>&1
+  else
+    wget -q --no-check-certificate -T 5 -O /dev/null "$1" 2>&1 && printf '\n200' || printf '\n000'
+  fi
+}
+flag() { sed -n "s/^[[:space:]-]*--$1=[\"']*\([^\"' ]*\).*/\1/p" "$efile" 2>/dev/null | tail -n1; }
+endpoint() {
+  [ -n "$efile" ] || return 0
+  h=$(flag bind-address); case $h in ''|0.0.0.0|::) h=$(flag advertise-address) ;; esac
+  p=$(flag secure-port)
+  u=${readyz#https://}; u=${u%%/*}
+  readyz="https://${h:-${u%:*}}:${p:-${u##*:}}/readyz"; livez="${readyz%/readyz}/livez"
+}
+poll() {
+  found=
+  endpoint
+  if [ -n "$unit" ] && ! systemctl is-active --quiet "$unit"; then why="unit $unit is not active"; return 1; fi
+  if [ -n "$proc" ]; then
+    for d in /proc/[0-9]*; do
+      case $self in *" ${d#/proc/} "*) continue ;; esac
+      cmd=$(tr '\0' '\n' 2>/dev/null < "$d/cmdline") || continue
+      printf '%s\n' "$cmd" | grep -qx -e "$proc" -e ".*/$proc" || continue
+      have=$(printf '%s\n' "$cmd" | grep -E '^--(oidc-|authentication-config)' | sort)
+      if [ "$have" = "$want" ]; then found=${d#/proc/}; break; fi
+    done
+    [ -n "$found" ] || { why="no $proc process with the expected flags is running yet"; return 1; }
+  fi
+  r=$(probe "$readyz"); code=$(printf '%s\n' "$r" | tail -n1)
+  if [ "$code" = 404 ]; then r=$(probe "$livez"); code=$(printf '%s\n' "$r" | tail -n1); fi
+  case $code in 2??|3??) return 0 ;; esac
+  if [ -n "$admin_argv" ] && { [ "$code" = 401 ] || [ "$code" = 403 ]; }; then
+    set --
+    for w in $admin_argv; do set -- "$@" "$(printf '%s' "$w" | base64 -d)"; done
+    if a=$(timeout 10 "$@" 2>&1); then return 0; fi
+    why="$readyz answered $code to an anonymous request, and \`$*\` failed: $(printf '%s\n' "$a" | head -n1)"; return 1
+  fi
+  why="$readyz answered ${code:-nothing} $(printf '%s\n' "$r" | head -n1)"; return 1
+}
+start=$(date +%s) polls=0 last= why="no answer yet"
+while [ "$polls" -lt $((timeout * 2 + 24)) ]; do
+  polls=$((polls + 1))
+  if poll; then
+    if [ "$last" = "ok:$found" ]; then echo "K8SOIDC-HEALTHY $polls $found"; exit 0; fi
+    last="ok:$found"
+  else
+    last=
+  fi
+  [ $(($(date +%s) - start)) -ge "$timeout" ] && break
+  if [ "$polls" -le 20 ]; then sleep 0.25; else sleep 0.5; fi
+done
+echo "K8SOIDC-UNHEALTHY $polls $why" | tr '\n' ' '; echo
+exit 1"#;
+
+/// `PATH...`: `SHA256 PATH` per file (`absent PATH` when missing).
+pub(crate) fn verify(paths: &[String]) -> String {
+    render("read back checksums", paths, VERIFY_BODY, None)
+}
+
+const VERIFY_BODY: &str = r#"for p in "$@"; do
+  if [ -f "$p" ]; then printf '%s %s\n' "$(sha256sum < "$p" | cut -d' ' -f1)" "$p"; else printf 'absent %s\n' "$p"; fi
+done"#;
+
+/// `SHA256 COUNT READ_WORD*COUNT WRITE_WORD...`, data: the new content (base64). Compare and
+/// swap in one round trip: runs the read command; when its output's SHA-256 is still SHA256
+/// (what was read and edited), runs the write command with the content on standard input;
+/// else exits 73 and writes nothing (80: the read failed).
+pub(crate) fn compare_and_swap(args: &[String], data: &[String]) -> String {
+    render(
+        "compare and swap",
+        args,
+        &format!("{FIRST_FN}{CAS_BODY}"),
+        Some(data),
+    )
+}
+
+const CAS_BODY: &str = r#"want=$1 c=$2; shift 2
+t=$(mktemp) || exit 71
+if ! first "$c" "$@" </dev/null >"$t" 2>"$t.err"; then head -n1 "$t.err" >&2; rm -f "$t" "$t.err"; exit 80; fi
+sum=$(sha256sum < "$t" | cut -d' ' -f1); rm -f "$t" "$t.err"
+if [ "$sum" != "$want" ]; then echo "k8soidc: it changed since it was read; run again" >&2; exit 73; fi
+shift "$c"
+base64 -d | "$@""#;
+
+/// `STATE_DIR ID (COUNT WORD...)...`: puts back every file of backup ID (checksums verified
+/// first): present files through a staging file (whatever was at the staging path removed
+/// first, never followed) and a rename, with their recorded owner and mode; files that were
+/// absent are removed; then the restart commands, in order.
+pub(crate) fn restore(args: &[String]) -> String {
+    render(
+        "restore a backup",
+        args,
+        &format!("{STAGING_FN}{FIRST_FN}{RESTORE_BODY}\n{RESTARTS}"),
+        None,
+    )
+}
+
+const RESTORE_BODY: &str = r#"b=$1/backups/$2; shift 2
+[ -f "$b/FILES" ] || { echo "k8soidc: no backup in $b" >&2; exit 76; }
+(cd "$b" && sha256sum -c --quiet SHA256SUMS) >&2 || { echo "k8soidc: backup $b fails its checksums; not restoring" >&2; exit 77; }
+while IFS="$(printf '\t')" read -r k state mode owner path; do
+  if [ "$state" = present ]; then
+    mkdir -p "$(dirname "$path")"
+    t=$(staging "$path")
+    rm -rf "$t"
+    cp "$b/$k" "$t" && chown "$owner" "$t" && chmod "$mode" "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$path" || { echo "k8soidc: cannot restore $path" >&2; exit 78; }
+  else
+    rm -f "$path"
+  fi
+  echo "K8SOIDC-RESTORED $path"
+done < "$b/FILES"
+sync"#;
+
+/// `STATE_DIR`: lists backups, newest first: `ID<TAB>path path...`.
+pub(crate) fn list(state: &str) -> String {
+    render("list backups", &[state.to_string()], LIST_BODY, None)
+}
+
+const LIST_BODY: &str = r#"cd "$1/backups" 2>/dev/null || exit 0
+for id in $(ls -1r); do
+  [ -f "$id/FILES" ] || continue
+  printf '%s\t%s\n' "$id" "$(cut -f5 "$id/FILES" | tr '\n' ' ')"
+done"#;
+
+/// `UNIT|-`: the last API server log lines (crictl, else /var/log/pods; journalctl for a unit).
+pub(crate) fn logs(unit: Option<&str>) -> String {
+    render(
+        "the API server's last log lines",
+        &[unit.unwrap_or("-").to_string()],
+        LOGS_BODY,
+        None,
+    )
+}
+
+const LOGS_BODY: &str = r#"if [ "$1" != - ]; then journalctl -u "$1" -n 20 --no-pager 2>&1; exit 0; fi
+if command -v crictl >/dev/null 2>&1; then
+  c=$(crictl ps -a --name kube-apiserver -q 2>/dev/null | head -n1)
+  [ -n "$c" ] && crictl logs --tail 20 "$c" 2>&1 && exit 0
+fi
+f=$(ls -t /var/log/pods/*kube-apiserver*/kube-apiserver/*.log 2>/dev/null | head -n1)
+[ -n "$f" ] && tail -n 20 "$f"
+exit 0"#;
+
+/// A command, as it is: `exec PROGRAM ARG...`.
+pub(crate) fn run(command: &crate::Command) -> String {
+    format!("# k8soidc: run\nexec {}\n", command.to_shell())
+}
+
+/// The shell of `body` with `args`, for commands that are scripts of their own (MicroK8s
+/// after its install).
+pub(crate) fn custom(name: &str, args: &[String], body: &str) -> String {
+    render(name, args, &format!("{FIRST_FN}{body}\n{RESTARTS}"), None)
+}

@@ -1,0 +1,259 @@
+//! `k8soidc backups` and `k8soidc rollback` on a node (`--ssh HOST` or `--local`).
+//!
+//! `rollback` plans first, like every command: under the node's lock it reads the backup
+//! list, the chosen backup's index and copies and the current files, then the pure planner
+//! (`backends::patch::plan_rollback`) makes the plan: restore (checksums first), restart what
+//! needs it, wait until the API server is healthy with the restored configuration. `--dry-run`
+//! prints it, with the diff from each current file to what the backup holds, and changes
+//! nothing; otherwise the executor runs the same steps.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use backends::node::{NodeStep, ReadCommand, STATE_DIR};
+use backends::{Command, Step};
+
+use crate::cli::{BackupsArgs, RollbackArgs, SshArgs};
+use crate::error::Error;
+use crate::exec::ssh::{parse_files, HostSpec, Remote, SshOptions};
+use crate::patch::{out, parse_duration, runtime, Say};
+use crate::ui::Env;
+
+/// The hosts of `backups` / `rollback`: `--ssh` hosts, or this machine with `--local`.
+fn targets(ssh: &SshArgs, local: bool) -> Result<(Vec<HostSpec>, SshOptions), Error> {
+    if local {
+        return Ok((
+            vec![HostSpec {
+                user: None,
+                host: "localhost".into(),
+                port: None,
+                label: "localhost".into(),
+            }],
+            SshOptions::default(),
+        ));
+    }
+    crate::patch::hosts(ssh)
+}
+
+async fn open(spec: &HostSpec, opts: &SshOptions, local: bool) -> Result<Remote, Error> {
+    if local {
+        Ok(Remote::local_only())
+    } else {
+        Remote::connect_only(spec, opts).await
+    }
+}
+
+/// The key under which the first round trip reads the backup list.
+const LIST_KEY: &str = "k8soidc:backups";
+
+/// Reads the backup list as a command of the first round trip.
+fn list_command() -> ReadCommand {
+    ReadCommand {
+        key: LIST_KEY.into(),
+        if_file: None,
+        command: Command::new("sh", ["-c", &NodeStep::ListBackups.script()]),
+    }
+}
+
+/// `k8soidc backups --ssh HOST` / `--local`.
+pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
+    let (specs, opts) = targets(&args.ssh, args.local)?;
+    let rt = runtime()?;
+    for spec in &specs {
+        let text = rt.block_on(async {
+            let mut remote = open(spec, &opts, args.local).await?;
+            let r = list(&mut remote, false).await;
+            remote.close().await;
+            r
+        })?;
+        let mut s = format!(
+            "# {}: backups in {STATE_DIR}/backups (newest first)\n",
+            spec.label
+        );
+        if text.trim().is_empty() {
+            s.push_str("(none)\n");
+        }
+        for line in text.lines() {
+            let (id, files) = line.split_once('\t').unwrap_or((line, ""));
+            let _ = writeln!(s, "{id}  {}", files.trim());
+        }
+        out(&s)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first round trip of `backups` / `rollback`: privileges, the lock (with `lock`), the
+/// backup list.
+async fn list(remote: &mut Remote, lock: bool) -> Result<String, Error> {
+    let step = NodeStep::Begin {
+        lock,
+        paths: vec![],
+        commands: vec![list_command()],
+    };
+    let begun = remote.begin(&step, lock).await?;
+    let files = parse_files(&begun.records)?;
+    Ok(files.get(LIST_KEY).cloned().flatten().unwrap_or_default())
+}
+
+/// `k8soidc rollback --ssh HOST [--to ID] [--dry-run]` / `--local`.
+pub(crate) fn rollback(args: RollbackArgs, env: &Env) -> Result<ExitCode, Error> {
+    let (specs, opts) = targets(&args.ssh, args.local)?;
+    let timeout = parse_duration("--timeout", &args.timeout)?;
+    let rt = runtime()?;
+    for spec in &specs {
+        rt.block_on(async {
+            let mut remote = open(spec, &opts, args.local).await?;
+            let r = restore_backup(&mut remote, spec, &args, timeout, env).await;
+            remote.close().await;
+            r
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore_backup(
+    remote: &mut Remote,
+    spec: &HostSpec,
+    args: &RollbackArgs,
+    timeout: u64,
+    env: &Env,
+) -> Result<(), Error> {
+    let hint = if args.local {
+        "k8soidc backups --local".to_string()
+    } else {
+        format!("k8soidc backups --ssh {}", spec.label)
+    };
+    let listed = list(remote, !args.dry_run).await?;
+    let entries: Vec<(&str, Vec<&str>)> = listed
+        .lines()
+        .filter_map(|l| {
+            let (id, paths) = l.split_once('\t')?;
+            Some((id, paths.split_whitespace().collect()))
+        })
+        .collect();
+    let id = match &args.to {
+        Some(id) if entries.iter().any(|(i, _)| i == id) => id.clone(),
+        Some(id) => {
+            return Err(Error::Input(format!(
+                "invalid --to `{}`: no such backup on `{}`; see `{hint}`",
+                backends::escape(id),
+                spec.label,
+            )))
+        }
+        None => entries
+            .first()
+            .map(|(i, _)| i.to_string())
+            .ok_or_else(|| Error::Other(format!("no backups on `{}`", spec.label)))?,
+    };
+    let n = entries
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, p)| p.len())
+        .unwrap_or(0);
+    // Round trip 2: the backup's index and copies, the current files, the units.
+    let dir = format!("{STATE_DIR}/backups/{id}");
+    let mut paths = vec![format!("{dir}/FILES")];
+    paths.extend((1..=n).map(|k| format!("{dir}/{k}")));
+    paths.extend(backends::patch::probe_paths(None));
+    let read = NodeStep::Begin {
+        lock: false,
+        paths,
+        commands: backends::patch::read_commands(None)
+            .into_iter()
+            .filter(|c| c.key.starts_with("systemd:"))
+            .collect(),
+    };
+    let begun = remote.begin(&read, false).await?;
+    let files = parse_files(&begun.records)?;
+    let index = files
+        .get(&format!("{dir}/FILES"))
+        .cloned()
+        .flatten()
+        .ok_or_else(|| Error::Other(format!("backup {id} on `{}` has no index", spec.label)))?;
+    let (mut plan, distribution) =
+        backends::patch::plan_rollback(&spec.label, &id, &index, &files, remote.sudo(), timeout)?;
+    for s in &mut plan.steps {
+        if let Step::Node { sudo, .. } = s {
+            *sudo = remote.sudo();
+        }
+    }
+    let mut shown = String::new();
+    if args.verbose {
+        // The two reads the plan is made of, as a real run sends them.
+        let first = NodeStep::Begin {
+            lock: true,
+            paths: vec![],
+            commands: vec![list_command()],
+        };
+        for (why, step) in [
+            (
+                "privileges, lock and the backup list (a real run holds the lock until it ends)",
+                &first,
+            ),
+            (
+                "the backup's index and copies, and the current files",
+                &read,
+            ),
+        ] {
+            shown.push_str(&backends::node::show_step(
+                &spec.label,
+                why,
+                step,
+                false,
+                true,
+            ));
+            shown.push('\n');
+        }
+    }
+    shown.push_str(&plan.display(args.verbose).to_string());
+    if args.dry_run {
+        out(&format!("{shown}\n"))?;
+        eprintln!("dry run: nothing was changed on `{}`", spec.label);
+        return Ok(());
+    }
+    eprint!("{shown}");
+    if !env.confirm(
+        &format!("Restore backup {id} on `{}`?", spec.label),
+        args.yes,
+    )? {
+        return Err(Error::Other("not confirmed: nothing changed".into()));
+    }
+    let say = Say::host(&spec.label);
+    let unit = plan.steps.iter().find_map(|s| match s {
+        Step::Node {
+            step: NodeStep::AwaitHealthy(h),
+            ..
+        } => Some(h.unit.clone()),
+        _ => None,
+    });
+    match crate::host::run_steps(remote, &plan, &[], &say, "with the restored configuration").await
+    {
+        Ok(_) => {
+            eprintln!(
+                "[{}] the {distribution} API server is healthy with backup {id}",
+                spec.label
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let logs = remote
+                .step(&NodeStep::Logs {
+                    unit: unit.flatten(),
+                })
+                .await
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            if !logs.trim().is_empty() {
+                eprintln!(
+                    "[{}] last API server log lines:{}",
+                    spec.label,
+                    crate::error::framed(&logs)
+                );
+            }
+            Err(Error::Other(format!(
+                "`{}`: backup {id} is restored but the API server is not healthy within {timeout}s ({e}); check the node",
+                spec.label
+            )))
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `k8soidc create --distro kubeadm|microk8s|k3s --ssh HOST`: per host, the first round trip
+//! reads the node (and takes its lock); a host that already runs a control plane is refused;
+//! then the pure planner (`backends::create_node`) makes the plan — files written through the
+//! same back-up/stage/rename step as `patch`, then the installer, then (MicroK8s) the script
+//! that patches the args file the snap wrote, then the health wait — which the dry run prints
+//! and the executor runs. `K8SOIDC_K3S_INSTALLER` replaces the k3s installer command
+//! (air-gapped installs; the tests).
+
+use std::process::ExitCode;
+
+use backends::{Distribution, Step};
+
+use crate::error::Error;
+use crate::exec::ssh::{parse_files, Remote};
+use crate::patch::{hosts, out, runtime, Say};
+use crate::ui::Env;
+
+/// `k8soidc create --ssh`.
+pub(crate) fn run(
+    d: Distribution,
+    args: crate::cli::CreateArgs,
+    env: &Env,
+) -> Result<ExitCode, Error> {
+    let (specs, opts) = hosts(&args.ssh)?;
+    let s = crate::config::settings(&args.oidc, env)?;
+    // Refused before anything runs when the distribution has no create over SSH.
+    let installer = std::env::var("K8SOIDC_K3S_INSTALLER")
+        .unwrap_or_else(|_| backends::create_node::K3S_INSTALL.to_string());
+    backends::create_node::create_host(d, "-", &s, &installer, &Default::default())?;
+    if !args.skip_check {
+        crate::check::gate(&s, args.dry_run)?;
+    }
+    let rt = runtime()?;
+    for spec in &specs {
+        rt.block_on(async {
+            let mut remote = Remote::connect_only(spec, &opts).await?;
+            let r = async {
+                let begin = backends::patch::begin(None, !args.dry_run);
+                let begun = remote.begin(&begin, !args.dry_run).await?;
+                let files = parse_files(&begun.records)?;
+                // A k3s config.yaml alone is the usual pre-install configuration, not a cluster.
+                if let Ok(found) = backends::patch::detect(&spec.label, &files)
+                    .map_err(|_| ())
+                    .and_then(|f| if f == Distribution::K3s && !matches!(files.get("systemd:k3s"), Some(Some(_))) { Err(()) } else { Ok(f) })
+                {
+                    return Err(Error::Other(format!(
+                        "`{}` already runs a {found} control plane: refused, nothing changed; use `k8soidc patch --ssh {}`",
+                        spec.label, spec.label
+                    )));
+                }
+                let mut plan = backends::create_node::create_host(d, &spec.label, &s, &installer, &files)?;
+                for step in &mut plan.steps {
+                    if let Step::Node { sudo, .. } = step {
+                        *sudo = remote.sudo();
+                    }
+                }
+                let mut shown = String::new();
+                if args.verbose {
+                    let locked = backends::patch::begin(None, true);
+                    shown.push_str(&backends::node::show_step(&spec.label, "privileges, lock and reads, as the login user (a real run holds the lock until it ends)", &locked, false, true));
+                    shown.push('\n');
+                }
+                shown.push_str(&plan.display(args.verbose).to_string());
+                if args.dry_run {
+                    out(&format!("{shown}\n"))?;
+                    return Ok(());
+                }
+                eprint!("{shown}");
+                if !env.confirm(&format!("Create {d} on `{}`?", spec.label), args.yes)? {
+                    return Err(Error::Other("not confirmed: nothing changed".into()));
+                }
+                let say = Say::host(&spec.label);
+                crate::host::run_steps(&remote, &plan, &[], &say, "with OIDC").await.map_err(|e| {
+                    Error::Other(format!(
+                        "`{}`: creating {d} failed: {e}; the files written are backed up (`k8soidc backups --ssh {}`)",
+                        spec.label, spec.label
+                    ))
+                })?;
+                eprintln!("[{}] created {d} with OIDC issuer {}", spec.label, s.issuer_url);
+                Ok(())
+            }
+            .await;
+            remote.close().await;
+            r
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

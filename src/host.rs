@@ -1,0 +1,428 @@
+//! One host's `patch` transaction, and the executor of node plans.
+//!
+//! Per host, one SSH connection (strict host key): (1) the plan's first round trip,
+//! [`NodeStep::Begin`]: privileges, the node lock, every read; then the pure planner
+//! (`backends::patch::plan_host`) makes the [`HostPlan`]; a dry run prints it and stops;
+//! otherwise [`execute`] runs its steps, one round trip each, a plain `match` over them: commit
+//! (back up, stage, rename, restart), the health wait (one loop on the node), the checksum
+//! read-back, then cluster objects (kubeadm's ConfigMap, compare and swap). When the API
+//! server does not come back, the plan's `on_failure` steps run: its log lines, the restore of
+//! this run's backup, restart, wait. Nothing runs on a node that is not a step of the plan.
+
+use backends::node::{HostPlan, NodeStep};
+use backends::patch::{self, PatchRequest};
+use backends::{Distribution, OidcSettings, Plan, Step};
+
+use crate::error::Error;
+use crate::exec::ssh::{parse_files, HostSpec, Output, Remote, SshOptions};
+use crate::patch::{Outcome, Say};
+use crate::ui::Env;
+
+/// One host's transaction, with everything it needs owned (inventory runs move it into a task).
+pub(crate) struct HostJob {
+    /// `--local`: this machine, the same scripts through `sh -c` instead of SSH.
+    pub(crate) local: bool,
+    pub(crate) spec: HostSpec,
+    pub(crate) opts: SshOptions,
+    pub(crate) settings: Option<OidcSettings>,
+    pub(crate) remove: bool,
+    pub(crate) distro: Option<Distribution>,
+    pub(crate) timeout: u64,
+    pub(crate) dry_run: bool,
+    /// `-v`: plans show the exact scripts.
+    pub(crate) verbose: bool,
+    /// Ask before changing the host (`--yes` given?); None: the run was confirmed already.
+    pub(crate) confirm: Option<(Env, bool)>,
+    pub(crate) say: Say,
+}
+
+/// How a host's job went.
+pub(crate) struct HostReport {
+    pub(crate) distro: Option<Distribution>,
+    pub(crate) result: Result<Outcome, Error>,
+    /// The plan (dry run): printed by the caller, grouped as it likes.
+    pub(crate) plan: Option<String>,
+    pub(crate) round_trips: u32,
+    pub(crate) health_polls: u32,
+}
+
+impl HostReport {
+    /// The `-v` line.
+    pub(crate) fn debug_line(&self, host: &str) -> String {
+        format!(
+            "debug: {host}: {} SSH round trips (+{} health polls)",
+            self.round_trips, self.health_polls
+        )
+    }
+}
+
+impl HostJob {
+    /// Runs the job on `remote` (already connected, privileges not checked) or connects first.
+    pub(crate) async fn run(self, remote: Option<Remote>) -> HostReport {
+        let connected = match remote {
+            Some(r) => Ok(r),
+            None if self.local => Ok(Remote::local_only()),
+            None => Remote::connect_only(&self.spec, &self.opts).await,
+        };
+        let mut remote = match connected {
+            Ok(r) => r,
+            Err(e) => {
+                return HostReport {
+                    distro: self.distro,
+                    result: Err(e),
+                    plan: None,
+                    round_trips: 0,
+                    health_polls: 0,
+                }
+            }
+        };
+        let mut distro = self.distro;
+        let mut plan = None;
+        let result = self.transaction(&mut remote, &mut distro, &mut plan).await;
+        let (round_trips, health_polls) = (remote.round_trips(), remote.health_polls());
+        remote.close().await;
+        HostReport {
+            distro,
+            result,
+            plan,
+            round_trips,
+            health_polls,
+        }
+    }
+
+    async fn transaction(
+        &self,
+        remote: &mut Remote,
+        distro: &mut Option<Distribution>,
+        plan: &mut Option<String>,
+    ) -> Result<Outcome, Error> {
+        // Round trip 1: privileges, lock (not in a dry run), every read.
+        let begin = patch::begin(self.distro, !self.dry_run);
+        let begun = remote.begin(&begin, !self.dry_run).await?;
+        remote.maybe_disconnect("lock");
+        remote.maybe_disconnect("read");
+        let files = parse_files(&begun.records)?;
+        for (key, why) in &begun.notes {
+            if key == patch::KUBEADM_CONFIGMAP && !why.trim().is_empty() {
+                self.say.line(&format!(
+                    "kubeadm-config ConfigMap not read: {}",
+                    why.trim()
+                ));
+            }
+        }
+        let req = PatchRequest {
+            host: &self.spec.label,
+            settings: self.settings.as_ref(),
+            remove: self.remove,
+            distribution: self.distro,
+            timeout_secs: self.timeout,
+            sudo: remote.sudo(),
+        };
+        let hp = patch::plan_host(&req, &files)?;
+        *distro = Some(hp.distribution);
+        // What a real run sends first (with the lock), shown with -v.
+        let locked = patch::begin(self.distro, true);
+        if self.dry_run {
+            *plan = Some(format!("{}\n", hp.display(self.verbose).with_read(&locked)));
+            return Ok(if hp.is_noop() {
+                Outcome::Unchanged
+            } else {
+                Outcome::Planned
+            });
+        }
+        if hp.is_noop() {
+            self.say
+                .line(&format!("{}: nothing to change", hp.plan.title));
+            return Ok(Outcome::Unchanged);
+        }
+        self.say
+            .block(&hp.display(self.verbose).with_read(&locked).to_string());
+        if let Some((env, yes)) = &self.confirm {
+            if !env.confirm(&format!("Patch `{}`?", self.spec.label), *yes)? {
+                return Err(Error::Other(format!(
+                    "not confirmed: `{}` unchanged",
+                    self.spec.label
+                )));
+            }
+        }
+        execute(remote, &hp, &self.say).await
+    }
+}
+
+/// What a commit (or a create script) printed.
+struct Committed {
+    backup: Option<String>,
+    committed: bool,
+    restart_failed: bool,
+    staged: usize,
+}
+
+fn committed(o: &Output) -> Committed {
+    let lines = || o.stdout.lines();
+    Committed {
+        backup: lines()
+            .find_map(|l| l.strip_prefix("K8SOIDC-BACKUP "))
+            .map(str::to_string),
+        committed: lines().any(|l| l == "K8SOIDC-COMMITTED"),
+        restart_failed: lines().any(|l| l.starts_with("K8SOIDC-RESTART-FAILED")),
+        staged: lines().filter(|l| l.starts_with("K8SOIDC-STAGED ")).count(),
+    }
+}
+
+fn failed(what: &str, label: &str, o: Output) -> Error {
+    Error::CommandFailed {
+        command: what.into(),
+        host: Some(label.to_string()),
+        status: match o.code {
+            Some(c) => format!("exit status {c}"),
+            None => "killed by a signal".into(),
+        },
+        stderr: o.stderr,
+    }
+}
+
+/// Runs a host plan: its steps in order, and its `on_failure` steps when the API server does
+/// not come back.
+pub(crate) async fn execute(remote: &Remote, hp: &HostPlan, say: &Say) -> Result<Outcome, Error> {
+    run_steps(
+        remote,
+        &hp.plan,
+        &hp.on_failure,
+        say,
+        "with the new settings",
+    )
+    .await
+}
+
+/// The executor: a plain `match` over the node steps of `plan`; a failed wait (or restart)
+/// after a commit runs `on_failure` with this run's backup.
+pub(crate) async fn run_steps(
+    remote: &Remote,
+    plan: &Plan,
+    on_failure: &[NodeStep],
+    say: &Say,
+    healthy: &str,
+) -> Result<Outcome, Error> {
+    let label = remote.spec.label.clone();
+    let mut backup: Option<String> = None;
+    for s in &plan.steps {
+        let Step::Node { step, .. } = s else {
+            return Err(Error::Other(format!(
+                "internal: a step for `{label}` is not a node step: {s}"
+            )));
+        };
+        match step {
+            NodeStep::Commit { files, .. } => {
+                let o = remote.step(step).await?;
+                let c = committed(&o);
+                if !c.committed || (o.code != Some(0) && !c.restart_failed) {
+                    return Err(failed(
+                        "back up, stage and rename the new files",
+                        &label,
+                        o,
+                    ));
+                }
+                let (Some(b), true) = (c.backup, c.staged == files.len()) else {
+                    return Err(Error::Other(format!(
+                        "unexpected reply from `{label}` while staging: {}",
+                        o.stdout
+                    )));
+                };
+                say.line(&format!(
+                    "backed up to {}/backups/{b}",
+                    backends::node::STATE_DIR
+                ));
+                remote.maybe_disconnect("stage");
+                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                say.line(&format!("wrote {}", paths.join(", ")));
+                remote.maybe_disconnect("commit");
+                backup = Some(b.clone());
+                if c.restart_failed {
+                    let why = format!(
+                        "the restart failed: {}",
+                        o.stderr.trim().replace('\n', " ")
+                    );
+                    return recover(remote, on_failure, &b, &why, say).await;
+                }
+            }
+            NodeStep::AwaitHealthy(h) => match await_healthy(remote, step).await {
+                Ok(()) => say.line(&format!("API server healthy {healthy}")),
+                Err(why) => match &backup {
+                    Some(b) if !on_failure.is_empty() => {
+                        say.line(&format!(
+                            "not healthy within {}s ({why}); restoring backup {b}",
+                            h.timeout_secs
+                        ));
+                        return recover(remote, on_failure, b, &why, say).await;
+                    }
+                    _ => {
+                        return Err(Error::Other(format!(
+                            "`{label}`: the API server is not healthy within {}s ({why}); check the node",
+                            h.timeout_secs
+                        )))
+                    }
+                },
+            },
+            NodeStep::Verify { files } => {
+                let o = remote.step(step).await?;
+                if o.code != Some(0) {
+                    return Err(failed("verify the written files", &label, o));
+                }
+                for (path, want) in files {
+                    let have = o
+                        .stdout
+                        .lines()
+                        .find_map(|l| l.strip_suffix(path.as_str()))
+                        .map(str::trim);
+                    if have != Some(want.as_str()) {
+                        return Err(Error::Other(format!(
+                            "`{label}`: {path} is not what was written (changed since by something else?); the API server is healthy; check the file, backup {} has the previous one",
+                            backup.as_deref().unwrap_or("-")
+                        )));
+                    }
+                }
+            }
+            NodeStep::CompareAndSwap { write, .. } => {
+                let o = remote.step(step).await?;
+                if o.code != Some(0) {
+                    let e = failed(&write.to_shell(), &label, o);
+                    return Err(Error::Other(format!(
+                        "`{label}`: the API server is patched and healthy, but a cluster object was not updated: {e}; run again to retry"
+                    )));
+                }
+                say.line(&format!("updated: {write}"));
+            }
+            NodeStep::Script { name, .. } => {
+                let o = remote.step(step).await?;
+                let c = committed(&o);
+                if let Some(b) = &c.backup {
+                    say.line(&format!(
+                        "backed up to {}/backups/{b}",
+                        backends::node::STATE_DIR
+                    ));
+                    backup = Some(b.clone());
+                }
+                if o.code != Some(0) {
+                    return Err(failed(name, &label, o));
+                }
+                say.line(&format!("ran: {name}"));
+            }
+            NodeStep::Run { command } => {
+                let o = remote.step(step).await?;
+                if o.code != Some(0) {
+                    return Err(failed(&command.to_shell(), &label, o));
+                }
+                say.line(&format!("ran {command}"));
+            }
+            NodeStep::Restore { .. }
+            | NodeStep::Logs { .. }
+            | NodeStep::ListBackups
+            | NodeStep::Begin { .. } => {
+                let o = remote.step(step).await?;
+                if o.code != Some(0) {
+                    return Err(failed(s.why(), &label, o));
+                }
+                for l in o
+                    .stdout
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("K8SOIDC-RESTORED "))
+                {
+                    say.line(&format!("restored {l}"));
+                }
+            }
+        }
+    }
+    Ok(Outcome::Patched {
+        backup: backup.unwrap_or_default(),
+    })
+}
+
+/// The `on_failure` steps with this run's backup: the log lines, the restore, the wait for the
+/// previous configuration.
+async fn recover(
+    remote: &Remote,
+    on_failure: &[NodeStep],
+    backup: &str,
+    why: &str,
+    say: &Say,
+) -> Result<Outcome, Error> {
+    let label = &remote.spec.label;
+    let mut logs = String::new();
+    let mut back: Result<(), String> = Ok(());
+    for step in on_failure {
+        let step = step.with_backup(backup);
+        match &step {
+            NodeStep::Logs { .. } => {
+                logs = remote
+                    .step(&step)
+                    .await
+                    .map(|o| o.stdout)
+                    .unwrap_or_default();
+            }
+            NodeStep::AwaitHealthy(_) => {
+                if back.is_ok() {
+                    back = await_healthy(remote, &step).await;
+                }
+            }
+            _ => {
+                let o = remote.step(&step).await?;
+                if o.code != Some(0) {
+                    let what = if matches!(step, NodeStep::Restore { .. }) {
+                        "restore the backup"
+                    } else {
+                        "recover"
+                    };
+                    if o.stdout.contains("K8SOIDC-RESTART-FAILED") {
+                        back = Err(format!("the restart failed: {}", o.stderr.trim()));
+                        continue;
+                    }
+                    return Err(failed(what, label, o));
+                }
+            }
+        }
+    }
+    if !logs.trim().is_empty() {
+        say.line(&format!(
+            "last API server log lines:{}",
+            crate::error::framed(&logs)
+        ));
+    }
+    match back {
+        Ok(()) => {
+            say.line("restored; API server healthy with the previous settings");
+            Ok(Outcome::RolledBack {
+                backup: backup.to_string(),
+            })
+        }
+        Err(again) => Err(Error::Other(format!(
+            "`{label}` restored from backup {backup} but the API server is still not healthy ({again}; first: {why}); check the node"
+        ))),
+    }
+}
+
+/// Runs an [`NodeStep::AwaitHealthy`] (one round trip: the loop runs on the node) and reads
+/// its verdict.
+pub(crate) async fn await_healthy(remote: &Remote, step: &NodeStep) -> Result<(), String> {
+    let o = remote.step(step).await.map_err(|e| e.to_string())?;
+    let last = o.stdout.lines().rev().find(|l| l.starts_with("K8SOIDC-"));
+    let polls = |rest: &str| rest.split(' ').next().and_then(|n| n.parse::<u32>().ok());
+    match last {
+        Some(l) if l.starts_with("K8SOIDC-HEALTHY ") => {
+            remote.add_polls(polls(&l[16..]).unwrap_or(0));
+            Ok(())
+        }
+        Some(l) if l.starts_with("K8SOIDC-UNHEALTHY ") => {
+            let rest = &l[18..];
+            remote.add_polls(polls(rest).unwrap_or(0));
+            Err(rest
+                .split_once(' ')
+                .map(|(_, why)| why.trim().to_string())
+                .unwrap_or_default())
+        }
+        _ => Err(format!(
+            "the wait ended without a verdict (exit {:?}): {}",
+            o.code,
+            o.stderr.trim().replace('\n', " ")
+        )),
+    }
+}

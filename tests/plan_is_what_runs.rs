@@ -1,0 +1,284 @@
+//! "A plan is what runs" (issue 11): for each distribution, the scripts k8soidc sends to a node
+//! — recorded on the node by sshd's ForceCommand (`scripts/test-node`, NODE_RECORD=1;
+//! `tests/fakes/node/k8soidc-record`) — are, byte for byte, the scripts `--dry-run -v` printed
+//! for the same steps, in the same order. The one run-time value is the backup id, which the
+//! dry run shows as `<backup-id>`. Node numbers 160..=179 belong to this file.
+
+use backends::node::{shown_scripts, BACKUP_PLACEHOLDER};
+
+use crate::node::Node;
+use crate::test::fixture;
+
+fn oidc() -> Vec<&'static str> {
+    vec![
+        "--skip-check",
+        "--issuer-url",
+        "https://idp.example.com",
+        "--client-id",
+        "kubernetes",
+        "--username-claim",
+        "email",
+        "--username-prefix",
+        "oidc:",
+        "--groups-claim",
+        "groups",
+    ]
+}
+
+/// The scripts the node received since the last call (and forgets them).
+fn recorded(node: &Node) -> Vec<String> {
+    use base64::Engine;
+    let path = node.dir.path().join("recorded");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, "").unwrap();
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(l)
+                .expect("a base64 line");
+            String::from_utf8(bytes).expect("UTF-8 script")
+        })
+        .collect()
+}
+
+/// Replaces the real backup id in `scripts` by the placeholder the dry run shows.
+fn with_placeholder(scripts: Vec<String>, id: &str) -> Vec<String> {
+    scripts
+        .into_iter()
+        .map(|s| s.replace(id, &backends::shell::quote(BACKUP_PLACEHOLDER)))
+        .collect()
+}
+
+fn backup_id(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.split("backed up to /var/lib/k8soidc/backups/").nth(1))
+        .expect("a backup line")
+        .trim()
+        .to_string()
+}
+
+/// The name of a script (its first line).
+fn names(scripts: &[String]) -> Vec<&str> {
+    scripts
+        .iter()
+        .map(|s| s.lines().next().unwrap_or(""))
+        .collect()
+}
+
+/// Dry run with -v, then the same patch for real: what was sent is what was shown (the
+/// on-failure steps aside, which a healthy run does not reach); then a rollback the same way.
+fn patch_then_rollback(node: &Node, extra: &[&str]) {
+    let dry = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(extra)
+        .args(["--dry-run", "-v", "--timeout", "30s"])
+        .run()
+        .success();
+    let shown = shown_scripts(&dry.stdout);
+    recorded(node); // the dry run's own reads
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(extra)
+        .args(["--yes", "--timeout", "30s"])
+        .run()
+        .success();
+    let sent = recorded(node);
+    // Begin, Commit, AwaitHealthy, Verify (+ kubeadm's compare and swap); then the
+    // on-failure branch that was not needed: Logs, Restore, AwaitHealthy.
+    assert_eq!(names(&sent), names(&shown[..sent.len()]), "{}", dry.stdout);
+    assert_eq!(sent, shown[..sent.len()].to_vec(), "sent != shown");
+    let rest = names(&shown[sent.len()..]);
+    assert_eq!(
+        rest,
+        [
+            "# k8soidc: the API server's last log lines",
+            "# k8soidc: restore a backup",
+            "# k8soidc: wait until the API server is healthy",
+        ],
+        "only the on-failure branch is left"
+    );
+    assert!(
+        run.stderr
+            .contains("API server healthy with the new settings"),
+        "{}",
+        run.stderr
+    );
+
+    // rollback --dry-run -v, then the rollback: the same scripts.
+    let dry = node
+        .k8soidc("rollback")
+        .args(["--dry-run", "-v", "--timeout", "30s"])
+        .run()
+        .success();
+    let shown = shown_scripts(&dry.stdout);
+    assert!(
+        dry.stdout
+            .lines()
+            .any(|l| l.starts_with('-') && l.contains("oidc-issuer-url=https://idp.example.com")),
+        "the rollback dry run shows the diff: {}",
+        dry.stdout
+    );
+    recorded(node);
+    node.k8soidc("rollback")
+        .args(["--yes", "--timeout", "30s"])
+        .run()
+        .success();
+    let sent = recorded(node);
+    assert_eq!(names(&sent), names(&shown));
+    assert_eq!(sent, shown, "rollback: sent != shown");
+}
+
+#[test]
+fn kubeadm_patch_and_rollback_send_what_the_dry_run_shows() {
+    let node = Node::on(160).kubeadm().env("NODE_RECORD", "1").start();
+    patch_then_rollback(&node, &[]);
+}
+
+#[test]
+fn kubeadm_with_configmap_sends_the_compare_and_swap_it_shows() {
+    let n = 161;
+    let admin = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.{n}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
+    );
+    let cc = "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.2\n";
+    let cm = serde_json::json!({"data": {"ClusterConfiguration": cc}}).to_string();
+    let node = Node::on(n)
+        .kubeadm()
+        .file("/etc/kubernetes/admin.conf", &admin, 0o600)
+        .file(crate::ssh::CONFIGMAP, &cm, 0o600)
+        .env("NODE_RECORD", "1")
+        .start();
+    patch_then_rollback(&node, &[]);
+}
+
+#[test]
+fn kubeadm_rollback_after_a_failed_wait_sends_what_the_dry_run_shows() {
+    let node = Node::on(162).kubeadm().env("NODE_RECORD", "1").start();
+    node.set_never_ready("--oidc-issuer-url");
+    let dry = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--dry-run", "-v", "--timeout", "3s"])
+        .run()
+        .success();
+    let shown = shown_scripts(&dry.stdout);
+    recorded(&node);
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "3s"])
+        .run()
+        .status(1);
+    let id = backup_id(&run.stderr);
+    let sent = with_placeholder(recorded(&node), &id);
+    // Begin, Commit, AwaitHealthy (fails), then Logs, Restore, AwaitHealthy: the Verify step
+    // is never reached.
+    let mut want = shown.clone();
+    want.retain(|s| !s.starts_with("# k8soidc: read back checksums"));
+    assert_eq!(names(&sent), names(&want));
+    assert_eq!(sent, want, "sent != shown");
+}
+
+#[test]
+fn microk8s_patch_and_rollback_send_what_the_dry_run_shows() {
+    const ARGS: &str = "/var/snap/microk8s/current/args/kube-apiserver";
+    let args = format!(
+        "{}--bind-address=127.0.0.163\n",
+        fixture("microk8s-args/001-microk8s-2025-03f0791.args")
+    );
+    let node = Node::on(163)
+        .file(ARGS, &args, 0o660)
+        .env("NODE_RECORD", "1")
+        .start();
+    node.sh("microk8s start");
+    patch_then_rollback(&node, &[]);
+}
+
+#[test]
+fn k3s_patch_and_rollback_send_what_the_dry_run_shows() {
+    const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
+    let config = format!(
+        "bind-address: 127.0.0.164\n{}",
+        fixture("k3s-config/003-sylchamber-control-plane.yaml")
+    );
+    let node = Node::on(164)
+        .file(CONFIG, &config, 0o600)
+        .env("NODE_RECORD", "1")
+        .start();
+    node.sh("systemctl start k3s");
+    patch_then_rollback(&node, &[]);
+}
+
+#[test]
+fn rke2_patch_and_rollback_send_what_the_dry_run_shows() {
+    const CONFIG: &str = "/etc/rancher/rke2/config.yaml";
+    let node = Node::on(165)
+        .file(CONFIG, "bind-address: 127.0.0.165\n", 0o600)
+        .env("NODE_RECORD", "1")
+        .start();
+    node.sh("systemctl start rke2-server");
+    let ca = node.dir.path().join("tls.crt");
+    patch_then_rollback(&node, &["--ca-file", ca.to_str().unwrap()]);
+}
+
+/// `create --ssh`: the dry run (with -v) shows every script a real create sends, in order,
+/// MicroK8s' args-file script after the snap install included.
+fn create_sends_what_it_shows(node: &Node, distro: &str, env: &[(&str, &str)]) {
+    let mut dry = node.k8soidc("create");
+    dry = dry
+        .args(["--distro", distro])
+        .args(oidc())
+        .args(["--dry-run", "-v"]);
+    for (k, v) in env {
+        dry = dry.env(k, v);
+    }
+    let dry = dry.run().success();
+    let shown = shown_scripts(&dry.stdout);
+    recorded(node);
+    let mut run = node.k8soidc("create");
+    run = run.args(["--distro", distro]).args(oidc()).args(["--yes"]);
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
+    run.run().success();
+    let sent = recorded(node);
+    assert_eq!(names(&sent), names(&shown), "{}", dry.stdout);
+    assert_eq!(sent, shown, "create {distro}: sent != shown");
+}
+
+#[test]
+fn create_kubeadm_sends_what_the_dry_run_shows() {
+    let node = Node::on(166).env("NODE_RECORD", "1").start();
+    create_sends_what_it_shows(&node, "kubeadm", &[]);
+}
+
+#[test]
+fn create_k3s_sends_what_the_dry_run_shows() {
+    let node = Node::on(167)
+        .file(
+            "/etc/rancher/k3s/config.yaml",
+            "bind-address: 127.0.0.167\n",
+            0o600,
+        )
+        .env("NODE_RECORD", "1")
+        .start();
+    create_sends_what_it_shows(&node, "k3s", &[("K8SOIDC_K3S_INSTALLER", "k3s-install")]);
+}
+
+#[test]
+fn create_microk8s_sends_what_the_dry_run_shows() {
+    let node = Node::on(168).env("NODE_RECORD", "1").start();
+    create_sends_what_it_shows(&node, "microk8s", &[]);
+    let args = node
+        .read("/var/snap/microk8s/current/args/kube-apiserver")
+        .unwrap();
+    assert!(
+        args.contains("--oidc-issuer-url=https://idp.example.com\n"),
+        "{args}"
+    );
+    assert!(args.contains("--authorization-mode=RBAC,Node\n"), "{args}");
+}
