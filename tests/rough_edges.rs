@@ -382,3 +382,188 @@ FAIL  discovery   GET {url}: the connection closed after {length} of the {} byte
         )
     );
 }
+
+// Point 3: a token is a credential. `explain --token VALUE` printed the whole value when it was
+// not a readable file; no command may print a token, in any message or output format.
+
+/// A recognisable test token: a JWT's `eyJ` start, then a marker no output may contain.
+const MARKER: &str = "TESTTOKEN";
+const MARKED: &str =
+    "eyJTESTTOKENk8soidcHeader.eyJTESTTOKENk8soidcPayload.TESTTOKENk8soidcSignature";
+
+fn fingerprint(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Fails when any output stream carries the marker or a piece of `token`.
+#[track_caller]
+fn no_token(out: &crate::test::Output, token: &str, what: &str) {
+    let mut pieces: Vec<&str> = token.split('.').filter(|p| p.len() >= 8).collect();
+    pieces.push(MARKER);
+    for (name, stream) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        for p in &pieces {
+            assert!(
+                !stream.contains(p),
+                "{what}: {name} carries `{p}` of the token:\n{stream}"
+            );
+        }
+    }
+}
+
+#[test]
+fn p3_no_command_prints_a_token() {
+    use crate::explain::{claims, now, Keys, ISSUER};
+    use serde_json::json;
+    let keys = Keys::new();
+    let jwks = keys.jwks();
+    let settings = [
+        "--issuer-url",
+        ISSUER,
+        "--client-id",
+        "kubernetes",
+        "--username-claim",
+        "email",
+        "--groups-claim",
+        "groups",
+    ];
+    let signed = [
+        ("valid", keys.sign("rsa", &claims(json!({})))),
+        (
+            "expired",
+            keys.sign("rsa", &claims(json!({"exp": now() - 3600}))),
+        ),
+        (
+            "other audience",
+            keys.sign("rsa", &claims(json!({"aud": "other"}))),
+        ),
+        ("unknown key", keys.sign("other", &claims(json!({})))),
+        (
+            "unverified email",
+            keys.sign("ec", &claims(json!({"email_verified": false}))),
+        ),
+    ];
+    let long = format!("eyJ{MARKER}{}", "A".repeat(400));
+    let mut tokens: Vec<(&str, String)> = vec![
+        ("marked", MARKED.to_string()),
+        (
+            "two parts",
+            "eyJTESTTOKENk8soidc.TESTTOKENk8soidcPayload".to_string(),
+        ),
+        ("long", long),
+        ("bearer", format!("Bearer {MARKED}")),
+    ];
+    tokens.extend(signed.iter().map(|(n, t)| (*n, t.clone())));
+
+    for (what, token) in &tokens {
+        // The token as the value of --token: refused, shown only as a fingerprint.
+        let out = Test::new()
+            .args(["explain", "--token", token, "--jwks", &jwks])
+            .args(settings)
+            .run()
+            .status(2);
+        no_token(&out, token, &format!("{what} as a value"));
+        if !token.starts_with("Bearer ") {
+            assert_eq!(
+                out.stderr,
+                format!(
+                    "error: invalid --token: the value (sha256 {}…, {} characters) is not a file but looks like the token itself; a token is never taken on the command line (it would show in the process list and shell history): put it in a file, or pipe it to `--token -`\n",
+                    fingerprint(token),
+                    token.chars().count()
+                ),
+                "{what}"
+            );
+        }
+        // In a file and on stdin, in every output format, accepted or rejected.
+        for output in ["text", "json", "yaml"] {
+            let out = Test::new()
+                .write("token", token)
+                .args(["explain", "--token", "token", "--jwks", &jwks, "-o", output])
+                .args(settings)
+                .run();
+            assert!(out.status == 0 || out.status == 1, "{what}: {}", out.stderr);
+            no_token(&out, token, &format!("{what} in a file, -o {output}"));
+            let out = Test::new()
+                .stdin(token)
+                .args(["explain", "--token", "-", "--jwks", &jwks, "-o", output])
+                .args(settings)
+                .run();
+            no_token(&out, token, &format!("{what} on stdin, -o {output}"));
+        }
+        // Failures after the token is read: keys unreachable, a bad --rbac file, a bad JWKS.
+        for extra in [
+            vec!["--issuer-url", "https://127.0.0.1:1"],
+            vec!["--jwks", &jwks, "--rbac", "missing.yaml"],
+            vec!["--jwks", "token"],
+        ] {
+            let out = Test::new()
+                .write("token", token)
+                .args(["explain", "--token", "token"])
+                .args(settings)
+                .args(&extra)
+                .run();
+            assert_ne!(out.status, 0, "{what} {extra:?}");
+            no_token(&out, token, &format!("{what} with {extra:?}"));
+        }
+    }
+    // A mistyped file name is not a token: it is named as before.
+    let typo = Test::new()
+        .args(["explain", "--token", "tokn.txt", "--jwks", &jwks])
+        .args(settings)
+        .run()
+        .status(2);
+    assert_eq!(
+        typo.stderr,
+        "error: invalid --token `tokn.txt`: cannot read it (No such file or directory (os error 2)); give a file with the ID token, or `-` for stdin\n"
+    );
+    let valid = &signed[0].1;
+    let ok = Test::new()
+        .stdin(valid)
+        .args(["explain", "--token", "-", "--jwks", &jwks])
+        .args(settings)
+        .run()
+        .success();
+    assert!(
+        ok.stdout.contains("username: jane@example.com\n"),
+        "{}",
+        ok.stdout
+    );
+
+    // check: the only secret it reads is an SSH key; a key or CA file full of token is not
+    // echoed either.
+    for extra in [
+        vec!["--ca-file", "token"],
+        vec!["--ssh", "root@127.0.0.1:1", "--ssh-identity", "token"],
+    ] {
+        let out = Test::new()
+            .write("token", MARKED)
+            .args(["check", "--client-id", "kubernetes"])
+            .args(["--issuer-url", "https://127.0.0.1:1"])
+            .args(&extra)
+            .run();
+        assert_ne!(out.status, 0, "check {extra:?}");
+        no_token(&out, MARKED, &format!("check {extra:?}"));
+    }
+    // idp: the provider credentials come from the environment and are never rendered.
+    for provider in ["okta", "keycloak", "dex"] {
+        let out = Test::new()
+            .env("KEYCLOAK_PASSWORD", MARKED)
+            .env("KEYCLOAK_CLIENT_SECRET", MARKED)
+            .env("TF_VAR_okta_api_token", MARKED)
+            .env("OKTA_API_TOKEN", MARKED)
+            .args([
+                "idp",
+                provider,
+                "--issuer-url",
+                "https://sso.example.com/realms/k8s",
+            ])
+            .args(["--client-id", "kubernetes", "--username-claim", "email"])
+            .args(["--groups-claim", "groups"])
+            .run()
+            .success();
+        no_token(&out, MARKED, &format!("idp {provider}"));
+    }
+}
