@@ -567,3 +567,107 @@ fn p3_no_command_prints_a_token() {
         no_token(&out, MARKED, &format!("idp {provider}"));
     }
 }
+
+// Point 1: the demos read `../shared/fixtures` (outside the repository) and ran
+// `target/release/k8soidc` (wrong under CARGO_TARGET_DIR). Everything now comes from the
+// repository, and binaries from where cargo puts them.
+
+fn repo() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn p1_demo_and_bench_scripts_find_everything_in_the_repository_and_through_cargo() {
+    let target = tempfile::tempdir().unwrap();
+    let t = target.path().display();
+    let manifest = "tests/data/fixtures/apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml";
+    for (script, uses) in [
+        ("demo-patch", vec![manifest, "scripts/test-node"]),
+        (
+            "demo-inventory",
+            vec![
+                manifest,
+                "tests/data/fixtures/microk8s-args/001-microk8s-2025-03f0791.args",
+                "scripts/test-node",
+            ],
+        ),
+        (
+            "demo-identity",
+            vec![
+                "tests/oidc-provider/server.mjs",
+                "tests/oidc-provider/package-lock.json",
+            ],
+        ),
+        ("bench-dry-run", Vec::<&str>::new()),
+    ] {
+        // From another directory, with the target directory moved.
+        let out = std::process::Command::new("timeout")
+            .args(["60", "bash"])
+            .arg(repo().join("scripts").join(script))
+            .arg("--check")
+            .current_dir(target.path())
+            .env("CARGO_TARGET_DIR", target.path())
+            .output()
+            .expect("bash");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{script} --check: {stderr}");
+        let mut want = format!("{script}: binary {t}/release/k8soidc (cargo build --release)\n");
+        for u in uses {
+            want.push_str(&format!("{script}: uses {u}\n"));
+        }
+        assert_eq!(stdout, want, "{script} --check; stderr: {stderr}");
+        assert_eq!(stderr, "", "{script} --check");
+    }
+}
+
+#[test]
+fn p1_no_script_reads_outside_the_repository_or_hard_codes_target() {
+    let mut found = Vec::new();
+    let mut scripts = 0;
+    for entry in std::fs::read_dir(repo().join("scripts")).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        scripts += 1;
+        for (n, line) in text.lines().enumerate() {
+            // A path into cargo's target directory written out (`$repo/target/`, `"target/`,
+            // `=target/`, `(target/`) instead of asked of cargo; the shared fixtures.
+            let hard_target = ["/target/", "\"target/", "'target/", "=target/", "(target/"]
+                .iter()
+                .any(|p| line.contains(p));
+            if hard_target || line.contains("../shared") || line.contains("shared/fixtures") {
+                found.push(format!("{}:{}: {line}", path.display(), n + 1));
+            }
+        }
+    }
+    assert!(scripts >= 10, "only {scripts} scripts read");
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn p1_fixtures_are_in_the_repository_with_their_sources() {
+    let root = repo().join("tests/data/fixtures");
+    let sources = std::fs::read_to_string(root.join("SOURCES")).unwrap();
+    let listed: std::collections::BTreeSet<&str> = sources
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    let mut files = std::collections::BTreeSet::new();
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.is_dir() {
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let f = f.unwrap().path();
+                files.insert(f.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    // kcp.README.md is itself the source note of the two schemas derived from the CRD.
+    files.remove("schemas/kcp.README.md");
+    let files: std::collections::BTreeSet<&str> = files.iter().map(String::as_str).collect();
+    assert_eq!(files, listed);
+    assert!(crate::test::fixtures().starts_with(repo()));
+}
