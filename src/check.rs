@@ -68,6 +68,62 @@ fn explain_fetch_error(e: &reqwest::Error, s: &OidcSettings) -> (String, String)
     (chain, fix)
 }
 
+/// The response body. A body without Content-Length and without chunked encoding ends where
+/// the connection ends (RFC 9112 section 6.3, rule 8); a server that then closes its TLS
+/// connection without `close_notify` makes rustls report an unexpected EOF, and reqwest "error
+/// decoding response body", although every byte arrived. kube-apiserver's Go client takes such
+/// a body (crypto/tls returns io.EOF at a record boundary), so this does too. A body cut
+/// short of its Content-Length, or of its last chunk, still fails: hyper reports that itself.
+fn read_body(mut resp: reqwest::blocking::Response) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let length = resp.content_length();
+    let framed = resp.headers().contains_key(reqwest::header::CONTENT_LENGTH)
+        || resp
+            .headers()
+            .contains_key(reqwest::header::TRANSFER_ENCODING);
+    let mut body = Vec::new();
+    match resp.read_to_end(&mut body) {
+        Ok(_) => Ok(body),
+        Err(e) if !framed && is_unclean_close(&e) => Ok(body),
+        Err(e) => match length {
+            Some(n) if is_unclean_close(&e) => Err(format!(
+                "the connection closed after {} of the {n} bytes its Content-Length announced",
+                body.len()
+            )),
+            _ => Err(error_chain(&e)),
+        },
+    }
+}
+
+/// Whether an error is, at its root, an EOF where TLS expected `close_notify`.
+fn is_unclean_close(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if let Some(io) = x.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::UnexpectedEof {
+                return true;
+            }
+        }
+        cur = x.source();
+    }
+    false
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let text = x.to_string();
+        if !chain.ends_with(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        src = x.source();
+    }
+    chain
+}
+
 /// GETs `url` and parses JSON, or returns the FAIL row.
 fn get_json(
     client: &reqwest::blocking::Client,
@@ -87,10 +143,9 @@ fn get_json(
             "no document there: check the issuer path (Keycloak: /realms/NAME, Dex: the `issuer` of its config)",
         ));
     }
-    let body = resp
-        .text()
+    let body = read_body(resp)
         .map_err(|e| Check::fail(name, format!("GET {url}: {e}"), "retry; check the provider"))?;
-    serde_json::from_str(&body).map_err(|e| {
+    serde_json::from_slice(&body).map_err(|e| {
         Check::fail(
             name,
             format!("GET {url}: not JSON ({e})"),

@@ -1,6 +1,9 @@
 //! The command line as typed: raw values only. Nothing here reads a file or runs a program;
 //! `config.rs` merges these with the environment and the config file and validates them.
 
+use std::ffi::OsStr;
+
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Configure Kubernetes API-server OpenID Connect on any distribution, safely and reversibly.
@@ -21,6 +24,12 @@ pub(crate) enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print the man page (troff), or write one page per command into DIR.
+    Man {
+        /// Directory for k8soidc.1 and k8soidc-COMMAND.1 (e.g. ~/.local/share/man/man1).
+        #[arg(value_name = "DIR")]
+        dir: Option<String>,
     },
     /// A ClusterRoleBinding or RoleBinding for OIDC groups/users, prefixes applied.
     Rbac(RbacArgs),
@@ -85,7 +94,7 @@ pub(crate) struct OidcArgs {
     #[arg(long, env = "K8SOIDC_REQUIRED_CLAIM", value_name = "KEY=VALUE")]
     pub(crate) required_claim: Vec<String>,
     /// `flags` (--oidc-*), `config` (AuthenticationConfiguration, 1.30+), or `auto`.
-    #[arg(long, env = "K8SOIDC_AUTH_MODE", value_name = "MODE")]
+    #[arg(long, env = "K8SOIDC_AUTH_MODE", value_name = "MODE", value_parser = Names(|| vec!["flags", "config", "auto"]))]
     pub(crate) auth_mode: Option<String>,
     /// The cluster's Kubernetes version, e.g. 1.31 (chooses config apiVersions).
     #[arg(long, env = "K8SOIDC_KUBERNETES_VERSION", value_name = "VERSION")]
@@ -102,12 +111,13 @@ pub(crate) enum Output {
 
 #[derive(Debug, Args)]
 pub(crate) struct RenderArgs {
-    /// Distribution: k3d, kind, kubeadm, kops, microk8s, charmed, k3s, rke2, capi, kubespray.
-    #[arg(long, value_name = "DISTRO")]
+    /// Distribution.
+    #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
-    /// Cluster name used in rendered commands and files.
-    #[arg(long, default_value = "oidc")]
-    pub(crate) name: String,
+    /// Cluster name used in rendered commands and files [default: oidc; a placeholder
+    /// oidc.k8s.local for kops].
+    #[arg(long)]
+    pub(crate) name: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: Output,
@@ -118,7 +128,7 @@ pub(crate) struct RenderArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
     /// Distribution: k3d, kind, kops or charmed; with --ssh: kubeadm, microk8s or k3s.
-    #[arg(long, value_name = "DISTRO")]
+    #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
     #[command(flatten)]
@@ -260,8 +270,8 @@ pub(crate) struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct IdpArgs {
-    /// Identity provider: okta, keycloak or dex.
-    #[arg(value_name = "PROVIDER")]
+    /// Identity provider.
+    #[arg(value_name = "PROVIDER", value_parser = Names(|| backends::idp::Provider::ALL.map(backends::idp::Provider::name).to_vec()))]
     pub(crate) provider: String,
     /// Write the files into DIR (created if needed) instead of printing them.
     #[arg(long, value_name = "DIR")]
@@ -327,8 +337,8 @@ pub(crate) struct PatchArgs {
     /// With --capi: seconds between rollout status checks.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
     pub(crate) poll_interval: u64,
-    /// auto (detect on each host), kubeadm, microk8s, k3s or rke2.
-    #[arg(long, value_name = "DISTRO", default_value = "auto")]
+    /// Distribution; `auto` detects it on each host.
+    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
     pub(crate) distro: String,
     /// Print the diff of every file (and, over SSH, every step); change nothing.
     #[arg(long)]
@@ -403,4 +413,34 @@ pub(crate) struct BackupsArgs {
     /// List the backups of the machine k8soidc runs on (without SSH).
     #[arg(long, conflicts_with = "hosts")]
     pub(crate) local: bool,
+}
+
+/// Every distribution name, as `--distro` takes it.
+fn distributions() -> Vec<&'static str> {
+    backends::Distribution::ALL
+        .map(backends::Distribution::name)
+        .to_vec()
+}
+
+/// A value whose names clap knows, so `--help` and shell completions offer them, but which is
+/// kept as typed: it is checked later with the settings, whose one-line errors name the flag,
+/// the bad value and the fix (clap's own "invalid value" error would not).
+#[derive(Clone)]
+pub(crate) struct Names(pub(crate) fn() -> Vec<&'static str>);
+
+impl TypedValueParser for Names {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<String, clap::Error> {
+        StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new((self.0)().into_iter().map(PossibleValue::new)))
+    }
 }

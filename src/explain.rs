@@ -44,12 +44,50 @@ fn read_token(path: &str) -> Result<String, Error> {
             .map_err(|e| Error::io("stdin", e))?;
     } else {
         text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Input(format!(
-                "invalid --token `{path}`: cannot read it ({e}); give a file with the ID token, or `-` for stdin"
-            ))
+            if looks_like_a_token(path) {
+                Error::Input(format!(
+                    "invalid --token: the value (sha256 {}…, {} characters) is not a file but looks like the token itself; a token is never taken on the command line (it would show in the process list and shell history): put it in a file, or pipe it to `--token -`",
+                    fingerprint(path),
+                    path.chars().count()
+                ))
+            } else {
+                Error::Input(format!(
+                    "invalid --token `{}`: cannot read it ({e}); give a file with the ID token, or `-` for stdin",
+                    backends::escape(path)
+                ))
+            }
         })?;
     }
     Ok(text.trim().to_string())
+}
+
+/// Whether a `--token` value that is not a readable file is a credential rather than a
+/// mistyped path: a JWT (`eyJ` is `{"` in base64url, two dots; maybe after `Bearer `), or
+/// anything too long for a file name. Such a value is only ever shown as its [`fingerprint`].
+fn looks_like_a_token(value: &str) -> bool {
+    let value = value.trim();
+    let value = value
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("bearer "))
+        .map_or(value, |_| value[7..].trim_start());
+    value.starts_with("eyJ")
+        || value.contains(".eyJ")
+        || value.len() > 255
+        || (value.split('.').count() == 3
+            && !value.contains('/')
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=')))
+}
+
+/// The first 8 hex digits of a secret's SHA-256: enough to tell two apart, nothing to reuse.
+fn fingerprint(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The key set: `--jwks FILE`, or the provider's (discovery, then jwks_uri).

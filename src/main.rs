@@ -4,6 +4,7 @@ mod backups;
 mod capi;
 mod check;
 mod cli;
+mod completions;
 mod config;
 mod create;
 mod create_ssh;
@@ -15,6 +16,7 @@ mod host;
 mod idp;
 mod inventory;
 mod kubeconfig;
+mod man;
 mod patch;
 mod patch_file;
 mod rbac;
@@ -48,11 +50,8 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         cli::Command::Patch(a) => patch::run(a, env),
         cli::Command::Rollback(a) => backups::rollback(a, env),
         cli::Command::Backups(a) => backups::backups(a),
-        cli::Command::Completions { shell } => {
-            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
+        cli::Command::Completions { shell } => completions::run(shell),
+        cli::Command::Man { dir } => man::run(dir),
         cli::Command::Rbac(a) => rbac::run(a, env),
         cli::Command::Kubeconfig(a) => kubeconfig::run(a, env),
         cli::Command::Check(a) => check::run(a, env),

@@ -64,18 +64,44 @@ pub(crate) fn check_name(d: Distribution, name: &str) -> Result<(), Error> {
     }
 }
 
+/// The name rendered when `--name` is not given: `oidc`, or for kops (which needs a fully
+/// qualified DNS name) the gossip-cluster placeholder `oidc.k8s.local`.
+fn default_name(d: Distribution) -> &'static str {
+    if d == Distribution::Kops {
+        "oidc.k8s.local"
+    } else {
+        "oidc"
+    }
+}
+
 pub(crate) fn run(args: RenderArgs, env: &Env) -> Result<ExitCode, Error> {
     let d = Distribution::parse(&args.distro)?;
-    check_name(d, &args.name)?;
+    // Only a name the user gave is checked: the default is valid for every distribution.
+    let placeholder = match &args.name {
+        Some(name) => {
+            check_name(d, name)?;
+            None
+        }
+        None => Some(default_name(d)),
+    };
+    let name = args.name.as_deref().unwrap_or(default_name(d));
     let s = crate::config::settings(&args.oidc, env)?;
     let req = ClusterRequest {
-        name: args.name.clone(),
-        staging_dir: staging_dir(d, &args.name)?,
+        name: name.to_string(),
+        staging_dir: staging_dir(d, name)?,
         extra_args: vec![],
     };
     let r = backend(d).render(&s, &req)?;
+    // kops has no default cluster name: say that the one shown is a placeholder (on stderr for
+    // JSON/YAML, which stay parseable).
+    let note = placeholder.filter(|_| d == Distribution::Kops).map(|p| {
+        format!("# no --name given: `{p}` below is a placeholder (a kops gossip cluster name); give --name with your cluster's name\n")
+    });
+    if let (Some(note), false) = (&note, args.output == Output::Text) {
+        eprint!("{note}");
+    }
     let text = match args.output {
-        Output::Text => r.to_string(),
+        Output::Text => note.unwrap_or_default() + &r.to_string(),
         Output::Json => {
             serde_json::to_string_pretty(&r).map_err(|e| Error::Other(e.to_string()))? + "\n"
         }

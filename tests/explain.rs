@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use crate::provider::Provider;
 use crate::test::Test;
 
-const ISSUER: &str = "https://idp.test.invalid";
+pub(crate) const ISSUER: &str = "https://idp.test.invalid";
 
-struct Keys {
+pub(crate) struct Keys {
     dir: tempfile::TempDir,
 }
 
@@ -46,7 +46,7 @@ fn hex(text: &str) -> Vec<u8> {
 
 impl Keys {
     /// RSA keys `rsa` (in the JWKS) and `other` (not in it), an EC P-256 key `ec` (in the JWKS).
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         openssl(
@@ -100,7 +100,7 @@ impl Keys {
         Keys { dir }
     }
 
-    fn sign(&self, key: &str, claims: &Value) -> String {
+    pub(crate) fn sign(&self, key: &str, claims: &Value) -> String {
         let pem = std::fs::read(self.dir.path().join(format!("{key}.pem"))).unwrap();
         let (alg, enc, kid) = match key {
             "ec" => (
@@ -119,19 +119,19 @@ impl Keys {
         jsonwebtoken::encode(&h, claims, &enc).unwrap()
     }
 
-    fn jwks(&self) -> String {
+    pub(crate) fn jwks(&self) -> String {
         self.dir.path().join("jwks.json").display().to_string()
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn claims(extra: Value) -> Value {
+pub(crate) fn claims(extra: Value) -> Value {
     let mut c = json!({
         "iss": ISSUER, "aud": "kubernetes", "sub": "jane-0001", "email": "jane@example.com",
         "email_verified": true, "groups": ["k8s-admins", "devs"], "exp": now() + 3600, "iat": now()

@@ -15,6 +15,7 @@ mod plan_is_what_runs;
 mod provider;
 mod rbac;
 mod render;
+mod rough_edges;
 mod ssh;
 mod sshd;
 mod test;

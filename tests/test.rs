@@ -25,16 +25,10 @@ pub(crate) const SETTINGS: [&str; 12] = [
     "oidc:",
 ];
 
-/// The shared fixtures: `../shared/fixtures` from the workspace root (/work/main), or
-/// `../../shared/fixtures` from a worktree under /work/wt/.
+/// The repository's real-file fixtures, `tests/data/fixtures` (each file's origin is in its
+/// SOURCES): tests, demos and scripts need nothing outside the repository.
 pub(crate) fn fixtures() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let near = root.join("../shared/fixtures");
-    if near.is_dir() {
-        near
-    } else {
-        root.join("../../shared/fixtures")
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fixtures")
 }
 
 /// A fixture file's content (`rel` below [`fixtures`]); panics naming the path when missing.

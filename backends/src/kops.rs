@@ -596,14 +596,9 @@ mod tests {
     use super::*;
     use crate::testutil::*;
 
-    /// `shared/fixtures/kops-cluster`, found from the crate upward (the workspace is
-    /// /work/main or /work/wt/NAME; `shared` sits next to `main` and `wt`).
+    /// The repository's `tests/data/fixtures/kops-cluster`.
     fn fixture_dir() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|d| d.join("shared/fixtures/kops-cluster"))
-            .find(|d| d.is_dir())
-            .expect("shared/fixtures/kops-cluster above the crate")
+        crate::yamltext::fixtures_dir().join("kops-cluster")
     }
 
     fn fixture(name: &str) -> String {

@@ -352,20 +352,9 @@ apiServer:
         assert!(!got.contains("oidc-ca-file"), "{got}");
     }
 
-    /// Reads a file of `/work/shared/fixtures`, exact bytes. The workspace is `/work/main` or
-    /// `/work/wt/NAME`, so `shared` is two or three levels above this crate.
+    /// Reads a file of the repository's `tests/data/fixtures`, exact bytes.
     pub(crate) fn fixture(rel: &str) -> String {
-        let here = env!("CARGO_MANIFEST_DIR");
-        let candidates = [
-            format!("{here}/../../shared/fixtures/{rel}"),
-            format!("{here}/../../../shared/fixtures/{rel}"),
-        ];
-        for path in &candidates {
-            if let Ok(bytes) = std::fs::read(path) {
-                return String::from_utf8(bytes).expect("fixtures are UTF-8");
-            }
-        }
-        panic!("fixture {rel} not found at {candidates:?}");
+        crate::yamltext::fixture(rel)
     }
 
     /// Reads `apiServer.extraArgs` back as (name, value) pairs, failing on any non-string.

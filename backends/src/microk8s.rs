@@ -258,14 +258,9 @@ mod tests {
     use super::*;
     use crate::testutil::*;
 
-    /// `shared/` sits next to the workspace in /work/main and two levels up from /work/wt/X.
+    /// The repository's `tests/data/fixtures/microk8s-args`.
     fn fixture_dir() -> std::path::PathBuf {
-        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        ["../../shared", "../../../shared"]
-            .iter()
-            .map(|up| here.join(up).join("fixtures/microk8s-args"))
-            .find(|p| p.is_dir())
-            .expect("shared/fixtures/microk8s-args next to the workspace")
+        crate::yamltext::fixtures_dir().join("microk8s-args")
     }
 
     const FLAGS: &str = "--oidc-issuer-url=https://idp.example.com\n--oidc-client-id=kubernetes\n\

@@ -511,14 +511,7 @@ mod tests {
     }
 
     fn manifest() -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|a| {
-                a.join("shared/fixtures/apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml")
-            })
-            .find(|p| p.is_file())
-            .expect("shared/fixtures next to the workspace");
-        std::fs::read_to_string(p).unwrap()
+        crate::yamltext::fixture("apiserver-manifests/034-austintalbot-v1.32.2-cks.yaml")
     }
 
     fn files(manifest: &str) -> NodeFiles {

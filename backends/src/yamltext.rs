@@ -334,16 +334,16 @@ pub(crate) fn splice(lines: &mut Vec<Line>, range: Range<usize>, new: Vec<String
     lines.splice(range, new);
 }
 
-/// A file under `shared/fixtures`, found from the workspace at /work/main or a worktree.
+/// The repository's real-file fixtures, `tests/data/fixtures` (origins in its SOURCES).
+#[cfg(test)]
+pub(crate) fn fixtures_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/fixtures")
+}
+
+/// A file under [`fixtures_dir`].
 #[cfg(test)]
 pub(crate) fn fixture(rel: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = ["../../shared/fixtures", "../../../shared/fixtures"]
-        .iter()
-        .map(|d| root.join(d))
-        .find(|d| d.is_dir())
-        .expect("shared/fixtures next to the workspace");
-    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    std::fs::read_to_string(fixtures_dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 #[cfg(test)]

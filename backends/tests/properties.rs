@@ -1,7 +1,7 @@
 //! Property tests of every pure patcher, through the public API only (issue 5, "Reliability
 //! under load and bad input"). Each patcher gets the same three properties:
 //!
-//! - `valid`: a real fixture from `shared/fixtures/<kind>/`, changed in ways that keep it valid
+//! - `valid`: a real fixture from `tests/data/fixtures/<kind>/`, changed in ways that keep it valid
 //!   (CRLF endings, comment lines, trailing comments, extra keys or flags, other values,
 //!   indentation), and random settings that `OidcSettings::validate` accepts. The patch either
 //!   succeeds or is refused; when the unchanged fixture patches and the change kept the
@@ -34,18 +34,10 @@ use serde_yaml_ng::{Mapping, Value};
 
 // ---------------------------------------------------------------- fixtures
 
-/// `shared/fixtures`, found by walking up from this crate (the workspace sits at /work/main or
-/// /work/wt/X with shared/ beside it; CI puts shared/ beside the clone).
+/// The repository's `tests/data/fixtures` (origins in its SOURCES).
 fn fixtures_root() -> &'static PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        start
-            .ancestors()
-            .map(|a| a.join("shared/fixtures"))
-            .find(|p| p.is_dir())
-            .unwrap_or_else(|| panic!("no shared/fixtures above {}", start.display()))
-    })
+    ROOT.get_or_init(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/fixtures"))
 }
 
 /// The fixtures of one folder, sorted by name, with extensions from `exts`.

@@ -556,14 +556,9 @@ mod tests {
         );
     }
 
-    /// `shared/` sits next to the workspace in /work/main and two levels up from /work/wt/X.
+    /// The repository's `tests/data/fixtures/k3s-config`.
     fn fixture_dir() -> std::path::PathBuf {
-        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        ["../../shared", "../../../shared"]
-            .iter()
-            .map(|up| here.join(up).join("fixtures/k3s-config"))
-            .find(|p| p.is_dir())
-            .expect("shared/fixtures/k3s-config next to the workspace")
+        crate::yamltext::fixtures_dir().join("k3s-config")
     }
 
     fn list(text: &str, key: &str) -> Vec<String> {

@@ -11,15 +11,9 @@ use crate::testutil::{settings, with};
 
 const NODE_DIR: &str = "/etc/kubernetes/oidc";
 
-/// `shared/fixtures/<dir>` next to the workspace: `../shared` from /work/main, but
-/// `../../shared` from a worktree in /work/wt/<name>, so the nearest ancestor that has it.
+/// `tests/data/fixtures/<dir>` of the repository.
 fn fixtures(dir: &str) -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/fixtures"))
-        .find(|p| p.is_dir())
-        .expect("shared/fixtures next to the workspace")
-        .join(dir)
+    crate::yamltext::fixtures_dir().join(dir)
 }
 
 fn fixture(name: &str) -> String {
