@@ -10,6 +10,7 @@ mod exec;
 mod explain;
 mod fleet;
 mod idp;
+mod input;
 mod inventory;
 mod kubeconfig;
 mod patch;

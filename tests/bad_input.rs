@@ -94,7 +94,7 @@ bad! {
     username_claim_empty: ["--username-claim", ""] => "invalid --username-claim ``: must not be empty";
     groups_prefix_without_claim: ["--groups-prefix", "oidc:"] => "invalid --groups-prefix `oidc:`: is set but there is no groups claim";
     prefix_with_quotes: ["--username-prefix", "\"oidc:\""] => "invalid --username-prefix `\"oidc:\"`: contains a quote or white space";
-    ca_missing: ["--ca-file", "nope.pem"] => "invalid --ca-file `nope.pem`: cannot read it";
+    ca_missing: ["--ca-file", "nope.pem"] => "invalid --ca-file `nope.pem`: no such file; give the path of the provider's CA certificate in PEM form";
     ca_not_pem: ["--ca-file", "ca.pem"] files [("ca.pem", "hello")] => "invalid --ca-file `";
     ca_private_key: ["--ca-file", "ca.pem"] files [("ca.pem", "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")] => "holds a private key";
     required_claim_no_equals: ["--required-claim", "hd"] => "invalid --required-claim `hd`: has no `=`; write it as KEY=VALUE";
@@ -108,7 +108,7 @@ bad! {
     distro_unknown: ["--distro", "minishift"] => "invalid --distro `minishift`: unknown distribution; use one of k3d, kind";
     name_invalid: ["--name", "My_Cluster"] => "invalid --name `My_Cluster`";
     k3d_dollar: ["--client-id", "a$b"] => "k3d cannot carry --client-id `a$b`";
-    config_missing: ["--config", "missing.yaml"] => "invalid --config `missing.yaml`: cannot read it";
+    config_missing: ["--config", "missing.yaml"] => "invalid --config `missing.yaml`: no such file; give an existing YAML file or leave the flag out";
     config_unknown_key: ["--config", "k.yaml"] files [("k.yaml", "issuer: https://x\n")] => "invalid config file `k.yaml`: unknown field `issuer`";
     create_kubeadm_locally: ["--distro", "kubeadm"] => "invalid --distro `kubeadm` for create without --ssh";
 }
