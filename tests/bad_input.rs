@@ -174,3 +174,69 @@ fn patch_options_without_their_mode_are_refused() {
         assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
     }
 }
+
+/// Issue 13, point 11: a `--ca-file` holding a private key of any kind, even beside a valid
+/// certificate, is refused by every command that reads settings: exit 2, one line naming the
+/// file and the fix, nothing of the key printed, nothing run.
+#[test]
+fn p11_ca_file_with_any_private_key_is_refused() {
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n";
+    // The key bodies are markers: they must never appear in any output.
+    let keys = [
+        "-----BEGIN PRIVATE KEY-----\nKEYMATERIAL1\n-----END PRIVATE KEY-----\n",
+        "-----BEGIN RSA PRIVATE KEY-----\nKEYMATERIAL2\n-----END RSA PRIVATE KEY-----\n",
+        "-----BEGIN EC PRIVATE KEY-----\nKEYMATERIAL3\n-----END EC PRIVATE KEY-----\n",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nKEYMATERIAL4\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nKEYMATERIAL5\n-----END OPENSSH PRIVATE KEY-----\n",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nKEYMATERIAL6\n=ab12\n-----END PGP PRIVATE KEY BLOCK-----\n",
+        "-----BEGIN DSA PRIVATE KEY-----\r\nKEYMATERIAL7\r\n-----END DSA PRIVATE KEY-----\r\n",
+        "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nKEYMATERIAL8\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\n",
+        "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPrivate-Lines: 1\nKEYMATERIAL9\n",
+    ];
+    let commands: [&[&str]; 3] = [
+        &["render", "--distro", "k3s"],
+        &["create", "--distro", "k3d", "--skip-check", "--dry-run"],
+        &[
+            "patch",
+            "--file",
+            "manifest.yaml",
+            "--file-kind",
+            "manifest",
+            "--dry-run",
+        ],
+    ];
+    for key in keys {
+        for (where_, pem) in [
+            ("after", format!("{CERT}{key}")),
+            ("before", format!("{key}{CERT}")),
+        ] {
+            for command in commands {
+                let out = Test::new()
+                    .fake("k3d")
+                    .write("ca.pem", &pem)
+                    .write(
+                        "manifest.yaml",
+                        &crate::test::fixture(
+                            "apiserver-manifests/030-hiulnarapyvovar-v1.29.2-minimal.yaml",
+                        ),
+                    )
+                    .args(command)
+                    .args(crate::test::SETTINGS)
+                    .args(["--ca-file", "ca.pem"])
+                    .run()
+                    .status(2);
+                let path = out.root.canonicalize().unwrap().join("ca.pem");
+                assert_eq!(
+                    out.stderr,
+                    format!(
+                        "error: invalid --ca-file `{}`: holds a private key; give a file with only the CA certificate(s); never ship a key to the API server\n",
+                        path.display()
+                    ),
+                    "{command:?} with the key {where_} the certificate: {key}"
+                );
+                assert_eq!(out.stdout, "", "{command:?}");
+                assert!(out.calls().is_empty(), "{command:?}: {:?}", out.calls());
+            }
+        }
+    }
+}
