@@ -349,7 +349,7 @@ fn k3d_config() {
         true,
     );
     assert!(patched.contains(
-        "      - arg: \"--kube-apiserver-arg=oidc-issuer-url=https://idp.example.com\"\n        nodeFilters:\n          - server:*\n"
+        "      - arg: --kube-apiserver-arg=oidc-issuer-url=https://idp.example.com\n        nodeFilters:\n          - server:*\n"
     ));
 }
 
