@@ -19,16 +19,14 @@ pub(crate) fn load_file(args: &OidcArgs) -> Result<(SettingsInput, Option<PathBu
         Some(p) => (PathBuf::from(p), true),
         None => (PathBuf::from(DEFAULT_FILE), false),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => return Ok((SettingsInput::default(), None)),
-        Err(e) => {
-            return Err(Error::Input(format!(
-                "invalid --config `{}`: cannot read it ({e}); give an existing YAML file or leave the flag out",
-                path.display()
-            )))
-        }
-    };
+    if !explicit && !path.exists() {
+        return Ok((SettingsInput::default(), None));
+    }
+    let text = crate::input::read_user_yaml(
+        &path.display().to_string(),
+        "--config",
+        "an existing YAML file or leave the flag out",
+    )?;
     if text.trim().is_empty() {
         return Ok((SettingsInput::default(), Some(path)));
     }
@@ -90,9 +88,12 @@ pub(crate) fn read_ca(path: &str) -> Result<CaBundle, Error> {
     let bad = |why: String| {
         Error::Input(format!("invalid --ca-file `{path}`: {why}; give the path of the provider's CA certificate in PEM form"))
     };
+    let pem = crate::input::read_user_file(
+        path,
+        "--ca-file",
+        "the path of the provider's CA certificate in PEM form",
+    )?;
     let abs = std::fs::canonicalize(path).map_err(|e| bad(format!("cannot read it ({e})")))?;
-    let bytes = std::fs::read(&abs).map_err(|e| bad(format!("cannot read it ({e})")))?;
-    let pem = String::from_utf8(bytes).map_err(|_| bad("it is not PEM text".into()))?;
     let ca = CaBundle {
         local_path: abs.display().to_string(),
         pem,

@@ -3,7 +3,7 @@
 //! groups it becomes, or the exact error the API server would log; optionally which RBAC
 //! bindings match and which nearly do. The raw token and its signature are never printed.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,27 +37,18 @@ struct Report {
 }
 
 fn read_token(path: &str) -> Result<String, Error> {
-    let mut text = String::new();
-    if path == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io("stdin", e))?;
-    } else {
-        text = std::fs::read_to_string(path).map_err(|e| {
-            if looks_like_a_token(path) {
-                Error::Input(format!(
-                    "invalid --token: the value (sha256 {}…, {} characters) is not a file but looks like the token itself; a token is never taken on the command line (it would show in the process list and shell history): put it in a file, or pipe it to `--token -`",
-                    fingerprint(path),
-                    path.chars().count()
-                ))
-            } else {
-                Error::Input(format!(
-                    "invalid --token `{}`: cannot read it ({e}); give a file with the ID token, or `-` for stdin",
-                    backends::escape(path)
-                ))
-            }
-        })?;
+    if path != "-" && !std::path::Path::new(path).exists() && looks_like_a_token(path) {
+        return Err(Error::Input(format!(
+            "invalid --token: the value (sha256 {}…, {} characters) is not a file but looks like the token itself; a token is never taken on the command line (it would show in the process list and shell history): put it in a file, or pipe it to `--token -`",
+            fingerprint(path),
+            path.chars().count()
+        )));
     }
+    let text = crate::input::read_user_file_or_stdin(
+        path,
+        "--token",
+        "a file with the ID token, or `-` for stdin",
+    )?;
     Ok(text.trim().to_string())
 }
 
@@ -93,11 +84,7 @@ fn fingerprint(secret: &str) -> String {
 /// The key set: `--jwks FILE`, or the provider's (discovery, then jwks_uri).
 fn key_set(args: &ExplainArgs, s: &OidcSettings) -> Result<Value, Error> {
     if let Some(f) = &args.jwks {
-        let text = std::fs::read_to_string(f).map_err(|e| {
-            Error::Input(format!(
-                "invalid --jwks `{f}`: cannot read it ({e}); give the provider's JWKS JSON file"
-            ))
-        })?;
+        let text = crate::input::read_user_yaml(f, "--jwks", "the provider's JWKS JSON file")?;
         return serde_json::from_str(&text).map_err(|e| {
             Error::Input(format!(
                 "invalid --jwks `{f}`: not JSON ({e}); give the provider's JWKS JSON file"
@@ -163,11 +150,7 @@ fn verify_signature(t: &Token, jwks: &Value) -> Result<String, Rejection> {
 
 fn load_bindings(args: &ExplainArgs) -> Result<Option<Vec<backends::rbac::Binding>>, Error> {
     let text = if let Some(f) = &args.rbac {
-        std::fs::read_to_string(f).map_err(|e| {
-            Error::Input(format!(
-                "invalid --rbac `{f}`: cannot read it ({e}); give a YAML or JSON file of bindings"
-            ))
-        })?
+        crate::input::read_user_yaml(f, "--rbac", "a YAML or JSON file of bindings")?
     } else if args.kubeconfig.is_some() || args.context.is_some() {
         let cmd = crate::rbac::kubectl(
             args.kubeconfig.as_deref(),

@@ -115,11 +115,11 @@ pub(crate) fn load(
     from_command_line: &dyn Fn(&str) -> bool,
 ) -> Result<Inventory, Error> {
     let file = args.inventory.clone().unwrap_or_default();
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        Error::Input(format!(
-            "invalid --inventory `{file}`: cannot read it ({e}); give the path of a YAML file listing the clusters"
-        ))
-    })?;
+    let text = crate::input::read_user_yaml(
+        &file,
+        "--inventory",
+        "the path of a YAML file listing the clusters",
+    )?;
     let raw: RawInventory = serde_yaml_ng::from_str(&text).map_err(|e| {
         let line = e.location().map(|l| l.line()).unwrap_or(1);
         let mut msg = e.to_string();

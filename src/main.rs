@@ -14,6 +14,7 @@ mod explain;
 mod fleet;
 mod host;
 mod idp;
+mod input;
 mod inventory;
 mod kubeconfig;
 mod man;

@@ -4,7 +4,8 @@
 //! The kind of file is detected from its content unless `--file-kind` says it; exactly one kind
 //! must match. The result goes to stdout byte for byte (the file unchanged when there is nothing
 //! to do, so the command works in a pipeline), or replaces the file atomically with
-//! `--in-place` (temporary file in the same directory, fsync, rename, mode kept), or is shown
+//! `--in-place` (temporary file in the same directory, fsync, rename; owner, group and mode
+//! kept), or is shown
 //! as a unified diff with `--dry-run`. Refusals leave the file untouched (exit 2, one line).
 //! Files the API server must read (the IdP CA, the AuthenticationConfiguration) are not written:
 //! a note on stderr says which files to place where.
@@ -276,16 +277,45 @@ fn file_label(path: &str) -> &'static str {
     }
 }
 
+/// Replaces `target` atomically with `content`, keeping its owner, group and mode: a temporary
+/// file in the same directory gets all three (owner first, as `chown` clears set-id bits), is
+/// synced, then renamed over the target, so no moment shows the new content with root's
+/// ownership. When the owner cannot be kept (not root, the file is someone else's), nothing
+/// is replaced.
+fn replace_keeping_owner(target: &Path, content: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let shown = target.display().to_string();
+    let meta = std::fs::metadata(target).map_err(|e| Error::io(&shown, e))?;
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".k8soidc-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir.display().to_string(), e))?;
+    tmp.write_all(content).map_err(|e| Error::io(&shown, e))?;
+    let file = tmp.as_file();
+    let made = file.metadata().map_err(|e| Error::io(&shown, e))?;
+    if (made.uid(), made.gid()) != (meta.uid(), meta.gid()) {
+        std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
+            Error::Other(format!(
+                "cannot keep the owner {}:{} of `{shown}` ({e}); nothing was changed: run as that user or as root",
+                meta.uid(),
+                meta.gid()
+            ))
+        })?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| Error::io(&shown, e))?;
+    file.sync_all().map_err(|e| Error::io(&shown, e))?;
+    tmp.persist(target)
+        .map_err(|e| Error::io(&shown, e.error))?;
+    Ok(())
+}
+
 /// `k8soidc patch --file PATH`.
 pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let given = args.file.as_deref().unwrap_or_default();
     let path = PathBuf::from(given);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(given, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        Error::Input(format!(
-            "`{given}` is not UTF-8 text; give a YAML or args file"
-        ))
-    })?;
+    let text = crate::input::read_user_yaml(given, "--file", "a config file to patch")?;
     let kind = match args.file_kind {
         Some(k) => k,
         None => {
@@ -341,15 +371,9 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.in_place {
-        use std::os::unix::fs::PermissionsExt;
         // Through a symlink, replace the file it points to, not the link.
         let target = std::fs::canonicalize(&path).map_err(|e| Error::io(given, e))?;
-        let mode = std::fs::metadata(&target)
-            .map_err(|e| Error::io(given, e))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        crate::exec::write_atomic(&target, after.as_bytes(), mode)?;
+        replace_keeping_owner(&target, after.as_bytes())?;
         eprintln!(
             "{given}: {} OIDC settings ({})",
             if args.remove { "removed" } else { "wrote" },

@@ -94,7 +94,7 @@ bad! {
     username_claim_empty: ["--username-claim", ""] => "invalid --username-claim ``: must not be empty";
     groups_prefix_without_claim: ["--groups-prefix", "oidc:"] => "invalid --groups-prefix `oidc:`: is set but there is no groups claim";
     prefix_with_quotes: ["--username-prefix", "\"oidc:\""] => "invalid --username-prefix `\"oidc:\"`: contains a quote or white space";
-    ca_missing: ["--ca-file", "nope.pem"] => "invalid --ca-file `nope.pem`: cannot read it";
+    ca_missing: ["--ca-file", "nope.pem"] => "invalid --ca-file `nope.pem`: no such file; give the path of the provider's CA certificate in PEM form";
     ca_not_pem: ["--ca-file", "ca.pem"] files [("ca.pem", "hello")] => "invalid --ca-file `";
     ca_private_key: ["--ca-file", "ca.pem"] files [("ca.pem", "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")] => "holds a private key";
     required_claim_no_equals: ["--required-claim", "hd"] => "invalid --required-claim `hd`: has no `=`; write it as KEY=VALUE";
@@ -108,7 +108,7 @@ bad! {
     distro_unknown: ["--distro", "minishift"] => "invalid --distro `minishift`: unknown distribution; use one of k3d, kind";
     name_invalid: ["--name", "My_Cluster"] => "invalid --name `My_Cluster`";
     k3d_dollar: ["--client-id", "a$b"] => "k3d cannot carry --client-id `a$b`";
-    config_missing: ["--config", "missing.yaml"] => "invalid --config `missing.yaml`: cannot read it";
+    config_missing: ["--config", "missing.yaml"] => "invalid --config `missing.yaml`: no such file; give an existing YAML file or leave the flag out";
     config_unknown_key: ["--config", "k.yaml"] files [("k.yaml", "issuer: https://x\n")] => "invalid config file `k.yaml`: unknown field `issuer`";
     create_kubeadm_locally: ["--distro", "kubeadm"] => "invalid --distro `kubeadm` for create without --ssh";
 }
@@ -172,5 +172,71 @@ fn patch_options_without_their_mode_are_refused() {
             .status(2);
         assert!(out.stderr.contains(message), "{extra:?}: {}", out.stderr);
         assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    }
+}
+
+/// Issue 13, point 11: a `--ca-file` holding a private key of any kind, even beside a valid
+/// certificate, is refused by every command that reads settings: exit 2, one line naming the
+/// file and the fix, nothing of the key printed, nothing run.
+#[test]
+fn p11_ca_file_with_any_private_key_is_refused() {
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n";
+    // The key bodies are markers: they must never appear in any output.
+    let keys = [
+        "-----BEGIN PRIVATE KEY-----\nKEYMATERIAL1\n-----END PRIVATE KEY-----\n",
+        "-----BEGIN RSA PRIVATE KEY-----\nKEYMATERIAL2\n-----END RSA PRIVATE KEY-----\n",
+        "-----BEGIN EC PRIVATE KEY-----\nKEYMATERIAL3\n-----END EC PRIVATE KEY-----\n",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nKEYMATERIAL4\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nKEYMATERIAL5\n-----END OPENSSH PRIVATE KEY-----\n",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nKEYMATERIAL6\n=ab12\n-----END PGP PRIVATE KEY BLOCK-----\n",
+        "-----BEGIN DSA PRIVATE KEY-----\r\nKEYMATERIAL7\r\n-----END DSA PRIVATE KEY-----\r\n",
+        "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nKEYMATERIAL8\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\n",
+        "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPrivate-Lines: 1\nKEYMATERIAL9\n",
+    ];
+    let commands: [&[&str]; 3] = [
+        &["render", "--distro", "k3s"],
+        &["create", "--distro", "k3d", "--skip-check", "--dry-run"],
+        &[
+            "patch",
+            "--file",
+            "manifest.yaml",
+            "--file-kind",
+            "manifest",
+            "--dry-run",
+        ],
+    ];
+    for key in keys {
+        for (where_, pem) in [
+            ("after", format!("{CERT}{key}")),
+            ("before", format!("{key}{CERT}")),
+        ] {
+            for command in commands {
+                let out = Test::new()
+                    .fake("k3d")
+                    .write("ca.pem", &pem)
+                    .write(
+                        "manifest.yaml",
+                        &crate::test::fixture(
+                            "apiserver-manifests/030-hiulnarapyvovar-v1.29.2-minimal.yaml",
+                        ),
+                    )
+                    .args(command)
+                    .args(crate::test::SETTINGS)
+                    .args(["--ca-file", "ca.pem"])
+                    .run()
+                    .status(2);
+                let path = out.root.canonicalize().unwrap().join("ca.pem");
+                assert_eq!(
+                    out.stderr,
+                    format!(
+                        "error: invalid --ca-file `{}`: holds a private key; give a file with only the CA certificate(s); never ship a key to the API server\n",
+                        path.display()
+                    ),
+                    "{command:?} with the key {where_} the certificate: {key}"
+                );
+                assert_eq!(out.stdout, "", "{command:?}");
+                assert!(out.calls().is_empty(), "{command:?}: {:?}", out.calls());
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ mod check;
 mod create;
 mod explain;
 mod idp;
+mod input;
 mod inventory;
 mod kubeconfig;
 mod node;

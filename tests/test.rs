@@ -42,6 +42,7 @@ pub(crate) struct Test {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stdin: Option<String>,
+    limit: std::time::Duration,
 }
 
 pub(crate) struct Output {
@@ -63,6 +64,7 @@ impl Test {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            limit: RUN_LIMIT,
         }
     }
 
@@ -84,6 +86,13 @@ impl Test {
     #[allow(dead_code)] // for commands that read a token or YAML from stdin
     pub(crate) fn stdin(mut self, text: &str) -> Self {
         self.stdin = Some(text.to_string());
+        self
+    }
+
+    /// Kills the run (and fails the test) after `limit` instead of [`RUN_LIMIT`]: for inputs
+    /// that once made k8soidc read or parse without end.
+    pub(crate) fn time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.limit = limit;
         self
     }
 
@@ -150,7 +159,7 @@ impl Test {
                 .write_all(text.as_bytes())
                 .unwrap();
         }
-        let out = wait_bounded(child, &self.args);
+        let out = wait_bounded(child, &self.args, self.limit);
         // Keep the dir alive until the output is checked.
         let _keep = self.dir.keep();
         Output {
@@ -169,8 +178,12 @@ impl Test {
 const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `wait_with_output` with a bound: reads stdout and stderr on threads, kills the process (by
-/// PID) when it outlives `RUN_LIMIT`.
-fn wait_bounded(mut child: std::process::Child, args: &[String]) -> std::process::Output {
+/// PID) when it outlives `limit`.
+fn wait_bounded(
+    mut child: std::process::Child,
+    args: &[String],
+    limit: std::time::Duration,
+) -> std::process::Output {
     use std::io::Read;
     fn drain(r: Option<impl Read + Send + 'static>) -> std::sync::mpsc::Receiver<Vec<u8>> {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -187,14 +200,14 @@ fn wait_bounded(mut child: std::process::Child, args: &[String]) -> std::process
     }
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    let deadline = std::time::Instant::now() + limit;
     let status = loop {
         match child.try_wait().expect("wait k8soidc") {
             Some(st) => break st,
             None if std::time::Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("k8soidc {args:?} still running after {RUN_LIMIT:?}: killed");
+                panic!("k8soidc {args:?} still running after {limit:?}: killed");
             }
             None => std::thread::sleep(std::time::Duration::from_millis(20)),
         }

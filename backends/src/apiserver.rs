@@ -192,5 +192,5 @@ pub fn authentication_config(s: &OidcSettings, version: ConfigApiVersion) -> Str
             },
         }],
     };
-    serde_yaml_ng::to_string(&doc).expect("plain structs always serialise")
+    crate::yamlout::to_yaml(&doc)
 }

@@ -807,7 +807,7 @@ fn static_patch(s: &OidcSettings, v: KcpVersion) -> Result<Value, PlanError> {
 /// no knowledge of the object: for v1beta1 it also sets every other managed flag to null
 /// (removing it); lists (`files`, `extraVolumes`, and v1beta2 `extraArgs`) are replaced whole.
 pub fn merge_patch(s: &OidcSettings, v: KcpVersion) -> Result<String, PlanError> {
-    Ok(serde_yaml_ng::to_string(&static_patch(s, v)?).expect("values always serialise"))
+    Ok(crate::yamlout::to_yaml(&static_patch(s, v)?))
 }
 
 /// `kubectl patch kubeadmcontrolplane NAME --type merge -p '<json>'` for [`merge_patch`].
@@ -880,7 +880,7 @@ pub fn live_patch(
         let k = get(o, &["spec", "kubeadmConfigSpec"])
             .cloned()
             .unwrap_or(Value::Null);
-        serde_yaml_ng::to_string(&k).expect("values always serialise")
+        crate::yamlout::to_yaml(&k)
     };
     Ok(Some(LivePatch {
         version: v,

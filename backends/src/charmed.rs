@@ -124,7 +124,7 @@ pub fn overlay(api_extra_args: &str) -> String {
             },
         )]),
     };
-    serde_yaml_ng::to_string(&overlay).expect("plain structs always serialise")
+    crate::yamlout::to_yaml(&overlay)
 }
 
 /// `-m MODEL` from the arguments for `juju deploy`, to pass to the later commands.

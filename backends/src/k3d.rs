@@ -156,7 +156,7 @@ pub fn config_file(s: &OidcSettings, req: &ClusterRequest) -> Result<String, Pla
             },
         },
     };
-    Ok(serde_yaml_ng::to_string(&config).expect("plain structs always serialise"))
+    Ok(crate::yamlout::to_yaml(&config))
 }
 
 impl Backend for K3d {

@@ -27,8 +27,6 @@
 //! (`- oidc-username-prefix=oidc:` would be a map: a `:` at the end of a plain scalar starts a
 //! mapping value), and the edited text is parsed again before it is returned.
 
-use serde_yaml_ng::Value;
-
 use crate::apiserver;
 use crate::{Backend, ClusterRequest, Command, Distribution, OidcSettings, PlanError, Rendering};
 
@@ -155,51 +153,28 @@ enum Style {
     Single,
 }
 
-/// Whether `value` reads back as exactly this string when written bare as a list item.
+/// Whether `value` reads back as exactly this string when written bare as a list item, for
+/// k3s' go-yaml v2 (YAML 1.1) as for any YAML 1.2 reader: the crate's one decision.
 fn plain_ok(value: &str) -> bool {
-    let Some(first) = value.chars().next() else {
-        return false;
-    };
-    // ASCII only: every YAML parser (k3s uses go-yaml v2) agrees on those plain scalars.
-    let bare = value.is_ascii()
-        && !"-?:,[]{}#&*!|>'\"%@`".contains(first)
-        && !value.ends_with([':', ' '])
-        && !value.contains(": ")
-        && !value.contains(" #")
-        && !value.chars().any(|c| c.is_control() || c == '\u{feff}');
-    bare && reads_back(value, value)
+    crate::yamlout::plain_safe(value)
 }
 
 /// Whether `- {item}` parses as a one-element list holding `value`.
+#[cfg(test)]
 fn reads_back(item: &str, value: &str) -> bool {
+    use serde_yaml_ng::Value;
     matches!(
         serde_yaml_ng::from_str::<Value>(&format!("- {item}\n")),
         Ok(Value::Sequence(seq)) if seq == [Value::String(value.to_string())]
     )
 }
 
-fn double_quoted(value: &str) -> String {
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// One list item's text in the given style.
+/// One list item's text in the given style (plain only where [`plain_ok`]).
 fn scalar(value: &str, style: Style) -> String {
+    use crate::yamlout::{double_quoted, single_quoted};
     match style {
         Style::Plain if plain_ok(value) => value.to_string(),
-        Style::Single if !value.chars().any(char::is_control) => {
-            format!("'{}'", value.replace('\'', "''"))
-        }
+        Style::Single => single_quoted(value).unwrap_or_else(|| double_quoted(value)),
         _ => double_quoted(value),
     }
 }
@@ -272,6 +247,7 @@ impl Backend for K3s {
 mod tests {
     use super::*;
     use crate::testutil::*;
+    use serde_yaml_ng::Value;
 
     fn k3s() -> K3s {
         K3s {

@@ -98,7 +98,7 @@ pub fn config_file(s: &OidcSettings, req: &ClusterRequest) -> Result<String, Pla
             kubeadm_config_patches: vec![patch],
         }],
     };
-    Ok(serde_yaml_ng::to_string(&cluster).expect("plain structs always serialise"))
+    Ok(crate::yamlout::to_yaml(&cluster))
 }
 
 fn config_path(req: &ClusterRequest) -> String {

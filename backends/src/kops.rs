@@ -25,10 +25,10 @@
 //! [`merge_cluster_spec`] re-serialises the Cluster document through `serde_yaml_ng::Value`
 //! (kops re-serialises the spec itself when it stores it, so comments do not survive there
 //! either), with an emitter that quotes YAML 1.1 look-alikes such as `on` or `yes`, because
-//! kops reads YAML 1.1 (see `kops/yaml.rs`). Every other field keeps its value and position;
+//! kops reads YAML 1.1 (see `yamlout.rs`). Every other field keeps its value and position;
 //! other documents (InstanceGroups) are kept byte for byte.
 
-mod yaml;
+use crate::yamlout as yaml;
 
 use serde_yaml_ng::{Mapping, Value};
 

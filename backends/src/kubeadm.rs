@@ -147,7 +147,7 @@ pub(crate) fn document(
             extra_volumes,
         },
     };
-    serde_yaml_ng::to_string(&doc).expect("plain structs always serialise")
+    crate::yamlout::to_yaml(&doc)
 }
 
 /// The `ClusterConfiguration` YAML for `kubeadm init --config`, in the given API. Refuses two

@@ -74,7 +74,7 @@ impl Desired {
                 Var::Str(s) => out.push(format!("{name}: {}", yamltext::scalar(s))),
                 Var::Yaml(v) => {
                     out.push(format!("{name}:"));
-                    let text = serde_yaml_ng::to_string(v).expect("values always serialise");
+                    let text = crate::yamlout::to_yaml(v);
                     out.extend(text.lines().map(|l| {
                         if l.is_empty() {
                             String::new()

@@ -34,6 +34,7 @@ pub mod rbac;
 pub mod settings;
 pub mod shell;
 mod version;
+mod yamlout;
 mod yamltext;
 
 use std::fmt;

@@ -116,7 +116,7 @@ impl Generated {
     /// YAML with the notes as leading comments (`kubectl apply` ignores them).
     pub fn to_yaml(&self) -> String {
         let mut out: String = self.notes.iter().map(|n| format!("# {n}\n")).collect();
-        out.push_str(&serde_yaml_ng::to_string(&self.binding).expect("plain struct serialises"));
+        out.push_str(&crate::yamlout::to_yaml(&self.binding));
         out
     }
 }

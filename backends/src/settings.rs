@@ -475,10 +475,22 @@ impl OidcSettings {
     }
 }
 
-/// A CA file must hold at least one certificate and no private key.
+/// Whether `text` holds a private key in any armour: PEM (`-----BEGIN … PRIVATE KEY-----`:
+/// PKCS#8, encrypted PKCS#8, RSA, EC, DSA, OpenSSH), OpenPGP (`-----BEGIN PGP PRIVATE KEY
+/// BLOCK-----`, RFC 4880 §6.2), SSH2 (`---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----`) and PuTTY
+/// (`PuTTY-User-Key-File-N:`). Case and surrounding white space do not matter.
+fn holds_private_key(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim().to_ascii_uppercase();
+        (l.contains("BEGIN") && l.contains("PRIVATE KEY")) || l.starts_with("PUTTY-USER-KEY-FILE-")
+    })
+}
+
+/// A CA file must hold at least one certificate and no private key (of any kind, see
+/// [`holds_private_key`]); the refusal names the file, never its content.
 pub fn check_ca(ca: &CaBundle) -> Result<(), PlanError> {
     const F: &str = "--ca-file";
-    if ca.pem.contains("PRIVATE KEY-----") {
+    if holds_private_key(&ca.pem) {
         return Err(PlanError::invalid(
             F,
             &ca.local_path,

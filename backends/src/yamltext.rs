@@ -242,33 +242,11 @@ pub(crate) fn sequence_offset(lines: &[Line], range: Range<usize>) -> usize {
     0
 }
 
-const YAML11_WORDS: [&str; 22] = [
-    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
-    "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
-];
-
 /// A YAML scalar that reads back as the string `s` under YAML 1.1 and 1.2 (kubectl,
-/// sigs.k8s.io/yaml, PyYAML and serde_yaml_ng alike): plain when unambiguous, else double-quoted.
+/// sigs.k8s.io/yaml, PyYAML and serde_yaml_ng alike): plain when [`crate::yamlout::plain_safe`],
+/// else double-quoted.
 pub(crate) fn scalar(s: &str) -> String {
-    let plain_ok = s
-        .chars()
-        .next()
-        .map(|c| c.is_ascii_alphabetic() || c == '/')
-        .unwrap_or(false)
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
-        && !s.ends_with(':')
-        && !YAML11_WORDS.contains(&s)
-        && !matches!(s, "null" | "Null" | "NULL")
-        && serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&format!("k: {s}"))
-            .ok()
-            .and_then(|v| v.get("k").cloned())
-            == Some(serde_yaml_ng::Value::String(s.to_string()));
-    if plain_ok {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).expect("strings always serialise")
-    }
+    crate::yamlout::scalar(s)
 }
 
 /// `key: |` plus the content as a literal block scalar indented to `indent`, chomping chosen

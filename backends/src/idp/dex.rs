@@ -69,7 +69,7 @@ pub fn render(st: &IdpSettings, req: &IdpRequest) -> Result<IdpRendering, PlanEr
 # staticClients[].id must equal --client-id; public: no secret, for kubelogin.\n\
 # Groups come from your connector (LDAP, GitHub teams, ...): put users in `{}` there.\n{}",
         req.group,
-        serde_yaml_ng::to_string(&fragment).expect("YAML of plain values")
+        crate::yamlout::to_yaml(&fragment)
     );
     let mut rows = vec![
         Match {

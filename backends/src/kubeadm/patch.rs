@@ -273,7 +273,7 @@ fn our_volume() -> HostPathMount {
 }
 
 fn yaml_lines<T: serde::Serialize + ?Sized>(value: &T, indent: usize) -> Vec<String> {
-    let text = serde_yaml_ng::to_string(value).expect("plain values always serialise");
+    let text = crate::yamlout::to_yaml(value);
     let pad = " ".repeat(indent);
     text.lines().map(|l| format!("{pad}{l}")).collect()
 }

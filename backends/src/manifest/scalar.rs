@@ -29,36 +29,9 @@ fn needs_escape(c: char) -> bool {
     matches!(c, '\0'..='\x1f' | '\x7f'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
 }
 
+/// The crate's one decision on plain scalars (YAML 1.1 and 1.2 readers alike).
 fn plain_ok(value: &str) -> bool {
-    let mut chars = value.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    let second = chars.next();
-    if "[]{},#&*!|>'\"%@`".contains(first) {
-        return false;
-    }
-    if "-?:".contains(first) && second.is_none_or(|c| c == ' ' || c == '\t') {
-        return false;
-    }
-    // Number-like or YAML 1.1 special values would not stay strings for kubelet.
-    let numberish = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
-    if numberish(Some(first)) || ("+-.".contains(first) && numberish(second)) {
-        return false;
-    }
-    const SPECIAL: [&str; 12] = [
-        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "=", "<<",
-    ];
-    if SPECIAL.contains(&value.to_ascii_lowercase().as_str()) {
-        return false;
-    }
-    !(value.contains(": ")
-        || value.contains(" #")
-        || value.contains('\t')
-        || value.ends_with(':')
-        || value.starts_with(' ')
-        || value.ends_with(' ')
-        || value.chars().any(needs_escape))
+    crate::yamlout::plain_safe(value)
 }
 
 /// `value` in double quotes, escaped.

@@ -1,28 +1,117 @@
-//! A block-style YAML emitter for [`Value`] whose plain scalars mean the same to a YAML 1.1
-//! reader as to a YAML 1.2 one.
+//! Writing YAML that every reader reads alike: YAML 1.1 ones (Go `yaml.v2` behind
+//! sigs.k8s.io/yaml in kubeadm, kubectl and kops; PyYAML and so Ansible/kubespray) and YAML 1.2
+//! ones (serde_yaml_ng). In YAML 1.1 a plain `yes`, `on`, `y`, `off`, `~`, `1_000`, `0x1f`,
+//! `1e3`, `.inf`, `12:30` (base 60), `2001-12-14` (timestamp), `=` or `<<` is not a string
+//! (yaml.org/type/bool.html, int.html, float.html, null.html, timestamp.html, value.html,
+//! merge.html), while serde_yaml_ng quotes only the YAML 1.2 look-alikes.
 //!
-//! kops reads specs with Go `yaml.v2` (through sigs.k8s.io/yaml), a YAML 1.1 reader: there
-//! `yes`, `on`, `y`, `off`, `0b101` or `1:30` are not strings. serde_yaml_ng quotes only
-//! YAML 1.2 look-alikes, so a value such as `on` would come back from kops as a bool (and
-//! `kops replace` would fail to decode it). This emitter single-quotes every such scalar,
-//! anything that starts like a number, and anything with YAML indicators; multi-line strings
-//! become literal blocks (`|`), as `kops get` prints them. Layout follows `yaml.v2`: two-space
-//! indentation, sequences at their key's indentation.
+//! [`plain_safe`] is the one decision "may this string be written without quotes" for every
+//! renderer and text patcher of the crate; [`double_quoted`] and [`single_quoted`] write the
+//! others. [`to_yaml`] replaces `serde_yaml_ng::to_string` for files: a block-style emitter
+//! whose plain scalars pass [`plain_safe`]; multi-line strings become literal blocks (`|`).
+//! Layout follows `yaml.v2` and serde_yaml_ng: two-space indentation, sequences at their key's
+//! indentation.
 
+use serde::Serialize;
 use serde_yaml_ng::{Mapping, Value};
 
-/// Words YAML 1.1 (bool, null) or YAML 1.2 (bool, null) read as something other than a string.
+/// Words YAML 1.1 (bool, null, value, merge) or YAML 1.2 (bool, null) read as something other
+/// than a string.
 const RESERVED: [&str; 28] = [
     "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
     "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL", "~", "=",
     "<<",
 ];
 
-/// Characters YAML reads as line breaks or a byte-order mark besides `\n` and `\r`.
-const SPECIAL: [char; 4] = ['\u{85}', '\u{2028}', '\u{2029}', '\u{feff}'];
+/// Characters YAML reads as line breaks, a byte-order mark, or refuses unescaped, besides the
+/// C0/C1 control characters.
+const SPECIAL: [char; 6] = [
+    '\u{85}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{fffe}', '\u{ffff}',
+];
 
-/// Serialises a document; refuses tagged values (`!tag`), which kops never prints.
-pub(super) fn to_string(value: &Value) -> Result<String, String> {
+/// Whether `s` may be written as a plain (unquoted) scalar in block context and read back as
+/// this same string by every YAML 1.1 and 1.2 reader. Conservative: printable ASCII only;
+/// nothing that starts like a number, a timestamp or a YAML indicator (but `-` followed by a
+/// non-space, as in `--flag=x`); none of the reserved words; no `: ` or ` #`, no leading or
+/// trailing space or trailing `:`; and serde_yaml_ng must read it back.
+pub(crate) fn plain_safe(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
+    // Ints (hex, octal, binary, `_`, base 60), floats, timestamps: digits and these only.
+    let number_like = unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_hexdigit() || "._:+-xXoOtTzZ ".contains(c));
+    let special_float = matches!(unsigned.to_ascii_lowercase().as_str(), ".inf" | ".nan");
+    s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+        && !RESERVED.contains(&s)
+        && !number_like
+        && !special_float
+        && !"?:,[]{}#&*!|>'\"%@`".contains(first)
+        // `-` starts a plain scalar only when a non-space follows (`--flag=x`, not `- x`).
+        && s != "-"
+        && !s.starts_with("- ")
+        && first != ' '
+        && !s.ends_with([' ', ':'])
+        && !s.contains(": ")
+        && !s.contains(" #")
+        && matches!(
+            serde_yaml_ng::from_str::<Value>(&format!("- {s}\n")),
+            Ok(Value::Sequence(seq)) if seq.len() == 1 && seq[0].as_str() == Some(s)
+        )
+}
+
+/// Whether `c` must be escaped (only double quotes can carry it).
+pub(crate) fn needs_escape(c: char) -> bool {
+    c.is_control() || SPECIAL.contains(&c)
+}
+
+/// `s` in double quotes, every character that needs it escaped (JSON escapes plus YAML's
+/// `\N`, `\L`, `\P` and `\u` for the rest).
+pub(crate) fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `s` in single quotes, or `None` when it holds a character only double quotes can carry.
+pub(crate) fn single_quoted(s: &str) -> Option<String> {
+    (!s.chars().any(needs_escape)).then(|| format!("'{}'", s.replace('\'', "''")))
+}
+
+/// A one-line scalar for `s`: plain when [`plain_safe`], else double-quoted.
+pub(crate) fn scalar(s: &str) -> String {
+    if plain_safe(s) {
+        s.to_string()
+    } else {
+        double_quoted(s)
+    }
+}
+
+/// A file's text for any serialisable value, every scalar read alike by YAML 1.1 and 1.2.
+pub(crate) fn to_yaml<T: Serialize + ?Sized>(value: &T) -> String {
+    let v = serde_yaml_ng::to_value(value).expect("plain values always serialise");
+    to_string(&v).expect("untagged values always serialise")
+}
+
+/// Serialises a document; refuses tagged values (`!tag`).
+pub(crate) fn to_string(value: &Value) -> Result<String, String> {
     let mut out = String::new();
     match value {
         Value::Mapping(m) if !m.is_empty() => mapping(&mut out, m, 0)?,
@@ -42,7 +131,7 @@ fn pad(out: &mut String, indent: usize) {
 fn mapping(out: &mut String, m: &Mapping, indent: usize) -> Result<(), String> {
     for (k, v) in m {
         pad(out, indent);
-        out.push_str(&scalar(k)?);
+        out.push_str(&value_scalar(k)?);
         out.push(':');
         match v {
             Value::Mapping(inner) if !inner.is_empty() => {
@@ -114,7 +203,7 @@ fn after_indicator(out: &mut String, value: &Value, indent: usize) -> Result<(),
         }
         other => {
             out.push(' ');
-            out.push_str(&scalar(other)?);
+            out.push_str(&value_scalar(other)?);
             out.push('\n');
         }
     }
@@ -127,14 +216,12 @@ fn literal_ok(s: &str) -> bool {
     s.contains('\n')
         && !body.is_empty()
         && !body.starts_with([' ', '\n'])
-        && !s
-            .chars()
-            .any(|c| (c.is_control() && c != '\n') || SPECIAL.contains(&c))
+        && !s.chars().any(|c| c != '\n' && needs_escape(c))
         && body.split('\n').all(|l| l.trim_end() == l)
 }
 
-/// One scalar on one line.
-fn scalar(value: &Value) -> Result<String, String> {
+/// One scalar (string, number, bool or null) on one line.
+fn value_scalar(value: &Value) -> Result<String, String> {
     match value {
         Value::String(s) => Ok(string(s)),
         Value::Null | Value::Bool(_) | Value::Number(_) => {
@@ -146,44 +233,14 @@ fn scalar(value: &Value) -> Result<String, String> {
     }
 }
 
+/// Plain when [`plain_safe`], else single-quoted (as serde_yaml_ng and `yaml.v2` print), else
+/// double-quoted.
 fn string(s: &str) -> String {
-    if s.chars().any(|c| c.is_control() || SPECIAL.contains(&c)) {
-        return double_quoted(s);
-    }
-    if plain_ok(s) {
+    if plain_safe(s) {
         s.to_string()
     } else {
-        format!("'{}'", s.replace('\'', "''"))
+        single_quoted(s).unwrap_or_else(|| double_quoted(s))
     }
-}
-
-/// Whether a plain (unquoted) scalar reads back as this same string under YAML 1.1 and 1.2.
-fn plain_ok(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
-        return false;
-    };
-    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
-    // Ints (hex, octal, binary, `_`, base 60), floats, timestamps: digits and these only.
-    let number_like = unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && s.chars()
-            .all(|c| c.is_ascii_hexdigit() || "._:+-xXoOtTzZ ".contains(c));
-    let special_float = matches!(unsigned.to_ascii_lowercase().as_str(), ".inf" | ".nan");
-    !RESERVED.contains(&s)
-        && !number_like
-        && !special_float
-        && !"-?:,[]{}#&*!|>'\"%@`".contains(first)
-        && !first.is_whitespace()
-        && !s.ends_with(|c: char| c.is_whitespace() || c == ':')
-        && !s.contains(": ")
-        && !s.contains(" #")
-}
-
-fn double_quoted(s: &str) -> String {
-    let json = serde_json::to_string(s).expect("a string always serialises");
-    json.replace('\u{85}', "\\N")
-        .replace('\u{2028}', "\\L")
-        .replace('\u{2029}', "\\P")
-        .replace('\u{feff}', "\\uFEFF")
 }
 
 #[cfg(test)]
@@ -242,6 +299,12 @@ mod tests {
             "trail ",
             "=",
             "<<",
+            "0o17",
+            "2001-12-14",
+            "12:30",
+            ".nan",
+            "- x",
+            "\u{e9}t\u{e9}",
         ] {
             let text = string(s);
             assert!(text.starts_with('\''), "{s:?} -> {text}");
@@ -259,6 +322,8 @@ mod tests {
             "800Mi",
             "10.0.0.0/16",
             ".config",
+            "--oidc-client-id=yes",
+            "-x",
         ] {
             assert_eq!(string(s), s);
         }
