@@ -24,7 +24,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create: without --ssh k8soidc creates k3d, kind, kops and charmed clusters; with --ssh HOST it creates {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops and charmed clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
             backends::node::create_supported()
         )));
     }

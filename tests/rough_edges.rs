@@ -517,7 +517,7 @@ fn p3_no_command_prints_a_token() {
         .status(2);
     assert_eq!(
         typo.stderr,
-        "error: invalid --token `tokn.txt`: cannot read it (No such file or directory (os error 2)); give a file with the ID token, or `-` for stdin\n"
+        "error: invalid --token `tokn.txt`: no such file; give a file with the ID token, or `-` for stdin\n"
     );
     let valid = &signed[0].1;
     let ok = Test::new()
