@@ -55,6 +55,16 @@ fn list_command() -> ReadCommand {
     }
 }
 
+/// The first round trip of `backups` / `rollback`: privileges, the lock (with `lock`), the
+/// backup list.
+fn list_step(lock: bool) -> NodeStep {
+    NodeStep::Begin {
+        lock,
+        paths: vec![],
+        commands: vec![list_command()],
+    }
+}
+
 /// `k8soidc backups --ssh HOST` / `--local`.
 pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
     let (specs, opts) = targets(&args.ssh, args.local)?;
@@ -82,15 +92,9 @@ pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The first round trip of `backups` / `rollback`: privileges, the lock (with `lock`), the
-/// backup list.
+/// Runs [`list_step`]; the backup list (`ID TAB path...` lines, newest first).
 async fn list(remote: &mut Remote, lock: bool) -> Result<String, Error> {
-    let step = NodeStep::Begin {
-        lock,
-        paths: vec![],
-        commands: vec![list_command()],
-    };
-    let begun = remote.begin(&step, lock).await?;
+    let begun = remote.begin(&list_step(lock), lock).await?;
     let files = parse_files(&begun.records)?;
     Ok(files.get(LIST_KEY).cloned().flatten().unwrap_or_default())
 }
@@ -170,21 +174,12 @@ async fn restore_backup(
         .cloned()
         .flatten()
         .ok_or_else(|| Error::Other(format!("backup {id} on `{}` has no index", spec.label)))?;
-    let (mut plan, distribution) =
+    let (plan, distribution) =
         backends::patch::plan_rollback(&spec.label, &id, &index, &files, remote.sudo(), timeout)?;
-    for s in &mut plan.steps {
-        if let Step::Node { sudo, .. } = s {
-            *sudo = remote.sudo();
-        }
-    }
     let mut shown = String::new();
     if args.verbose {
         // The two reads the plan is made of, as a real run sends them.
-        let first = NodeStep::Begin {
-            lock: true,
-            paths: vec![],
-            commands: vec![list_command()],
-        };
+        let first = list_step(true);
         for (why, step) in [
             (
                 "privileges, lock and the backup list (a real run holds the lock until it ends)",

@@ -38,15 +38,21 @@ pub(crate) fn run(
                 let begin = backends::patch::begin(None, !args.dry_run);
                 let begun = remote.begin(&begin, !args.dry_run).await?;
                 let files = parse_files(&begun.records)?;
-                // A k3s config.yaml alone is the usual pre-install configuration, not a cluster.
-                if let Ok(found) = backends::patch::detect(&spec.label, &files)
-                    .map_err(|_| ())
-                    .and_then(|f| if f == Distribution::K3s && !matches!(files.get("systemd:k3s"), Some(Some(_))) { Err(()) } else { Ok(f) })
-                {
-                    return Err(Error::Other(format!(
-                        "`{}` already runs a {found} control plane: refused, nothing changed; use `k8soidc patch --ssh {}`",
-                        spec.label, spec.label
-                    )));
+                // A k3s config.yaml alone is the usual pre-install configuration, not a
+                // cluster; a running k3s unit is one.
+                let k3s_running = matches!(
+                    files.get(&backends::k3s::node::unit_key("k3s")),
+                    Some(Some(_))
+                );
+                match backends::patch::detect(&spec.label, &files) {
+                    Ok(Distribution::K3s) if !k3s_running => {}
+                    Ok(found) => {
+                        return Err(Error::Other(format!(
+                            "`{}` already runs a {found} control plane: refused, nothing changed; use `k8soidc patch --ssh {}`",
+                            spec.label, spec.label
+                        )))
+                    }
+                    Err(_) => {}
                 }
                 let mut plan = backends::create_node::create_host(d, &spec.label, &s, &installer, &files)?;
                 for step in &mut plan.steps {
@@ -56,9 +62,7 @@ pub(crate) fn run(
                 }
                 let mut shown = String::new();
                 if args.verbose {
-                    let locked = backends::patch::begin(None, true);
-                    shown.push_str(&backends::node::show_step(&spec.label, "privileges, lock and reads, as the login user (a real run holds the lock until it ends)", &locked, false, true));
-                    shown.push('\n');
+                    shown = backends::node::read_preface(&spec.label, &backends::patch::begin(None, true));
                 }
                 shown.push_str(&plan.display(args.verbose).to_string());
                 if args.dry_run {

@@ -120,10 +120,15 @@ impl HostJob {
         };
         let hp = patch::plan_host(&req, &files)?;
         *distro = Some(hp.distribution);
-        // What a real run sends first (with the lock), shown with -v.
-        let locked = patch::begin(self.distro, true);
+        // With -v, what a real run sends first (with the lock), then the plan.
+        let shown = match self.verbose {
+            true => {
+                backends::node::read_preface(&self.spec.label, &patch::begin(self.distro, true))
+            }
+            false => String::new(),
+        } + &hp.display(self.verbose).to_string();
         if self.dry_run {
-            *plan = Some(format!("{}\n", hp.display(self.verbose).with_read(&locked)));
+            *plan = Some(format!("{shown}\n"));
             return Ok(if hp.is_noop() {
                 Outcome::Unchanged
             } else {
@@ -135,8 +140,7 @@ impl HostJob {
                 .line(&format!("{}: nothing to change", hp.plan.title));
             return Ok(Outcome::Unchanged);
         }
-        self.say
-            .block(&hp.display(self.verbose).with_read(&locked).to_string());
+        self.say.block(&shown);
         if let Some((env, yes)) = &self.confirm {
             if !env.confirm(&format!("Patch `{}`?", self.spec.label), *yes)? {
                 return Err(Error::Other(format!(
@@ -404,22 +408,25 @@ async fn recover(
 /// its verdict.
 pub(crate) async fn await_healthy(remote: &Remote, step: &NodeStep) -> Result<(), String> {
     let o = remote.step(step).await.map_err(|e| e.to_string())?;
-    let last = o.stdout.lines().rev().find(|l| l.starts_with("K8SOIDC-"));
-    let polls = |rest: &str| rest.split(' ').next().and_then(|n| n.parse::<u32>().ok());
-    match last {
-        Some(l) if l.starts_with("K8SOIDC-HEALTHY ") => {
-            remote.add_polls(polls(&l[16..]).unwrap_or(0));
-            Ok(())
+    // The verdict is the last line: `K8SOIDC-HEALTHY POLLS PID` or `K8SOIDC-UNHEALTHY POLLS WHY`.
+    let verdict = o.stdout.lines().rev().find_map(|l| {
+        let (healthy, rest) = match l.strip_prefix("K8SOIDC-HEALTHY ") {
+            Some(rest) => (true, rest),
+            None => (false, l.strip_prefix("K8SOIDC-UNHEALTHY ")?),
+        };
+        let (polls, detail) = rest.split_once(' ').unwrap_or((rest, ""));
+        Some((healthy, polls.parse::<u32>().unwrap_or(0), detail.trim()))
+    });
+    match verdict {
+        Some((healthy, polls, why)) => {
+            remote.add_polls(polls);
+            if healthy {
+                Ok(())
+            } else {
+                Err(why.to_string())
+            }
         }
-        Some(l) if l.starts_with("K8SOIDC-UNHEALTHY ") => {
-            let rest = &l[18..];
-            remote.add_polls(polls(rest).unwrap_or(0));
-            Err(rest
-                .split_once(' ')
-                .map(|(_, why)| why.trim().to_string())
-                .unwrap_or_default())
-        }
-        _ => Err(format!(
+        None => Err(format!(
             "the wait ended without a verdict (exit {:?}): {}",
             o.code,
             o.stderr.trim().replace('\n', " ")

@@ -7,22 +7,11 @@
 use backends::node::{shown_scripts, BACKUP_PLACEHOLDER};
 
 use crate::node::Node;
-use crate::test::fixture;
+use crate::test::{fixture, SETTINGS};
 
+/// The harness's settings; `--skip-check` because idp.example.com must never be contacted.
 fn oidc() -> Vec<&'static str> {
-    vec![
-        "--skip-check",
-        "--issuer-url",
-        "https://idp.example.com",
-        "--client-id",
-        "kubernetes",
-        "--username-claim",
-        "email",
-        "--username-prefix",
-        "oidc:",
-        "--groups-claim",
-        "groups",
-    ]
+    std::iter::once("--skip-check").chain(SETTINGS).collect()
 }
 
 /// The scripts the node received since the last call (and forgets them).

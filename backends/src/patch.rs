@@ -10,8 +10,6 @@
 //! (`kubeadm::node`), MicroK8s (`microk8s::node`), k3s and RKE2 (`k3s::node`). Facts and
 //! their sources are in those modules and in ../shared/reference/distros.md.
 
-use serde::Serialize;
-
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
 pub use crate::node::{
@@ -124,6 +122,15 @@ pub struct PatchRequest<'a> {
 }
 
 impl PatchRequest<'_> {
+    /// The settings to hand to a patcher: the wanted ones, or (with `remove`, where patchers
+    /// need settings but use none of them) [`placeholder_settings`].
+    pub fn settings_or_placeholder(&self) -> Result<std::borrow::Cow<'_, OidcSettings>, PlanError> {
+        match (self.remove, self.settings) {
+            (false, Some(s)) => Ok(std::borrow::Cow::Borrowed(s)),
+            _ => Ok(std::borrow::Cow::Owned(placeholder_settings()?)),
+        }
+    }
+
     /// The settings and their mode (None with `remove`), or the missing-settings error.
     pub fn wanted(&self) -> Result<Option<(&OidcSettings, Mode)>, PlanError> {
         match (self.remove, self.settings) {
@@ -449,15 +456,6 @@ pub(crate) fn file_label(path: &str) -> &'static str {
 /// The `--name=value` words of args.
 pub fn flag_words(args: &[apiserver::Arg]) -> Vec<String> {
     args.iter().map(apiserver::Arg::flag).collect()
-}
-
-/// A serialisable summary of a host's plan (for `-o json` reports).
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanSummary {
-    /// The distribution.
-    pub distribution: Distribution,
-    /// Files written.
-    pub files: Vec<String>,
 }
 #[cfg(test)]
 mod tests {

@@ -63,18 +63,6 @@ pub enum Edit {
         #[serde(skip)]
         settings: Box<crate::OidcSettings>,
     },
-    /// Set (or remove) OIDC in the `ClusterConfiguration` text of the `kubeadm-config` ConfigMap
-    /// ([`crate::kubeadm::patch_cluster_configuration`]); the result is a JSON merge patch
-    /// `{"data":{"ClusterConfiguration":…}}` for `kubectl patch --type merge --patch-file`.
-    KubeadmConfigMap {
-        /// The unified diff computed from what was read when planning, shown in the dry run.
-        diff: Vec<String>,
-        /// The settings (any valid settings with `remove`).
-        #[serde(skip)]
-        settings: Box<crate::OidcSettings>,
-        /// Take OIDC out instead.
-        remove: bool,
-    },
     /// Merge `key=value` pairs into a space-separated charm option (`api-extra-args`).
     ExtraArgs {
         /// Pairs to set (replacing the same keys).
@@ -95,20 +83,12 @@ impl Edit {
                 set,
                 remove_prefixes,
             } => crate::charmed::merge_extra_args(current, set, remove_prefixes),
-            Edit::KubeadmConfigMap {
-                settings, remove, ..
-            } => {
-                let text = crate::kubeadm::patch_cluster_configuration(current, settings, *remove)?
-                    .unwrap_or_else(|| current.to_string());
-                Ok(serde_json::json!({ "data": { "ClusterConfiguration": text } }).to_string())
-            }
         }
     }
 
     fn describe(&self) -> Vec<String> {
         match self {
             Edit::KopsCluster { summary, .. } => summary.clone(),
-            Edit::KubeadmConfigMap { diff, .. } => diff.clone(),
             Edit::ExtraArgs {
                 set,
                 remove_prefixes,
@@ -187,19 +167,6 @@ pub enum Step {
         /// Why, shown in the dry run.
         why: String,
     },
-    /// Poll until a command succeeds, or give up after the timeout.
-    WaitFor {
-        /// Where.
-        on: Target,
-        /// The check; success is exit status 0.
-        command: Command,
-        /// Give up after this many seconds.
-        timeout_secs: u64,
-        /// Seconds between tries.
-        interval_secs: u64,
-        /// Why, shown in the dry run.
-        why: String,
-    },
     /// One round trip on a node ([`crate::node::NodeStep`]): what is shown is what is sent.
     Node {
         /// The host.
@@ -220,7 +187,6 @@ impl Step {
             Step::Run { why, .. }
             | Step::WriteFile { why, .. }
             | Step::Transform { why, .. }
-            | Step::WaitFor { why, .. }
             | Step::Node { why, .. } => why,
         }
     }
@@ -231,7 +197,6 @@ impl Step {
             Step::Run { on, .. }
             | Step::WriteFile { on, .. }
             | Step::Transform { on, .. }
-            | Step::WaitFor { on, .. }
             | Step::Node { on, .. } => on,
         }
     }
@@ -342,17 +307,6 @@ impl Step {
                         shell::quote(&format!("{prefix}<merged value>"))
                     ),
                 }
-            }
-            Step::WaitFor {
-                command,
-                timeout_secs,
-                interval_secs,
-                ..
-            } => {
-                writeln!(
-                    f,
-                    "+ {at}{command}   # every {interval_secs}s, up to {timeout_secs}s"
-                )
             }
         }
     }

@@ -165,36 +165,6 @@ pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Erro
                     step.why()
                 )))
             }
-            Step::WaitFor {
-                command,
-                timeout_secs,
-                interval_secs,
-                ..
-            } => {
-                let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
-                let interval = Duration::from_secs((*interval_secs).max(1));
-                let max_tries = timeout_secs / interval.as_secs() + 1;
-                let mut last = None;
-                for _ in 0..max_tries {
-                    match run_command(command, None, env, false, &label) {
-                        Ok(_) => {
-                            last = None;
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                    if Instant::now() + interval > deadline {
-                        break;
-                    }
-                    std::thread::sleep(interval);
-                }
-                if let Some(e) = last {
-                    return Err(Error::Other(format!(
-                        "gave up after {timeout_secs}s waiting: {}; last try: {e}",
-                        step.why()
-                    )));
-                }
-            }
         }
     }
     Ok(())

@@ -174,13 +174,7 @@ fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
     ))
 }
 
-#[allow(dead_code)] // `connect`, `local`, `sh_ok`: kept for commands that run a probe of their own.
 impl Remote {
-    /// Connects and checks privileges: root, or passwordless `sudo -n`.
-    pub(crate) async fn connect(spec: &HostSpec, opts: &SshOptions) -> Result<Remote, Error> {
-        Self::connect_only(spec, opts).await?.privileges().await
-    }
-
     /// Connects without running anything; [`Remote::begin`] then checks privileges in the same
     /// round trip as the lock and the reads.
     pub(crate) async fn connect_only(spec: &HostSpec, opts: &SshOptions) -> Result<Remote, Error> {
@@ -216,11 +210,6 @@ impl Remote {
         })
     }
 
-    /// This machine (`--local`): the same scripts through `sh -c`, with `sudo -n` when not root.
-    pub(crate) async fn local() -> Result<Remote, Error> {
-        Self::local_only().privileges().await
-    }
-
     /// This machine, privileges not checked yet (checked by [`Remote::begin`]).
     pub(crate) fn local_only() -> Remote {
         Remote {
@@ -246,23 +235,6 @@ impl Remote {
     /// Health checks run so far.
     pub(crate) fn health_polls(&self) -> u32 {
         self.polls.load(Ordering::Relaxed)
-    }
-
-    /// Checks privileges once: root, or passwordless `sudo -n` (then used for every script).
-    async fn privileges(mut self) -> Result<Remote, Error> {
-        let who = self.raw_sh(WHOAMI, &[], None, false).await?;
-        match who.stdout.trim() {
-            "root" => Ok(self),
-            "sudo" => {
-                self.sudo = true;
-                Ok(self)
-            }
-            _ => {
-                let e = self.no_sudo();
-                self.close().await;
-                Err(e)
-            }
-        }
     }
 
     fn no_sudo(&self) -> Error {
@@ -451,8 +423,6 @@ impl Remote {
         stdin: Option<&[u8]>,
         sudo: bool,
     ) -> Result<Output, Error> {
-        // Counted here, so every script is.
-        self.trips.fetch_add(1, Ordering::Relaxed);
         let Some(session) = &self.session else {
             return self.local_sh(script, args, stdin, sudo).await;
         };
@@ -551,7 +521,19 @@ impl Remote {
     }
 
     /// Runs a script (through sudo when needed); returns its output whatever its status.
+    /// Counted as a round trip.
     pub(crate) async fn sh(
+        &self,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, Error> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        self.run(script, args, stdin).await
+    }
+
+    /// [`Remote::sh`] without counting it.
+    async fn run(
         &self,
         script: &str,
         args: &[String],
@@ -571,39 +553,16 @@ impl Remote {
         Ok(out)
     }
 
-    /// Runs a script that must succeed.
-    pub(crate) async fn sh_ok(
-        &self,
-        what: &str,
-        script: &str,
-        args: &[String],
-        stdin: Option<&[u8]>,
-    ) -> Result<String, Error> {
-        let out = self.sh(script, args, stdin).await?;
-        if out.code != Some(0) {
-            return Err(Error::CommandFailed {
-                command: what.to_string(),
-                host: Some(self.spec.label.clone()),
-                status: match out.code {
-                    Some(c) => format!("exit status {c}"),
-                    None => "killed by a signal".into(),
-                },
-                stderr: out.stderr,
-            });
-        }
-        Ok(out.stdout)
-    }
-
     /// Runs one node step: its exact script (`sh -c SCRIPT`, through `sudo -n` when the login
     /// is not root); its output whatever its status.
+    /// A health wait is reported as the polls it ran on the node, not as a round trip.
     pub(crate) async fn step(&self, step: &NodeStep) -> Result<Output, Error> {
         let script = self.checked_script(step)?;
-        let out = self.sh(&script, &[], None).await;
         if matches!(step, NodeStep::AwaitHealthy(_)) {
-            // The wait is reported as health polls (run on the node), not as a round trip.
-            self.trips.fetch_sub(1, Ordering::Relaxed);
+            self.run(&script, &[], None).await
+        } else {
+            self.sh(&script, &[], None).await
         }
-        out
     }
 
     /// Health polls run on the node so far (reported by the wait steps).
@@ -667,10 +626,6 @@ impl Remote {
 /// The longest script sent as one argument (Linux MAX_ARG_STRLEN is 128 KiB, and the remote
 /// login shell gets the quoted script inside one `-c` word too).
 const MAX_SCRIPT: usize = 100 * 1024;
-
-/// Prints `root`, `sudo` (passwordless sudo works) or `nosudo`. Runs as the login user.
-#[allow(dead_code)]
-const WHOAMI: &str = r#"if [ "$(id -u)" = 0 ]; then echo root; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo sudo; else echo nosudo; fi"#;
 
 /// Keeps a held lock alive: a `.` on the lock channel every 5 s (the Begin script releases the
 /// lock when none arrives for 30 s or the channel closes).

@@ -14,7 +14,7 @@
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
 use crate::node::{FileChange, Health, NodeBackend, NodeFiles, ReadCommand, Restart, Restored};
-use crate::patch::{endpoint_of, node_file_changes, placeholder_settings, PatchRequest, Patched};
+use crate::patch::{endpoint_of, node_file_changes, PatchRequest, Patched};
 use crate::{Command, Distribution, OidcSettings, Plan, PlanError, Target};
 
 /// The k3s / RKE2 node backend.
@@ -125,14 +125,7 @@ impl NodeBackend for K3sNode {
         let found = files.get(&target).cloned().flatten();
         let existed = found.is_some();
         let current = found.unwrap_or_default();
-        let placeholder;
-        let s = match (req.remove, req.settings) {
-            (false, Some(s)) => s,
-            _ => {
-                placeholder = placeholder_settings()?;
-                &placeholder
-            }
-        };
+        let s = &*req.settings_or_placeholder()?;
         let dir = super::node_dir(d)?;
         let mut changes: Vec<FileChange> = Vec::new();
         if !req.remove {
@@ -194,17 +187,12 @@ impl NodeBackend for K3sNode {
             });
         }
         let on = Target::Host(host.to_string());
-        let mut files: Vec<FileChange> = apiserver::node_files(s, s.mode()?, &super::node_dir(d)?)
-            .into_iter()
-            .map(|f| FileChange {
-                path: f.path,
-                before: None,
-                after: f.content,
-                mode: 0o600,
-                why: "the file the API server reads (k3s runs it in its own process: host paths)"
-                    .into(),
-            })
-            .collect();
+        let fresh = NodeFiles::new();
+        let mut files = node_file_changes(
+            apiserver::node_files(s, s.mode()?, &super::node_dir(d)?),
+            &fresh,
+            |_| "the file the API server reads (k3s runs it in its own process: host paths)".into(),
+        );
         files.push(FileChange {
             path: super::dropin_path(d)?,
             before: None,

@@ -24,7 +24,7 @@
 use crate::apiserver;
 use crate::manifest::{self, NodeMount};
 use crate::node::{FileChange, Health, NodeBackend, NodeFiles, NodeStep, ReadCommand, Restored};
-use crate::patch::{node_file_changes, placeholder_settings, PatchRequest, Patched};
+use crate::patch::{node_file_changes, PatchRequest, Patched};
 use crate::{Command, Distribution, Mode, OidcSettings, Plan, PlanError, Target};
 
 /// The kubeadm static pod manifest of the API server.
@@ -285,20 +285,17 @@ impl NodeBackend for Kubeadm {
         let on = Target::Host(host.to_string());
         let mode = s.mode()?;
         let api = super::api_for(s.kubernetes_version);
-        let mut files: Vec<FileChange> = apiserver::node_files(s, mode, super::NODE_DIR)
-            .into_iter()
-            .map(|f| FileChange {
-                path: f.path,
-                before: None,
-                after: f.content,
-                mode: 0o600,
-                why: format!(
+        let mut files = node_file_changes(
+            apiserver::node_files(s, mode, super::NODE_DIR),
+            &NodeFiles::new(),
+            |_| {
+                format!(
                     "the file the API server reads, in {} (mounted by the `{}` extraVolume)",
                     super::NODE_DIR,
                     super::VOLUME_NAME
-                ),
-            })
-            .collect();
+                )
+            },
+        );
         let mut flags = crate::patch::flag_words(&apiserver::args(s, mode, super::NODE_DIR));
         flags.sort();
         let mut health = Health {
@@ -357,10 +354,7 @@ fn configmap_step(
         notes.push("the kubeadm-config ConfigMap could not be read: `kubeadm upgrade` would regenerate the manifest without these flags; update its ClusterConfiguration by hand (`k8soidc render --distro kubeadm`)".into());
         return Ok(());
     };
-    let settings = match req.settings {
-        Some(s) if !req.remove => s.clone(),
-        _ => placeholder_settings()?,
-    };
+    let settings = req.settings_or_placeholder()?.into_owned();
     match super::patch_cluster_configuration(current, &settings, req.remove) {
         Ok(None) => {}
         Ok(Some(after)) => {

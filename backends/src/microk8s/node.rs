@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
-use crate::node::{FileChange, Health, NodeBackend, NodeFiles, NodeStep, Restart, Restored};
-use crate::patch::{endpoint_of, node_file_changes, placeholder_settings, PatchRequest, Patched};
+use crate::node::{Health, NodeBackend, NodeFiles, NodeStep, Restart, Restored};
+use crate::patch::{endpoint_of, node_file_changes, PatchRequest, Patched};
 use crate::{Command, Distribution, OidcSettings, Plan, PlanError, Step, Target};
 
 /// The MicroK8s node backend.
@@ -75,14 +75,7 @@ impl NodeBackend for Microk8sNode {
                 reason: "the file does not exist".into(),
                 fix: format!("check that `{}` is a microk8s control-plane node", req.host),
             })?;
-        let placeholder;
-        let s = match (req.remove, req.settings) {
-            (false, Some(s)) => s,
-            _ => {
-                placeholder = placeholder_settings()?;
-                &placeholder
-            }
-        };
+        let s = &*req.settings_or_placeholder()?;
         let dir = super::NODE_DIR;
         let mut files_out = Vec::new();
         if !req.remove {
@@ -155,19 +148,16 @@ impl NodeBackend for Microk8sNode {
         let on = Target::Host(host.to_string());
         let mode = s.mode()?;
         let lines = super::flag_lines(s)?;
-        let files: Vec<FileChange> = apiserver::node_files(s, mode, super::NODE_DIR)
-            .into_iter()
-            .map(|f| FileChange {
-                path: f.path,
-                before: None,
-                after: f.content,
-                mode: 0o600,
-                why: format!(
+        let files = node_file_changes(
+            apiserver::node_files(s, mode, super::NODE_DIR),
+            &NodeFiles::new(),
+            |_| {
+                format!(
                     "the file the API server reads, in {} (kept across snap refreshes)",
                     super::NODE_DIR
-                ),
-            })
-            .collect();
+                )
+            },
+        );
         let mut steps = crate::create_node::create_steps(
             &on,
             files,

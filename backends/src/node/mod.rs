@@ -228,17 +228,13 @@ pub enum NodeStep {
     },
 }
 
-fn sha256(text: &str) -> String {
+/// SHA-256 of a text, in hex (as `sha256sum` prints it).
+pub fn sha256_hex(text: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// SHA-256 of a text, in hex (as `sha256sum` prints it).
-pub fn sha256_hex(text: &str) -> String {
-    sha256(text)
 }
 
 fn b64(text: &str) -> String {
@@ -277,7 +273,7 @@ impl NodeStep {
                     args.push(
                         f.before
                             .as_deref()
-                            .map(sha256)
+                            .map(sha256_hex)
                             .unwrap_or_else(|| "absent".into()),
                     );
                     args.push(format!("{:o}", f.mode));
@@ -318,7 +314,7 @@ impl NodeStep {
                 write,
                 ..
             } => {
-                let mut args = vec![sha256(before), (read.args.len() + 1).to_string()];
+                let mut args = vec![sha256_hex(before), (read.args.len() + 1).to_string()];
                 args.push(read.program.clone());
                 args.extend(read.args.iter().cloned());
                 args.push(write.program.clone());
@@ -545,6 +541,21 @@ pub fn show_step(host: &str, why: &str, step: &NodeStep, sudo: bool, verbose: bo
     Shown(host, why, step, sudo, verbose).to_string()
 }
 
+/// With -v: the first round trip a real run sends (with the lock), shown before the plan it
+/// reads for, as its own step.
+pub fn read_preface(host: &str, read: &NodeStep) -> String {
+    format!(
+        "{}\n",
+        show_step(
+            host,
+            "privileges, lock and reads, as the login user (done before planning; a real run holds the lock until it ends)",
+            read,
+            false,
+            true
+        )
+    )
+}
+
 /// The end marker of a script shown with -v.
 pub const END: &str = "K8SOIDC_SCRIPT";
 
@@ -614,11 +625,7 @@ impl HostPlan {
 
     /// The dry run: the plan, then what happens when it fails; with `verbose` every script.
     pub fn display(&self, verbose: bool) -> HostPlanDisplay<'_> {
-        HostPlanDisplay {
-            hp: self,
-            verbose,
-            read: None,
-        }
+        HostPlanDisplay { hp: self, verbose }
     }
 }
 
@@ -626,26 +633,12 @@ impl HostPlan {
 pub struct HostPlanDisplay<'a> {
     hp: &'a HostPlan,
     verbose: bool,
-    read: Option<&'a NodeStep>,
-}
-
-impl<'a> HostPlanDisplay<'a> {
-    /// Shows (with -v) the first round trip too: the step that read what the plan is made of.
-    pub fn with_read(mut self, read: &'a NodeStep) -> Self {
-        self.read = Some(read);
-        self
-    }
 }
 
 impl fmt::Display for HostPlanDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hp = self.hp;
         let at = format!("[{}] ", hp.host);
-        if let (true, Some(read)) = (self.verbose, self.read) {
-            writeln!(f, "# {}: privileges, lock and reads, as the login user (done before planning; a real run holds the lock until it ends)", hp.host)?;
-            read.fmt_step(f, &at, false, true)?;
-            writeln!(f)?;
-        }
         write!(f, "{}", hp.plan.display(self.verbose))?;
         if !hp.plan.steps.is_empty() && !hp.on_failure.is_empty() {
             writeln!(f)?;
