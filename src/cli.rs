@@ -90,6 +90,34 @@ pub(crate) struct OidcArgs {
     /// The cluster's Kubernetes version, e.g. 1.31 (chooses config apiVersions).
     #[arg(long, env = "K8SOIDC_KUBERNETES_VERSION", value_name = "VERSION")]
     pub(crate) kubernetes_version: Option<String>,
+    /// The ids of the fields above that clap took from `K8SOIDC_*` rather than from a flag
+    /// (filled in by `main` from clap's `ValueSource`).
+    #[arg(skip)]
+    pub(crate) env_ids: Vec<String>,
+}
+
+impl OidcArgs {
+    /// Did the field with this id (e.g. `issuer_url`) come from its environment variable?
+    pub(crate) fn is_from_env(&self, id: &str) -> bool {
+        self.env_ids.iter().any(|i| i == id)
+    }
+}
+
+impl Command {
+    /// The OIDC settings of the subcommands that take them.
+    pub(crate) fn oidc_mut(&mut self) -> Option<&mut OidcArgs> {
+        match self {
+            Command::Render(a) => Some(&mut a.oidc),
+            Command::Create(a) => Some(&mut a.oidc),
+            Command::Rbac(a) => Some(&mut a.oidc),
+            Command::Kubeconfig(a) => Some(&mut a.oidc),
+            Command::Check(a) => Some(&mut a.oidc),
+            Command::Explain(a) => Some(&mut a.oidc),
+            Command::Idp(a) => Some(&mut a.oidc),
+            Command::Patch(a) => Some(&mut a.oidc),
+            Command::Completions { .. } | Command::Rollback(_) | Command::Backups(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

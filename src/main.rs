@@ -17,14 +17,31 @@ mod patch_file;
 mod rbac;
 mod render;
 mod ui;
+mod yamlpos;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+
+/// Parses the command line once; records which OIDC settings clap took from `K8SOIDC_*`.
+fn parse() -> cli::Cli {
+    let matches = cli::Cli::command().get_matches();
+    let mut args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Some((_, sub)), Some(oidc)) = (matches.subcommand(), args.command.oidc_mut()) {
+        oidc.env_ids = sub
+            .ids()
+            .filter(|id| {
+                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable)
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+    }
+    args
+}
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = parse();
     let env = ui::Env::detect();
     match run(args, &env) {
         Ok(code) => code,
@@ -46,7 +63,7 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         cli::Command::Rollback(a) => patch::rollback(a, env),
         cli::Command::Backups(a) => patch::backups(a),
         cli::Command::Completions { shell } => {
-            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            let mut cmd = cli::Cli::command();
             clap_complete::generate(shell, &mut cmd, "k8soidc", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }

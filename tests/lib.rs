@@ -14,6 +14,7 @@ mod patch_file;
 mod provider;
 mod rbac;
 mod render;
+mod settings;
 mod ssh;
 mod sshd;
 mod test;

@@ -32,6 +32,7 @@ pub mod preflight;
 pub mod rbac;
 pub mod settings;
 pub mod shell;
+pub mod source;
 mod version;
 mod yamltext;
 
@@ -42,6 +43,7 @@ use serde::Serialize;
 pub use error::{escape, PlanError};
 pub use plan::{unified_diff, Command, Edit, Plan, Step, Target, WriteBack};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
+pub use source::Source;
 pub use version::KubeVersion;
 
 /// The distributions k8soidc knows. A closed set: one module each.
