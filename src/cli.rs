@@ -243,18 +243,10 @@ pub(crate) struct KubeconfigArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// Also fetch discovery from this control-plane node over SSH (`[user@]host[:port]`).
-    #[arg(long, value_name = "HOST")]
-    pub(crate) ssh: Option<String>,
-    /// SSH private key for --ssh.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) ssh_identity: Option<String>,
-    /// Extra `ssh -o` option for --ssh, e.g. `UserKnownHostsFile=FILE` (repeatable).
-    #[arg(long, value_name = "OPTION")]
-    pub(crate) ssh_option: Vec<String>,
-    /// Trust and remember an unknown SSH host key (default: refuse unknown hosts).
-    #[arg(long)]
-    pub(crate) accept_new_host_key: bool,
+    /// Also fetch discovery from these control-plane nodes over SSH, as `patch --ssh` reaches
+    /// them.
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
     /// Output format (text or json).
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: Output,
@@ -310,7 +302,7 @@ pub(crate) struct IdpArgs {
     pub(crate) oidc: OidcArgs,
 }
 
-/// How to reach hosts over SSH (shared by patch, rollback, backups and create --ssh).
+/// How to reach hosts over SSH (shared by check, patch, rollback, backups and create --ssh).
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SshArgs {
     /// A control-plane node, `[USER@]HOST[:PORT]` (repeatable; done one at a time, in order).
