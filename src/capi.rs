@@ -168,8 +168,8 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         &format!("Patch KubeadmControlPlane `{name}` and roll out its machines?"),
         args.yes,
     )? {
-        eprintln!("nothing changed");
-        return Ok(ExitCode::from(1));
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
     }
     capture(&patch)?;
     wait(&args, env)?;

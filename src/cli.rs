@@ -256,7 +256,8 @@ pub(crate) struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ExplainArgs {
-    /// File holding the ID token, or `-` for stdin. It is never printed.
+    /// File holding the ID token (bare, or the ExecCredential JSON `kubectl oidc-login
+    /// get-token` prints), or `-` for stdin. It is never printed.
     #[arg(long, value_name = "FILE")]
     pub(crate) token: String,
     /// Verify against this JWKS file instead of fetching the provider's (offline).
@@ -367,7 +368,7 @@ pub(crate) struct PatchArgs {
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
     /// YAML file listing clusters (name, distro, hosts, settings) to patch, N at a time; see
-    /// README "Patching many clusters".
+    /// README "Many clusters over SSH: `patch --inventory`".
     #[arg(long, value_name = "FILE", conflicts_with_all = ["hosts", "local", "file", "capi", "distro"])]
     pub(crate) inventory: Option<String>,
     /// With --inventory: how many clusters at a time (1 to 64) [default: 4]; hosts of one

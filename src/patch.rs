@@ -473,10 +473,8 @@ impl HostJob {
         self.say.block(&hp.plan.to_string());
         if let Some((env, yes)) = &self.confirm {
             if !env.confirm(&format!("Patch `{}`?", self.spec.label), *yes)? {
-                return Err(Error::Other(format!(
-                    "not confirmed: `{}` unchanged",
-                    self.spec.label
-                )));
+                self.say.line("not confirmed: nothing done");
+                return Ok(Outcome::Skipped);
             }
         }
         apply(remote, &hp, &self.say, &files).await
@@ -862,7 +860,8 @@ pub(crate) fn create_over_ssh(
                 }
                 eprint!("{plan}");
                 if !env.confirm(&format!("Create {d} on `{}`?", spec.label), args.yes)? {
-                    return Err(Error::Other("not confirmed: nothing changed".into()));
+                    eprintln!("[{}] not confirmed: nothing done", spec.label);
+                    return Ok(());
                 }
                 let mut stage_args = vec![STATE_DIR.to_string(), String::new()];
                 let mut stdin = String::new();
@@ -1052,7 +1051,8 @@ async fn restore_backup(
         &format!("Restore backup {id} on `{}`?", spec.label),
         args.yes,
     )? {
-        return Err(Error::Other("not confirmed: nothing changed".into()));
+        eprintln!("[{}] not confirmed: nothing done", spec.label);
+        return Ok(());
     }
     let restored = remote
         .sh_ok(

@@ -9,6 +9,7 @@ mod explain;
 mod idp;
 mod inventory;
 mod kubeconfig;
+mod messages;
 mod node;
 mod patch_file;
 mod provider;
