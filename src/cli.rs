@@ -154,8 +154,20 @@ pub(crate) struct CreateArgs {
     /// Name of the new cluster.
     #[arg(long, default_value = "oidc")]
     pub(crate) name: String,
-    /// Print every command and file, change nothing.
-    #[arg(long)]
+    /// Print every command and file, change nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -210,8 +222,20 @@ pub(crate) struct RbacArgs {
     /// kubeconfig context for kubectl.
     #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
-    /// With --apply: print the YAML and the command, run nothing.
-    #[arg(long)]
+    /// Print the YAML (with --apply: and the command), run nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
@@ -234,8 +258,20 @@ pub(crate) struct KubeconfigArgs {
     /// kubeconfig to edit [default: first path of $KUBECONFIG, else ~/.kube/config].
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
-    /// Print the diff and the equivalent kubectl commands, change nothing.
-    #[arg(long)]
+    /// Print the diff and the equivalent kubectl commands, change nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -287,8 +323,20 @@ pub(crate) struct IdpArgs {
     /// Write the files into DIR (created if needed) instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<String>,
-    /// Print what would be written; write nothing.
-    #[arg(long)]
+    /// Print what would be written; write nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// Overwrite files in --out that differ from what is rendered.
     #[arg(long)]
@@ -351,8 +399,20 @@ pub(crate) struct PatchArgs {
     /// auto (detect on each host), kubeadm, microk8s, k3s or rke2.
     #[arg(long, value_name = "DISTRO", default_value = "auto")]
     pub(crate) distro: String,
-    /// Print the diff of every file (and, over SSH, every step); change nothing.
-    #[arg(long)]
+    /// Print the diff of every file (and, over SSH, every step); change nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// How long to wait for the API server to become healthy before rolling back (e.g. 90s,
     /// 5m); with --capi, for the rollout [default: 5m; 30m with --capi].
@@ -383,6 +443,20 @@ pub(crate) struct PatchArgs {
     pub(crate) verbose: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
+    /// `--dry-run=server` was given (filled in by `main`; only `patch --capi` has a server-side
+    /// check).
+    #[arg(skip)]
+    pub(crate) dry_run_server: bool,
+}
+
+/// `--dry-run[=MODE]` as kubectl spells it: `client` (the bare flag) and `server` mean a dry
+/// run (`main` tells them apart), `none` (the default) none.
+fn dry_run_mode(text: &str) -> Result<bool, String> {
+    match text {
+        "client" | "server" => Ok(true),
+        "none" => Ok(false),
+        _ => Err("use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`".into()),
+    }
 }
 
 /// Format of `patch --inventory`'s report.

@@ -5,6 +5,7 @@ mod bad_input;
 mod capi;
 mod check;
 mod create;
+mod dry_run;
 mod explain;
 mod idp;
 mod inventory;
