@@ -211,7 +211,8 @@ async fn restore_backup(
         &format!("Restore backup {id} on `{}`?", spec.label),
         args.yes,
     )? {
-        return Err(Error::Other("not confirmed: nothing changed".into()));
+        eprintln!("[{}] not confirmed: nothing done", spec.label);
+        return Ok(());
     }
     let say = Say::host(&spec.label);
     let unit = plan.steps.iter().find_map(|s| match s {

@@ -32,6 +32,9 @@ pub(crate) struct CapiArgs {
     pub(crate) remove: bool,
     /// Print the command and the diff, change nothing.
     pub(crate) dry_run: bool,
+    /// With `dry_run`: also have the API server check the patch (`kubectl patch
+    /// --dry-run=server`: admission and validation run, nothing is stored).
+    pub(crate) dry_run_server: bool,
     /// Do not ask for confirmation.
     pub(crate) yes: bool,
     /// Give up waiting for the rollout after this many seconds.
@@ -63,6 +66,7 @@ impl CapiArgs {
             context: args.context,
             remove: args.remove,
             dry_run: args.dry_run,
+            dry_run_server: args.dry_run_server,
             yes: args.yes,
             timeout,
             poll_interval: args.poll_interval,
@@ -140,7 +144,7 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         ))?;
         return Ok(ExitCode::SUCCESS);
     };
-    let patch = args.kubectl(&[
+    let patch_args = [
         "patch",
         "kubeadmcontrolplane",
         name,
@@ -148,7 +152,8 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         "merge",
         "-p",
         &p.patch,
-    ]);
+    ];
+    let patch = args.kubectl(&patch_args);
     let shown = format!(
         "# {} OIDC on KubeadmControlPlane `{name}` ({}); the controller then replaces each control-plane machine\n+ {patch}\n{}",
         if args.remove { "remove" } else { "set" },
@@ -161,6 +166,13 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
     );
     if args.dry_run {
         out(&shown)?;
+        if args.dry_run_server {
+            let check = args.kubectl(&[&patch_args[..], &["--dry-run=server"]].concat());
+            let answer = capture(&check)?;
+            out(&format!(
+                "# the API server accepts it (admission and validation ran, nothing was stored):\n+ {check}\n{answer}"
+            ))?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     eprint!("{shown}");
@@ -168,8 +180,8 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         &format!("Patch KubeadmControlPlane `{name}` and roll out its machines?"),
         args.yes,
     )? {
-        eprintln!("nothing changed");
-        return Ok(ExitCode::from(1));
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
     }
     capture(&patch)?;
     wait(&args, env)?;

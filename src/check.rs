@@ -1,7 +1,9 @@
 //! `k8soidc check`: the preflight. Fetches the provider's discovery document and key set the
 //! way kube-apiserver will (with `--ca-file` as the only extra root), judges them with
-//! `backends::preflight`, and with `--ssh` repeats the fetch from the control-plane node with
-//! `curl`, with and without the CA, to tell whether the API server needs `--oidc-ca-file`.
+//! `backends::preflight`, and with `--ssh` repeats the fetch from each control-plane node with
+//! `curl`, with and without the CA, to tell whether the API server needs `--oidc-ca-file`. The
+//! nodes are reached as `patch` reaches them: the same flags (`SshArgs`) and SSH client
+//! (`exec::ssh::Remote`, strict host keys unless `--accept-new-host-key`).
 //! Also run by `create` (unless `--skip-check`): nothing runs when a check fails.
 
 use std::io::Write;
@@ -9,12 +11,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use backends::preflight::{check_discovery, check_jwks, discovery_url, table, Check, Status};
-use backends::shell;
 use backends::OidcSettings;
 use serde_json::Value;
 
-use crate::cli::{CheckArgs, Output};
+use crate::cli::{CheckArgs, Output as Format};
 use crate::error::Error;
+use crate::exec::ssh::{HostSpec, Output, Remote, SshOptions};
 use crate::ui::Env;
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -290,81 +292,69 @@ pub(crate) fn run_bounded(
     }
 }
 
-/// The remote command that fetches `url` trusting the CA read from stdin: the certificate goes
+/// The remote script that fetches `$1`.
+const FETCH: &str = "curl -fsS --max-time 10 \"$1\"";
+
+/// The remote script that fetches `$1` trusting the CA read from stdin: the certificate goes
 /// to a `mktemp` file on the node, never into the command line.
-fn remote_with_ca(url: &str) -> String {
-    format!(
-        "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" {}; rc=$?; rm -f \"$f\"; exit $rc",
-        shell::quote(url)
-    )
-}
+const FETCH_WITH_CA: &str = "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" \"$1\"; rc=$?; rm -f \"$f\"; exit $rc";
 
 /// A command's stderr on one line, for a table cell.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `ssh` argv for `dest` (`[user@]host[:port]`) running `remote` (a shell command line).
-fn ssh_argv(args: &CheckArgs, dest: &str, remote: &str) -> Result<Vec<String>, Error> {
-    let (host, port) = match dest.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => (h, Some(p)),
-        _ => (dest, None),
+/// How long the checks on one node may take: connecting (15 s at most) and two fetches
+/// (10 s each at most), with room to spare.
+const NODE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Fetches discovery on every `--ssh` node, without and with the CA, through the same SSH
+/// client and flags as `patch --ssh`.
+fn ssh_checks(args: &CheckArgs, s: &OidcSettings) -> Result<Vec<Check>, Error> {
+    let specs = args
+        .ssh
+        .hosts
+        .iter()
+        .map(|h| HostSpec::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = SshOptions {
+        accept_new_host_key: args.ssh.accept_new_host_key,
+        config: args.ssh.ssh_config.as_ref().map(Into::into),
     };
-    if host.is_empty()
-        || host.starts_with('-')
-        || host.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Error::Input(format!(
-            "invalid --ssh `{}`: give `[user@]host[:port]`",
-            backends::escape(dest)
-        )));
+    let rt = crate::patch::runtime()?;
+    let mut out = Vec::new();
+    for spec in &specs {
+        let checks = rt.block_on(async {
+            tokio::time::timeout(NODE_LIMIT, node_checks(spec, &opts, s)).await
+        });
+        out.extend(checks.unwrap_or_else(|_| {
+            vec![Check::fail(
+                "ssh",
+                format!("{}: no answer within {}s", spec.label, NODE_LIMIT.as_secs()),
+                "check that `ssh` reaches the node and that it can reach the provider",
+            )]
+        }));
     }
-    let mut v: Vec<String> = vec![
-        "-o".into(),
-        "BatchMode=yes".into(),
-        "-o".into(),
-        format!(
-            "StrictHostKeyChecking={}",
-            if args.accept_new_host_key {
-                "accept-new"
-            } else {
-                "yes"
-            }
-        ),
-        "-o".into(),
-        "ConnectTimeout=10".into(),
-    ];
-    for o in &args.ssh_option {
-        if o.starts_with('-') || !o.contains('=') {
-            return Err(Error::Input(format!(
-                "invalid --ssh-option `{}`: give KEY=VALUE as for `ssh -o`",
-                backends::escape(o)
-            )));
-        }
-        v.push("-o".into());
-        v.push(o.clone());
-    }
-    if let Some(i) = &args.ssh_identity {
-        v.push("-i".into());
-        v.push(i.clone());
-    }
-    if let Some(p) = port {
-        v.push("-p".into());
-        v.push(p.to_string());
-    }
-    v.push("--".into());
-    v.push(host.to_string());
-    v.push(remote.to_string());
-    Ok(v)
+    Ok(out)
 }
 
-/// Fetches discovery on the node, without and with the CA.
-fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Check>, Error> {
+/// The checks on one node.
+async fn node_checks(spec: &HostSpec, opts: &SshOptions, s: &OidcSettings) -> Vec<Check> {
+    let dest = &spec.label;
+    let remote = match Remote::connect_only(spec, opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![Check::fail(
+                "ssh",
+                one_line(&e.to_string()),
+                "the host key, user and key come from ssh's config (`--ssh-config`, else ~/.ssh/config), as for `patch --ssh`",
+            )]
+        }
+    };
     let url = discovery_url(&s.issuer_url);
-    let limit = Duration::from_secs(30);
     let mut out = Vec::new();
-    let curl = shell::join(["curl", "-fsS", "--max-time", "10", url.as_str()]);
-    let judge = |ran: &Ran| -> Result<(), String> {
+    let judge = |ran: Result<Output, Error>| -> Result<(), String> {
+        let ran = ran.map_err(|e| e.to_string())?;
         if ran.code != Some(0) {
             return Err(format!(
                 "exit {}: {}",
@@ -379,16 +369,7 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Chec
             other => Err(format!("issuer there is {other:?}, not {:?}", s.issuer_url)),
         }
     };
-    let plain = run_bounded("ssh", &ssh_argv(args, dest, &curl)?, None, limit)?;
-    if plain.code == Some(255) {
-        out.push(Check::fail(
-            "ssh",
-            format!("ssh {dest}: {}", one_line(&plain.stderr)),
-            "check the host, user and key; an unknown host key is refused: add it to known_hosts or pass --accept-new-host-key",
-        ));
-        return Ok(out);
-    }
-    let no_ca = judge(&plain);
+    let no_ca = judge(remote.sh(FETCH, std::slice::from_ref(&url), None).await);
     match &no_ca {
         Ok(()) => out.push(Check::pass(
             "node-no-ca",
@@ -413,14 +394,14 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Chec
     }
     if let Some(ca) = &s.ca {
         // The CA travels on stdin into a temp file; the command line holds no certificate.
-        let remote = remote_with_ca(&url);
-        let with = run_bounded(
-            "ssh",
-            &ssh_argv(args, dest, &remote)?,
-            Some(ca.pem.as_bytes()),
-            limit,
-        )?;
-        match judge(&with) {
+        let with = remote
+            .sh(
+                FETCH_WITH_CA,
+                std::slice::from_ref(&url),
+                Some(ca.pem.as_bytes()),
+            )
+            .await;
+        match judge(with) {
             Ok(()) => out.push(Check::pass(
                 "node-with-ca",
                 format!(
@@ -435,19 +416,20 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings, dest: &str) -> Result<Vec<Chec
             )),
         }
     }
-    Ok(out)
+    remote.close().await;
+    out
 }
 
 pub(crate) fn run(args: CheckArgs, env: &Env) -> Result<ExitCode, Error> {
     let s = crate::config::settings(&args.oidc, env)?;
     let mut checks = local_checks(&s)?;
-    if let Some(dest) = args.ssh.clone() {
-        checks.extend(ssh_checks(&args, &s, &dest)?);
+    if !args.ssh.hosts.is_empty() {
+        checks.extend(ssh_checks(&args, &s)?);
     }
     let text = match args.output {
-        Output::Json => serde_json::to_string_pretty(&checks).expect("plain data") + "\n",
-        Output::Yaml => serde_yaml_ng::to_string(&checks).expect("plain data"),
-        Output::Text => table(&checks),
+        Format::Json => serde_json::to_string_pretty(&checks).expect("plain data") + "\n",
+        Format::Yaml => serde_yaml_ng::to_string(&checks).expect("plain data"),
+        Format::Text => table(&checks),
     };
     std::io::stdout()
         .write_all(text.as_bytes())
@@ -466,8 +448,8 @@ mod tests {
     #[test]
     fn ca_travels_on_stdin_not_in_argv() {
         assert_eq!(
-            remote_with_ca("https://idp.example.com/a b/.well-known/openid-configuration"),
-            "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" 'https://idp.example.com/a b/.well-known/openid-configuration'; rc=$?; rm -f \"$f\"; exit $rc"
+            FETCH_WITH_CA,
+            "f=$(mktemp) || exit 1; cat > \"$f\"; curl -fsS --max-time 10 --cacert \"$f\" \"$1\"; rc=$?; rm -f \"$f\"; exit $rc"
         );
     }
 }

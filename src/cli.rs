@@ -99,6 +99,37 @@ pub(crate) struct OidcArgs {
     /// The cluster's Kubernetes version, e.g. 1.31 (chooses config apiVersions).
     #[arg(long, env = "K8SOIDC_KUBERNETES_VERSION", value_name = "VERSION")]
     pub(crate) kubernetes_version: Option<String>,
+    /// The ids of the fields above that clap took from `K8SOIDC_*` rather than from a flag
+    /// (filled in by `main` from clap's `ValueSource`).
+    #[arg(skip)]
+    pub(crate) env_ids: Vec<String>,
+}
+
+impl OidcArgs {
+    /// Did the field with this id (e.g. `issuer_url`) come from its environment variable?
+    pub(crate) fn is_from_env(&self, id: &str) -> bool {
+        self.env_ids.iter().any(|i| i == id)
+    }
+}
+
+impl Command {
+    /// The OIDC settings of the subcommands that take them.
+    pub(crate) fn oidc_mut(&mut self) -> Option<&mut OidcArgs> {
+        match self {
+            Command::Render(a) => Some(&mut a.oidc),
+            Command::Create(a) => Some(&mut a.oidc),
+            Command::Rbac(a) => Some(&mut a.oidc),
+            Command::Kubeconfig(a) => Some(&mut a.oidc),
+            Command::Check(a) => Some(&mut a.oidc),
+            Command::Explain(a) => Some(&mut a.oidc),
+            Command::Idp(a) => Some(&mut a.oidc),
+            Command::Patch(a) => Some(&mut a.oidc),
+            Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Rollback(_)
+            | Command::Backups(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -136,8 +167,20 @@ pub(crate) struct CreateArgs {
     /// Name of the new cluster.
     #[arg(long, default_value = "oidc")]
     pub(crate) name: String,
-    /// Print every command and file, change nothing.
-    #[arg(long)]
+    /// Print every command and file, change nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -192,8 +235,20 @@ pub(crate) struct RbacArgs {
     /// kubeconfig context for kubectl.
     #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
-    /// With --apply: print the YAML and the command, run nothing.
-    #[arg(long)]
+    /// Print the YAML (with --apply: and the command), run nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
@@ -216,8 +271,20 @@ pub(crate) struct KubeconfigArgs {
     /// kubeconfig to edit [default: first path of $KUBECONFIG, else ~/.kube/config].
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
-    /// Print the diff and the equivalent kubectl commands, change nothing.
-    #[arg(long)]
+    /// Print the diff and the equivalent kubectl commands, change nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -225,18 +292,10 @@ pub(crate) struct KubeconfigArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// Also fetch discovery from this control-plane node over SSH (`[user@]host[:port]`).
-    #[arg(long, value_name = "HOST")]
-    pub(crate) ssh: Option<String>,
-    /// SSH private key for --ssh.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) ssh_identity: Option<String>,
-    /// Extra `ssh -o` option for --ssh, e.g. `UserKnownHostsFile=FILE` (repeatable).
-    #[arg(long, value_name = "OPTION")]
-    pub(crate) ssh_option: Vec<String>,
-    /// Trust and remember an unknown SSH host key (default: refuse unknown hosts).
-    #[arg(long)]
-    pub(crate) accept_new_host_key: bool,
+    /// Also fetch discovery from these control-plane nodes over SSH, as `patch --ssh` reaches
+    /// them.
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
     /// Output format (text or json).
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: Output,
@@ -246,7 +305,8 @@ pub(crate) struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ExplainArgs {
-    /// File holding the ID token, or `-` for stdin. It is never printed.
+    /// File holding the ID token (bare, or the ExecCredential JSON `kubectl oidc-login
+    /// get-token` prints), or `-` for stdin. It is never printed.
     #[arg(long, value_name = "FILE")]
     pub(crate) token: String,
     /// Verify against this JWKS file instead of fetching the provider's (offline).
@@ -276,8 +336,20 @@ pub(crate) struct IdpArgs {
     /// Write the files into DIR (created if needed) instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<String>,
-    /// Print what would be written; write nothing.
-    #[arg(long)]
+    /// Print what would be written; write nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// Overwrite files in --out that differ from what is rendered.
     #[arg(long)]
@@ -292,7 +364,7 @@ pub(crate) struct IdpArgs {
     pub(crate) oidc: OidcArgs,
 }
 
-/// How to reach hosts over SSH (shared by patch, rollback, backups and create --ssh).
+/// How to reach hosts over SSH (shared by check, patch, rollback, backups and create --ssh).
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SshArgs {
     /// A control-plane node, `[USER@]HOST[:PORT]` (repeatable; done one at a time, in order).
@@ -340,8 +412,20 @@ pub(crate) struct PatchArgs {
     /// Distribution; `auto` detects it on each host.
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
     pub(crate) distro: String,
-    /// Print the diff of every file (and, over SSH, every step); change nothing.
-    #[arg(long)]
+    /// Print the diff of every file (and, over SSH, every step); change nothing. `--dry-run=client` is the
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
     pub(crate) dry_run: bool,
     /// How long to wait for the API server to become healthy before rolling back (e.g. 90s,
     /// 5m); with --capi, for the rollout [default: 5m; 30m with --capi].
@@ -357,7 +441,7 @@ pub(crate) struct PatchArgs {
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
     /// YAML file listing clusters (name, distro, hosts, settings) to patch, N at a time; see
-    /// README "Patching many clusters".
+    /// README "Many clusters over SSH: `patch --inventory`".
     #[arg(long, value_name = "FILE", conflicts_with_all = ["hosts", "local", "file", "capi", "distro"])]
     pub(crate) inventory: Option<String>,
     /// With --inventory: how many clusters at a time (1 to 64) [default: 4]; hosts of one
@@ -372,6 +456,20 @@ pub(crate) struct PatchArgs {
     pub(crate) verbose: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
+    /// `--dry-run=server` was given (filled in by `main`; only `patch --capi` has a server-side
+    /// check).
+    #[arg(skip)]
+    pub(crate) dry_run_server: bool,
+}
+
+/// `--dry-run[=MODE]` as kubectl spells it: `client` (the bare flag) and `server` mean a dry
+/// run (`main` tells them apart), `none` (the default) none.
+fn dry_run_mode(text: &str) -> Result<bool, String> {
+    match text {
+        "client" | "server" => Ok(true),
+        "none" => Ok(false),
+        _ => Err("use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`".into()),
+    }
 }
 
 /// Format of `patch --inventory`'s report.

@@ -49,8 +49,8 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     crate::exec::check_programs(b.required_programs())?;
     eprint!("{plan}");
     if !env.confirm(&format!("Create {d} cluster `{}`?", args.name), args.yes)? {
-        eprintln!("nothing changed");
-        return Ok(ExitCode::from(1));
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
     }
     crate::exec::run_plan(&plan, env, args.verbose)?;
     eprintln!(

@@ -71,7 +71,8 @@ pub(crate) fn run(
                 }
                 eprint!("{shown}");
                 if !env.confirm(&format!("Create {d} on `{}`?", spec.label), args.yes)? {
-                    return Err(Error::Other("not confirmed: nothing changed".into()));
+                    eprintln!("[{}] not confirmed: nothing done", spec.label);
+                    return Ok(());
                 }
                 let say = Say::host(&spec.label);
                 crate::host::run_steps(&remote, &plan, &[], &say, "with OIDC").await.map_err(|e| {

@@ -49,7 +49,27 @@ fn read_token(path: &str) -> Result<String, Error> {
         "--token",
         "a file with the ID token, or `-` for stdin",
     )?;
-    Ok(text.trim().to_string())
+    let text = text.trim();
+    if text.starts_with('{') {
+        return exec_credential_token(text).ok_or_else(|| {
+            Error::Input(format!(
+                "invalid --token `{path}`: it is JSON but not an ExecCredential with `status.token`; give the ID token itself, or what `kubectl oidc-login get-token` prints"
+            ))
+        });
+    }
+    Ok(text.to_string())
+}
+
+/// The token in a `client.authentication.k8s.io` ExecCredential, as kubelogin's `get-token`
+/// prints it (`{"kind":"ExecCredential", ..., "status":{"token":"..."}}`; kubelogin hands the
+/// ID token to kubectl there).
+fn exec_credential_token(text: &str) -> Option<String> {
+    let doc: Value = serde_json::from_str(text).ok()?;
+    if doc.get("kind").and_then(Value::as_str) != Some("ExecCredential") {
+        return None;
+    }
+    let token = doc.pointer("/status/token")?.as_str()?.trim();
+    (!token.is_empty()).then(|| token.to_string())
 }
 
 /// Whether a `--token` value that is not a readable file is a credential rather than a

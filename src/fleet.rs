@@ -63,26 +63,11 @@ struct HostRow {
     backup: String,
 }
 
-/// Is the OIDC flag with this clap id given on the command line (not from `K8SOIDC_*`)?
-/// Parsing succeeded already, so parsing the same arguments again cannot fail differently.
-fn command_line_ids() -> impl Fn(&str) -> bool {
-    let matches = <crate::cli::Cli as clap::CommandFactory>::command()
-        .try_get_matches_from(std::env::args_os())
-        .ok();
-    let patch = matches.and_then(|m| m.subcommand_matches("patch").cloned());
-    move |id: &str| {
-        patch.as_ref().is_some_and(|m| {
-            m.try_contains_id(id).unwrap_or(false)
-                && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-        })
-    }
-}
-
 /// `k8soidc patch --inventory FILE`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let timeout =
         crate::patch::parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
-    let inv = inventory::load(&args, &command_line_ids())?;
+    let inv = inventory::load(&args)?;
     if !args.skip_check {
         let mut seen: Vec<&OidcSettings> = Vec::new();
         for s in inv.clusters.iter().filter_map(|c| c.settings.as_ref()) {

@@ -143,10 +143,8 @@ impl HostJob {
         self.say.block(&shown);
         if let Some((env, yes)) = &self.confirm {
             if !env.confirm(&format!("Patch `{}`?", self.spec.label), *yes)? {
-                return Err(Error::Other(format!(
-                    "not confirmed: `{}` unchanged",
-                    self.spec.label
-                )));
+                self.say.line("not confirmed: nothing done");
+                return Ok(Outcome::Skipped);
             }
         }
         execute(remote, &hp, &self.say).await

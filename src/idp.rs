@@ -70,10 +70,8 @@ fn files(r: &IdpRendering, dir: Option<&Path>) -> String {
 
 pub(crate) fn run(args: IdpArgs) -> Result<ExitCode, Error> {
     let p = Provider::parse(&args.provider)?;
-    let (input, _) = crate::config::merged_input(&args.oidc)?;
-    if let Some(ca) = &input.ca_file {
-        crate::config::read_ca(ca)?;
-    }
+    let input = crate::config::merged_input(&args.oidc)?;
+    crate::config::read_ca(&input)?;
     let st = IdpSettings::validate(p, &input)?;
     let req = IdpRequest::validate(&args.group, &args.user)?;
     let r = idp::render(p, &st, &req)?;

@@ -45,31 +45,7 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 /// Reads the regular file `path` as UTF-8 text, at most [`MAX_BYTES`]. `what` names the flag
 /// (`--file`), `expected` what the flag wants (`a YAML file listing the clusters`).
 pub(crate) fn read_user_file(path: &str, what: &str, expected: &str) -> Result<String, Error> {
-    let bad = |problem: &str| refuse(what, path, problem, expected);
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => bad("no such file"),
-        _ => bad(&format!("cannot read it ({e})")),
-    })?;
-    let regular = |m: &std::fs::Metadata| -> Result<(), Error> {
-        if !m.file_type().is_file() {
-            return Err(bad(&format!(
-                "it is {}, not a regular file",
-                kind_of(m.file_type())
-            )));
-        }
-        if m.len() > MAX_BYTES {
-            return Err(too_big(what, path, expected));
-        }
-        Ok(())
-    };
-    regular(&meta)?;
-    let file = std::fs::File::open(path).map_err(|e| bad(&format!("cannot read it ({e})")))?;
-    regular(
-        &file
-            .metadata()
-            .map_err(|e| bad(&format!("cannot read it ({e})")))?,
-    )?;
-    read_bounded(file, what, path, expected)
+    read_file(path).map_err(|p| refuse(what, path, &p, expected))
 }
 
 /// [`read_user_file`], or stdin when `path` is `-`.
@@ -79,55 +55,73 @@ pub(crate) fn read_user_file_or_stdin(
     expected: &str,
 ) -> Result<String, Error> {
     if path == "-" {
-        read_bounded(std::io::stdin().lock(), what, "-", expected)
+        read_bounded(std::io::stdin().lock()).map_err(|p| refuse(what, "-", &p, expected))
     } else {
         read_user_file(path, what, expected)
     }
 }
 
-/// [`read_user_file`], then [`check_depth`]: for YAML and JSON input.
+/// [`read_user_file`], then the nesting bound: for YAML and JSON input.
 pub(crate) fn read_user_yaml(path: &str, what: &str, expected: &str) -> Result<String, Error> {
-    let text = read_user_file(path, what, expected)?;
-    check_depth(&text, what, path, expected)?;
-    Ok(text)
+    read_yaml(path).map_err(|p| refuse(what, path, &p, expected))
 }
 
-fn too_big(what: &str, path: &str, expected: &str) -> Error {
-    refuse(
-        what,
-        path,
-        &format!(
-            "it is larger than {} MiB, the most k8soidc reads from a file",
-            MAX_BYTES / 1024 / 1024
-        ),
-        expected,
+/// What [`read_user_yaml`] reads, or what is wrong with the file (e.g. `no such file`), for a
+/// caller that words the refusal itself (naming where the path came from).
+pub(crate) fn read_yaml(path: &str) -> Result<String, String> {
+    let text = read_file(path)?;
+    match depth_over(&text, MAX_DEPTH) {
+        None => Ok(text),
+        Some(line) => Err(format!(
+            "it nests deeper than {MAX_DEPTH} levels (line {line}), the most k8soidc reads"
+        )),
+    }
+}
+
+/// What [`read_user_file`] reads, or what is wrong with the file.
+pub(crate) fn read_file(path: &str) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        _ => format!("cannot read it ({e})"),
+    })?;
+    let regular = |m: &std::fs::Metadata| -> Result<(), String> {
+        if !m.file_type().is_file() {
+            return Err(format!(
+                "it is {}, not a regular file",
+                kind_of(m.file_type())
+            ));
+        }
+        if m.len() > MAX_BYTES {
+            return Err(too_big());
+        }
+        Ok(())
+    };
+    regular(&meta)?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it ({e})"))?;
+    regular(
+        &file
+            .metadata()
+            .map_err(|e| format!("cannot read it ({e})"))?,
+    )?;
+    read_bounded(file)
+}
+
+fn too_big() -> String {
+    format!(
+        "it is larger than {} MiB, the most k8soidc reads from a file",
+        MAX_BYTES / 1024 / 1024
     )
 }
 
-fn read_bounded(r: impl Read, what: &str, path: &str, expected: &str) -> Result<String, Error> {
+fn read_bounded(r: impl Read) -> Result<String, String> {
     let mut bytes = Vec::new();
     r.take(MAX_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| refuse(what, path, &format!("cannot read it ({e})"), expected))?;
+        .map_err(|e| format!("cannot read it ({e})"))?;
     if bytes.len() as u64 > MAX_BYTES {
-        return Err(too_big(what, path, expected));
+        return Err(too_big());
     }
-    String::from_utf8(bytes).map_err(|_| refuse(what, path, "it is not UTF-8 text", expected))
-}
-
-/// Refuses YAML (or JSON) text nesting deeper than [`MAX_DEPTH`], counted without parsing.
-pub(crate) fn check_depth(text: &str, what: &str, path: &str, expected: &str) -> Result<(), Error> {
-    match depth_over(text, MAX_DEPTH) {
-        None => Ok(()),
-        Some(line) => Err(refuse(
-            what,
-            path,
-            &format!(
-                "it nests deeper than {MAX_DEPTH} levels (line {line}), the most k8soidc reads"
-            ),
-            expected,
-        )),
-    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())
 }
 
 /// The first line (1-based) where the nesting estimate passes `max`, if any.

@@ -3,23 +3,22 @@
 //!
 //! Settings per cluster, highest first: command-line flags, the cluster's `settings`, the
 //! file's `defaults`, `K8SOIDC_*` variables, the `--config` file (flags win, like ansible's
-//! `-e`). Each cluster's merged settings are validated as `--ssh` runs validate them.
+//! `-e`), merged by `config.rs`'s one merge and validated as `--ssh` runs validate them.
 //!
 //! Lines: serde_yaml_ng reports where a typed parse failed; for the checks made afterwards
-//! (duplicates, settings, unreachable hosts) [`line_of`] walks the document again to the
+//! (duplicates, settings, unreachable hosts) `yamlpos::line_of` walks the document again to the
 //! node at a path and fails there on purpose, which yields that node's position.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
-use backends::{Distribution, OidcSettings, PlanError, SettingsInput};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use backends::{Distribution, OidcSettings, PlanError, SettingsInput, Source};
 use serde::Deserialize;
 
-use crate::cli::{OidcArgs, PatchArgs};
+use crate::cli::PatchArgs;
 use crate::error::Error;
 use crate::exec::ssh::HostSpec;
+use crate::yamlpos::{field_name, line_of, Seg};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -59,13 +58,6 @@ pub(crate) struct Cluster {
     pub(crate) settings: Option<OidcSettings>,
 }
 
-/// A step of a path into the document.
-#[derive(Debug, Clone, Copy)]
-enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
 impl Inventory {
     /// `FILE:LINE: FIELD: message`, LINE being where `clusters[c].hosts[h]` is.
     pub(crate) fn host_error(&self, c: usize, h: usize, message: &str) -> Error {
@@ -85,21 +77,6 @@ impl Inventory {
     }
 }
 
-fn field_name(path: &[Seg<'_>]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) if s.is_empty() => s.push_str(k),
-            Seg::Key(k) => {
-                s.push('.');
-                s.push_str(k);
-            }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
-
 fn located(file: &str, text: &str, path: &[Seg<'_>], message: &str) -> Error {
     // The nearest node that exists (a missing key is reported at its parent).
     let line = (0..=path.len())
@@ -110,10 +87,7 @@ fn located(file: &str, text: &str, path: &[Seg<'_>], message: &str) -> Error {
 }
 
 /// Loads and checks the inventory named by `--inventory`: nothing here touches a host.
-pub(crate) fn load(
-    args: &PatchArgs,
-    from_command_line: &dyn Fn(&str) -> bool,
-) -> Result<Inventory, Error> {
+pub(crate) fn load(args: &PatchArgs) -> Result<Inventory, Error> {
     let file = args.inventory.clone().unwrap_or_default();
     let text = crate::input::read_user_yaml(
         &file,
@@ -147,8 +121,16 @@ pub(crate) fn load(
             "no clusters; list at least one (name, hosts)",
         ));
     }
-    let (flags, env) = split_args(&args.oidc, from_command_line);
-    let (config, config_path) = crate::config::load_file(&args.oidc)?;
+    let (flags, env) = crate::config::command_line(&args.oidc);
+    let config = crate::config::load_file(&args.oidc)?;
+    let mut defaults = raw.defaults.clone().unwrap_or_default();
+    crate::config::mark_file(
+        &mut defaults,
+        &file,
+        &text,
+        &base_dir,
+        &[Seg::Key("defaults")],
+    );
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen_hosts: BTreeMap<(String, u16), (usize, usize)> = BTreeMap::new();
     let mut clusters = Vec::new();
@@ -228,28 +210,19 @@ pub(crate) fn load(
         let settings = if args.remove {
             None
         } else {
+            let mut own = rc.settings.clone().unwrap_or_default();
+            crate::config::mark_file(
+                &mut own,
+                &file,
+                &text,
+                &base_dir,
+                &[Seg::Key("clusters"), Seg::Index(ci), Seg::Key("settings")],
+            );
             Some(cluster_settings(
-                &Layers {
-                    config: (&config, config_path.as_deref()),
-                    env: &env,
-                    defaults: raw.defaults.as_ref(),
-                    cluster: rc.settings.as_ref(),
-                    flags: &flags,
-                    base_dir: &base_dir,
-                },
-                &|key, src, message| {
-                    let path: Vec<Seg<'_>> = match (src, key) {
-                        (Source::Cluster, Some(k)) => vec![
-                            Seg::Key("clusters"),
-                            Seg::Index(ci),
-                            Seg::Key("settings"),
-                            Seg::Key(k),
-                        ],
-                        (Source::Defaults, Some(k)) => vec![Seg::Key("defaults"), Seg::Key(k)],
-                        _ => vec![Seg::Key("clusters"), Seg::Index(ci)],
-                    };
-                    inv_err(&path, message)
-                },
+                &[&config, &env, &defaults, &own, &flags],
+                &file,
+                &text,
+                ci,
             )?)
         };
         clusters.push(Cluster {
@@ -266,268 +239,49 @@ pub(crate) fn load(
     })
 }
 
-/// Where a setting came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Config,
-    Env,
-    Defaults,
-    Cluster,
-    Flag,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Config => "from the --config file",
-            Source::Env => "from the environment",
-            Source::Defaults => "from defaults",
-            Source::Cluster => "from the cluster's settings",
-            Source::Flag => "from the command line",
-        })
-    }
-}
-
-struct Layers<'a> {
-    config: (&'a SettingsInput, Option<&'a Path>),
-    env: &'a SettingsInput,
-    defaults: Option<&'a SettingsInput>,
-    cluster: Option<&'a SettingsInput>,
-    flags: &'a SettingsInput,
-    base_dir: &'a Path,
-}
-
-/// The settings the user typed on the command line and those clap took from `K8SOIDC_*`.
-fn split_args(a: &OidcArgs, cli: &dyn Fn(&str) -> bool) -> (SettingsInput, SettingsInput) {
-    let mut flags = SettingsInput::default();
-    let mut env = SettingsInput::default();
-    macro_rules! split {
-        ($($f:ident),*) => {$(
-            if cli(stringify!($f)) { flags.$f = a.$f.clone() } else { env.$f = a.$f.clone() }
-        )*};
-    }
-    split!(
-        issuer_url,
-        client_id,
-        username_claim,
-        username_prefix,
-        groups_claim,
-        groups_prefix,
-        ca_file,
-        signing_algs,
-        auth_mode,
-        kubernetes_version
-    );
-    if cli("required_claim") {
-        flags.required_claim = a.required_claim.clone();
-    } else {
-        env.required_claim = a.required_claim.clone();
-    }
-    (flags, env)
-}
-
-type Blame<'a> = dyn Fn(Option<&'static str>, Source, &str) -> Error + 'a;
-
-fn cluster_settings(l: &Layers<'_>, blame: &Blame<'_>) -> Result<OidcSettings, Error> {
+/// The validated settings of cluster `ci`: the one merge of `config`, with the inventory's
+/// `defaults` and the cluster's `settings` between the environment and the flags. A bad value
+/// from the inventory is reported at its key (`inv.yaml:12: clusters[1].settings.issuer-url:
+/// invalid …`); one from elsewhere at the cluster, naming its source (`from K8SOIDC_…`).
+fn cluster_settings(
+    layers: &[&SettingsInput],
+    file: &str,
+    text: &str,
+    ci: usize,
+) -> Result<OidcSettings, Error> {
     let mut input = SettingsInput::default();
-    let mut from: BTreeMap<&'static str, Source> = BTreeMap::new();
-    let mut ca_dir: Option<std::path::PathBuf> = None;
-    let mut layer = |top: &SettingsInput, src: Source, dir: Option<&Path>| {
-        macro_rules! over {
-            ($($f:ident => $k:literal),*) => {$(
-                if top.$f.is_some() { input.$f = top.$f.clone(); from.insert($k, src); }
-            )*};
+    for l in layers {
+        input.overlay(l);
+    }
+    let at_cluster =
+        |message: &str| located(file, text, &[Seg::Key("clusters"), Seg::Index(ci)], message);
+    let report_at_cluster = |e: PlanError| match e {
+        PlanError::MissingSetting { field, .. } => {
+            let k = field.trim_start_matches('-');
+            at_cluster(&format!(
+                "missing {k}: give it in the cluster's `settings`, in `defaults`, or with --{k}"
+            ))
         }
-        over!(
-            issuer_url => "issuer-url",
-            client_id => "client-id",
-            username_claim => "username-claim",
-            username_prefix => "username-prefix",
-            groups_claim => "groups-claim",
-            groups_prefix => "groups-prefix",
-            signing_algs => "signing-algs",
-            auth_mode => "auth-mode",
-            kubernetes_version => "kubernetes-version"
-        );
-        if top.ca_file.is_some() {
-            input.ca_file = top.ca_file.clone();
-            from.insert("ca-file", src);
-            ca_dir = dir.map(Path::to_path_buf);
-        }
-        if !top.required_claim.is_empty() {
-            input.required_claim = top.required_claim.clone();
-            from.insert("required-claim", src);
-        }
+        other => at_cluster(&other.to_string()),
     };
-    let config_dir = l.config.1.map(|p| p.parent().unwrap_or(Path::new(".")));
-    layer(l.config.0, Source::Config, config_dir);
-    layer(l.env, Source::Env, None);
-    if let Some(d) = l.defaults {
-        layer(d, Source::Defaults, Some(l.base_dir));
-    }
-    if let Some(c) = l.cluster {
-        layer(c, Source::Cluster, Some(l.base_dir));
-    }
-    layer(l.flags, Source::Flag, None);
-    let ca = match &input.ca_file {
-        None => None,
-        Some(p) => {
-            let path = match ca_dir {
-                Some(d) if Path::new(p).is_relative() => d.join(p).display().to_string(),
-                _ => p.clone(),
-            };
-            let src = from.get("ca-file").copied().unwrap_or(Source::Flag);
-            Some(
-                crate::config::read_ca(&path)
-                    .map_err(|e| blame(Some("ca-file"), src, &format!("{e} ({src})")))?,
-            )
-        }
-    };
-    OidcSettings::validate(&input, ca).map_err(|e| {
-        let field = match &e {
-            PlanError::InvalidSetting { field, .. }
-            | PlanError::MissingSetting { field, .. }
-            | PlanError::Unrepresentable { field, .. } => Some(field.trim_start_matches('-')),
-            _ => None,
-        };
-        let key: Option<&'static str> = field.and_then(|f| from.get_key_value(f).map(|(k, _)| *k));
-        match (&e, key.and_then(|k| from.get(k).copied())) {
-            (PlanError::MissingSetting { field, .. }, _) => {
-                let k = field.trim_start_matches('-');
-                blame(
-                    None,
-                    Source::Flag,
-                    &format!("missing {k}: give it in the cluster's `settings`, in `defaults`, or with --{k}"),
-                )
-            }
-            (_, Some(src)) => blame(key, src, &format!("{e} ({src})")),
-            (_, None) => blame(None, Source::Flag, &e.to_string()),
-        }
-    })
-}
-
-/// The line of the node at `path` (None: no such node).
-fn line_of(text: &str, path: &[Seg<'_>]) -> Option<usize> {
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    match (Walk { path }).deserialize(de) {
-        Ok(()) => None,
-        Err(e) if e.to_string().contains(HERE) => e.location().map(|l| l.line()),
-        Err(_) => None,
-    }
-}
-
-const HERE: &str = "k8soidc-here";
-
-/// Walks to `path` and fails at the node there (the deserializer then marks the error with
-/// that node's position).
-struct Walk<'p, 'a> {
-    path: &'p [Seg<'a>],
-}
-
-impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Walk<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(HERE)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(HERE));
-        };
-        while let Some(k) = m.next_key::<serde_yaml_ng::Value>()? {
-            match (first, k.as_str()) {
-                (Seg::Key(want), Some(k)) if k == *want => {
-                    return m.next_value_seed(Walk { path: rest });
-                }
-                _ => {
-                    m.next_value::<IgnoredAny>()?;
+    let report = |e: PlanError| {
+        // A value from this inventory: reported at its key, which is where it came from.
+        if let PlanError::InvalidSetting {
+            from: Some(source), ..
+        } = &e
+        {
+            if let Source::File { path, line, key } = &**source {
+                if path == file {
+                    let at = format!("{file}:{line}: {key}");
+                    return Error::Input(format!("{at}: {}", e.without_source()));
                 }
             }
         }
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(HERE));
-        };
-        let mut i = 0;
-        loop {
-            if matches!(first, Seg::Index(n) if *n == i) {
-                return s.next_element_seed(Walk { path: rest }).map(|_| ());
-            }
-            if s.next_element::<IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-            i += 1;
-        }
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.leaf()
-    }
-}
-
-impl Walk<'_, '_> {
-    fn leaf<E: de::Error>(&self) -> Result<(), E> {
-        if self.path.is_empty() {
-            Err(E::custom(HERE))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DOC: &str = "defaults:\n  issuer-url: https://idp.example.com\nclusters:\n  - name: a\n    hosts:\n      - h1\n      - h2\n  - name: b\n    hosts: [h3]\n    settings:\n      client-id: x\n";
-
-    #[test]
-    fn lines_of_nodes() {
-        let at = |p: &[Seg<'_>]| line_of(DOC, p);
-        assert_eq!(at(&[Seg::Key("defaults"), Seg::Key("issuer-url")]), Some(2));
-        assert_eq!(at(&[Seg::Key("clusters"), Seg::Index(0)]), Some(4));
-        let h = |c, i| {
-            [
-                Seg::Key("clusters"),
-                Seg::Index(c),
-                Seg::Key("hosts"),
-                Seg::Index(i),
-            ]
-        };
-        assert_eq!(at(&h(0, 1)), Some(7));
-        assert_eq!(at(&h(1, 0)), Some(9));
-        assert_eq!(
-            at(&[
-                Seg::Key("clusters"),
-                Seg::Index(1),
-                Seg::Key("settings"),
-                Seg::Key("client-id")
-            ]),
-            Some(11)
-        );
-        assert_eq!(at(&h(1, 5)), None);
-        assert_eq!(at(&[Seg::Key("nope")]), None);
-    }
+        report_at_cluster(e)
+    };
+    let ca = crate::config::read_ca(&input).map_err(|e| match e {
+        Error::Plan(p) => report(p),
+        other => other,
+    })?;
+    OidcSettings::validate(&input, ca).map_err(report)
 }

@@ -134,9 +134,17 @@ pub(crate) fn run(args: KubeconfigArgs, env: &Env) -> Result<ExitCode, Error> {
         eprintln!("backup: {}", backup.display());
     }
     write_atomic(&path, merged.text.as_bytes(), 0o600)?;
+    // kubectl reads the default file by itself; any other needs `--kubeconfig`.
+    let default = target(None).and_then(|d| absolute(&d)).ok();
+    let kc = if default.as_ref() == Some(&path) {
+        String::new()
+    } else {
+        format!(" --kubeconfig {}", backends::shell::quote(&shown))
+    };
     eprintln!(
-        "wrote user and context `{}` to {shown}; use it with: kubectl config use-context {}",
-        merged.name, merged.name
+        "wrote user and context `{}` to {shown}; use it with: kubectl{kc} config use-context {}",
+        merged.name,
+        backends::shell::quote(&merged.name)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -23,16 +23,59 @@ mod patch_file;
 mod rbac;
 mod render;
 mod ui;
+mod yamlpos;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+
+/// Parses the command line once; records which OIDC settings clap took from `K8SOIDC_*`, and
+/// whether `--dry-run=server` was asked for (`server` in the second value).
+fn parse() -> (cli::Cli, bool) {
+    let matches = cli::Cli::command().get_matches();
+    let mut args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let server = matches.subcommand().is_some_and(|(_, sub)| {
+        sub.try_get_raw("dry_run")
+            .ok()
+            .flatten()
+            .is_some_and(|mut v| v.any(|v| v == "server"))
+    });
+    if let (Some((_, sub)), Some(oidc)) = (matches.subcommand(), args.command.oidc_mut()) {
+        oidc.env_ids = sub
+            .ids()
+            .filter(|id| {
+                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable)
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+    }
+    (args, server)
+}
+
+/// `--dry-run=server` needs a check the API server makes: only `patch --capi` has one (kubectl
+/// patch --dry-run=server); elsewhere it is refused rather than silently run client-side.
+fn server_dry_run(command: &mut cli::Command) -> Result<(), error::Error> {
+    match command {
+        cli::Command::Patch(a) if a.capi.is_some() => {
+            a.dry_run_server = true;
+            Ok(())
+        }
+        _ => Err(error::Error::Input(
+            "--dry-run=server needs a server-side check; only `patch --capi` has one; use --dry-run".into(),
+        )),
+    }
+}
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let (mut args, server) = parse();
     let env = ui::Env::detect();
-    match run(args, &env) {
+    let result = if server {
+        server_dry_run(&mut args.command)
+    } else {
+        Ok(())
+    };
+    match result.and_then(|()| run(args, &env)) {
         Ok(code) => code,
         Err(err) => {
             if err.is_broken_pipe() {

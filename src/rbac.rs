@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use backends::rbac::{binding, BindingRequest};
-use backends::{Command, Plan, Step, Target};
+use backends::{Command, OidcSettings, Plan, PlanError, Step, Target};
 
 use crate::cli::{ObjectOutput, RbacArgs};
 use crate::error::Error;
@@ -24,8 +24,36 @@ pub(crate) fn kubectl(kubeconfig: Option<&str>, context: Option<&str>, args: &[&
     Command::new("kubectl", argv)
 }
 
+/// Stand-ins for the settings a binding does not use: the client id never appears in it, the
+/// issuer only in kube-apiserver's implicit username prefix `<issuer>#`.
+const UNUSED_CLIENT_ID: &str = "k8soidc-rbac-unused";
+const UNUSED_ISSUER: &str = "https://k8soidc-rbac-unused.invalid";
+
+/// The settings, requiring `--issuer-url` only when a `--user` subject gets the implicit
+/// `<issuer>#` prefix and `--client-id` never.
+fn settings(args: &RbacArgs) -> Result<OidcSettings, Error> {
+    let mut input = crate::config::merged_input(&args.oidc)?;
+    input
+        .client_id
+        .get_or_insert_with(|| UNUSED_CLIENT_ID.into());
+    let implicit_prefix = !args.user.is_empty()
+        && input.username_prefix.is_none()
+        && input.username_claim.as_deref().unwrap_or("sub") != "email";
+    if input.issuer_url.is_none() {
+        if implicit_prefix {
+            return Err(Error::Plan(PlanError::MissingSetting {
+                field: "--issuer-url",
+                fix: "--user subjects get kube-apiserver's implicit username prefix `<issuer>#` (no --username-prefix and the claim is not `email`); give the issuer, or `--username-prefix` (`-` for none)".into(),
+            }));
+        }
+        input.issuer_url = Some(UNUSED_ISSUER.into());
+    }
+    let ca = crate::config::read_ca(&input)?;
+    Ok(OidcSettings::validate(&input, ca)?)
+}
+
 pub(crate) fn run(args: RbacArgs, env: &Env) -> Result<ExitCode, Error> {
-    let s = crate::config::settings(&args.oidc, env)?;
+    let s = settings(&args)?;
     let req = BindingRequest {
         name: args.name.clone(),
         groups: args.group.clone(),
@@ -47,11 +75,7 @@ pub(crate) fn run(args: RbacArgs, env: &Env) -> Result<ExitCode, Error> {
     };
     let mut stdout = std::io::stdout();
     if !args.apply {
-        if args.dry_run {
-            return Err(Error::Input(
-                "invalid --dry-run without --apply: without --apply nothing is run anyway; add --apply to see the command".into(),
-            ));
-        }
+        // As `kubectl create … --dry-run=client -o yaml`: the object, nothing run.
         stdout
             .write_all(text.as_bytes())
             .map_err(|e| Error::io("stdout", e))?;

@@ -79,8 +79,8 @@ macro_rules! bad {
 }
 
 bad! {
-    issuer_http: ["--issuer-url", "http://idp.example.com"] => "invalid --issuer-url `http://idp.example.com`: the issuer must be an https URL; kube-apiserver accepts only https; use `https://idp.example.com`";
-    issuer_no_scheme: ["--issuer-url", "idp.example.com"] => "invalid --issuer-url `idp.example.com`: the issuer must be an https URL";
+    issuer_http: ["--issuer-url", "http://idp.example.com"] => "invalid --issuer-url `http://idp.example.com` (from --issuer-url): the issuer must be an https URL; kube-apiserver accepts only https; use `https://idp.example.com`";
+    issuer_no_scheme: ["--issuer-url", "idp.example.com"] => "invalid --issuer-url `idp.example.com` (from --issuer-url): the issuer must be an https URL";
     issuer_query: ["--issuer-url", "https://idp.example.com/?x=1"] => "has a query string; remove everything from `?` on";
     issuer_fragment: ["--issuer-url", "https://idp.example.com/#frag"] => "has a fragment";
     issuer_userinfo: ["--issuer-url", "https://user:pw@idp.example.com"] => "contains user info";
@@ -88,23 +88,23 @@ bad! {
     issuer_control_char: ["--issuer-url", "https://idp.example.com/\tx"] => "contains a control character";
     issuer_missing: [] drop ["--issuer-url"] => "missing --issuer-url: give the provider's issuer";
     client_id_missing: [] drop ["--client-id"] => "missing --client-id";
-    client_id_empty: ["--client-id", ""] => "invalid --client-id ``: must not be empty";
-    client_id_newline: ["--client-id", "kube\nrnetes"] => "invalid --client-id `kube\\nrnetes`: contains a newline; remove it";
-    client_id_space: ["--client-id", "my client"] => "invalid --client-id `my client`: contains white space";
-    username_claim_empty: ["--username-claim", ""] => "invalid --username-claim ``: must not be empty";
-    groups_prefix_without_claim: ["--groups-prefix", "oidc:"] => "invalid --groups-prefix `oidc:`: is set but there is no groups claim";
-    prefix_with_quotes: ["--username-prefix", "\"oidc:\""] => "invalid --username-prefix `\"oidc:\"`: contains a quote or white space";
-    ca_missing: ["--ca-file", "nope.pem"] => "invalid --ca-file `nope.pem`: no such file; give the path of the provider's CA certificate in PEM form";
+    client_id_empty: ["--client-id", ""] => "invalid --client-id `` (from --client-id): must not be empty";
+    client_id_newline: ["--client-id", "kube\nrnetes"] => "invalid --client-id `kube\\nrnetes` (from --client-id): contains a newline; remove it";
+    client_id_space: ["--client-id", "my client"] => "invalid --client-id `my client` (from --client-id): contains white space";
+    username_claim_empty: ["--username-claim", ""] => "invalid --username-claim `` (from --username-claim): must not be empty";
+    groups_prefix_without_claim: ["--groups-prefix", "oidc:"] => "invalid --groups-prefix `oidc:` (from --groups-prefix): is set but there is no groups claim";
+    prefix_with_quotes: ["--username-prefix", "\"oidc:\""] => "invalid --username-prefix `\"oidc:\"` (from --username-prefix): contains a quote or white space";
+    ca_missing: ["--ca-file", "nope.pem"] => "invalid --ca-file `nope.pem` (from --ca-file): no such file; give the path of the provider's CA certificate in PEM form";
     ca_not_pem: ["--ca-file", "ca.pem"] files [("ca.pem", "hello")] => "invalid --ca-file `";
     ca_private_key: ["--ca-file", "ca.pem"] files [("ca.pem", "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")] => "holds a private key";
-    required_claim_no_equals: ["--required-claim", "hd"] => "invalid --required-claim `hd`: has no `=`; write it as KEY=VALUE";
-    required_claim_empty_key: ["--required-claim", "=x"] => "invalid --required-claim `=x`: has an empty claim name";
+    required_claim_no_equals: ["--required-claim", "hd"] => "invalid --required-claim `hd` (from --required-claim): has no `=`; write it as KEY=VALUE";
+    required_claim_empty_key: ["--required-claim", "=x"] => "invalid --required-claim `=x` (from --required-claim): has an empty claim name";
     required_claim_twice: ["--required-claim", "hd=a", "--required-claim", "hd=b"] => "names claim `hd` twice";
-    signing_alg_hs256: ["--signing-algs", "RS256,HS256"] => "invalid --signing-algs `RS256,HS256`: `HS256` is not an algorithm kube-apiserver accepts";
-    auth_mode_unknown: ["--auth-mode", "both"] => "invalid --auth-mode `both`: unknown mode; use `flags`, `config` or `auto`";
+    signing_alg_hs256: ["--signing-algs", "RS256,HS256"] => "invalid --signing-algs `RS256,HS256` (from --signing-algs): `HS256` is not an algorithm kube-apiserver accepts";
+    auth_mode_unknown: ["--auth-mode", "both"] => "invalid --auth-mode `both` (from --auth-mode): unknown mode; use `flags`, `config` or `auto`";
     auth_mode_config_no_version: ["--auth-mode", "config"] => "needs the cluster's Kubernetes version";
     auth_mode_config_old: ["--auth-mode", "config", "--kubernetes-version", "1.29"] => "Kubernetes 1.29 has no beta AuthenticationConfiguration";
-    version_garbage: ["--kubernetes-version", "latest"] => "invalid --kubernetes-version `latest`: not a Kubernetes version";
+    version_garbage: ["--kubernetes-version", "latest"] => "invalid --kubernetes-version `latest` (from --kubernetes-version): not a Kubernetes version";
     distro_unknown: ["--distro", "minishift"] => "invalid --distro `minishift`: unknown distribution; use one of k3d, kind";
     name_invalid: ["--name", "My_Cluster"] => "invalid --name `My_Cluster`";
     k3d_dollar: ["--client-id", "a$b"] => "k3d cannot carry --client-id `a$b`";
@@ -229,7 +229,7 @@ fn p11_ca_file_with_any_private_key_is_refused() {
                 assert_eq!(
                     out.stderr,
                     format!(
-                        "error: invalid --ca-file `{}`: holds a private key; give a file with only the CA certificate(s); never ship a key to the API server\n",
+                        "error: invalid --ca-file `{}` (from --ca-file): holds a private key; give a file with only the CA certificate(s); never ship a key to the API server\n",
                         path.display()
                     ),
                     "{command:?} with the key {where_} the certificate: {key}"

@@ -327,3 +327,46 @@ fn capi_goes_under_patch_only() {
         );
     }
 }
+
+/// Issue 14 point 9: `--dry-run=server` also has the API server check the patch (kubectl patch
+/// --dry-run=server: admission and validation run, nothing is stored); `--dry-run=client` is
+/// `--dry-run`.
+#[test]
+fn dry_run_server_has_the_api_server_check_the_patch() {
+    let t = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml");
+    let before = std::fs::read_to_string(t.path().join("fake-state/capi/kcp.json")).unwrap();
+    let client = cluster("capi-kcp/capi__docker-simple-cluster.v1beta2.yaml")
+        .args(target())
+        .args(["--dry-run=client"])
+        .args(oidc())
+        .run()
+        .success();
+    let out = t
+        .args(target())
+        .args(["--dry-run=server"])
+        .args(oidc())
+        .run()
+        .success();
+    let global = "--kubeconfig mgmt.kubeconfig --context mgmt --namespace clusters";
+    let patch_line = client
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("+ kubectl "))
+        .expect("the patch command");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{}# the API server accepts it (admission and validation ran, nothing was stored):\n{patch_line} --dry-run=server\nkubeadmcontrolplane.controlplane.cluster.x-k8s.io/cp patched (server dry run)\n",
+            client.stdout
+        )
+    );
+    let calls = out.calls();
+    assert_eq!(calls.len(), 2, "the read and the server check: {calls:?}");
+    assert_eq!(
+        calls[1].last().map(String::as_str),
+        Some("--dry-run=server")
+    );
+    assert_eq!(calls[1][1..7].join(" "), global);
+    let before: serde_json::Value = serde_json::from_str(&before).unwrap();
+    assert_eq!(state(&out)["spec"], before["spec"], "spec untouched");
+}

@@ -184,6 +184,8 @@ fn bad_issuer_is_bad_input() {
     );
 }
 
+/// Issue 14 point 6: `check --ssh` reaches the node like `patch --ssh` does (`--ssh-config`,
+/// strict host keys through the same SSH client).
 #[test]
 fn from_the_node_over_ssh_with_and_without_the_ca() {
     let p = Provider::start();
@@ -234,10 +236,11 @@ fn from_the_node_over_ssh_with_and_without_the_ca() {
         .args(node.args("empty_known_hosts"))
         .run()
         .status(1);
-    assert!(
-        row(&out.stdout, "FAIL", "ssh").contains("Host key verification failed"),
-        "{}",
-        out.stdout
+    let port = node.port;
+    let at = out.stdout.find("FAIL  ssh ").expect("an ssh FAIL row");
+    assert_eq!(
+        &out.stdout[at..],
+        format!("FAIL  ssh           host key of `root@127.0.0.1:{port}` is unknown (not in known_hosts): refused before running anything (failed to connect to the remote host: No ED25519 host key is known for [127.0.0.1]:{port} and you have requested strict checking. Host key verification failed.); check its fingerprint, then pass --accept-new-host-key to record it, or add it to known_hosts yourself\n                    fix: the host key, user and key come from ssh's config (`--ssh-config`, else ~/.ssh/config), as for `patch --ssh`\n"),
     );
     // ... unless --accept-new-host-key, which records it.
     Test::new()
@@ -252,4 +255,30 @@ fn from_the_node_over_ssh_with_and_without_the_ca() {
     assert!(std::fs::read_to_string(node.file("empty_known_hosts"))
         .unwrap()
         .contains(key_b64));
+}
+
+/// Issue 11 point 5 / issue 14 point 6: every command that reaches hosts takes the same SSH
+/// flags, described the same way.
+#[test]
+fn every_command_that_reaches_hosts_lists_the_same_ssh_flags() {
+    // The help's columns depend on each command's longest flag: compare the words.
+    const SSH_FLAGS: &str = "--ssh <[USER@]HOST[:PORT]> A control-plane node, `[USER@]HOST[:PORT]` (repeatable; done one at a time, in order) --accept-new-host-key Accept and remember the host key of a host never seen before (default: strict checking) --ssh-config <FILE> ssh client config file to use instead of ~/.ssh/config (passed as `ssh -F`)";
+    for command in ["check", "patch", "rollback", "backups", "create"] {
+        let out = Test::new().args([command, "--help"]).run().success();
+        let words: Vec<&str> = out.stdout.split_whitespace().collect();
+        let start = words
+            .iter()
+            .position(|w| *w == "--ssh")
+            .unwrap_or_else(|| panic!("{command}: no --ssh in:\n{}", out.stdout));
+        let n = SSH_FLAGS.split_whitespace().count();
+        assert_eq!(
+            words[start..(start + n).min(words.len())].join(" "),
+            SSH_FLAGS,
+            "{command} --help:\n{}",
+            out.stdout
+        );
+        for gone in ["--ssh-identity", "--ssh-option"] {
+            assert!(!out.stdout.contains(gone), "{command}: {gone}");
+        }
+    }
 }

@@ -466,3 +466,51 @@ fn real_provider_tokens() {
         out.stdout
     );
 }
+
+/// Issue 14 point 10: what `kubectl oidc-login get-token` prints (an ExecCredential whose
+/// `status.token` is the ID token) is accepted as well as the bare token, with the same result.
+#[test]
+fn exec_credential_json_is_accepted_like_the_bare_token() {
+    let k = Keys::new();
+    let token = k.sign("rsa", &claims(json!({})));
+    let bare = run(&k, &token, &[]).success();
+    let credential = json!({
+        "kind": "ExecCredential",
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "spec": {"interactive": false},
+        "status": {"expirationTimestamp": "2030-01-01T00:00:00Z", "token": token},
+    })
+    .to_string();
+    let out = Test::new()
+        .stdin(&credential)
+        .args(["explain", "--token", "-", "--jwks", &k.jwks()])
+        .args([
+            "--issuer-url",
+            ISSUER,
+            "--client-id",
+            "kubernetes",
+            "--groups-claim",
+            "groups",
+            "--groups-prefix",
+            "oidc:",
+            "--username-claim",
+            "email",
+            "--username-prefix",
+            "oidc:",
+        ])
+        .run()
+        .success();
+    assert_eq!(out.stdout, bare.stdout);
+    assert!(!out.stdout.contains(&token) && !out.stderr.contains(&token));
+    // JSON that is not an ExecCredential is refused without printing it.
+    let out = Test::new()
+        .stdin(r#"{"kind":"Other","status":{"token":"secret-value"}}"#)
+        .args(["explain", "--token", "-", "--jwks", &k.jwks()])
+        .args(["--issuer-url", ISSUER, "--client-id", "kubernetes"])
+        .run()
+        .status(2);
+    assert_eq!(
+        out.stderr,
+        "error: invalid --token `-`: it is JSON but not an ExecCredential with `status.token`; give the ID token itself, or what `kubectl oidc-login get-token` prints\n"
+    );
+}

@@ -239,11 +239,11 @@ fn bad_input_exits_2_and_writes_nothing() {
                 "--client-id",
                 "my client",
             ],
-            "invalid --client-id `my client`",
+            "invalid --client-id `my client` (from --client-id): contains white space",
         ),
         (
             vec!["idp", "okta", "--client-id", "my client"],
-            "invalid --client-id `my client`",
+            "invalid --client-id `my client` (from --client-id): contains white space",
         ),
         (
             vec![

@@ -134,7 +134,7 @@ fn p14_settings_ca_and_token_files_are_bounded() {
     );
     refused(
         render(Test::new(), &["--ca-file", "/dev/zero"]),
-        "invalid --ca-file `/dev/zero`: it is a character device, not a regular file; give the path of the provider's CA certificate in PEM form",
+        "invalid --ca-file `/dev/zero` (from --ca-file): it is a character device, not a regular file; give the path of the provider's CA certificate in PEM form",
     );
     let deep = format!("issuer-url: {}{}\n", "[".repeat(70), "]".repeat(70));
     refused(

@@ -125,11 +125,11 @@ fn bad_inventory_refused_naming_file_line_and_field() {
         ),
         (
             format!("{DEFAULTS}clusters:\n  - name: a\n    hosts: [h1]\n  - name: b\n    hosts: [h2]\n    settings:\n      issuer-url: http://idp.example.com\n"),
-            "inv.yaml:12: clusters[1].settings.issuer-url: invalid --issuer-url `http://idp.example.com`",
+            "inv.yaml:12: clusters[1].settings.issuer-url: invalid --issuer-url `http://idp.example.com`: the issuer must be an https URL",
         ),
         (
             "defaults:\n  issuer-url: http://idp.example.com\n  client-id: k\nclusters:\n  - name: a\n    hosts: [h1]\n".to_string(),
-            "inv.yaml:2: defaults.issuer-url: invalid --issuer-url `http://idp.example.com`",
+            "inv.yaml:2: defaults.issuer-url: invalid --issuer-url `http://idp.example.com`: the issuer must be an https URL",
         ),
         (
             ok.to_string(),

@@ -429,3 +429,60 @@ fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+/// Issue 14 point 10: the last line is a kubectl command that works with the file written:
+/// `--kubeconfig F` when F is not the file kubectl reads by default.
+#[test]
+fn final_message_is_a_kubectl_command_for_the_file_written() {
+    let cluster = [
+        "kubeconfig",
+        "--cluster",
+        "c1",
+        "--server",
+        "https://127.0.0.1:6443",
+    ];
+    let out = Test::new()
+        .fake("kubectl-oidc_login")
+        .args(cluster)
+        .args(["--kubeconfig", "kc.yaml"])
+        .args(oidc())
+        .run()
+        .success();
+    let kc = out.root.join("kc.yaml").display().to_string();
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!("wrote user and context `oidc-c1` to {kc}; use it with: kubectl --kubeconfig {kc} config use-context oidc-c1")
+    );
+    // The printed command works with real kubectl, whatever KUBECONFIG says.
+    let printed: Vec<&str> = last
+        .split("use it with: kubectl ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .collect();
+    let run = run_kubectl(&printed, None, None);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(yaml(&out.file("kc.yaml"))["current-context"] == "oidc-c1");
+
+    // The default file (here ~/.kube/config) needs no flag.
+    let out = Test::new()
+        .fake("kubectl-oidc_login")
+        .args(cluster)
+        .args(oidc())
+        .run()
+        .success();
+    assert_eq!(
+        out.stderr.lines().last().unwrap_or_default(),
+        format!(
+            "wrote user and context `oidc-c1` to {}; use it with: kubectl config use-context oidc-c1",
+            out.root.join(".kube/config").display()
+        )
+    );
+    let run = run_kubectl(
+        &["config", "use-context", "oidc-c1"],
+        Some(&out.root.join(".kube/config")),
+        None,
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+}

@@ -107,19 +107,24 @@ impl Sshd {
         self.dir.path().join(name)
     }
 
-    /// `--ssh … --ssh-identity … --ssh-option …` for k8soidc, pinned to `known_hosts`.
+    /// `--ssh root@127.0.0.1:PORT --ssh-config FILE` for k8soidc: a generated ssh_config with
+    /// the client key and `known_hosts` (a file in [`Sshd::file`]) as the only known hosts.
     pub(crate) fn args(&self, known_hosts: &str) -> Vec<String> {
+        let config = self.file(&format!("ssh_config-{known_hosts}"));
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  BatchMode yes\n",
+                self.file("client").display(),
+                self.file(known_hosts).display()
+            ),
+        )
+        .unwrap();
         vec![
             "--ssh".into(),
             format!("root@127.0.0.1:{}", self.port),
-            "--ssh-identity".into(),
-            self.file("client").display().to_string(),
-            "--ssh-option".into(),
-            format!("UserKnownHostsFile={}", self.file(known_hosts).display()),
-            "--ssh-option".into(),
-            "GlobalKnownHostsFile=/dev/null".into(),
-            "--ssh-option".into(),
-            "IdentitiesOnly=yes".into(),
+            "--ssh-config".into(),
+            config.display().to_string(),
         ]
     }
 }

@@ -1,13 +1,15 @@
 //! Errors of the pure layer. Every message is one line, lowercase, names the bad value
 //! in backticks and ends with the fix.
 
-use crate::Distribution;
+use std::collections::BTreeMap;
+
+use crate::{Distribution, Source};
 
 /// Why a setting, a rendering or a patch was refused. Nothing has been run when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// A setting breaks one of kube-apiserver's rules (or one of ours that protects them).
-    #[error("invalid {field} `{value}`: {problem}; {fix}")]
+    #[error("invalid {field} `{value}`{}: {problem}; {fix}", from_note(field, from.as_deref()))]
     InvalidSetting {
         /// The flag that carries the value, e.g. `--issuer-url`.
         field: &'static str,
@@ -17,6 +19,8 @@ pub enum PlanError {
         problem: String,
         /// What to do instead.
         fix: String,
+        /// Where the value came from, when known (shown as `(from K8SOIDC_ISSUER_URL)`).
+        from: Option<Box<Source>>,
     },
     /// A required setting is absent.
     #[error("missing {field}: {fix}")]
@@ -73,6 +77,47 @@ impl PlanError {
             value: escape(value.as_ref()),
             problem: problem.into(),
             fix: fix.into(),
+            from: None,
+        }
+    }
+
+    /// Names where an invalid setting's value came from, when `sources` knows it.
+    pub fn with_source(self, sources: &BTreeMap<String, Source>) -> Self {
+        match self {
+            PlanError::InvalidSetting {
+                field,
+                value,
+                problem,
+                fix,
+                from: None,
+            } => PlanError::InvalidSetting {
+                field,
+                value,
+                problem,
+                fix,
+                from: sources.get(field).cloned().map(Box::new),
+            },
+            other => other,
+        }
+    }
+
+    /// The same error without naming a source (for a caller that names it another way).
+    pub fn without_source(self) -> Self {
+        match self {
+            PlanError::InvalidSetting {
+                field,
+                value,
+                problem,
+                fix,
+                ..
+            } => PlanError::InvalidSetting {
+                field,
+                value,
+                problem,
+                fix,
+                from: None,
+            },
+            other => other,
         }
     }
 
@@ -105,6 +150,12 @@ impl PlanError {
             fix: fix.into(),
         }
     }
+}
+
+/// ` (from SOURCE)` after an invalid value, or nothing when its source is not known.
+fn from_note(field: &str, from: Option<&Source>) -> String {
+    from.map(|s| format!(" (from {})", s.name(field)))
+        .unwrap_or_default()
 }
 
 /// Shows control characters visibly so an error message stays on one line.

@@ -33,6 +33,7 @@ pub mod preflight;
 pub mod rbac;
 pub mod settings;
 pub mod shell;
+pub mod source;
 mod version;
 mod yamlout;
 mod yamltext;
@@ -44,6 +45,7 @@ use serde::Serialize;
 pub use error::{escape, PlanError};
 pub use plan::{unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, WriteBack};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
+pub use source::Source;
 pub use version::KubeVersion;
 
 /// The distributions k8soidc knows. A closed set: one module each.

@@ -5,9 +5,11 @@
 //! follow `ToAuthenticationConfig` in kube-apiserver's `pkg/kubeapiserver/options/authentication.go`:
 //! an unset username prefix with a claim other than `email` means `<issuer>#`, and `-` means none.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{KubeVersion, PlanError};
+use crate::{KubeVersion, PlanError, Source};
 
 /// Signing algorithms kube-apiserver accepts for `--oidc-signing-algs` (RFC 7518 asymmetric).
 pub const SIGNING_ALGS: [&str; 9] = [
@@ -100,6 +102,76 @@ pub struct SettingsInput {
     pub auth_mode: Option<String>,
     /// `--kubernetes-version`.
     pub kubernetes_version: Option<String>,
+    /// Where each given value came from, by flag (`--issuer-url`); errors name it.
+    #[serde(skip)]
+    pub sources: BTreeMap<String, Source>,
+}
+
+/// Calls `$m!(field, "--flag")` for every optional single-valued field of [`SettingsInput`].
+macro_rules! single_valued {
+    ($m:ident) => {
+        $m!(issuer_url, "--issuer-url");
+        $m!(client_id, "--client-id");
+        $m!(username_claim, "--username-claim");
+        $m!(username_prefix, "--username-prefix");
+        $m!(groups_claim, "--groups-claim");
+        $m!(groups_prefix, "--groups-prefix");
+        $m!(ca_file, "--ca-file");
+        $m!(signing_algs, "--signing-algs");
+        $m!(auth_mode, "--auth-mode");
+        $m!(kubernetes_version, "--kubernetes-version");
+    };
+}
+
+impl SettingsInput {
+    /// The flags of the settings given here, e.g. `["--issuer-url", "--required-claim"]`.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        macro_rules! given {
+            ($f:ident, $flag:literal) => {
+                if self.$f.is_some() {
+                    v.push($flag);
+                }
+            };
+        }
+        single_valued!(given);
+        if !self.required_claim.is_empty() {
+            v.push("--required-claim");
+        }
+        v
+    }
+
+    /// Records `source(flag)` as the source of every setting given here.
+    pub fn mark(&mut self, source: impl Fn(&'static str) -> Source) {
+        for flag in self.given() {
+            self.sources.insert(flag.to_string(), source(flag));
+        }
+    }
+
+    /// The one merge rule: every setting `top` gives replaces this one's, with its source
+    /// (`--required-claim` as a whole list).
+    pub fn overlay(&mut self, top: &SettingsInput) {
+        macro_rules! over {
+            ($f:ident, $flag:literal) => {
+                if top.$f.is_some() {
+                    self.$f = top.$f.clone();
+                    self.take_source($flag, top);
+                }
+            };
+        }
+        single_valued!(over);
+        if !top.required_claim.is_empty() {
+            self.required_claim = top.required_claim.clone();
+            self.take_source("--required-claim", top);
+        }
+    }
+
+    fn take_source(&mut self, flag: &str, top: &SettingsInput) {
+        match top.sources.get(flag) {
+            Some(s) => self.sources.insert(flag.to_string(), s.clone()),
+            None => self.sources.remove(flag),
+        };
+    }
 }
 
 /// The identity provider's CA, read by the binary (this crate does no I/O).
@@ -279,8 +351,13 @@ pub fn check_issuer(url: &str) -> Result<Vec<String>, PlanError> {
 }
 
 impl OidcSettings {
-    /// Validates raw input. `ca` is the content of `--ca-file`, read by the caller.
+    /// Validates raw input. `ca` is the content of `--ca-file`, read by the caller. An invalid
+    /// value's error names its source from [`SettingsInput::sources`].
     pub fn validate(input: &SettingsInput, ca: Option<CaBundle>) -> Result<Self, PlanError> {
+        Self::validate_values(input, ca).map_err(|e| e.with_source(&input.sources))
+    }
+
+    fn validate_values(input: &SettingsInput, ca: Option<CaBundle>) -> Result<Self, PlanError> {
         let issuer_url = input.issuer_url.clone().ok_or_else(|| PlanError::MissingSetting {
             field: "--issuer-url",
             fix: "give the provider's issuer, e.g. `--issuer-url https://idp.example.com` (or K8SOIDC_ISSUER_URL, or `issuer-url:` in k8soidc.yaml)".into(),
@@ -509,4 +586,67 @@ pub fn check_ca(ca: &CaBundle) -> Result<(), PlanError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(issuer: &str) -> SettingsInput {
+        SettingsInput {
+            issuer_url: Some(issuer.into()),
+            client_id: Some("kubernetes".into()),
+            ..Default::default()
+        }
+    }
+
+    /// A later layer wins field by field and brings its source along; an error names it.
+    #[test]
+    fn overlay_keeps_the_source_of_each_value_and_errors_name_it() {
+        let mut file = input("http://from-file");
+        file.mark(|flag| Source::File {
+            path: "k8soidc.yaml".into(),
+            line: if flag == "--issuer-url" { 3 } else { 4 },
+            key: flag.trim_start_matches('-').into(),
+        });
+        let mut env = SettingsInput {
+            client_id: Some("bad id".into()),
+            ..Default::default()
+        };
+        env.mark(|_| Source::Env);
+        let mut merged = SettingsInput::default();
+        merged.overlay(&file);
+        merged.overlay(&env);
+        assert_eq!(merged.client_id.as_deref(), Some("bad id"));
+        assert_eq!(
+            OidcSettings::validate(&merged, None).unwrap_err().to_string(),
+            "invalid --issuer-url `http://from-file` (from k8soidc.yaml:3): the issuer must be an https URL; kube-apiserver accepts only https; use `https://from-file`"
+        );
+        merged.issuer_url = Some("https://idp.example.com".into());
+        assert_eq!(
+            OidcSettings::validate(&merged, None).unwrap_err().to_string(),
+            "invalid --client-id `bad id` (from K8SOIDC_CLIENT_ID): contains white space; give the client id exactly as the provider shows it"
+        );
+        let mut flags = SettingsInput {
+            client_id: Some("".into()),
+            ..Default::default()
+        };
+        flags.mark(|_| Source::Flag);
+        merged.overlay(&flags);
+        assert_eq!(
+            OidcSettings::validate(&merged, None).unwrap_err().to_string(),
+            "invalid --client-id `` (from --client-id): must not be empty; give the OIDC client's id, e.g. `kubernetes`"
+        );
+    }
+
+    /// Without recorded sources (the library's own callers) the message is unchanged.
+    #[test]
+    fn no_source_no_note() {
+        assert_eq!(
+            OidcSettings::validate(&input("http://x"), None)
+                .unwrap_err()
+                .to_string(),
+            "invalid --issuer-url `http://x`: the issuer must be an https URL; kube-apiserver accepts only https; use `https://x`"
+        );
+    }
 }

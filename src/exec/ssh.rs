@@ -164,7 +164,7 @@ fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
     }
     if detail.contains("host key is known") || detail.contains("Host key verification failed") {
         return Error::Other(format!(
-            "host key of `{host}` is unknown (not in known_hosts): refused before running anything ({}); check its fingerprint, then add it with `ssh {host}` once, or pass --accept-new-host-key",
+            "host key of `{host}` is unknown (not in known_hosts): refused before running anything ({}); check its fingerprint, then pass --accept-new-host-key to record it, or add it to known_hosts yourself",
             detail.trim().replace('\n', " ")
         ));
     }
