@@ -40,7 +40,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use error::{escape, PlanError};
-pub use plan::{unified_diff, Command, Edit, Plan, Step, Target, WriteBack};
+pub use plan::{redact, unified_diff, Command, Edit, Plan, Step, Target, WriteBack, K8SOIDC};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use version::KubeVersion;
 

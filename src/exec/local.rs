@@ -35,7 +35,16 @@ fn run_command(
     verbose: bool,
     label: &str,
 ) -> Result<Output, Error> {
-    let mut expr = duct::cmd(&cmd.program, &cmd.args).unchecked();
+    // A step where k8soidc runs itself shows `k8soidc`; it runs this very executable.
+    // (An OsString: duct looks a string program up on PATH; current_exe is absolute.)
+    let program: std::ffi::OsString = if cmd.program == backends::K8SOIDC {
+        std::env::current_exe()
+            .map_err(|e| Error::Other(format!("cannot find the running k8soidc for `{cmd}`: {e}")))?
+            .into_os_string()
+    } else {
+        cmd.program.clone().into()
+    };
+    let mut expr = duct::cmd(program, &cmd.args).unchecked();
     expr = match stdin {
         Some(bytes) => expr.stdin_bytes(bytes.to_vec()),
         None => expr.stdin_null(),
