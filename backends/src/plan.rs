@@ -391,13 +391,14 @@ fn prefix_for(on: &Target) -> String {
     }
 }
 
-/// A unified diff of two texts with `path` in the headers (empty when they are equal); a last
-/// line without a newline is marked as `diff` marks it.
+/// A unified diff of two texts with `a/PATH` and `b/PATH` headers (empty when they are equal);
+/// a last line without a newline is marked as `diff` marks it.
 pub fn unified_diff(path: &str, before: &str, after: &str) -> String {
+    let sep = if path.starts_with('/') { "" } else { "/" };
     let mut diff = similar::TextDiff::from_lines(before, after)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a{path}"), &format!("b{path}"))
+        .header(&format!("a{sep}{path}"), &format!("b{sep}{path}"))
         .to_string();
     if !diff.is_empty() && !diff.ends_with('\n') {
         diff.push_str("\n\\ No newline at end of file\n");
