@@ -4,8 +4,9 @@
 //! The kind of file is detected from its content unless `--file-kind` says it; exactly one kind
 //! must match. The result goes to stdout byte for byte (the file unchanged when there is nothing
 //! to do, so the command works in a pipeline), or replaces the file atomically with
-//! `--in-place` (temporary file in the same directory, fsync, rename, mode kept), or is shown
-//! as a unified diff with `--dry-run`. Refusals leave the file untouched (exit 2, one line).
+//! `--in-place` (a plan of one write: temporary file in the same directory, fsync, rename, mode
+//! kept; `--in-place --dry-run` prints that plan), or is shown as a unified diff with
+//! `--dry-run`. Refusals leave the file untouched (exit 2, one line).
 //! Files the API server must read (the IdP CA, the AuthenticationConfiguration) are not written:
 //! a note on stderr says which files to place where.
 
@@ -16,8 +17,8 @@ use std::process::ExitCode;
 use backends::apiserver::{self, NodeFile};
 use backends::manifest::NodeMount;
 use backends::{
-    capi, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, PlanError,
-    SettingsInput,
+    capi, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, Plan,
+    PlanError, SettingsInput, Step, Target,
 };
 use clap::ValueEnum;
 
@@ -276,6 +277,38 @@ fn file_label(path: &str) -> &'static str {
     }
 }
 
+/// `--in-place`: one atomic write (temporary file in the same directory, fsync, rename) of the
+/// file a symlink points to, not the link, with the mode it has now.
+fn in_place_plan(
+    path: &Path,
+    given: &str,
+    before: &str,
+    after: &str,
+    kind: FileKind,
+    remove: bool,
+) -> Result<Plan, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = std::fs::canonicalize(path).map_err(|e| Error::io(given, e))?;
+    let mode = std::fs::metadata(&target)
+        .map_err(|e| Error::io(given, e))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let what = if remove { "remove" } else { "set" };
+    Ok(Plan {
+        title: format!("{what} OIDC in {given} ({})", kind.name()),
+        steps: vec![Step::WriteFile {
+            on: Target::Local,
+            path: target.display().to_string(),
+            before: Some(before.to_string()),
+            after: after.to_string(),
+            mode,
+            why: format!("{what} the OIDC settings in place (atomic rename, mode kept)"),
+        }],
+        notes: vec![],
+    })
+}
+
 /// `k8soidc patch --file PATH`.
 pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let given = args.file.as_deref().unwrap_or_default();
@@ -328,33 +361,26 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             list.join(" and ")
         );
     }
-    if args.dry_run {
-        let mut diff = backends::unified_diff(
-            &format!("/{}", given.trim_start_matches('/')),
-            &text,
-            &after,
-        );
-        if !diff.ends_with('\n') {
-            diff.push_str("\n\\ No newline at end of file\n");
-        }
-        stdout(&diff)?;
-        return Ok(ExitCode::SUCCESS);
-    }
     if args.in_place {
-        use std::os::unix::fs::PermissionsExt;
-        // Through a symlink, replace the file it points to, not the link.
-        let target = std::fs::canonicalize(&path).map_err(|e| Error::io(given, e))?;
-        let mode = std::fs::metadata(&target)
-            .map_err(|e| Error::io(given, e))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        crate::exec::write_atomic(&target, after.as_bytes(), mode)?;
+        let plan = in_place_plan(&path, given, &text, &after, kind, args.remove)?;
+        if args.dry_run {
+            return stdout(&plan.to_string()).map(|()| ExitCode::SUCCESS);
+        }
+        crate::exec::run_plan(&plan, env, false)?;
         eprintln!(
             "{given}: {} OIDC settings ({})",
             if args.remove { "removed" } else { "wrote" },
             kind.name()
         );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        let diff = backends::unified_diff(
+            &format!("/{}", given.trim_start_matches('/')),
+            &text,
+            &after,
+        );
+        stdout(&diff)?;
         return Ok(ExitCode::SUCCESS);
     }
     stdout(&after)?;
