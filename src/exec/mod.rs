@@ -5,4 +5,4 @@ mod local;
 pub(crate) mod scripts;
 pub(crate) mod ssh;
 
-pub(crate) use local::{check_programs, run_plan, write_atomic};
+pub(crate) use local::{check_programs, run_plan};
