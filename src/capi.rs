@@ -1,7 +1,7 @@
 //! Cluster API on a management cluster: read the KubeadmControlPlane with kubectl, compute the
 //! merge patch from the object itself (so `files`, `extraVolumes` and v1beta2 `extraArgs` keep
-//! their other entries; `backends::capi::live_patch`), show it (dry run: the command and the
-//! diff), apply it with `kubectl patch --type merge`, then wait until the controller has rolled
+//! their other entries; `backends::capi::live_patch`), show it (dry run: the plan's
+//! `kubectl patch --type merge` step and the diff), run that plan, then wait until the controller has rolled
 //! out every control-plane machine, or time out with the object's conditions.
 
 use std::io::Write;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use backends::capi;
-use backends::Command;
+use backends::{Command, Plan, Step};
 
 use crate::cli::{OidcArgs, PatchArgs};
 use crate::error::Error;
@@ -154,15 +154,27 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         &p.patch,
     ];
     let patch = args.kubectl(&patch_args);
+    let plan = Plan {
+        title: format!(
+            "{} OIDC on KubeadmControlPlane `{name}` ({}); the controller then replaces each control-plane machine",
+            if args.remove { "remove" } else { "set" },
+            p.version.api_version(),
+        ),
+        steps: vec![Step::run(
+            patch,
+            "merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)",
+        )],
+        notes: vec![],
+    };
     let shown = format!(
-        "# {} OIDC on KubeadmControlPlane `{name}` ({}); the controller then replaces each control-plane machine\n+ {patch}\n{}",
-        if args.remove { "remove" } else { "set" },
-        p.version.api_version(),
+        "{plan}{}# then: wait until every control-plane machine is rolled out (checked every {}s, up to {}s)\n",
         backends::unified_diff(
             &format!("/kubeadmcontrolplane/{name}/spec/kubeadmConfigSpec"),
             &p.before,
             &p.after
-        )
+        ),
+        args.poll_interval,
+        args.timeout,
     );
     if args.dry_run {
         out(&shown)?;
@@ -183,7 +195,7 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         eprintln!("not confirmed: nothing done");
         return Ok(ExitCode::SUCCESS);
     }
-    capture(&patch)?;
+    crate::exec::run_plan(&plan, env, false)?;
     wait(&args, env)?;
     Ok(ExitCode::SUCCESS)
 }

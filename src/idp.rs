@@ -1,6 +1,7 @@
 //! `k8soidc idp okta|keycloak|dex`: the identity provider's side from the same settings.
 //! Rendering is pure (`backends::idp`); this file reads the settings, then prints the files or
-//! writes them into `--out` atomically, refusing to overwrite a file that differs unless `--force`.
+//! writes them into `--out` atomically through a plan (a diff in the dry run for a file it
+//! would overwrite), refusing to overwrite a file that differs unless `--force`.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -8,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use backends::idp::{self, IdpRendering, IdpRequest, IdpSettings, Provider};
+use backends::{Plan, Step, Target};
 
 use crate::cli::IdpArgs;
 use crate::error::Error;
+use crate::ui::Env;
 
 /// What writing one file would do.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +50,36 @@ fn plan(dir: &Path, r: &IdpRendering, force: bool) -> Result<Vec<(PathBuf, Actio
     Ok(out)
 }
 
+/// The plan for `--out`: one atomic write (mode 0644) per file that is new or differs, with
+/// what is there now as `before`, so the dry run shows a diff for a file it would overwrite.
+fn write_steps(actions: &[(PathBuf, Action)], r: &IdpRendering) -> Result<Plan, Error> {
+    let mut steps = Vec::new();
+    for ((path, action), f) in actions.iter().zip(&r.files) {
+        let shown = path.display().to_string();
+        let before = match action {
+            Action::Unchanged => continue,
+            Action::Create => None,
+            Action::Overwrite => Some(
+                String::from_utf8(std::fs::read(path).map_err(|e| Error::io(&shown, e))?)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
+        };
+        steps.push(Step::WriteFile {
+            on: Target::Local,
+            path: shown,
+            before,
+            after: f.content.clone(),
+            mode: 0o644,
+            why: format!("write {}", f.path),
+        });
+    }
+    Ok(Plan {
+        title: "identity provider files".into(),
+        steps,
+        notes: vec![],
+    })
+}
+
 fn notes(r: &IdpRendering) -> String {
     let mut out = String::new();
     for n in &r.notes {
@@ -55,11 +88,10 @@ fn notes(r: &IdpRendering) -> String {
     out
 }
 
-fn files(r: &IdpRendering, dir: Option<&Path>) -> String {
+fn files(r: &IdpRendering) -> String {
     let mut out = String::new();
     for f in &r.files {
-        let path = dir.map_or_else(|| f.path.clone(), |d| d.join(&f.path).display().to_string());
-        let _ = writeln!(out, "\n==> {path} <==");
+        let _ = writeln!(out, "\n==> {} <==", f.path);
         out.push_str(&f.content);
         if !f.content.ends_with('\n') {
             out.push('\n');
@@ -68,7 +100,7 @@ fn files(r: &IdpRendering, dir: Option<&Path>) -> String {
     out
 }
 
-pub(crate) fn run(args: IdpArgs) -> Result<ExitCode, Error> {
+pub(crate) fn run(args: IdpArgs, env: &Env) -> Result<ExitCode, Error> {
     let p = Provider::parse(&args.provider)?;
     let input = crate::config::merged_input(&args.oidc)?;
     crate::config::read_ca(&input)?;
@@ -77,10 +109,11 @@ pub(crate) fn run(args: IdpArgs) -> Result<ExitCode, Error> {
     let r = idp::render(p, &st, &req)?;
     let mut text = notes(&r);
     match &args.out {
-        None => text.push_str(&files(&r, None)),
+        None => text.push_str(&files(&r)),
         Some(dir) => {
             let dir = Path::new(dir);
             let actions = plan(dir, &r, args.force)?;
+            let steps = write_steps(&actions, &r)?;
             if args.dry_run {
                 text.push_str("# dry run: nothing written\n");
                 for (path, action) in &actions {
@@ -91,14 +124,12 @@ pub(crate) fn run(args: IdpArgs) -> Result<ExitCode, Error> {
                     };
                     let _ = writeln!(text, "# {verb}: {}", path.display());
                 }
-                text.push_str(&files(&r, Some(dir)));
+                for step in &steps.steps {
+                    let _ = write!(text, "\n{step}");
+                }
             } else {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Error::io(dir.display().to_string(), e))?;
-                for ((path, action), f) in actions.iter().zip(&r.files) {
-                    if *action != Action::Unchanged {
-                        crate::exec::write_atomic(path, f.content.as_bytes(), 0o644)?;
-                    }
+                crate::exec::run_plan(&steps, env, false)?;
+                for (path, action) in &actions {
                     let verb = match action {
                         Action::Create => "wrote",
                         Action::Unchanged => "unchanged",

@@ -78,8 +78,13 @@ pub(crate) fn read_yaml(path: &str) -> Result<String, String> {
     }
 }
 
-/// What [`read_user_file`] reads, or what is wrong with the file.
+/// What [`read_user_file`] reads, or what is wrong with the file. `/dev/null`, the usual way to
+/// say "no file" (`--config /dev/null`, as the kops plan's own k8soidc step passes), is empty;
+/// every other device is refused by its type.
 pub(crate) fn read_file(path: &str) -> Result<String, String> {
+    if path == "/dev/null" {
+        return Ok(String::new());
+    }
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".to_string(),
         _ => format!("cannot read it ({e})"),
@@ -198,6 +203,15 @@ fn depth_over(text: &str, max: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_null_is_empty_other_devices_are_refused() {
+        assert_eq!(read_file("/dev/null"), Ok(String::new()));
+        assert_eq!(
+            read_file("/dev/zero"),
+            Err("it is a character device, not a regular file".to_string())
+        );
+    }
 
     #[test]
     fn depth_counts_blocks_flows_and_compact_items() {

@@ -1,6 +1,7 @@
 //! `k8soidc kubeconfig`: add or update a user and context that log in through kubelogin.
-//! The merge is pure (`backends::kubeconfig`); here: which file, backup, atomic write (0600),
-//! the dry-run diff, and a warning when the kubelogin plugin is not installed.
+//! The merge is pure (`backends::kubeconfig`); here: which file, the plan (backup, atomic write
+//! 0600) that the dry run prints and the executor runs, and a warning when the kubelogin
+//! plugin is not installed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,10 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backends::kubeconfig::{commands_text, equivalent_commands, merge, Request};
+use backends::{Command, Plan, Step, Target};
 
 use crate::cli::KubeconfigArgs;
 use crate::error::Error;
-use crate::exec::write_atomic;
 use crate::ui::Env;
 
 /// `--kubeconfig`, else the first path of `$KUBECONFIG`, else `~/.kube/config`.
@@ -99,41 +100,41 @@ pub(crate) fn run(args: KubeconfigArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     warn_plugin();
     let kc_flag = args.kubeconfig.as_ref().map(|_| shown.as_str());
+    let backup = format!("{shown}.k8soidc-backup-{}", utc_stamp(SystemTime::now()));
+    let plan = plan(
+        &shown,
+        &before,
+        existed,
+        &merged.text,
+        &merged.name,
+        &backup,
+    );
     if args.dry_run {
-        let mut out = std::io::stdout();
-        let diff = backends::unified_diff(&shown, &before, &merged.text);
-        let text = if diff.is_empty() {
-            format!("# {shown} is already up to date\n")
-        } else {
-            diff
-        };
-        out.write_all(text.as_bytes())
-            .map_err(|e| Error::io("stdout", e))?;
+        let mut text = plan.to_string();
+        if plan.steps.is_empty() {
+            text.push_str(&format!("# {shown} is already up to date\n"));
+        }
         let cmds = equivalent_commands(&s, &req, kc_flag, merged.cluster_added);
-        write!(
-            out,
+        text.push_str(&format!(
             "# the same change with kubectl (k8soidc writes the YAML itself):\n{}",
             commands_text(&cmds)
-        )
-        .map_err(|e| Error::io("stdout", e))?;
+        ));
+        std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::io("stdout", e))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if merged.text == before {
+    if plan.steps.is_empty() {
         eprintln!(
             "{shown} already has user and context `{}`; nothing changed",
             merged.name
         );
         return Ok(ExitCode::SUCCESS);
     }
+    crate::exec::run_plan(&plan, env, false)?;
     if existed {
-        let backup = PathBuf::from(format!(
-            "{shown}.k8soidc-backup-{}",
-            utc_stamp(SystemTime::now())
-        ));
-        write_atomic(&backup, before.as_bytes(), 0o600)?;
-        eprintln!("backup: {}", backup.display());
+        eprintln!("backup: {backup}");
     }
-    write_atomic(&path, merged.text.as_bytes(), 0o600)?;
     // kubectl reads the default file by itself; any other needs `--kubeconfig`.
     let default = target(None).and_then(|d| absolute(&d)).ok();
     let kc = if default.as_ref() == Some(&path) {
@@ -147,6 +148,33 @@ pub(crate) fn run(args: KubeconfigArgs, env: &Env) -> Result<ExitCode, Error> {
         backends::shell::quote(&merged.name)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The steps: a 0600 copy of the old file (when there is one), then the merged file, written
+/// atomically with mode 0600. No steps when the file already has the user and context.
+fn plan(shown: &str, before: &str, existed: bool, after: &str, name: &str, backup: &str) -> Plan {
+    let mut steps = Vec::new();
+    if after != before {
+        if existed {
+            steps.push(Step::run(
+                Command::new("install", ["-m", "0600", shown, backup]),
+                "back up the kubeconfig (mode 0600: it may hold credentials)",
+            ));
+        }
+        steps.push(Step::WriteFile {
+            on: Target::Local,
+            path: shown.to_string(),
+            before: existed.then(|| before.to_string()),
+            after: after.to_string(),
+            mode: 0o600,
+            why: format!("add user and context `{name}` (kubelogin), keeping everything else"),
+        });
+    }
+    Plan {
+        title: format!("kubeconfig {shown}: user and context `{name}`"),
+        steps,
+        notes: vec![],
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,6 @@ fn run(args: cli::Cli, env: &ui::Env) -> Result<ExitCode, error::Error> {
         cli::Command::Kubeconfig(a) => kubeconfig::run(a, env),
         cli::Command::Check(a) => check::run(a, env),
         cli::Command::Explain(a) => explain::run(a, env),
-        cli::Command::Idp(a) => idp::run(a),
+        cli::Command::Idp(a) => idp::run(a, env),
     }
 }

@@ -4,9 +4,9 @@
 //! The kind of file is detected from its content unless `--file-kind` says it; exactly one kind
 //! must match. The result goes to stdout byte for byte (the file unchanged when there is nothing
 //! to do, so the command works in a pipeline), or replaces the file atomically with
-//! `--in-place` (temporary file in the same directory, fsync, rename; owner, group and mode
-//! kept), or is shown
-//! as a unified diff with `--dry-run`. Refusals leave the file untouched (exit 2, one line).
+//! `--in-place` (a plan of one write: temporary file in the same directory, fsync, rename;
+//! owner, group and mode kept; `--in-place --dry-run` prints that plan), or is shown as a
+//! unified diff with `--dry-run`. Refusals leave the file untouched (exit 2, one line).
 //! Files the API server must read (the IdP CA, the AuthenticationConfiguration) are not written:
 //! a note on stderr says which files to place where.
 
@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use backends::apiserver::{self, NodeFile};
 use backends::manifest::NodeMount;
 use backends::{
-    capi, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, PlanError,
-    SettingsInput,
+    capi, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, Plan,
+    PlanError, SettingsInput, Step, Target,
 };
 use clap::ValueEnum;
 
@@ -277,38 +277,38 @@ fn file_label(path: &str) -> &'static str {
     }
 }
 
-/// Replaces `target` atomically with `content`, keeping its owner, group and mode: a temporary
-/// file in the same directory gets all three (owner first, as `chown` clears set-id bits), is
-/// synced, then renamed over the target, so no moment shows the new content with root's
-/// ownership. When the owner cannot be kept (not root, the file is someone else's), nothing
-/// is replaced.
-fn replace_keeping_owner(target: &Path, content: &[u8]) -> Result<(), Error> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let shown = target.display().to_string();
-    let meta = std::fs::metadata(target).map_err(|e| Error::io(&shown, e))?;
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".k8soidc-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir.display().to_string(), e))?;
-    tmp.write_all(content).map_err(|e| Error::io(&shown, e))?;
-    let file = tmp.as_file();
-    let made = file.metadata().map_err(|e| Error::io(&shown, e))?;
-    if (made.uid(), made.gid()) != (meta.uid(), meta.gid()) {
-        std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
-            Error::Other(format!(
-                "cannot keep the owner {}:{} of `{shown}` ({e}); nothing was changed: run as that user or as root",
-                meta.uid(),
-                meta.gid()
-            ))
-        })?;
-    }
-    file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(|e| Error::io(&shown, e))?;
-    file.sync_all().map_err(|e| Error::io(&shown, e))?;
-    tmp.persist(target)
-        .map_err(|e| Error::io(&shown, e.error))?;
-    Ok(())
+/// `--in-place`: one atomic write (temporary file in the same directory, fsync, rename) of the
+/// file a symlink points to, not the link, with the mode it has now (the executor keeps its owner and group).
+fn in_place_plan(
+    path: &Path,
+    given: &str,
+    before: &str,
+    after: &str,
+    kind: FileKind,
+    remove: bool,
+) -> Result<Plan, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = std::fs::canonicalize(path).map_err(|e| Error::io(given, e))?;
+    let mode = std::fs::metadata(&target)
+        .map_err(|e| Error::io(given, e))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let what = if remove { "remove" } else { "set" };
+    Ok(Plan {
+        title: format!("{what} OIDC in {given} ({})", kind.name()),
+        steps: vec![Step::WriteFile {
+            on: Target::Local,
+            path: target.display().to_string(),
+            before: Some(before.to_string()),
+            after: after.to_string(),
+            mode,
+            why: format!(
+                "{what} the OIDC settings in place (atomic rename, owner, group and mode kept)"
+            ),
+        }],
+        notes: vec![],
+    })
 }
 
 /// `k8soidc patch --file PATH`.
@@ -358,27 +358,26 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             list.join(" and ")
         );
     }
-    if args.dry_run {
-        let mut diff = backends::unified_diff(
-            &format!("/{}", given.trim_start_matches('/')),
-            &text,
-            &after,
-        );
-        if !diff.ends_with('\n') {
-            diff.push_str("\n\\ No newline at end of file\n");
-        }
-        stdout(&diff)?;
-        return Ok(ExitCode::SUCCESS);
-    }
     if args.in_place {
-        // Through a symlink, replace the file it points to, not the link.
-        let target = std::fs::canonicalize(&path).map_err(|e| Error::io(given, e))?;
-        replace_keeping_owner(&target, after.as_bytes())?;
+        let plan = in_place_plan(&path, given, &text, &after, kind, args.remove)?;
+        if args.dry_run {
+            return stdout(&plan.to_string()).map(|()| ExitCode::SUCCESS);
+        }
+        crate::exec::run_plan(&plan, env, false)?;
         eprintln!(
             "{given}: {} OIDC settings ({})",
             if args.remove { "removed" } else { "wrote" },
             kind.name()
         );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        let diff = backends::unified_diff(
+            &format!("/{}", given.trim_start_matches('/')),
+            &text,
+            &after,
+        );
+        stdout(&diff)?;
         return Ok(ExitCode::SUCCESS);
     }
     stdout(&after)?;

@@ -120,6 +120,17 @@ fn dry_run_prints_the_command_and_the_diff_and_changes_nothing() {
         "{}",
         out.stdout
     );
+    // The plan's one step, then the wait that follows it.
+    assert!(
+        out.stdout.starts_with("# set OIDC on KubeadmControlPlane `cp` (controlplane.cluster.x-k8s.io/v1beta2); the controller then replaces each control-plane machine\n\n# merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)\n+ kubectl "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.ends_with("\n# then: wait until every control-plane machine is rolled out (checked every 10s, up to 1800s)\n"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.calls().len(), 1, "only the read: {:?}", out.calls());
     assert_eq!(
         out.calls()[0][7..],

@@ -491,6 +491,99 @@ fn kops_create_merges_oidc_into_the_spec() {
     assert_eq!(asset["content"], PEM);
 }
 
+/// The kops steps of `create --distro kops` (issue 11 point 3).
+fn kops_create(extra: &str) -> Test {
+    Test::new()
+        .fake("kops")
+        .write("idp-ca.pem", PEM)
+        .args([
+            "create",
+            "--distro",
+            "kops",
+            "--name",
+            "oidc.k8s.local",
+            extra,
+            "--ca-file",
+            "idp-ca.pem",
+        ])
+        .args(oidc())
+        .args(["--", "--zones", "eu-west-1a", "--state", "s3://bucket"])
+}
+
+/// Issue 11 point 3: the kops dry run is commands a person can paste (no pseudo-code), and
+/// pasted into a shell with `k8soidc` on PATH they make the same calls and leave the same spec
+/// in the state store as a real run.
+#[test]
+fn kops_dry_run_is_the_commands_that_run() {
+    let dry = kops_create("--dry-run").run().success();
+    assert!(dry.calls().is_empty(), "dry run called {:?}", dry.calls());
+    assert!(!dry.root.join("data").exists(), "dry run wrote files");
+    let root = dry.root.display().to_string();
+    assert_eq!(
+        dry.stdout.replace(&root, "ROOT"),
+        "# create kops cluster `oidc.k8s.local` with OIDC
+# note: kops: --oidc-* flags
+# note: username prefix: `oidc:` (`--username-prefix oidc:` was given)
+# note: groups prefix: `oidc:`
+# note: a token with email=\"jane@example.com\", groups=[\"k8s-admins\"] becomes user \"oidc:jane@example.com\" in groups \"oidc:k8s-admins\", \"system:authenticated\"
+# note: warning: `spec.fileAssets` role `ControlPlane` needs kops 1.26 or later (older kops calls it `Master`)
+
+# write the spec of kops cluster `oidc.k8s.local` to the state store (kops creates no cloud resources without `--yes`)
++ kops create cluster --name oidc.k8s.local --zones eu-west-1a --state s3://bucket
+
+# save the cluster spec as kops stores it (a file, not a pipe: POSIX sh has no pipefail, and the file is kept for inspection)
++ sh -c 'mkdir -p ROOT/data/k8soidc/kops-oidc.k8s.local && kops get cluster --name oidc.k8s.local --state s3://bucket -o yaml > ROOT/data/k8soidc/kops-oidc.k8s.local/cluster.yaml'
+
+# copy it for the OIDC change
++ cp ROOT/data/k8soidc/kops-oidc.k8s.local/cluster.yaml ROOT/data/k8soidc/kops-oidc.k8s.local/cluster-oidc.yaml
+
+# add the API server's OIDC settings (and the files it reads) to the copy, with k8soidc's kops patcher
++ k8soidc patch --file ROOT/data/k8soidc/kops-oidc.k8s.local/cluster-oidc.yaml --file-kind kops-cluster --in-place --config /dev/null --issuer-url https://idp.example.com --client-id kubernetes --username-claim email --username-prefix oidc: --groups-claim groups --groups-prefix oidc: --ca-file ROOT/idp-ca.pem
+
+# store the changed spec
++ kops replace -f ROOT/data/k8soidc/kops-oidc.k8s.local/cluster-oidc.yaml --state s3://bucket
+
+# create or update the cloud resources from the spec
++ kops update cluster --name oidc.k8s.local --state s3://bucket --yes
+
+# replace control-plane instances that booted before the OIDC settings (nodeup writes the API-server manifest at boot; nothing to do for instances the update just created)
++ kops rolling-update cluster --name oidc.k8s.local --state s3://bucket --yes
+"
+    );
+    // Paste every displayed command into bash, as a person would.
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_k8soidc"), dry.root.join("bin/k8soidc"))
+        .unwrap();
+    for line in dry.stdout.lines().filter_map(|l| l.strip_prefix("+ ")) {
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .current_dir(&dry.root)
+            .env_clear()
+            .env("PATH", format!("{root}/bin:/usr/bin:/bin"))
+            .env("HOME", &root)
+            .env("FAKE_LOG", dry.root.join("fake.log"))
+            .env("FAKE_STATE", dry.root.join("fake-state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{line}");
+    }
+    let real = kops_create("--yes").run().success();
+    let real_root = real.root.display().to_string();
+    let calls = |out: &crate::test::Output, root: &str| -> Vec<String> {
+        out.calls()
+            .iter()
+            .map(|c| c.join(" ").replace(root, "ROOT"))
+            .collect()
+    };
+    assert_eq!(calls(&dry, &root), calls(&real, &real_root));
+    assert_eq!(
+        dry.file("fake-state/kops/oidc.k8s.local.yaml"),
+        real.file("fake-state/kops/oidc.k8s.local.yaml")
+    );
+}
+
 #[test]
 fn kops_without_state_fails_like_kops() {
     let out = Test::new()

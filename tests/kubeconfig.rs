@@ -486,3 +486,125 @@ fn final_message_is_a_kubectl_command_for_the_file_written() {
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
 }
+
+/// Issue 13 point 10: the dry run shows no credential of other users (diff context included),
+/// only the markers `kubectl config view` uses; the whole output is compared.
+#[test]
+fn dry_run_redacts_other_users_secrets() {
+    let before = "\
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: Q0EtREFUQS1zZWNyZXQtMQ==
+    server: https://127.0.0.1:6443
+  name: kubernetes
+contexts:
+- context:
+    cluster: kubernetes
+    user: admin
+  name: admin
+current-context: admin
+users:
+- name: admin
+  user:
+    client-certificate-data: Q0VSVC1zZWNyZXQtMg==
+    client-key-data: S0VZLXNlY3JldC0z
+- name: robot
+  user:
+    token: tok-secret-4
+- name: basic
+  user:
+    username: me
+    password: pw-secret-5
+- name: sso
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: kubectl
+      args:
+      - oidc-login
+      - get-token
+      - --oidc-client-secret=cs-secret-6
+";
+    let out = Test::new()
+        .write("kc.yaml", before)
+        .args([
+            "kubeconfig",
+            "--cluster",
+            "kubernetes",
+            "--kubeconfig",
+            "kc.yaml",
+            "--dry-run",
+        ])
+        .args(oidc())
+        .run()
+        .success();
+    assert_eq!(out.file("kc.yaml"), before, "dry run changed the file");
+    let all = format!("{}{}", out.stdout, out.stderr);
+    for secret in [
+        "Q0EtREFUQS1zZWNyZXQtMQ==",
+        "Q0VSVC1zZWNyZXQtMg==",
+        "S0VZLXNlY3JldC0z",
+        "tok-secret-4",
+        "pw-secret-5",
+        "cs-secret-6",
+        "secret-",
+    ] {
+        assert!(!all.contains(secret), "{secret} shown:\n{all}");
+    }
+    let kc = out.root.join("kc.yaml").display().to_string();
+    let stdout = out.stdout.replace(&kc, "KC");
+    let (head, tail) = stdout.split_once("KC.k8soidc-backup-").unwrap();
+    let stamp = &tail[..16];
+    assert!(
+        stamp.len() == 16 && stamp.as_bytes()[8] == b'T' && stamp.ends_with('Z'),
+        "{stamp}"
+    );
+    let stdout = format!("{head}KC.k8soidc-backup-STAMP{}", &tail[16..]);
+    assert_eq!(
+        stdout,
+        "# kubeconfig KC: user and context `oidc-kubernetes`
+
+# back up the kubeconfig (mode 0600: it may hold credentials)
++ install -m 0600 KC KC.k8soidc-backup-STAMP
+
+# add user and context `oidc-kubernetes` (kubelogin), keeping everything else
++ write KC (mode 0600):
+--- aKC
++++ bKC
+@@ -10,6 +10,10 @@
+     cluster: kubernetes
+     user: admin
+   name: admin
++- name: oidc-kubernetes
++  context:
++    cluster: kubernetes
++    user: oidc-kubernetes
+ current-context: admin
+ users:
+ - name: admin
+@@ -32,3 +36,17 @@
+       - oidc-login
+       - get-token
+       - --oidc-client-secret=REDACTED
++- name: oidc-kubernetes
++  user:
++    exec:
++      apiVersion: client.authentication.k8s.io/v1
++      command: kubectl
++      args:
++      - oidc-login
++      - get-token
++      - --oidc-issuer-url=https://idp.example.com/realms/k8s
++      - --oidc-client-id=kubernetes
++      - --oidc-extra-scope=email
++      - --oidc-extra-scope=groups
++      - --oidc-extra-scope=offline_access
++      interactiveMode: Never
+# the same change with kubectl (k8soidc writes the YAML itself):
++ kubectl --kubeconfig=KC config set-credentials oidc-kubernetes --exec-api-version=client.authentication.k8s.io/v1 --exec-command=kubectl --exec-arg=oidc-login --exec-arg=get-token --exec-arg=--oidc-issuer-url=https://idp.example.com/realms/k8s --exec-arg=--oidc-client-id=kubernetes --exec-arg=--oidc-extra-scope=email --exec-arg=--oidc-extra-scope=groups --exec-arg=--oidc-extra-scope=offline_access --exec-interactive-mode=Never
++ kubectl --kubeconfig=KC config set-context oidc-kubernetes --cluster=kubernetes --user=oidc-kubernetes
+"
+    );
+}

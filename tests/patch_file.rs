@@ -450,3 +450,45 @@ fn flags_that_do_not_go_together() {
         assert_eq!(out.file("conf/FILE"), "a: 1\n");
     }
 }
+
+/// Issue 11 point 3: `--in-place` is a plan (one atomic write); `--in-place --dry-run` prints
+/// it (the whole output is compared) and changes nothing; the real run writes what it showed.
+#[test]
+fn in_place_dry_run_prints_the_plan_that_runs() {
+    let original = "--secure-port=16443\n--authorization-mode=RBAC,Node\n";
+    let mut args = vec!["--in-place", "--dry-run", "--file-kind", "microk8s-args"];
+    args.extend(SETTINGS);
+    let out = patch(original, &args).success();
+    assert_eq!(out.file("conf/FILE"), original, "dry run wrote");
+    let file = out.root.join("conf/FILE").canonicalize().unwrap();
+    assert_eq!(
+        out.stdout.replace(&file.display().to_string(), "FILE"),
+        "# set OIDC in conf/FILE (microk8s-args)
+
+# set the OIDC settings in place (atomic rename, owner, group and mode kept)
++ write FILE (mode 0640):
+--- aFILE
++++ bFILE
+@@ -1,2 +1,8 @@
+ --secure-port=16443
+ --authorization-mode=RBAC,Node
++--oidc-issuer-url=https://idp.example.com
++--oidc-client-id=kubernetes
++--oidc-username-claim=email
++--oidc-username-prefix=oidc:
++--oidc-groups-claim=groups
++--oidc-groups-prefix=oidc:
+"
+    );
+    let mut args = vec!["--in-place", "--file-kind", "microk8s-args"];
+    args.extend(SETTINGS);
+    let real = patch(original, &args).success();
+    let shown: String = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('+').filter(|l| !l.starts_with("++")))
+        .filter(|l| !l.starts_with(" write"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(real.file("conf/FILE"), format!("{original}{shown}"));
+}

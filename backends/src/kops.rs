@@ -16,9 +16,14 @@
 //! - The API-server pod mounts only a few host paths; `/srv/kubernetes/kube-apiserver` is one
 //!   (`nodeup/pkg/model/kube_apiserver.go`). Files go there through `spec.fileAssets` with
 //!   `roles: [ControlPlane]` (the role name since kops 1.26).
-//! - Changing the spec: `kops get cluster -o yaml` → edit → `kops replace -f -` (reads stdin,
-//!   `cmd/kops/replace.go`) → `kops update cluster --yes` → `kops rolling-update cluster --yes`,
-//!   because nodeup writes the API-server manifest when an instance boots.
+//! - Changing the spec: `kops get cluster -o yaml` (the stored spec, "kops get cluster
+//!   -o yaml", kops docs `cli/kops_get_cluster.md`) → edit → `kops replace -f FILE` ("Replace a
+//!   resource specification by filename", `cli/kops_replace.md`) → `kops update cluster --yes`
+//!   → `kops rolling-update cluster --yes`, because nodeup writes the API-server manifest when
+//!   an instance boots. `create` runs this as separate steps through files in the staging
+//!   directory (the spec as read, and a copy that `k8soidc patch --file --file-kind
+//!   kops-cluster --in-place` changes), so the dry run shows commands a person can paste and
+//!   a failed read stops the run (a `|` pipeline in POSIX sh would hide it: no pipefail).
 //! - `kops.k8s.io/v1alpha3` moves OIDC to `spec.authentication.oidc` and is still under
 //!   development; `kops get` prints v1alpha2. A v1alpha3 document is refused, not translated.
 //!
@@ -34,8 +39,8 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::apiserver::{self, AUTH_CONFIG_FILE, CA_FILE};
 use crate::{
-    Backend, ClusterRequest, Command, Distribution, Edit, Mode, OidcSettings, Plan, PlanError,
-    Rendering, Step, Target, WriteBack,
+    shell, Backend, ClusterRequest, Command, Distribution, Mode, OidcSettings, Plan, PlanError,
+    Rendering, Step, K8SOIDC,
 };
 
 /// The directory kops mounts into the API-server pod; files are shipped here.
@@ -215,40 +220,6 @@ pub fn spec_snippet(s: &OidcSettings) -> Result<String, PlanError> {
     let mut root = Mapping::new();
     root.insert("spec".into(), Value::Mapping(spec));
     Ok(yaml::to_string(&Value::Mapping(root)).expect("untagged values always serialise"))
-}
-
-/// One line per change, shown in the dry run of the merge step.
-pub fn summary(s: &OidcSettings) -> Result<Vec<String>, PlanError> {
-    let mode = check(s)?;
-    let wanted = fields(s, mode);
-    let mut lines: Vec<String> = wanted
-        .iter()
-        .map(|(name, value)| match value {
-            FieldValue::Text(t) => format!("set spec.kubeAPIServer.{name}: {t}"),
-            FieldValue::List(l) => format!("set spec.kubeAPIServer.{name}: [{}]", l.join(", ")),
-        })
-        .collect();
-    let removed: Vec<&str> = MANAGED_FIELDS
-        .into_iter()
-        .filter(|m| !wanted.iter().any(|(n, _)| n == m))
-        .collect();
-    lines.push(format!(
-        "remove spec.kubeAPIServer.{{{}}} if present",
-        removed.join(",")
-    ));
-    let assets = file_assets(s, mode);
-    for a in &assets {
-        lines.push(format!(
-            "set spec.fileAssets[name={}]: {} on {ROLE} nodes",
-            a.name, a.path
-        ));
-    }
-    for stale in [CA_ASSET, CONFIG_ASSET] {
-        if !assets.iter().any(|a| a.name == stale) {
-            lines.push(format!("remove spec.fileAssets[name={stale}] if present"));
-        }
-    }
-    Ok(lines)
 }
 
 fn refuse(reason: impl Into<String>) -> PlanError {
@@ -547,29 +518,48 @@ impl Backend for Kops {
             c.args.extend(extra.iter().map(|a| a.to_string()));
             c
         };
+        let dir = &req.staging_dir;
+        let read = format!("{dir}/cluster.yaml");
+        let patched = format!("{dir}/cluster-oidc.yaml");
+        let get = with(kops(&["get", "cluster"], name, &state), &["-o", "yaml"]);
+        let save = format!(
+            "mkdir -p {} && {} > {}",
+            shell::quote(dir),
+            get.to_shell(),
+            shell::quote(&read)
+        );
+        let mut filter = vec![
+            "patch".to_string(),
+            "--file".into(),
+            patched.clone(),
+            "--file-kind".into(),
+            "kops-cluster".into(),
+            "--in-place".into(),
+        ];
+        filter.extend(s.to_flags());
+        let mut replace = vec!["replace".to_string(), "-f".into(), patched.clone()];
+        replace.extend(state.iter().cloned());
         let steps = vec![
             Step::run(
                 Command::new("kops", create),
                 format!("write the spec of kops cluster `{name}` to the state store (kops creates no cloud resources without `--yes`)"),
             ),
-            Step::Transform {
-                on: Target::Local,
-                read: with(kops(&["get", "cluster"], name, &state), &["-o", "yaml"]),
-                edit: Edit::KopsCluster {
-                    summary: summary(s)?,
-                    settings: Box::new(s.clone()),
-                },
-                write: WriteBack::Stdin {
-                    command: Command::new(
-                        "kops",
-                        ["replace", "-f", "-"]
-                            .into_iter()
-                            .map(String::from)
-                            .chain(state.iter().cloned()),
-                    ),
-                },
-                why: "add the API server's OIDC settings (and the files it reads) to the cluster spec".into(),
-            },
+            Step::run(
+                Command::new("sh", ["-c".to_string(), save]),
+                "save the cluster spec as kops stores it (a file, not a pipe: POSIX sh has no pipefail, and the file is kept for inspection)",
+            ),
+            Step::run(
+                Command::new("cp", [read, patched.clone()]),
+                "copy it for the OIDC change",
+            ),
+            Step::run(
+                Command::new(K8SOIDC, filter),
+                "add the API server's OIDC settings (and the files it reads) to the copy, with k8soidc's kops patcher",
+            ),
+            Step::run(
+                Command::new("kops", replace),
+                "store the changed spec",
+            ),
             Step::run(
                 with(kops(&["update", "cluster"], name, &state), &["--yes"]),
                 "create or update the cloud resources from the spec",
@@ -985,18 +975,17 @@ mod tests {
             "# write the spec of kops cluster `oidc` to the state store (kops creates no cloud resources without `--yes`)\n\
              + kops create cluster --name oidc --zones eu-west-1a --state=s3://kops-state\n\
              \n\
-             # add the API server's OIDC settings (and the files it reads) to the cluster spec\n\
-             + kops get cluster --name oidc --state s3://kops-state -o yaml\n\
-             \x20   | set spec.kubeAPIServer.oidcIssuerURL: https://idp.example.com\n\
-             \x20   | set spec.kubeAPIServer.oidcClientID: kubernetes\n\
-             \x20   | set spec.kubeAPIServer.oidcUsernameClaim: email\n\
-             \x20   | set spec.kubeAPIServer.oidcUsernamePrefix: oidc:\n\
-             \x20   | set spec.kubeAPIServer.oidcGroupsClaim: groups\n\
-             \x20   | set spec.kubeAPIServer.oidcGroupsPrefix: oidc:\n\
-             \x20   | remove spec.kubeAPIServer.{oidcCAFile,oidcRequiredClaim,authenticationConfigFile} if present\n\
-             \x20   | remove spec.fileAssets[name=oidc-ca] if present\n\
-             \x20   | remove spec.fileAssets[name=oidc-authentication-config] if present\n\
-             + kops replace -f - --state s3://kops-state   # edited text on stdin\n\
+             # save the cluster spec as kops stores it (a file, not a pipe: POSIX sh has no pipefail, and the file is kept for inspection)\n\
+             + sh -c 'mkdir -p /home/me/.local/share/k8soidc/oidc && kops get cluster --name oidc --state s3://kops-state -o yaml > /home/me/.local/share/k8soidc/oidc/cluster.yaml'\n\
+             \n\
+             # copy it for the OIDC change\n\
+             + cp /home/me/.local/share/k8soidc/oidc/cluster.yaml /home/me/.local/share/k8soidc/oidc/cluster-oidc.yaml\n\
+             \n\
+             # add the API server's OIDC settings (and the files it reads) to the copy, with k8soidc's kops patcher\n\
+             + k8soidc patch --file /home/me/.local/share/k8soidc/oidc/cluster-oidc.yaml --file-kind kops-cluster --in-place --config /dev/null --issuer-url https://idp.example.com --client-id kubernetes --username-claim email --username-prefix oidc: --groups-claim groups --groups-prefix oidc:\n\
+             \n\
+             # store the changed spec\n\
+             + kops replace -f /home/me/.local/share/k8soidc/oidc/cluster-oidc.yaml --state s3://kops-state\n\
              \n\
              # create or update the cloud resources from the spec\n\
              + kops update cluster --name oidc --state s3://kops-state --yes\n\
@@ -1004,16 +993,10 @@ mod tests {
              # replace control-plane instances that booted before the OIDC settings (nodeup writes the API-server manifest at boot; nothing to do for instances the update just created)\n\
              + kops rolling-update cluster --name oidc --state s3://kops-state --yes\n"
         );
-        let Step::Transform { edit, .. } = &plan.steps[1] else {
+        let Step::Run { command, .. } = &plan.steps[3] else {
             panic!("{plan}")
         };
-        let merged = edit
-            .apply(&fixture("009-nilahomar-kops-1.31.5.yaml"))
-            .unwrap();
-        assert!(
-            merged.contains("oidcIssuerURL: https://idp.example.com"),
-            "{merged}"
-        );
+        assert_eq!(command.program, crate::K8SOIDC);
     }
 
     #[test]

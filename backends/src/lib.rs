@@ -43,7 +43,9 @@ use std::fmt;
 use serde::Serialize;
 
 pub use error::{escape, PlanError};
-pub use plan::{unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, WriteBack};
+pub use plan::{
+    redact, unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, WriteBack, K8SOIDC,
+};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use source::Source;
 pub use version::KubeVersion;

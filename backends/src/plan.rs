@@ -18,6 +18,10 @@ pub enum Target {
     Host(String),
 }
 
+/// The program name of a step where k8soidc runs itself; it is displayed so, and the local
+/// executor runs the very executable that is running (`std::env::current_exe`).
+pub const K8SOIDC: &str = "k8soidc";
+
 /// A program and its arguments (argv, never a shell string).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Command {
@@ -45,24 +49,162 @@ impl Command {
     }
 }
 
+/// Shown with secret arguments masked ([`redact_args`]); [`Command::to_shell`] is the exact line.
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_shell())
+        let args = redact_args(&self.args);
+        f.write_str(&shell::join(std::iter::once(&self.program).chain(&args)))
     }
+}
+
+/// Shown instead of a `*-data` field's value, as `kubectl config view` shows it.
+pub(crate) const DATA_OMITTED: &str = "DATA+OMITTED";
+/// Shown instead of a token, password or client secret, as `kubectl config view` shows a token.
+pub(crate) const REDACTED: &str = "REDACTED";
+
+/// kubeconfig fields holding base64 data (`kubectl config view` omits all three; the key is
+/// the secret one, the others are only long).
+const DATA_KEYS: [&str; 3] = [
+    "client-key-data",
+    "client-certificate-data",
+    "certificate-authority-data",
+];
+
+/// A name (YAML key, or flag without its dashes) that holds a credential: `token`,
+/// `id-token`, `refresh-token`, `password`, `client-secret`, `clientSecret`, `secret`, ...
+fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["token", "password", "secret"]
+        .iter()
+        .any(|w| n.ends_with(w))
+}
+
+/// A command-line flag that takes a credential (`--oidc-client-secret`, `--token`, `--password`).
+fn is_secret_flag(word: &str) -> bool {
+    word.starts_with('-') && is_secret_name(word.trim_start_matches('-'))
+}
+
+/// Masks the value of every `-flag=VALUE` inside `text` whose flag takes a credential
+/// (also when nested: `--exec-arg=--oidc-client-secret=VALUE`). The value ends at white space,
+/// a quote, `,`, `]` or `}`.
+fn redact_flag_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let (head, tail) = rest.split_at(eq);
+        let start = head
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .map_or(0, |i| i + 1);
+        out.push_str(head);
+        out.push('=');
+        let tail = &tail[1..];
+        if is_secret_flag(&head[start..]) {
+            let end = tail
+                .find(|c: char| c.is_whitespace() || "'\",]}".contains(c))
+                .unwrap_or(tail.len());
+            if end > 0 {
+                out.push_str(REDACTED);
+            }
+            rest = &tail[end..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Arguments as displayed: a credential after `--flag=` or after a bare secret flag is
+/// replaced by `REDACTED` (a `--exec-arg=` prefix is kept).
+pub(crate) fn redact_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut next_is_secret = false;
+    for a in args {
+        let (prefix, word) = match a.strip_prefix("--exec-arg=") {
+            Some(w) => ("--exec-arg=", w),
+            None => ("", a.as_str()),
+        };
+        if next_is_secret {
+            out.push(format!("{prefix}{REDACTED}"));
+            next_is_secret = false;
+            continue;
+        }
+        next_is_secret = is_secret_flag(word) && !word.contains('=');
+        out.push(redact_flag_values(a));
+    }
+    out
+}
+
+/// Text (YAML, args files, scripts) as displayed: the values of kubeconfig `*-data` fields
+/// become `DATA+OMITTED`; those of keys naming a credential (`token:`, `password:`,
+/// `client-secret:`, ...) and of secret flags (`--oidc-client-secret=…`, or the list item
+/// after a bare `- --oidc-client-secret`) become `REDACTED`; a block scalar under such a key
+/// is left out. Applied to every file and stdin a plan displays, so no command can show a
+/// credential it read; what is written is the real content.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut skip_deeper_than: Option<usize> = None;
+    let mut next_item_is_secret = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[body.len()..];
+        let indent = body.len() - body.trim_start().len();
+        if let Some(level) = skip_deeper_than {
+            if body.trim().is_empty() || indent > level {
+                continue;
+            }
+            skip_deeper_than = None;
+        }
+        let mut rest = &body[indent..];
+        let mut lead = indent;
+        let mut item = false;
+        while let Some(r) = rest.strip_prefix("- ") {
+            lead += 2 + (r.len() - r.trim_start().len());
+            rest = r.trim_start();
+            item = true;
+        }
+        let unquote = |v: &str| v.trim().trim_matches(['"', '\'']).to_string();
+        if item && next_item_is_secret {
+            next_item_is_secret = false;
+            out.push_str(&body[..lead]);
+            out.push_str(REDACTED);
+            out.push_str(ending);
+            continue;
+        }
+        next_item_is_secret = false;
+        let key_value = rest
+            .find(':')
+            .filter(|&i| rest[i + 1..].is_empty() || rest[i + 1..].starts_with(' '))
+            .map(|i| (unquote(&rest[..i]), rest[i + 1..].trim()));
+        if let Some((key, value)) = key_value {
+            let data = DATA_KEYS.contains(&key.as_str());
+            if (data || is_secret_name(&key)) && !value.is_empty() && !value.starts_with('#') {
+                let mask = if data { DATA_OMITTED } else { REDACTED };
+                out.push_str(&body[..lead]);
+                out.push_str(&rest[..rest.find(':').unwrap_or(0) + 1]);
+                out.push(' ');
+                out.push_str(mask);
+                out.push_str(ending);
+                if value.starts_with('|') || value.starts_with('>') {
+                    skip_deeper_than = Some(indent);
+                }
+                continue;
+            }
+        }
+        if item {
+            let v = unquote(rest);
+            next_item_is_secret = is_secret_flag(&v) && !v.contains('=');
+        }
+        out.push_str(&redact_flag_values(body));
+        out.push_str(ending);
+    }
+    out
 }
 
 /// A pure edit applied by the executor to the output of a read command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "edit")]
 pub enum Edit {
-    /// Merge OIDC fields into a kops Cluster spec (YAML).
-    KopsCluster {
-        /// The fields to set under `spec`, as YAML, shown in the dry run.
-        summary: Vec<String>,
-        /// The settings, serialised, so the edit is self-contained.
-        #[serde(skip)]
-        settings: Box<crate::OidcSettings>,
-    },
     /// Merge `key=value` pairs into a space-separated charm option (`api-extra-args`).
     ExtraArgs {
         /// Pairs to set (replacing the same keys).
@@ -76,9 +218,6 @@ impl Edit {
     /// Applies the edit to what the read command printed.
     pub fn apply(&self, current: &str) -> Result<String, crate::PlanError> {
         match self {
-            Edit::KopsCluster { settings, .. } => {
-                crate::kops::merge_cluster_spec(current, settings)
-            }
             Edit::ExtraArgs {
                 set,
                 remove_prefixes,
@@ -88,7 +227,6 @@ impl Edit {
 
     fn describe(&self) -> Vec<String> {
         match self {
-            Edit::KopsCluster { summary, .. } => summary.clone(),
             Edit::ExtraArgs {
                 set,
                 remove_prefixes,
@@ -231,13 +369,19 @@ fn prefix_for(on: &Target) -> String {
     }
 }
 
-/// A unified diff of two texts with `path` in the headers (empty when they are equal).
+/// A unified diff of two texts with `a/PATH` and `b/PATH` headers (empty when they are equal);
+/// a last line without a newline is marked as `diff` marks it.
 pub fn unified_diff(path: &str, before: &str, after: &str) -> String {
-    similar::TextDiff::from_lines(before, after)
+    let sep = if path.starts_with('/') { "" } else { "/" };
+    let mut diff = similar::TextDiff::from_lines(before, after)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a{path}"), &format!("b{path}"))
-        .to_string()
+        .header(&format!("a{sep}{path}"), &format!("b{sep}{path}"))
+        .to_string();
+    if !diff.is_empty() && !diff.ends_with('\n') {
+        diff.push_str("\n\\ No newline at end of file\n");
+    }
+    diff
 }
 
 impl fmt::Display for Step {
@@ -263,7 +407,7 @@ impl Step {
                     None => writeln!(f, "+ {at}{sudo}{command}"),
                     Some(text) => {
                         writeln!(f, "+ {at}{sudo}{command} <<'K8SOIDC_EOF'")?;
-                        write!(f, "{text}")?;
+                        write!(f, "{}", redact(text))?;
                         if !text.ends_with('\n') {
                             writeln!(f)?;
                         }
@@ -280,14 +424,22 @@ impl Step {
             } => match before {
                 None => {
                     writeln!(f, "+ {at}write {path} (mode {mode:04o}, new file):")?;
-                    for line in after.lines() {
+                    for line in redact(after).lines() {
                         writeln!(f, "    {line}")?;
                     }
                     Ok(())
                 }
                 Some(before) => {
                     writeln!(f, "+ {at}write {path} (mode {mode:04o}):")?;
-                    write!(f, "{}", unified_diff(path, before, after))
+                    let diff = unified_diff(path, &redact(before), &redact(after));
+                    if diff.is_empty() && before != after {
+                        writeln!(
+                            f,
+                            "    (only values shown as {REDACTED} or {DATA_OMITTED} change)"
+                        )
+                    } else {
+                        write!(f, "{diff}")
+                    }
                 }
             },
             Step::Transform {
@@ -345,5 +497,143 @@ impl fmt::Display for PlanDisplay<'_> {
             step.fmt_verbose(f, self.verbose)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_diffs_are_redacted_like_kubectl_config_view() {
+        let text = "\
+users:
+- name: admin
+  user:
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZU0VDUkVU
+    token: tok-SECRET-1
+- name: basic
+  user:
+    username: me
+    password: \"pw-SECRET-2\"
+- name: oidc
+  user:
+    exec:
+      args:
+      - oidc-login
+      - --oidc-client-secret=cs-SECRET-3
+      - --oidc-client-secret
+      - cs-SECRET-4
+      - --oidc-issuer-url=https://idp.example.com
+    auth-provider:
+      config:
+        id-token: idt-SECRET-5
+        refresh-token: rt-SECRET-6
+        client-secret: cs-SECRET-7
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://127.0.0.1:6443
+  name: kind
+token: |
+  block-SECRET-8
+empty-token:
+flags: [\"--token=t-SECRET-9\", \"--v=2\"]
+";
+        let want = "\
+users:
+- name: admin
+  user:
+    client-certificate-data: DATA+OMITTED
+    client-key-data: DATA+OMITTED
+    token: REDACTED
+- name: basic
+  user:
+    username: me
+    password: REDACTED
+- name: oidc
+  user:
+    exec:
+      args:
+      - oidc-login
+      - --oidc-client-secret=REDACTED
+      - --oidc-client-secret
+      - REDACTED
+      - --oidc-issuer-url=https://idp.example.com
+    auth-provider:
+      config:
+        id-token: REDACTED
+        refresh-token: REDACTED
+        client-secret: REDACTED
+clusters:
+- cluster:
+    certificate-authority-data: DATA+OMITTED
+    server: https://127.0.0.1:6443
+  name: kind
+token: REDACTED
+empty-token:
+flags: [\"--token=REDACTED\", \"--v=2\"]
+";
+        assert_eq!(redact(text), want);
+        let step = Step::WriteFile {
+            on: Target::Local,
+            path: "/kc".into(),
+            before: Some(text.into()),
+            after: format!("{text}- name: new\n"),
+            mode: 0o600,
+            why: "w".into(),
+        };
+        let shown = step.to_string();
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("\n token: REDACTED\n"), "{shown}");
+        let only_secret = Step::WriteFile {
+            on: Target::Local,
+            path: "/kc".into(),
+            before: Some("token: a\n".into()),
+            after: "token: b\n".into(),
+            mode: 0o600,
+            why: "w".into(),
+        };
+        assert_eq!(
+            only_secret.to_string(),
+            "# w\n+ write /kc (mode 0600):\n    (only values shown as REDACTED or DATA+OMITTED change)\n"
+        );
+    }
+
+    #[test]
+    fn secret_arguments_are_redacted_in_commands_and_stdin() {
+        let step = Step::Run {
+            on: Target::Local,
+            command: Command::new(
+                "kubectl",
+                [
+                    "config",
+                    "set-credentials",
+                    "u",
+                    "--exec-arg=--oidc-client-secret=cs-SECRET",
+                    "--token",
+                    "tok-SECRET",
+                    "--exec-arg=--client-secret",
+                    "--exec-arg=x-SECRET",
+                    "--server=https://a",
+                ],
+            ),
+            sudo: false,
+            stdin: Some("password: pw-SECRET\nother: 1\n".into()),
+            why: "w".into(),
+        };
+        assert_eq!(
+            step.to_string(),
+            "# w\n+ kubectl config set-credentials u --exec-arg=--oidc-client-secret=REDACTED --token REDACTED --exec-arg=--client-secret --exec-arg=REDACTED --server=https://a <<'K8SOIDC_EOF'\npassword: REDACTED\nother: 1\nK8SOIDC_EOF\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_last_newline_is_marked() {
+        assert_eq!(
+            unified_diff("/f", "a\n", "b"),
+            "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n\\ No newline at end of file\n"
+        );
     }
 }

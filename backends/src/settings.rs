@@ -550,6 +550,47 @@ impl OidcSettings {
         scopes.push("offline_access");
         scopes
     }
+
+    /// The k8soidc flags that give exactly these settings, for a step where k8soidc runs
+    /// itself. `--config /dev/null` keeps a `k8soidc.yaml` in the working directory from
+    /// adding a setting these leave unset; the environment is the caller's, as for the parent.
+    pub fn to_flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = vec!["--config".into(), "/dev/null".into()];
+        let mut push = |flag: &str, value: &str| {
+            flags.push(flag.to_string());
+            flags.push(value.to_string());
+        };
+        push("--issuer-url", &self.issuer_url);
+        push("--client-id", &self.client_id);
+        push("--username-claim", &self.username_claim);
+        if let Some(p) = &self.username_prefix {
+            push("--username-prefix", p);
+        }
+        if let Some(c) = &self.groups_claim {
+            push("--groups-claim", c);
+        }
+        if let Some(p) = &self.groups_prefix {
+            push("--groups-prefix", p);
+        }
+        if let Some(ca) = &self.ca {
+            push("--ca-file", &ca.local_path);
+        }
+        if let Some(algs) = &self.signing_algs {
+            push("--signing-algs", &algs.join(","));
+        }
+        for (k, v) in &self.required_claims {
+            push("--required-claim", &format!("{k}={v}"));
+        }
+        match self.auth_mode {
+            AuthMode::Auto => {}
+            AuthMode::Flags => push("--auth-mode", "flags"),
+            AuthMode::Config => push("--auth-mode", "config"),
+        }
+        if let Some(v) = self.kubernetes_version {
+            push("--kubernetes-version", &v.to_string());
+        }
+        flags
+    }
 }
 
 /// Whether `text` holds a private key in any armour: PEM (`-----BEGIN … PRIVATE KEY-----`:
@@ -647,6 +688,69 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "invalid --issuer-url `http://x`: the issuer must be an https URL; kube-apiserver accepts only https; use `https://x`"
+        );
+    }
+}
+
+#[cfg(test)]
+mod to_flags_tests {
+    use super::*;
+    use crate::testutil::*;
+
+    /// What k8soidc's flag parsing makes of `to_flags` (every flag takes one value).
+    fn parse(flags: &[String]) -> SettingsInput {
+        let mut i = SettingsInput::default();
+        for pair in flags.chunks(2) {
+            let v = Some(pair[1].clone());
+            match pair[0].as_str() {
+                "--config" => assert_eq!(pair[1], "/dev/null"),
+                "--issuer-url" => i.issuer_url = v,
+                "--client-id" => i.client_id = v,
+                "--username-claim" => i.username_claim = v,
+                "--username-prefix" => i.username_prefix = v,
+                "--groups-claim" => i.groups_claim = v,
+                "--groups-prefix" => i.groups_prefix = v,
+                "--ca-file" => i.ca_file = v,
+                "--signing-algs" => i.signing_algs = v,
+                "--required-claim" => i.required_claim.push(pair[1].clone()),
+                "--auth-mode" => i.auth_mode = v,
+                "--kubernetes-version" => i.kubernetes_version = v,
+                other => panic!("unknown flag {other}"),
+            }
+        }
+        i
+    }
+
+    #[test]
+    fn to_flags_gives_back_the_same_settings() {
+        let cases = [
+            settings(),
+            with(|i| {
+                i.username_prefix = None;
+                i.groups_claim = None;
+                i.groups_prefix = None;
+                i.username_claim = None;
+            }),
+            with(|i| {
+                i.username_prefix = Some(String::new());
+                i.signing_algs = Some("RS256,ES256".into());
+                i.required_claim = vec!["hd=example.com".into(), "a=b=c".into()];
+                i.auth_mode = Some("config".into());
+                i.kubernetes_version = Some("1.34".into());
+            }),
+            with(|i| i.auth_mode = Some("flags".into())),
+        ];
+        for s in cases {
+            let flags = s.to_flags();
+            let again = OidcSettings::validate(&parse(&flags), None).unwrap();
+            assert_eq!(again, s, "{flags:?}");
+        }
+        let mut s = settings();
+        s.ca = Some(ca());
+        let flags = s.to_flags();
+        assert_eq!(
+            parse(&flags).ca_file.as_deref(),
+            Some("/home/me/idp-ca.pem")
         );
     }
 }

@@ -35,7 +35,16 @@ fn run_command(
     verbose: bool,
     label: &str,
 ) -> Result<Output, Error> {
-    let mut expr = duct::cmd(&cmd.program, &cmd.args).unchecked();
+    // A step where k8soidc runs itself shows `k8soidc`; it runs this very executable.
+    // (An OsString: duct looks a string program up on PATH; current_exe is absolute.)
+    let program: std::ffi::OsString = if cmd.program == backends::K8SOIDC {
+        std::env::current_exe()
+            .map_err(|e| Error::Other(format!("cannot find the running k8soidc for `{cmd}`: {e}")))?
+            .into_os_string()
+    } else {
+        cmd.program.clone().into()
+    };
+    let mut expr = duct::cmd(program, &cmd.args).unchecked();
     expr = match stdin {
         Some(bytes) => expr.stdin_bytes(bytes.to_vec()),
         None => expr.stdin_null(),
@@ -83,9 +92,13 @@ fn run_command(
     })
 }
 
-/// Writes a file atomically: a temporary file in the same directory, fsync, rename.
+/// Writes a file atomically: a temporary file in the same directory, fsync, rename. A file
+/// that exists keeps its owner and group: the temporary file gets them before its mode (as
+/// `chown` clears set-id bits) and before the rename, so no moment shows the new content with
+/// another owner; when they cannot be kept (not root, someone else's file), nothing is
+/// replaced.
 pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
     let mut tmp = tempfile::Builder::new()
@@ -94,6 +107,19 @@ pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(),
         .map_err(|e| Error::io(dir.display().to_string(), e))?;
     let p = path.display().to_string();
     tmp.write_all(content).map_err(|e| Error::io(&p, e))?;
+    if let Ok(old) = std::fs::metadata(path) {
+        let file = tmp.as_file();
+        let made = file.metadata().map_err(|e| Error::io(&p, e))?;
+        if (made.uid(), made.gid()) != (old.uid(), old.gid()) {
+            std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid())).map_err(|e| {
+                Error::Other(format!(
+                    "cannot keep the owner {}:{} of `{p}` ({e}); nothing was changed: run as that user or as root",
+                    old.uid(),
+                    old.gid()
+                ))
+            })?;
+        }
+    }
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(&p, e))?;
