@@ -127,7 +127,7 @@ async fn restore_backup(
     } else {
         format!("k8soidc backups --ssh {}", spec.label)
     };
-    let listed = list(remote, !args.dry_run).await?;
+    let listed = list(remote, !args.dry_run.on).await?;
     let entries: Vec<(&str, Vec<&str>)> = listed
         .lines()
         .filter_map(|l| {
@@ -201,7 +201,7 @@ async fn restore_backup(
         }
     }
     shown.push_str(&plan.display(args.verbose).to_string());
-    if args.dry_run {
+    if args.dry_run.on {
         out(&format!("{shown}\n"))?;
         eprintln!("dry run: nothing was changed on `{}`", spec.label);
         return Ok(());

@@ -30,11 +30,10 @@ pub(crate) struct CapiArgs {
     pub(crate) context: Option<String>,
     /// Take the OIDC settings out instead of setting them.
     pub(crate) remove: bool,
-    /// Print the command and the diff, change nothing.
-    pub(crate) dry_run: bool,
-    /// With `dry_run`: also have the API server check the patch (`kubectl patch
-    /// --dry-run=server`: admission and validation run, nothing is stored).
-    pub(crate) dry_run_server: bool,
+    /// Print the command and the diff, change nothing; `server`: also have the API server
+    /// check the patch (`kubectl patch --dry-run=server`: admission and validation run,
+    /// nothing is stored).
+    pub(crate) dry_run: crate::cli::DryRun,
     /// Do not ask for confirmation.
     pub(crate) yes: bool,
     /// Give up waiting for the rollout after this many seconds.
@@ -66,7 +65,6 @@ impl CapiArgs {
             context: args.context,
             remove: args.remove,
             dry_run: args.dry_run,
-            dry_run_server: args.dry_run_server,
             yes: args.yes,
             timeout,
             poll_interval: args.poll_interval,
@@ -176,9 +174,9 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         args.poll_interval,
         args.timeout,
     );
-    if args.dry_run {
+    if args.dry_run.on {
         out(&shown)?;
-        if args.dry_run_server {
+        if args.dry_run.server {
             let check = args.kubectl(&[&patch_args[..], &["--dry-run=server"]].concat());
             let answer = capture(&check)?;
             out(&format!(

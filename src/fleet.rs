@@ -73,12 +73,12 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         for s in inv.clusters.iter().filter_map(|c| c.settings.as_ref()) {
             if !seen.contains(&s) {
                 seen.push(s);
-                crate::check::gate(s, args.dry_run)?;
+                crate::check::gate(s, args.dry_run.on)?;
             }
         }
     }
     let hosts: usize = inv.clusters.iter().map(|c| c.hosts.len()).sum();
-    if !args.dry_run
+    if !args.dry_run.on
         && !env.confirm(
             &format!(
                 "Patch {hosts} hosts in {} clusters (`--dry-run` shows the plans)?",
@@ -102,7 +102,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         opts,
         remove: args.remove,
         timeout,
-        dry_run: args.dry_run,
+        dry_run: args.dry_run.on,
         verbose: args.verbose,
         bars,
     });
@@ -112,7 +112,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         shared,
         args.parallel.unwrap_or(4),
     ));
-    if args.dry_run {
+    if args.dry_run.on {
         let mut plans = String::new();
         for c in &reports {
             let _ = write!(plans, "# cluster {}\n\n{}", c.name, c.plans);

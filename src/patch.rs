@@ -234,7 +234,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         Some(crate::config::settings(&args.oidc, env)?)
     };
     if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run)?;
+        crate::check::gate(s, args.dry_run.on)?;
     }
     let rt = runtime()?;
     let mut rows: Vec<Row> = Vec::new();
@@ -256,7 +256,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             remove: args.remove,
             distro,
             timeout,
-            dry_run: args.dry_run,
+            dry_run: args.dry_run.on,
             verbose: args.verbose,
             confirm: Some((env.clone(), args.yes)),
             say: Say::host(&spec.label),

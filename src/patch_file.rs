@@ -342,7 +342,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
                 "configured with these OIDC settings"
             }
         );
-        if !args.dry_run && !args.in_place {
+        if !args.dry_run.on && !args.in_place {
             stdout(&text)?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -360,7 +360,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.in_place {
         let plan = in_place_plan(&path, given, &text, &after, kind, args.remove)?;
-        if args.dry_run {
+        if args.dry_run.on {
             return stdout(&plan.to_string()).map(|()| ExitCode::SUCCESS);
         }
         crate::exec::run_plan(&plan, env, false)?;
@@ -371,7 +371,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if args.dry_run {
+    if args.dry_run.on {
         let diff = backends::unified_diff(
             &format!("/{}", given.trim_start_matches('/')),
             &text,

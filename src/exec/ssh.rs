@@ -601,16 +601,12 @@ impl Remote {
         }
     }
 
-    /// Test hook (`K8SOIDC_TEST_DISCONNECT_AFTER=<stage>[@<host label>]`): drops the SSH connection the hard
-    /// way (`ssh -O exit` on the control socket), as a network failure would.
+    /// Drops the SSH connection the hard way (`ssh -O exit` on the control socket), as a
+    /// network failure would, when the test seam asks for it after `stage`
+    /// ([`crate::testing::TestSeam::disconnect_after`]; never in normal use).
     pub(crate) fn maybe_disconnect(&self, stage: &str) {
         let Some(session) = &self.session else { return };
-        // `STAGE` for every host, `STAGE@LABEL` for one (inventory runs).
-        let wanted = std::env::var("K8SOIDC_TEST_DISCONNECT_AFTER").unwrap_or_default();
-        let hit = match wanted.split_once('@') {
-            Some((s, host)) => s == stage && host == self.spec.label,
-            None => wanted == stage,
-        };
+        let hit = crate::testing::TestSeam::get().disconnect_after(stage, &self.spec.label);
         if hit {
             let _ = std::process::Command::new("ssh")
                 .arg("-S")
