@@ -1,15 +1,15 @@
 //! Cluster API on a management cluster: read the KubeadmControlPlane with kubectl, compute the
 //! merge patch from the object itself (so `files`, `extraVolumes` and v1beta2 `extraArgs` keep
 //! their other entries; `backends::capi::live_patch`), show it (dry run: the plan's
-//! `kubectl patch --type merge` step and the diff), run that plan, then wait until the controller has rolled
-//! out every control-plane machine, or time out with the object's conditions.
+//! `kubectl patch --type merge` step and the diff, then its wait step), and run that plan: the
+//! patch, then the wait (`Step::Await`) until the controller has rolled out every
+//! control-plane machine, or the timeout with the object's conditions.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use backends::capi;
-use backends::{Command, Plan, Step};
+use backends::{Command, Plan, Step, Target, Until};
 
 use crate::cli::{OidcArgs, PatchArgs};
 use crate::error::Error;
@@ -158,21 +158,35 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
             if args.remove { "remove" } else { "set" },
             p.version.api_version(),
         ),
-        steps: vec![Step::run(
-            patch,
-            "merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)",
-        )],
+        steps: vec![
+            Step::run(
+                patch,
+                "merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)",
+            ),
+            Step::Await {
+                on: Target::Local,
+                read: args.get(),
+                until: Until::CapiRollout { name: name.clone() },
+                interval_secs: args.poll_interval,
+                timeout_secs: args.timeout,
+                why: "wait until the controller has replaced every control-plane machine".into(),
+            },
+        ],
         notes: vec![],
     };
+    // The patch step, its diff, then the wait: the steps of `plan`, in order.
     let shown = format!(
-        "{plan}{}# then: wait until every control-plane machine is rolled out (checked every {}s, up to {}s)\n",
+        "{}{}\n{}",
+        Plan {
+            steps: plan.steps[..1].to_vec(),
+            ..plan.clone()
+        },
         backends::unified_diff(
             &format!("/kubeadmcontrolplane/{name}/spec/kubeadmConfigSpec"),
             &p.before,
             &p.after
         ),
-        args.poll_interval,
-        args.timeout,
+        plan.steps[1],
     );
     if args.dry_run.on {
         out(&shown)?;
@@ -194,55 +208,5 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     crate::exec::run_plan(&plan, env, false)?;
-    wait(&args, env)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Polls the KubeadmControlPlane until its rollout is done, printing a progress line whenever
-/// it changes (a spinner on a terminal).
-fn wait(args: &CapiArgs, env: &Env) -> Result<(), Error> {
-    let name = &args.name;
-    let started = Instant::now();
-    let interval = Duration::from_secs(args.poll_interval);
-    let spinner = env.spinner(format!("waiting for KubeadmControlPlane `{name}`"));
-    let mut last = String::new();
-    loop {
-        let status = capi::rollout(&capture(&args.get())?)?;
-        let line = format!(
-            "waiting for KubeadmControlPlane `{name}`: {}",
-            status.summary
-        );
-        if status.done {
-            spinner.finish_and_clear();
-            eprintln!(
-                "KubeadmControlPlane `{name}` rolled out: {} after {}s",
-                status.summary,
-                started.elapsed().as_secs()
-            );
-            return Ok(());
-        }
-        if line != last {
-            if env.stderr_tty {
-                spinner.set_message(line.clone());
-            } else {
-                eprintln!("{line} ({}s)", started.elapsed().as_secs());
-            }
-            last = line;
-        }
-        if started.elapsed() + interval > Duration::from_secs(args.timeout) {
-            spinner.finish_and_clear();
-            let conditions: String = status
-                .conditions
-                .iter()
-                .map(|c| format!("\n  | {c}"))
-                .collect();
-            return Err(Error::Other(format!(
-                "gave up after {}s waiting for KubeadmControlPlane `{name}` to roll out ({}); the patch is applied and the controller keeps going; watch it with `kubectl get kubeadmcontrolplane {name} -w`; conditions:{}",
-                args.timeout,
-                status.summary,
-                if conditions.is_empty() { " none reported".to_string() } else { conditions }
-            )));
-        }
-        std::thread::sleep(interval);
-    }
 }
