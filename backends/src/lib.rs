@@ -23,7 +23,6 @@ pub mod kops;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubespray;
-mod lines;
 pub mod manifest;
 pub mod microk8s;
 pub mod node;

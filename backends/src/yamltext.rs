@@ -305,7 +305,9 @@ pub(crate) fn splice(lines: &mut Vec<Line>, range: Range<usize>, new: Vec<String
     if at_end && last_had_no_eol {
         if let Some(l) = new.last_mut() {
             l.eol = String::new();
-        } else if range.start > 0 {
+        } else if range.start > 0 && !lines[range.start - 1].text.is_empty() {
+            // The line before becomes the last: it loses its ending, unless it is blank
+            // (a blank last line without an ending would vanish).
             lines[range.start - 1].eol = String::new();
         }
     }
@@ -394,6 +396,14 @@ mod tests {
         let mut lines = split("a: 1\r\nb: 2\r\n");
         splice(&mut lines, 1..2, vec![], "\r\n");
         assert_eq!(join(&lines), "a: 1\r\n");
+        // Deleting a last line without an ending: the line before takes its place, and a
+        // blank one keeps its ending (or it would vanish).
+        let mut lines = split("a: 1\nb: 2");
+        splice(&mut lines, 1..2, vec![], "\n");
+        assert_eq!(join(&lines), "a: 1");
+        let mut lines = split("a: 1\n\nb: 2");
+        splice(&mut lines, 2..3, vec![], "\n");
+        assert_eq!(join(&lines), "a: 1\n\n");
     }
 
     #[test]
