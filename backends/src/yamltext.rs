@@ -234,6 +234,22 @@ pub(crate) fn value_is_empty(rest: &str) -> bool {
     matches!(v, "{}" | "[]" | "~" | "null")
 }
 
+/// The line after the last content line in `range` (where a block's new children go), if
+/// the range has content.
+pub(crate) fn content_end(lines: &[Line], range: Range<usize>) -> Option<usize> {
+    range
+        .rev()
+        .find(|&i| is_content(&lines[i].text))
+        .map(|i| i + 1)
+}
+
+/// `text` with up to `n` leading spaces taken off each line (an entry read on its own).
+pub(crate) fn dedent(text: &str, n: usize) -> String {
+    text.split_inclusive('\n')
+        .map(|l| &l[indent(l).min(n)..])
+        .collect()
+}
+
 /// The first content line in `range`.
 pub(crate) fn first_content(lines: &[Line], range: Range<usize>) -> Option<usize> {
     range.into_iter().find(|&i| is_content(&lines[i].text))

@@ -13,16 +13,13 @@ use crate::{Distribution, OidcSettings, PlanError};
 
 use crate::yamltext::{self as yt, Line};
 
-/// The key of a top-level `key:` line and what follows the colon.
-fn top_level_key(line: &str) -> Option<(&str, &str)> {
+/// The key of a top-level `key:` line and what follows the colon (trimmed, comment included):
+/// [`yt::key_of`] of a line at column 0 whose key is not quoted.
+fn top_level_key(line: &str) -> Option<(String, String)> {
     if line.starts_with([' ', '\t', '#', '-', '"', '\'']) {
         return None;
     }
-    let colon = line
-        .match_indices(':')
-        .map(|(i, _)| i)
-        .find(|&i| line[i + 1..].is_empty() || line[i + 1..].starts_with([' ', '\t']))?;
-    Some((&line[..colon], &line[colon + 1..]))
+    yt::key_of(line)
 }
 
 /// The indentation of the file's first block-list item (new lists copy it), else two spaces.
@@ -135,8 +132,9 @@ impl Patch<'_> {
         };
         let at = *at;
         let rest = top_level_key(&self.lines[at].text)
-            .map_or("", |(_, r)| r)
-            .trim();
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        let rest = rest.as_str();
         if rest.starts_with('[') {
             return Err(self.refuse(format!("`{key}` is a flow list `{rest}`")));
         }
