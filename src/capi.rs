@@ -100,7 +100,10 @@ fn capture(cmd: &Command) -> Result<String, Error> {
         .stderr_capture()
         .unchecked()
         .run()
-        .map_err(|e| Error::Other(format!("cannot start `{cmd}`: {e}")))?;
+        .map_err(|e| Error::CommandStart {
+            command: cmd.to_string(),
+            detail: e.to_string(),
+        })?;
     if !out.status.success() {
         return Err(Error::CommandFailed {
             command: cmd.to_shell(),

@@ -265,9 +265,10 @@ pub(crate) fn run_bounded(
         Some(b) => expr.stdin_bytes(b.to_vec()),
         None => expr.stdin_null(),
     };
-    let handle = expr
-        .start()
-        .map_err(|e| Error::Other(format!("cannot start `{program}`: {e}")))?;
+    let handle = expr.start().map_err(|e| Error::CommandStart {
+        command: program.to_string(),
+        detail: e.to_string(),
+    })?;
     let deadline = Instant::now() + limit;
     loop {
         match handle.try_wait() {

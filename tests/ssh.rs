@@ -245,7 +245,16 @@ fn host_key_mismatch_refused_before_any_command() {
         .args(["--yes"])
         .run()
         .status(1);
-    assert!(out.stderr.contains("host key"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "\nerror: host key of `{}` is not the one known: refused before running anything (",
+            node.target()
+        )) && out
+            .stderr
+            .ends_with("); check the key, then fix known_hosts (`ssh-keygen -R HOST`)\n"),
+        "{}",
+        out.stderr
+    );
     std::fs::write(node.dir.path().join("known_hosts"), good).unwrap();
     assert_eq!(
         node.sh("ls -A /var/lib/k8soidc"),
@@ -264,7 +273,14 @@ fn unknown_host_refused_unless_accept_new() {
         .args(["--dry-run"])
         .run()
         .status(1);
-    assert!(out.stderr.contains("host key"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "\nerror: host key of `{}` is unknown (not in known_hosts): refused before running anything (",
+            node.target()
+        )) && out.stderr.ends_with("); check its fingerprint, then pass --accept-new-host-key to record it, or add it to known_hosts yourself\n"),
+        "{}",
+        out.stderr
+    );
     node.k8soidc("patch")
         .args(oidc())
         .args(["--accept-new-host-key"])
@@ -287,7 +303,7 @@ fn lock_held_refused_and_unchanged() {
         .run()
         .status(1);
     assert!(
-        out.stderr.contains("another k8soidc run holds the lock"),
+        out.stderr.ends_with(&format!("error: another k8soidc run holds the lock on `{}` (/var/lib/k8soidc/lock): refused, nothing changed; wait for it to finish and run again\n", node.target())),
         "{}",
         out.stderr
     );
@@ -349,7 +365,11 @@ fn sudo_without_password_works_with_password_refused() {
         .args(["--yes"])
         .run()
         .status(1);
-    assert!(out.stderr.contains("needs a password"), "{}", out.stderr);
+    assert!(
+        out.stderr.ends_with(&format!("error: `sudo -n` on `k8soidc-op@{}:{}` needs a password for k8soidc-op (or sudo is missing): refused before any change; allow passwordless sudo for k8soidc-op (NOPASSWD in /etc/sudoers.d) or connect as root\n", node.addr, node.port)),
+        "{}",
+        out.stderr
+    );
     assert_eq!(node.fingerprint(), fp);
 }
 
@@ -374,8 +394,13 @@ fn connection_killed_at_each_step_boundary_then_rerun_converges() {
                 out.stderr
             );
         } else {
+            // Issue 11: a lost connection is its own class, exit 3 (README "Exit codes").
+            assert_eq!(out.status, 3, "{stage}: {}", out.stderr);
             assert!(
-                out.stderr.contains("connection") || out.stderr.contains("lost"),
+                out.stderr.contains(&format!(
+                    "error: lost the connection to `{}`",
+                    node.target()
+                )),
                 "{stage}: {}",
                 out.stderr
             );

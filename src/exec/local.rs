@@ -53,9 +53,10 @@ fn run_command(
         expr = expr.stderr_capture();
     }
     expr = expr.stdout_capture();
-    let handle = expr
-        .start()
-        .map_err(|e| Error::Other(format!("cannot start `{cmd}`: {e}")))?;
+    let handle = expr.start().map_err(|e| Error::CommandStart {
+        command: cmd.to_string(),
+        detail: e.to_string(),
+    })?;
     let started = Instant::now();
     let mut spinner = None;
     let output = loop {
