@@ -54,7 +54,7 @@ impl CapiArgs {
                 "--in-place and --file-kind go with --file, not --capi; drop them".into(),
             ));
         }
-        let timeout = crate::patch::parse_duration(
+        let timeout = crate::config::parse_duration(
             "--timeout",
             args.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT),
         )?;

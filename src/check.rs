@@ -322,7 +322,7 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings) -> Result<Vec<Check>, Error> {
         accept_new_host_key: args.ssh.accept_new_host_key,
         config: args.ssh.ssh_config.as_ref().map(Into::into),
     };
-    let rt = crate::patch::runtime()?;
+    let rt = crate::exec::runtime()?;
     let mut out = Vec::new();
     for spec in &specs {
         let checks = rt.block_on(async {

@@ -341,7 +341,7 @@ pub(crate) struct PatchArgs {
     pub(crate) in_place: bool,
     /// With --file: what the file is [default: detected from its content].
     #[arg(long, value_enum, value_name = "KIND", requires = "file")]
-    pub(crate) file_kind: Option<crate::patch_file::FileKind>,
+    pub(crate) file_kind: Option<FileKind>,
     /// A Cluster API KubeadmControlPlane to patch on the management cluster (with kubectl).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local"])]
     pub(crate) capi: Option<String>,
@@ -498,4 +498,36 @@ impl TypedValueParser for Names {
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new((self.0)().into_iter().map(PossibleValue::new)))
     }
+}
+
+/// The kinds of file `patch --file` edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FileKind {
+    /// kube-apiserver static Pod manifest.
+    #[value(name = "manifest")]
+    Manifest,
+    /// k3s config.yaml (or a config.yaml.d drop-in).
+    #[value(name = "k3s-config")]
+    K3sConfig,
+    /// RKE2 config.yaml.
+    #[value(name = "rke2-config")]
+    Rke2Config,
+    /// MicroK8s kube-apiserver args file.
+    #[value(name = "microk8s-args")]
+    Microk8sArgs,
+    /// kubeadm ClusterConfiguration (`kubeadm init --config`).
+    #[value(name = "kubeadm-config")]
+    KubeadmConfig,
+    /// kOps Cluster spec.
+    #[value(name = "kops-cluster")]
+    KopsCluster,
+    /// k3d config file.
+    #[value(name = "k3d-config")]
+    K3dConfig,
+    /// Cluster API KubeadmControlPlane manifest.
+    #[value(name = "capi-kcp")]
+    CapiKcp,
+    /// kubespray inventory group_vars.
+    #[value(name = "kubespray-group-vars")]
+    KubesprayGroupVars,
 }

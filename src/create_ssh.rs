@@ -11,8 +11,10 @@ use std::process::ExitCode;
 use backends::{Distribution, Step};
 
 use crate::error::Error;
+use crate::exec::runtime;
+use crate::exec::ssh::hosts;
 use crate::exec::ssh::{parse_files, Remote};
-use crate::patch::{hosts, out, runtime, Say};
+use crate::report::{out, Say};
 use crate::ui::Env;
 
 /// `k8soidc create --ssh`.

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::exec::ssh::{HostSpec, Remote, SshOptions};
 use crate::host::HostJob;
 use crate::inventory::{self, Cluster, Inventory};
-use crate::patch::{Outcome, Say};
+use crate::report::{Outcome, Say};
 use crate::ui::Env;
 
 /// How many SSH connections are opened at once before the run.
@@ -66,7 +66,7 @@ struct HostRow {
 /// `k8soidc patch --inventory FILE`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let timeout =
-        crate::patch::parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
+        crate::config::parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
     let inv = inventory::load(&args)?;
     if !args.skip_check {
         let mut seen: Vec<&OidcSettings> = Vec::new();
@@ -93,7 +93,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         accept_new_host_key: args.ssh.accept_new_host_key,
         config: args.ssh.ssh_config.as_ref().map(Into::into),
     };
-    let rt = crate::patch::runtime()?;
+    let rt = crate::exec::runtime()?;
     let remotes = rt.block_on(connect_all(&inv, &opts))?;
     let bars = env
         .stderr_tty
@@ -118,7 +118,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             let _ = write!(plans, "# cluster {}\n\n{}", c.name, c.plans);
         }
         match args.output.unwrap_or_default() {
-            ReportFormat::Table => crate::patch::out(&plans)?,
+            ReportFormat::Table => crate::report::out(&plans)?,
             ReportFormat::Json => eprint!("{plans}"),
         }
     }
@@ -139,7 +139,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         ReportFormat::Json => {
             let text = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?;
-            crate::patch::out(&format!("{text}\n"))?;
+            crate::report::out(&format!("{text}\n"))?;
         }
     }
     if n_failed > 0 {

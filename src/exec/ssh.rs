@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use backends::node::NodeStep;
 
+use crate::cli::SshArgs;
 use crate::error::{Error, LostState};
 
 /// `[USER@]HOST[:PORT]` as given to `--ssh` (IPv6 in brackets: `[::1]:22`).
@@ -669,6 +670,26 @@ pub(crate) fn parse_files(text: &str) -> Result<backends::patch::NodeFiles, Erro
         files.insert(path.to_string(), content);
     }
     Ok(files)
+}
+
+/// The hosts of `--ssh` (at least one) and the SSH options shared by every command that
+/// reaches hosts.
+pub(crate) fn hosts(ssh: &SshArgs) -> Result<(Vec<HostSpec>, SshOptions), Error> {
+    if ssh.hosts.is_empty() {
+        return Err(Error::Input(
+            "missing --ssh: say which node to act on, e.g. `--ssh root@cp1.example.com`".into(),
+        ));
+    }
+    let specs = ssh
+        .hosts
+        .iter()
+        .map(|h| HostSpec::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = SshOptions {
+        accept_new_host_key: ssh.accept_new_host_key,
+        config: ssh.ssh_config.as_ref().map(Into::into),
+    };
+    Ok((specs, opts))
 }
 
 #[cfg(test)]
