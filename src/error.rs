@@ -175,3 +175,81 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README "Exit codes" table, one row per class.
+    #[test]
+    fn each_class_has_its_documented_exit_code() {
+        let host = || "root@cp1".to_string();
+        let cases = [
+            (Error::Input("x".into()), 2),
+            (
+                Error::ConnectionLost {
+                    host: host(),
+                    cause: None,
+                    state: LostState::OldOrNew,
+                },
+                3,
+            ),
+            (
+                Error::LockHeld {
+                    host: host(),
+                    lock: "/var/lib/k8soidc/lock".into(),
+                },
+                1,
+            ),
+            (
+                Error::HostKeyUnknown {
+                    host: host(),
+                    detail: "d".into(),
+                },
+                1,
+            ),
+            (
+                Error::HostKeyChanged {
+                    host: host(),
+                    detail: "d".into(),
+                },
+                1,
+            ),
+            (
+                Error::NoSudo {
+                    host: host(),
+                    user: "op".into(),
+                },
+                1,
+            ),
+            (
+                Error::CommandFailed {
+                    command: "c".into(),
+                    host: Some(host()),
+                    status: "exit status 1".into(),
+                    stderr: String::new(),
+                },
+                1,
+            ),
+            (
+                Error::CommandStart {
+                    command: "c".into(),
+                    detail: "d".into(),
+                },
+                1,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "{e}");
+        }
+        let lost = Error::ConnectionLost {
+            host: host(),
+            cause: Some("broken pipe".into()),
+            state: LostState::OldOrNewWithBackups,
+        };
+        assert_eq!(
+            lost.to_string(),
+            "lost the connection to `root@cp1` (broken pipe); nothing is half-written: each file is old or new; run again to converge, or `k8soidc backups --ssh root@cp1` to see backups"
+        );
+    }
+}
