@@ -14,9 +14,11 @@ use backends::node::{NodeStep, ReadCommand, STATE_DIR};
 use backends::{Command, Step};
 
 use crate::cli::{BackupsArgs, RollbackArgs, SshArgs};
+use crate::config::parse_duration;
 use crate::error::Error;
+use crate::exec::runtime;
 use crate::exec::ssh::{parse_files, HostSpec, Remote, SshOptions};
-use crate::patch::{out, parse_duration, runtime, Say};
+use crate::report::{out, Say};
 use crate::ui::Env;
 
 /// The hosts of `backups` / `rollback`: `--ssh` hosts, or this machine with `--local`.
@@ -32,7 +34,7 @@ fn targets(ssh: &SshArgs, local: bool) -> Result<(Vec<HostSpec>, SshOptions), Er
             SshOptions::default(),
         ));
     }
-    crate::patch::hosts(ssh)
+    crate::exec::ssh::hosts(ssh)
 }
 
 async fn open(spec: &HostSpec, opts: &SshOptions, local: bool) -> Result<Remote, Error> {
@@ -127,46 +129,11 @@ async fn restore_backup(
     } else {
         format!("k8soidc backups --ssh {}", spec.label)
     };
-    let listed = list(remote, !args.dry_run).await?;
-    let entries: Vec<(&str, Vec<&str>)> = listed
-        .lines()
-        .filter_map(|l| {
-            let (id, paths) = l.split_once('\t')?;
-            Some((id, paths.split_whitespace().collect()))
-        })
-        .collect();
-    let id = match &args.to {
-        Some(id) if entries.iter().any(|(i, _)| i == id) => id.clone(),
-        Some(id) => {
-            return Err(Error::Input(format!(
-                "invalid --to `{}`: no such backup on `{}`; see `{hint}`",
-                backends::escape(id),
-                spec.label,
-            )))
-        }
-        None => entries
-            .first()
-            .map(|(i, _)| i.to_string())
-            .ok_or_else(|| Error::Other(format!("no backups on `{}`", spec.label)))?,
-    };
-    let n = entries
-        .iter()
-        .find(|(i, _)| *i == id)
-        .map(|(_, p)| p.len())
-        .unwrap_or(0);
+    let listed = list(remote, !args.dry_run.on).await?;
+    let (id, n) = choose_backup(&listed, args.to.as_deref(), &spec.label, &hint)?;
     // Round trip 2: the backup's index and copies, the current files, the units.
     let dir = format!("{STATE_DIR}/backups/{id}");
-    let mut paths = vec![format!("{dir}/FILES")];
-    paths.extend((1..=n).map(|k| format!("{dir}/{k}")));
-    paths.extend(backends::patch::probe_paths(None));
-    let read = NodeStep::Begin {
-        lock: false,
-        paths,
-        commands: backends::patch::read_commands(None)
-            .into_iter()
-            .filter(|c| c.key.starts_with("systemd:"))
-            .collect(),
-    };
+    let read = read_backup(&dir, n);
     let begun = remote.begin(&read, false).await?;
     let files = parse_files(&begun.records)?;
     let index = files
@@ -201,7 +168,7 @@ async fn restore_backup(
         }
     }
     shown.push_str(&plan.display(args.verbose).to_string());
-    if args.dry_run {
+    if args.dry_run.on {
         out(&format!("{shown}\n"))?;
         eprintln!("dry run: nothing was changed on `{}`", spec.label);
         return Ok(());
@@ -214,7 +181,70 @@ async fn restore_backup(
         eprintln!("[{}] not confirmed: nothing done", spec.label);
         return Ok(());
     }
-    let say = Say::host(&spec.label);
+    execute_rollback(remote, &plan, &spec.label, &id, distribution, timeout).await
+}
+
+/// The backup to restore (`--to`, else the newest) from the list the node sent, and how many
+/// files it holds.
+fn choose_backup(
+    listed: &str,
+    to: Option<&str>,
+    label: &str,
+    hint: &str,
+) -> Result<(String, usize), Error> {
+    let entries: Vec<(&str, usize)> = listed
+        .lines()
+        .filter_map(|l| {
+            let (id, paths) = l.split_once('\t')?;
+            Some((id, paths.split_whitespace().count()))
+        })
+        .collect();
+    let id = match to {
+        Some(id) if entries.iter().any(|(i, _)| *i == id) => id.to_string(),
+        Some(id) => {
+            return Err(Error::Input(format!(
+                "invalid --to `{}`: no such backup on `{label}`; see `{hint}`",
+                backends::escape(id),
+            )))
+        }
+        None => entries
+            .first()
+            .map(|(i, _)| i.to_string())
+            .ok_or_else(|| Error::Other(format!("no backups on `{label}`")))?,
+    };
+    let n = entries
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map_or(0, |(_, n)| *n);
+    Ok((id, n))
+}
+
+/// The read of a backup: its index and `n` copies in `dir`, the current files, the units.
+fn read_backup(dir: &str, n: usize) -> NodeStep {
+    let mut paths = vec![format!("{dir}/FILES")];
+    paths.extend((1..=n).map(|k| format!("{dir}/{k}")));
+    paths.extend(backends::patch::probe_paths(None));
+    NodeStep::Begin {
+        lock: false,
+        paths,
+        commands: backends::patch::read_commands(None)
+            .into_iter()
+            .filter(|c| c.key.starts_with("systemd:"))
+            .collect(),
+    }
+}
+
+/// Runs a confirmed rollback plan; when the API server is not healthy after it, shows its
+/// last log lines.
+async fn execute_rollback(
+    remote: &Remote,
+    plan: &backends::Plan,
+    label: &str,
+    id: &str,
+    distribution: backends::Distribution,
+    timeout: u64,
+) -> Result<(), Error> {
+    let say = Say::host(label);
     let unit = plan.steps.iter().find_map(|s| match s {
         Step::Node {
             step: NodeStep::AwaitHealthy(h),
@@ -222,12 +252,11 @@ async fn restore_backup(
         } => Some(h.unit.clone()),
         _ => None,
     });
-    match crate::host::run_steps(remote, &plan, &[], &say, "with the restored configuration").await
-    {
+    match crate::host::run_steps(remote, plan, &[], &say, "with the restored configuration").await {
         Ok(_) => {
             eprintln!(
                 "[{}] the {distribution} API server is healthy with backup {id}",
-                spec.label
+                label
             );
             Ok(())
         }
@@ -242,13 +271,13 @@ async fn restore_backup(
             if !logs.trim().is_empty() {
                 eprintln!(
                     "[{}] last API server log lines:{}",
-                    spec.label,
+                    label,
                     crate::error::framed(&logs)
                 );
             }
             Err(Error::Other(format!(
                 "`{}`: backup {id} is restored but the API server is not healthy within {timeout}s ({e}); check the node",
-                spec.label
+                label
             )))
         }
     }

@@ -1,15 +1,15 @@
 //! Cluster API on a management cluster: read the KubeadmControlPlane with kubectl, compute the
 //! merge patch from the object itself (so `files`, `extraVolumes` and v1beta2 `extraArgs` keep
 //! their other entries; `backends::capi::live_patch`), show it (dry run: the plan's
-//! `kubectl patch --type merge` step and the diff), run that plan, then wait until the controller has rolled
-//! out every control-plane machine, or time out with the object's conditions.
+//! `kubectl patch --type merge` step and the diff, then its wait step), and run that plan: the
+//! patch, then the wait (`Step::Await`) until the controller has rolled out every
+//! control-plane machine, or the timeout with the object's conditions.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use backends::capi;
-use backends::{Command, Plan, Step};
+use backends::{Command, Plan, Step, Target, Until};
 
 use crate::cli::{OidcArgs, PatchArgs};
 use crate::error::Error;
@@ -30,11 +30,10 @@ pub(crate) struct CapiArgs {
     pub(crate) context: Option<String>,
     /// Take the OIDC settings out instead of setting them.
     pub(crate) remove: bool,
-    /// Print the command and the diff, change nothing.
-    pub(crate) dry_run: bool,
-    /// With `dry_run`: also have the API server check the patch (`kubectl patch
-    /// --dry-run=server`: admission and validation run, nothing is stored).
-    pub(crate) dry_run_server: bool,
+    /// Print the command and the diff, change nothing; `server`: also have the API server
+    /// check the patch (`kubectl patch --dry-run=server`: admission and validation run,
+    /// nothing is stored).
+    pub(crate) dry_run: crate::cli::DryRun,
     /// Do not ask for confirmation.
     pub(crate) yes: bool,
     /// Give up waiting for the rollout after this many seconds.
@@ -55,7 +54,7 @@ impl CapiArgs {
                 "--in-place and --file-kind go with --file, not --capi; drop them".into(),
             ));
         }
-        let timeout = crate::patch::parse_duration(
+        let timeout = crate::config::parse_duration(
             "--timeout",
             args.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT),
         )?;
@@ -66,7 +65,6 @@ impl CapiArgs {
             context: args.context,
             remove: args.remove,
             dry_run: args.dry_run,
-            dry_run_server: args.dry_run_server,
             yes: args.yes,
             timeout,
             poll_interval: args.poll_interval,
@@ -102,7 +100,10 @@ fn capture(cmd: &Command) -> Result<String, Error> {
         .stderr_capture()
         .unchecked()
         .run()
-        .map_err(|e| Error::Other(format!("cannot start `{cmd}`: {e}")))?;
+        .map_err(|e| Error::CommandStart {
+            command: cmd.to_string(),
+            detail: e.to_string(),
+        })?;
     if !out.status.success() {
         return Err(Error::CommandFailed {
             command: cmd.to_shell(),
@@ -160,25 +161,39 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
             if args.remove { "remove" } else { "set" },
             p.version.api_version(),
         ),
-        steps: vec![Step::run(
-            patch,
-            "merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)",
-        )],
+        steps: vec![
+            Step::run(
+                patch,
+                "merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)",
+            ),
+            Step::Await {
+                on: Target::Local,
+                read: args.get(),
+                until: Until::CapiRollout { name: name.clone() },
+                interval_secs: args.poll_interval,
+                timeout_secs: args.timeout,
+                why: "wait until the controller has replaced every control-plane machine".into(),
+            },
+        ],
         notes: vec![],
     };
+    // The patch step, its diff, then the wait: the steps of `plan`, in order.
     let shown = format!(
-        "{plan}{}# then: wait until every control-plane machine is rolled out (checked every {}s, up to {}s)\n",
+        "{}{}\n{}",
+        Plan {
+            steps: plan.steps[..1].to_vec(),
+            ..plan.clone()
+        },
         backends::unified_diff(
             &format!("/kubeadmcontrolplane/{name}/spec/kubeadmConfigSpec"),
             &p.before,
             &p.after
         ),
-        args.poll_interval,
-        args.timeout,
+        plan.steps[1],
     );
-    if args.dry_run {
+    if args.dry_run.on {
         out(&shown)?;
-        if args.dry_run_server {
+        if args.dry_run.server {
             let check = args.kubectl(&[&patch_args[..], &["--dry-run=server"]].concat());
             let answer = capture(&check)?;
             out(&format!(
@@ -196,55 +211,5 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     crate::exec::run_plan(&plan, env, false)?;
-    wait(&args, env)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Polls the KubeadmControlPlane until its rollout is done, printing a progress line whenever
-/// it changes (a spinner on a terminal).
-fn wait(args: &CapiArgs, env: &Env) -> Result<(), Error> {
-    let name = &args.name;
-    let started = Instant::now();
-    let interval = Duration::from_secs(args.poll_interval);
-    let spinner = env.spinner(format!("waiting for KubeadmControlPlane `{name}`"));
-    let mut last = String::new();
-    loop {
-        let status = capi::rollout(&capture(&args.get())?)?;
-        let line = format!(
-            "waiting for KubeadmControlPlane `{name}`: {}",
-            status.summary
-        );
-        if status.done {
-            spinner.finish_and_clear();
-            eprintln!(
-                "KubeadmControlPlane `{name}` rolled out: {} after {}s",
-                status.summary,
-                started.elapsed().as_secs()
-            );
-            return Ok(());
-        }
-        if line != last {
-            if env.stderr_tty {
-                spinner.set_message(line.clone());
-            } else {
-                eprintln!("{line} ({}s)", started.elapsed().as_secs());
-            }
-            last = line;
-        }
-        if started.elapsed() + interval > Duration::from_secs(args.timeout) {
-            spinner.finish_and_clear();
-            let conditions: String = status
-                .conditions
-                .iter()
-                .map(|c| format!("\n  | {c}"))
-                .collect();
-            return Err(Error::Other(format!(
-                "gave up after {}s waiting for KubeadmControlPlane `{name}` to roll out ({}); the patch is applied and the controller keeps going; watch it with `kubectl get kubeadmcontrolplane {name} -w`; conditions:{}",
-                args.timeout,
-                status.summary,
-                if conditions.is_empty() { " none reported".to_string() } else { conditions }
-            )));
-        }
-        std::thread::sleep(interval);
-    }
 }

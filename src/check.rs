@@ -265,9 +265,10 @@ pub(crate) fn run_bounded(
         Some(b) => expr.stdin_bytes(b.to_vec()),
         None => expr.stdin_null(),
     };
-    let handle = expr
-        .start()
-        .map_err(|e| Error::Other(format!("cannot start `{program}`: {e}")))?;
+    let handle = expr.start().map_err(|e| Error::CommandStart {
+        command: program.to_string(),
+        detail: e.to_string(),
+    })?;
     let deadline = Instant::now() + limit;
     loop {
         match handle.try_wait() {
@@ -321,7 +322,7 @@ fn ssh_checks(args: &CheckArgs, s: &OidcSettings) -> Result<Vec<Check>, Error> {
         accept_new_host_key: args.ssh.accept_new_host_key,
         config: args.ssh.ssh_config.as_ref().map(Into::into),
     };
-    let rt = crate::patch::runtime()?;
+    let rt = crate::exec::runtime()?;
     let mut out = Vec::new();
     for spec in &specs {
         let checks = rt.block_on(async {

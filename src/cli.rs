@@ -167,21 +167,8 @@ pub(crate) struct CreateArgs {
     /// Name of the new cluster.
     #[arg(long, default_value = "oidc")]
     pub(crate) name: String,
-    /// Print every command and file, change nothing. `--dry-run=client` is the
-    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
-    #[arg(
-        long,
-        value_name = "MODE",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "none",
-        default_missing_value = "client",
-        hide_default_value = true,
-        hide_possible_values = true,
-        action = clap::ArgAction::Set,
-        value_parser = dry_run_mode
-    )]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) dry_run: DryRun,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
@@ -235,21 +222,8 @@ pub(crate) struct RbacArgs {
     /// kubeconfig context for kubectl.
     #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
-    /// Print the YAML (with --apply: and the command), run nothing. `--dry-run=client` is the
-    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
-    #[arg(
-        long,
-        value_name = "MODE",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "none",
-        default_missing_value = "client",
-        hide_default_value = true,
-        hide_possible_values = true,
-        action = clap::ArgAction::Set,
-        value_parser = dry_run_mode
-    )]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) dry_run: DryRun,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: ObjectOutput,
@@ -271,21 +245,8 @@ pub(crate) struct KubeconfigArgs {
     /// kubeconfig to edit [default: first path of $KUBECONFIG, else ~/.kube/config].
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
-    /// Print the diff and the equivalent kubectl commands, change nothing. `--dry-run=client` is the
-    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
-    #[arg(
-        long,
-        value_name = "MODE",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "none",
-        default_missing_value = "client",
-        hide_default_value = true,
-        hide_possible_values = true,
-        action = clap::ArgAction::Set,
-        value_parser = dry_run_mode
-    )]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) dry_run: DryRun,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }
@@ -336,21 +297,8 @@ pub(crate) struct IdpArgs {
     /// Write the files into DIR (created if needed) instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<String>,
-    /// Print what would be written; write nothing. `--dry-run=client` is the
-    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
-    #[arg(
-        long,
-        value_name = "MODE",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "none",
-        default_missing_value = "client",
-        hide_default_value = true,
-        hide_possible_values = true,
-        action = clap::ArgAction::Set,
-        value_parser = dry_run_mode
-    )]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) dry_run: DryRun,
     /// Overwrite files in --out that differ from what is rendered.
     #[arg(long)]
     pub(crate) force: bool,
@@ -393,7 +341,7 @@ pub(crate) struct PatchArgs {
     pub(crate) in_place: bool,
     /// With --file: what the file is [default: detected from its content].
     #[arg(long, value_enum, value_name = "KIND", requires = "file")]
-    pub(crate) file_kind: Option<crate::patch_file::FileKind>,
+    pub(crate) file_kind: Option<FileKind>,
     /// A Cluster API KubeadmControlPlane to patch on the management cluster (with kubectl).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local"])]
     pub(crate) capi: Option<String>,
@@ -412,21 +360,8 @@ pub(crate) struct PatchArgs {
     /// Distribution; `auto` detects it on each host.
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
     pub(crate) distro: String,
-    /// Print the diff of every file (and, over SSH, every step); change nothing. `--dry-run=client` is the
-    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
-    #[arg(
-        long,
-        value_name = "MODE",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "none",
-        default_missing_value = "client",
-        hide_default_value = true,
-        hide_possible_values = true,
-        action = clap::ArgAction::Set,
-        value_parser = dry_run_mode
-    )]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) dry_run: DryRun,
     /// How long to wait for the API server to become healthy before rolling back (e.g. 90s,
     /// 5m); with --capi, for the rollout [default: 5m; 30m with --capi].
     #[arg(long, value_name = "DURATION")]
@@ -456,10 +391,33 @@ pub(crate) struct PatchArgs {
     pub(crate) verbose: bool,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
-    /// `--dry-run=server` was given (filled in by `main`; only `patch --capi` has a server-side
-    /// check).
+}
+
+/// `--dry-run[=MODE]`, the one definition every command that changes something flattens in.
+/// The flag only decides whether the command's plan is printed or executed.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub(crate) struct DryRun {
+    /// Print the plan (every command, file diff and node step; with -v the exact scripts),
+    /// change nothing. `--dry-run=client` is the same (kubectl's spelling); `--dry-run=server`
+    /// only with `patch --capi`.
+    #[arg(
+        id = "dry_run",
+        long = "dry-run",
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "client",
+        hide_default_value = true,
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        value_parser = dry_run_mode
+    )]
+    pub(crate) on: bool,
+    /// `--dry-run=server` was given (filled in by `main`; only `patch --capi` has a
+    /// server-side check).
     #[arg(skip)]
-    pub(crate) dry_run_server: bool,
+    pub(crate) server: bool,
 }
 
 /// `--dry-run[=MODE]` as kubectl spells it: `client` (the bare flag) and `server` mean a dry
@@ -496,9 +454,8 @@ pub(crate) struct RollbackArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
-    /// Print what would be restored (with the diff) and the commands; change nothing.
-    #[arg(long)]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) dry_run: DryRun,
     /// Show the exact scripts sent to the node.
     #[arg(long, short = 'v')]
     pub(crate) verbose: bool,
@@ -541,4 +498,36 @@ impl TypedValueParser for Names {
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new((self.0)().into_iter().map(PossibleValue::new)))
     }
+}
+
+/// The kinds of file `patch --file` edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FileKind {
+    /// kube-apiserver static Pod manifest.
+    #[value(name = "manifest")]
+    Manifest,
+    /// k3s config.yaml (or a config.yaml.d drop-in).
+    #[value(name = "k3s-config")]
+    K3sConfig,
+    /// RKE2 config.yaml.
+    #[value(name = "rke2-config")]
+    Rke2Config,
+    /// MicroK8s kube-apiserver args file.
+    #[value(name = "microk8s-args")]
+    Microk8sArgs,
+    /// kubeadm ClusterConfiguration (`kubeadm init --config`).
+    #[value(name = "kubeadm-config")]
+    KubeadmConfig,
+    /// kOps Cluster spec.
+    #[value(name = "kops-cluster")]
+    KopsCluster,
+    /// k3d config file.
+    #[value(name = "k3d-config")]
+    K3dConfig,
+    /// Cluster API KubeadmControlPlane manifest.
+    #[value(name = "capi-kcp")]
+    CapiKcp,
+    /// kubespray inventory group_vars.
+    #[value(name = "kubespray-group-vars")]
+    KubesprayGroupVars,
 }

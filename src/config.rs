@@ -155,3 +155,21 @@ pub(crate) fn settings(args: &OidcArgs, env: &Env) -> Result<OidcSettings, Error
     let ca = read_ca(&input)?;
     Ok(OidcSettings::validate(&input, ca)?)
 }
+
+/// Parses `90`, `90s`, `5m`, `1h`.
+pub(crate) fn parse_duration(flag: &str, text: &str) -> Result<u64, Error> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 && n <= 24 * 3600 / mult => Ok(n * mult),
+        _ => Err(Error::Input(format!(
+            "invalid {flag} `{}`: not a duration; use e.g. `90s`, `5m` or `1h`",
+            backends::escape(text)
+        ))),
+    }
+}

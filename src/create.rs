@@ -38,9 +38,9 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     let b = backend(d);
     let plan = b.create_plan(&s, &req)?;
     if !args.skip_check {
-        crate::check::gate(&s, args.dry_run)?;
+        crate::check::gate(&s, args.dry_run.on)?;
     }
-    if args.dry_run {
+    if args.dry_run.on {
         std::io::stdout()
             .write_all(plan.to_string().as_bytes())
             .map_err(|e| Error::io("stdout", e))?;

@@ -3,16 +3,18 @@
 //! then the pure planner (`backends::create_node`) makes the plan — files written through the
 //! same back-up/stage/rename step as `patch`, then the installer, then (MicroK8s) the script
 //! that patches the args file the snap wrote, then the health wait — which the dry run prints
-//! and the executor runs. `K8SOIDC_K3S_INSTALLER` replaces the k3s installer command
-//! (air-gapped installs; the tests).
+//! and the executor runs. The k3s installer command comes through the test seam
+//! ([`crate::testing`], `K8SOIDC_K3S_INSTALLER`: the tests; air-gapped installs).
 
 use std::process::ExitCode;
 
 use backends::{Distribution, Step};
 
 use crate::error::Error;
+use crate::exec::runtime;
+use crate::exec::ssh::hosts;
 use crate::exec::ssh::{parse_files, Remote};
-use crate::patch::{hosts, out, runtime, Say};
+use crate::report::{out, Say};
 use crate::ui::Env;
 
 /// `k8soidc create --ssh`.
@@ -24,19 +26,18 @@ pub(crate) fn run(
     let (specs, opts) = hosts(&args.ssh)?;
     let s = crate::config::settings(&args.oidc, env)?;
     // Refused before anything runs when the distribution has no create over SSH.
-    let installer = std::env::var("K8SOIDC_K3S_INSTALLER")
-        .unwrap_or_else(|_| backends::create_node::K3S_INSTALL.to_string());
+    let installer = crate::testing::TestSeam::get().k3s_installer().to_string();
     backends::create_node::create_host(d, "-", &s, &installer, &Default::default())?;
     if !args.skip_check {
-        crate::check::gate(&s, args.dry_run)?;
+        crate::check::gate(&s, args.dry_run.on)?;
     }
     let rt = runtime()?;
     for spec in &specs {
         rt.block_on(async {
             let mut remote = Remote::connect_only(spec, &opts).await?;
             let r = async {
-                let begin = backends::patch::begin(None, !args.dry_run);
-                let begun = remote.begin(&begin, !args.dry_run).await?;
+                let begin = backends::patch::begin(None, !args.dry_run.on);
+                let begun = remote.begin(&begin, !args.dry_run.on).await?;
                 let files = parse_files(&begun.records)?;
                 // A k3s config.yaml alone is the usual pre-install configuration, not a
                 // cluster; a running k3s unit is one.
@@ -65,7 +66,7 @@ pub(crate) fn run(
                     shown = backends::node::read_preface(&spec.label, &backends::patch::begin(None, true));
                 }
                 shown.push_str(&plan.display(args.verbose).to_string());
-                if args.dry_run {
+                if args.dry_run.on {
                     out(&format!("{shown}\n"))?;
                     return Ok(());
                 }

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::exec::ssh::{HostSpec, Remote, SshOptions};
 use crate::host::HostJob;
 use crate::inventory::{self, Cluster, Inventory};
-use crate::patch::{Outcome, Say};
+use crate::report::{Outcome, Say};
 use crate::ui::Env;
 
 /// How many SSH connections are opened at once before the run.
@@ -66,19 +66,19 @@ struct HostRow {
 /// `k8soidc patch --inventory FILE`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let timeout =
-        crate::patch::parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
+        crate::config::parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
     let inv = inventory::load(&args)?;
     if !args.skip_check {
         let mut seen: Vec<&OidcSettings> = Vec::new();
         for s in inv.clusters.iter().filter_map(|c| c.settings.as_ref()) {
             if !seen.contains(&s) {
                 seen.push(s);
-                crate::check::gate(s, args.dry_run)?;
+                crate::check::gate(s, args.dry_run.on)?;
             }
         }
     }
     let hosts: usize = inv.clusters.iter().map(|c| c.hosts.len()).sum();
-    if !args.dry_run
+    if !args.dry_run.on
         && !env.confirm(
             &format!(
                 "Patch {hosts} hosts in {} clusters (`--dry-run` shows the plans)?",
@@ -93,7 +93,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         accept_new_host_key: args.ssh.accept_new_host_key,
         config: args.ssh.ssh_config.as_ref().map(Into::into),
     };
-    let rt = crate::patch::runtime()?;
+    let rt = crate::exec::runtime()?;
     let remotes = rt.block_on(connect_all(&inv, &opts))?;
     let bars = env
         .stderr_tty
@@ -102,7 +102,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         opts,
         remove: args.remove,
         timeout,
-        dry_run: args.dry_run,
+        dry_run: args.dry_run.on,
         verbose: args.verbose,
         bars,
     });
@@ -112,13 +112,13 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         shared,
         args.parallel.unwrap_or(4),
     ));
-    if args.dry_run {
+    if args.dry_run.on {
         let mut plans = String::new();
         for c in &reports {
             let _ = write!(plans, "# cluster {}\n\n{}", c.name, c.plans);
         }
         match args.output.unwrap_or_default() {
-            ReportFormat::Table => crate::patch::out(&plans)?,
+            ReportFormat::Table => crate::report::out(&plans)?,
             ReportFormat::Json => eprint!("{plans}"),
         }
     }
@@ -139,7 +139,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         ReportFormat::Json => {
             let text = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?;
-            crate::patch::out(&format!("{text}\n"))?;
+            crate::report::out(&format!("{text}\n"))?;
         }
     }
     if n_failed > 0 {

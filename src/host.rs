@@ -15,7 +15,7 @@ use backends::{Distribution, OidcSettings, Plan, Step};
 
 use crate::error::Error;
 use crate::exec::ssh::{parse_files, HostSpec, Output, Remote, SshOptions};
-use crate::patch::{Outcome, Say};
+use crate::report::{Outcome, Say};
 use crate::ui::Env;
 
 /// One host's transaction, with everything it needs owned (inventory runs move it into a task).
@@ -215,35 +215,9 @@ pub(crate) async fn run_steps(
         };
         match step {
             NodeStep::Commit { files, .. } => {
-                let o = remote.step(step).await?;
-                let c = committed(&o);
-                if !c.committed || (o.code != Some(0) && !c.restart_failed) {
-                    return Err(failed(
-                        "back up, stage and rename the new files",
-                        &label,
-                        o,
-                    ));
-                }
-                let (Some(b), true) = (c.backup, c.staged == files.len()) else {
-                    return Err(Error::Other(format!(
-                        "unexpected reply from `{label}` while staging: {}",
-                        o.stdout
-                    )));
-                };
-                say.line(&format!(
-                    "backed up to {}/backups/{b}",
-                    backends::node::STATE_DIR
-                ));
-                remote.maybe_disconnect("stage");
-                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-                say.line(&format!("wrote {}", paths.join(", ")));
-                remote.maybe_disconnect("commit");
+                let (b, restart_failed) = commit(remote, step, files, say).await?;
                 backup = Some(b.clone());
-                if c.restart_failed {
-                    let why = format!(
-                        "the restart failed: {}",
-                        o.stderr.trim().replace('\n', " ")
-                    );
+                if let Some(why) = restart_failed {
                     return recover(remote, on_failure, &b, &why, say).await;
                 }
             }
@@ -265,25 +239,7 @@ pub(crate) async fn run_steps(
                     }
                 },
             },
-            NodeStep::Verify { files } => {
-                let o = remote.step(step).await?;
-                if o.code != Some(0) {
-                    return Err(failed("verify the written files", &label, o));
-                }
-                for (path, want) in files {
-                    let have = o
-                        .stdout
-                        .lines()
-                        .find_map(|l| l.strip_suffix(path.as_str()))
-                        .map(str::trim);
-                    if have != Some(want.as_str()) {
-                        return Err(Error::Other(format!(
-                            "`{label}`: {path} is not what was written (changed since by something else?); the API server is healthy; check the file, backup {} has the previous one",
-                            backup.as_deref().unwrap_or("-")
-                        )));
-                    }
-                }
-            }
+            NodeStep::Verify { files } => verify(remote, step, files, backup.as_deref()).await?,
             NodeStep::CompareAndSwap { write, .. } => {
                 let o = remote.step(step).await?;
                 if o.code != Some(0) {
@@ -337,6 +293,68 @@ pub(crate) async fn run_steps(
     Ok(Outcome::Patched {
         backup: backup.unwrap_or_default(),
     })
+}
+
+/// Runs a Commit step: back up, stage, rename and restart. Returns the backup id and, when
+/// the restart failed, why (the caller then restores).
+async fn commit(
+    remote: &Remote,
+    step: &NodeStep,
+    files: &[backends::node::FileChange],
+    say: &Say,
+) -> Result<(String, Option<String>), Error> {
+    let label = &remote.spec.label;
+    let o = remote.step(step).await?;
+    let c = committed(&o);
+    if !c.committed || (o.code != Some(0) && !c.restart_failed) {
+        return Err(failed("back up, stage and rename the new files", label, o));
+    }
+    let (Some(b), true) = (c.backup, c.staged == files.len()) else {
+        return Err(Error::Other(format!(
+            "unexpected reply from `{label}` while staging: {}",
+            o.stdout
+        )));
+    };
+    say.line(&format!(
+        "backed up to {}/backups/{b}",
+        backends::node::STATE_DIR
+    ));
+    remote.maybe_disconnect("stage");
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    say.line(&format!("wrote {}", paths.join(", ")));
+    remote.maybe_disconnect("commit");
+    let restart_failed = c
+        .restart_failed
+        .then(|| format!("the restart failed: {}", o.stderr.trim().replace('\n', " ")));
+    Ok((b, restart_failed))
+}
+
+/// Runs a Verify step: each written file must still have the checksum written.
+async fn verify(
+    remote: &Remote,
+    step: &NodeStep,
+    files: &[(String, String)],
+    backup: Option<&str>,
+) -> Result<(), Error> {
+    let label = &remote.spec.label;
+    let o = remote.step(step).await?;
+    if o.code != Some(0) {
+        return Err(failed("verify the written files", label, o));
+    }
+    for (path, want) in files {
+        let have = o
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_suffix(path.as_str()))
+            .map(str::trim);
+        if have != Some(want.as_str()) {
+            return Err(Error::Other(format!(
+                "`{label}`: {path} is not what was written (changed since by something else?); the API server is healthy; check the file, backup {} has the previous one",
+                backup.unwrap_or("-")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `on_failure` steps with this run's backup: the log lines, the restore, the wait for the

@@ -114,7 +114,7 @@ pub(crate) fn run(args: IdpArgs, env: &Env) -> Result<ExitCode, Error> {
             let dir = Path::new(dir);
             let actions = plan(dir, &r, args.force)?;
             let steps = write_steps(&actions, &r)?;
-            if args.dry_run {
+            if args.dry_run.on {
                 text.push_str("# dry run: nothing written\n");
                 for (path, action) in &actions {
                     let verb = match action {

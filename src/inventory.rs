@@ -94,22 +94,7 @@ pub(crate) fn load(args: &PatchArgs) -> Result<Inventory, Error> {
         "--inventory",
         "the path of a YAML file listing the clusters",
     )?;
-    let raw: RawInventory = serde_yaml_ng::from_str(&text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(1);
-        let mut msg = e.to_string();
-        if let Some(i) = msg.rfind(" at line ") {
-            msg.truncate(i);
-        }
-        let msg = msg.replace('\n', " ");
-        let msg = if msg.contains(": ") || msg.starts_with("clusters") {
-            msg
-        } else {
-            format!("(document): {msg}")
-        };
-        Error::Input(format!(
-            "{file}:{line}: {msg}; see `k8soidc patch --help` and the README for the format"
-        ))
-    })?;
+    let raw = parse(&file, &text)?;
     let base_dir = Path::new(&file)
         .parent()
         .unwrap_or(Path::new("."))
@@ -135,78 +120,8 @@ pub(crate) fn load(args: &PatchArgs) -> Result<Inventory, Error> {
     let mut seen_hosts: BTreeMap<(String, u16), (usize, usize)> = BTreeMap::new();
     let mut clusters = Vec::new();
     for (ci, rc) in raw.clusters.iter().enumerate() {
-        let at = |k: &'static str| [Seg::Key("clusters"), Seg::Index(ci), Seg::Key(k)];
-        let name = rc.name.trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(inv_err(
-                &at("name"),
-                &format!(
-                    "invalid name `{}`: use letters, digits, `-`, `_` and `.`",
-                    backends::escape(&rc.name)
-                ),
-            ));
-        }
-        if let Some(first) = names.insert(name.to_string(), ci) {
-            return Err(inv_err(
-                &at("name"),
-                &format!("duplicate cluster name `{name}` (also clusters[{first}]); give each cluster its own name"),
-            ));
-        }
-        let distro = match rc.distro.as_deref() {
-            None | Some("auto") => None,
-            Some(d) => Some(
-                Distribution::parse(d)
-                    .ok()
-                    .filter(|d| backends::patch::target_file(*d).is_ok())
-                    .ok_or_else(|| {
-                        inv_err(
-                            &at("distro"),
-                            &format!(
-                                "unknown distro `{}`: use auto, kubeadm, microk8s, k3s or rke2",
-                                backends::escape(d)
-                            ),
-                        )
-                    })?,
-            ),
-        };
-        if rc.hosts.is_empty() {
-            return Err(inv_err(
-                &at("hosts"),
-                "no hosts: list the cluster's control-plane nodes, e.g. `- admin@cp1.example.com`",
-            ));
-        }
-        let mut hosts = Vec::new();
-        for (hi, h) in rc.hosts.iter().enumerate() {
-            let path = [
-                Seg::Key("clusters"),
-                Seg::Index(ci),
-                Seg::Key("hosts"),
-                Seg::Index(hi),
-            ];
-            let spec = HostSpec::parse(h).map_err(|e| {
-                inv_err(
-                    &path,
-                    &e.to_string()
-                        .replace("invalid --ssh", "invalid host")
-                        .replace("e.g. `--ssh ", "e.g. `"),
-                )
-            })?;
-            let key = (spec.host.to_ascii_lowercase(), spec.port.unwrap_or(22));
-            if let Some((c0, h0)) = seen_hosts.insert(key.clone(), (ci, hi)) {
-                return Err(inv_err(
-                    &path,
-                    &format!(
-                        "duplicate host `{}:{}` (also clusters[{c0}].hosts[{h0}]); list each node once",
-                        key.0, key.1
-                    ),
-                ));
-            }
-            hosts.push(spec);
-        }
+        let (name, distro) = name_and_distro(rc, ci, &mut names, &inv_err)?;
+        let hosts = cluster_hosts(rc, ci, &mut seen_hosts, &inv_err)?;
         let settings = if args.remove {
             None
         } else {
@@ -226,7 +141,7 @@ pub(crate) fn load(args: &PatchArgs) -> Result<Inventory, Error> {
             )?)
         };
         clusters.push(Cluster {
-            name: name.to_string(),
+            name,
             distro,
             hosts,
             settings,
@@ -237,6 +152,122 @@ pub(crate) fn load(args: &PatchArgs) -> Result<Inventory, Error> {
         text,
         clusters,
     })
+}
+
+/// Parses the inventory, naming the file and line of a shape error.
+fn parse(file: &str, text: &str) -> Result<RawInventory, Error> {
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).unwrap_or(1);
+        let mut msg = e.to_string();
+        if let Some(i) = msg.rfind(" at line ") {
+            msg.truncate(i);
+        }
+        let msg = msg.replace('\n', " ");
+        let msg = if msg.contains(": ") || msg.starts_with("clusters") {
+            msg
+        } else {
+            format!("(document): {msg}")
+        };
+        Error::Input(format!(
+            "{file}:{line}: {msg}; see `k8soidc patch --help` and the README for the format"
+        ))
+    })
+}
+
+/// Where a message about cluster `ci` points, and what it says.
+type InvErr<'a> = dyn Fn(&[Seg<'_>], &str) -> Error + 'a;
+
+/// Cluster `ci`'s name (unique, plain) and distribution (`None`: detected on each host).
+fn name_and_distro(
+    rc: &RawCluster,
+    ci: usize,
+    names: &mut BTreeMap<String, usize>,
+    inv_err: &InvErr<'_>,
+) -> Result<(String, Option<Distribution>), Error> {
+    let at = |k: &'static str| [Seg::Key("clusters"), Seg::Index(ci), Seg::Key(k)];
+    let name = rc.name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(inv_err(
+            &at("name"),
+            &format!(
+                "invalid name `{}`: use letters, digits, `-`, `_` and `.`",
+                backends::escape(&rc.name)
+            ),
+        ));
+    }
+    if let Some(first) = names.insert(name.to_string(), ci) {
+        return Err(inv_err(
+            &at("name"),
+            &format!("duplicate cluster name `{name}` (also clusters[{first}]); give each cluster its own name"),
+        ));
+    }
+    let distro = match rc.distro.as_deref() {
+        None | Some("auto") => None,
+        Some(d) => Some(
+            Distribution::parse(d)
+                .ok()
+                .filter(|d| backends::patch::target_file(*d).is_ok())
+                .ok_or_else(|| {
+                    inv_err(
+                        &at("distro"),
+                        &format!(
+                            "unknown distro `{}`: use auto, kubeadm, microk8s, k3s or rke2",
+                            backends::escape(d)
+                        ),
+                    )
+                })?,
+        ),
+    };
+    Ok((name.to_string(), distro))
+}
+
+/// Cluster `ci`'s hosts, each listed once in the whole inventory.
+fn cluster_hosts(
+    rc: &RawCluster,
+    ci: usize,
+    seen_hosts: &mut BTreeMap<(String, u16), (usize, usize)>,
+    inv_err: &InvErr<'_>,
+) -> Result<Vec<HostSpec>, Error> {
+    let at = |k: &'static str| [Seg::Key("clusters"), Seg::Index(ci), Seg::Key(k)];
+    if rc.hosts.is_empty() {
+        return Err(inv_err(
+            &at("hosts"),
+            "no hosts: list the cluster's control-plane nodes, e.g. `- admin@cp1.example.com`",
+        ));
+    }
+    let mut hosts = Vec::new();
+    for (hi, h) in rc.hosts.iter().enumerate() {
+        let path = [
+            Seg::Key("clusters"),
+            Seg::Index(ci),
+            Seg::Key("hosts"),
+            Seg::Index(hi),
+        ];
+        let spec = HostSpec::parse(h).map_err(|e| {
+            inv_err(
+                &path,
+                &e.to_string()
+                    .replace("invalid --ssh", "invalid host")
+                    .replace("e.g. `--ssh ", "e.g. `"),
+            )
+        })?;
+        let key = (spec.host.to_ascii_lowercase(), spec.port.unwrap_or(22));
+        if let Some((c0, h0)) = seen_hosts.insert(key.clone(), (ci, hi)) {
+            return Err(inv_err(
+                &path,
+                &format!(
+                    "duplicate host `{}:{}` (also clusters[{c0}].hosts[{h0}]); list each node once",
+                    key.0, key.1
+                ),
+            ));
+        }
+        hosts.push(spec);
+    }
+    Ok(hosts)
 }
 
 /// The validated settings of cluster `ci`: the one merge of `config`, with the inventory's

@@ -109,7 +109,7 @@ pub(crate) fn run(args: KubeconfigArgs, env: &Env) -> Result<ExitCode, Error> {
         &merged.name,
         &backup,
     );
-    if args.dry_run {
+    if args.dry_run.on {
         let mut text = plan.to_string();
         if plan.steps.is_empty() {
             text.push_str(&format!("# {shown} is already up to date\n"));

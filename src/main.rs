@@ -22,6 +22,8 @@ mod patch;
 mod patch_file;
 mod rbac;
 mod render;
+mod report;
+mod testing;
 mod ui;
 mod yamlpos;
 
@@ -58,7 +60,7 @@ fn parse() -> (cli::Cli, bool) {
 fn server_dry_run(command: &mut cli::Command) -> Result<(), error::Error> {
     match command {
         cli::Command::Patch(a) if a.capi.is_some() => {
-            a.dry_run_server = true;
+            a.dry_run.server = true;
             Ok(())
         }
         _ => Err(error::Error::Input(
@@ -68,6 +70,7 @@ fn server_dry_run(command: &mut cli::Command) -> Result<(), error::Error> {
 }
 
 fn main() -> ExitCode {
+    testing::TestSeam::init();
     let (mut args, server) = parse();
     let env = ui::Env::detect();
     let result = if server {

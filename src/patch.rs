@@ -5,70 +5,18 @@
 //! `create --ssh` in `create_ssh`.
 
 use std::fmt::Write as _;
-use std::io::Write;
 use std::process::ExitCode;
 
 use backends::Distribution;
 
-use crate::cli::{PatchArgs, SshArgs};
+use crate::cli::PatchArgs;
+use crate::config::parse_duration;
 use crate::error::Error;
-use crate::exec::ssh::{HostSpec, SshOptions};
+use crate::exec::runtime;
+use crate::exec::ssh::{hosts, HostSpec, SshOptions};
 use crate::host::HostJob;
+use crate::report::{out, Outcome, Say};
 use crate::ui::Env;
-
-/// Parses `90`, `90s`, `5m`, `1h`.
-pub(crate) fn parse_duration(flag: &str, text: &str) -> Result<u64, Error> {
-    let t = text.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 's')) => (&t[..i], 1),
-        Some((i, 'm')) => (&t[..i], 60),
-        Some((i, 'h')) => (&t[..i], 3600),
-        _ => (t, 1),
-    };
-    match num.parse::<u64>() {
-        Ok(n) if n > 0 && n <= 24 * 3600 / mult => Ok(n * mult),
-        _ => Err(Error::Input(format!(
-            "invalid {flag} `{}`: not a duration; use e.g. `90s`, `5m` or `1h`",
-            backends::escape(text)
-        ))),
-    }
-}
-
-pub(crate) fn hosts(ssh: &SshArgs) -> Result<(Vec<HostSpec>, SshOptions), Error> {
-    if ssh.hosts.is_empty() {
-        return Err(Error::Input(
-            "missing --ssh: say which node to act on, e.g. `--ssh root@cp1.example.com`".into(),
-        ));
-    }
-    let specs = ssh
-        .hosts
-        .iter()
-        .map(|h| HostSpec::parse(h))
-        .collect::<Result<Vec<_>, _>>()?;
-    let opts = SshOptions {
-        accept_new_host_key: ssh.accept_new_host_key,
-        config: ssh.ssh_config.as_ref().map(Into::into),
-    };
-    Ok((specs, opts))
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
-}
-
-/// How one host ended.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    Planned,
-    Unchanged,
-    Patched { backup: String },
-    RolledBack { backup: String },
-    Failed,
-    Skipped,
-}
 
 struct Row {
     host: String,
@@ -100,66 +48,6 @@ fn summary(rows: &[Row]) -> String {
         );
     }
     out
-}
-
-pub(crate) fn out(text: &str) -> Result<(), Error> {
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::io("stdout", e))
-}
-
-/// Where one host's messages go: `[PREFIX] message` lines on stderr, written whole (one
-/// host's lines never interleave with another's) and above the progress bars when drawn.
-#[derive(Clone)]
-pub(crate) struct Say {
-    prefix: String,
-    bars: Option<indicatif::MultiProgress>,
-    /// Inventory runs: plans are prefixed too (several hosts print at once).
-    grouped: bool,
-}
-
-impl Say {
-    /// Messages of a single-host run: `[HOST] message`, plans as they are.
-    pub(crate) fn host(label: &str) -> Say {
-        Say {
-            prefix: label.to_string(),
-            bars: None,
-            grouped: false,
-        }
-    }
-
-    /// Messages of a host in an inventory run: `[CLUSTER/HOST] ...`, plans included.
-    pub(crate) fn grouped(prefix: String, bars: Option<indicatif::MultiProgress>) -> Say {
-        Say {
-            prefix,
-            bars,
-            grouped: true,
-        }
-    }
-
-    pub(crate) fn line(&self, msg: &str) {
-        self.emit(&format!("[{}] {msg}\n", self.prefix));
-    }
-
-    /// A plan or other block of lines.
-    pub(crate) fn block(&self, text: &str) {
-        if !self.grouped {
-            self.emit(text);
-            return;
-        }
-        let mut t = String::new();
-        for l in text.lines() {
-            let _ = writeln!(t, "[{}] {l}", self.prefix);
-        }
-        self.emit(&t);
-    }
-
-    fn emit(&self, text: &str) {
-        match &self.bars {
-            Some(m) => m.suspend(|| eprint!("{text}")),
-            None => eprint!("{text}"),
-        }
-    }
 }
 
 /// `k8soidc patch`.
@@ -234,7 +122,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         Some(crate::config::settings(&args.oidc, env)?)
     };
     if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run)?;
+        crate::check::gate(s, args.dry_run.on)?;
     }
     let rt = runtime()?;
     let mut rows: Vec<Row> = Vec::new();
@@ -256,7 +144,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             remove: args.remove,
             distro,
             timeout,
-            dry_run: args.dry_run,
+            dry_run: args.dry_run.on,
             verbose: args.verbose,
             confirm: Some((env.clone(), args.yes)),
             say: Say::host(&spec.label),

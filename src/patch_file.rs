@@ -20,7 +20,6 @@ use backends::{
     capi, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, Plan,
     PlanError, SettingsInput, Step, Target,
 };
-use clap::ValueEnum;
 
 use crate::cli::PatchArgs;
 use crate::error::Error;
@@ -29,37 +28,7 @@ use crate::ui::Env;
 /// Where a patched kube-apiserver static Pod reads the OIDC files (mounted read-only).
 const MANIFEST_NODE_DIR: &str = "/etc/kubernetes/oidc";
 
-/// The kinds of file `patch --file` edits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum FileKind {
-    /// kube-apiserver static Pod manifest.
-    #[value(name = "manifest")]
-    Manifest,
-    /// k3s config.yaml (or a config.yaml.d drop-in).
-    #[value(name = "k3s-config")]
-    K3sConfig,
-    /// RKE2 config.yaml.
-    #[value(name = "rke2-config")]
-    Rke2Config,
-    /// MicroK8s kube-apiserver args file.
-    #[value(name = "microk8s-args")]
-    Microk8sArgs,
-    /// kubeadm ClusterConfiguration (`kubeadm init --config`).
-    #[value(name = "kubeadm-config")]
-    KubeadmConfig,
-    /// kOps Cluster spec.
-    #[value(name = "kops-cluster")]
-    KopsCluster,
-    /// k3d config file.
-    #[value(name = "k3d-config")]
-    K3dConfig,
-    /// Cluster API KubeadmControlPlane manifest.
-    #[value(name = "capi-kcp")]
-    CapiKcp,
-    /// kubespray inventory group_vars.
-    #[value(name = "kubespray-group-vars")]
-    KubesprayGroupVars,
-}
+pub(crate) use crate::cli::FileKind;
 
 impl FileKind {
     const ALL: [FileKind; 9] = [
@@ -342,7 +311,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
                 "configured with these OIDC settings"
             }
         );
-        if !args.dry_run && !args.in_place {
+        if !args.dry_run.on && !args.in_place {
             stdout(&text)?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -360,7 +329,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.in_place {
         let plan = in_place_plan(&path, given, &text, &after, kind, args.remove)?;
-        if args.dry_run {
+        if args.dry_run.on {
             return stdout(&plan.to_string()).map(|()| ExitCode::SUCCESS);
         }
         crate::exec::run_plan(&plan, env, false)?;
@@ -371,7 +340,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if args.dry_run {
+    if args.dry_run.on {
         let diff = backends::unified_diff(
             &format!("/{}", given.trim_start_matches('/')),
             &text,
@@ -387,6 +356,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     #[test]
     fn names_match_clap() {

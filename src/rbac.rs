@@ -97,7 +97,7 @@ pub(crate) fn run(args: RbacArgs, env: &Env) -> Result<ExitCode, Error> {
         }],
         notes: vec![],
     };
-    if args.dry_run {
+    if args.dry_run.on {
         stdout
             .write_all(text.as_bytes())
             .map_err(|e| Error::io("stdout", e))?;

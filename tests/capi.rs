@@ -120,14 +120,14 @@ fn dry_run_prints_the_command_and_the_diff_and_changes_nothing() {
         "{}",
         out.stdout
     );
-    // The plan's one step, then the wait that follows it.
+    // The plan's patch step (its diff), then its wait step.
     assert!(
         out.stdout.starts_with("# set OIDC on KubeadmControlPlane `cp` (controlplane.cluster.x-k8s.io/v1beta2); the controller then replaces each control-plane machine\n\n# merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)\n+ kubectl "),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.ends_with("\n# then: wait until every control-plane machine is rolled out (checked every 10s, up to 1800s)\n"),
+        out.stdout.ends_with("\n\n# wait until the controller has replaced every control-plane machine\n+ kubectl --kubeconfig mgmt.kubeconfig --context mgmt --namespace clusters get kubeadmcontrolplane cp -o json   # every 10s, up to 1800s, until every control-plane machine is rolled out\n"),
         "{}",
         out.stdout
     );
@@ -177,6 +177,13 @@ fn patch_waits_for_the_rollout_and_is_idempotent() {
         "stale flag removed"
     );
     assert!(calls[2..].iter().all(|c| c[7] == "get"), "{calls:?}");
+    // Issue 11: the wait is the plan's second step, run by the executor.
+    assert!(
+        out.stderr.contains("[1/2] merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)\n")
+            && out.stderr.contains("[2/2] wait until the controller has replaced every control-plane machine\n"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("waiting for KubeadmControlPlane `cp`: 0/3 up to date, 3/3 ready, controller has not seen the change yet"), "{}", out.stderr);
     assert!(
         out.stderr

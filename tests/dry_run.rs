@@ -41,7 +41,9 @@ fn dry_run_server_without_a_server_side_check_is_refused() {
     let rbac = ["rbac", "--group", "devs"];
     let patch = ["patch", "--local", "--skip-check"];
     let idp = ["idp", "dex", "--out", "out"];
+    let rollback = ["rollback", "--local"];
     for (cmd, settings) in [
+        (&rollback[..], &[][..]),
         (&create()[..], &[][..]),
         (&kubeconfig[..], &SETTINGS[..]),
         (&rbac[..], &[][..]),
@@ -120,5 +122,28 @@ fn rbac_needs_only_the_settings_the_binding_uses() {
         out.stdout.contains("  kind: User\n  name: oidc:jane\n"),
         "{}",
         out.stdout
+    );
+}
+
+/// Issue 11 point 6: one `--dry-run` for every command that changes something (one flattened
+/// definition), with one help text; `rollback` takes kubectl's spelling too.
+#[test]
+fn every_command_has_the_same_dry_run_flag() {
+    // The help is wrapped per command: compare with white space collapsed.
+    let want = "--dry-run[=<MODE>] Print the plan (every command, file diff and node step; with -v the exact scripts), change nothing. `--dry-run=client` is the same (kubectl's spelling); `--dry-run=server` only with `patch --capi`";
+    for cmd in ["create", "patch", "rollback", "rbac", "kubeconfig", "idp"] {
+        let out = Test::new().args([cmd, "--help"]).run().success();
+        let help = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(help.contains(want), "{cmd}:\n{}", out.stdout);
+    }
+    let out = Test::new()
+        .args(["rollback", "--local", "--dry-run=maybe"])
+        .run()
+        .status(2);
+    assert!(
+        out.stderr
+            .starts_with("error: invalid value 'maybe' for '--dry-run[=<MODE>]'"),
+        "{}",
+        out.stderr
     );
 }

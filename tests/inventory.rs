@@ -180,7 +180,7 @@ fn bad_inventory_refused_naming_file_line_and_field() {
 
 #[test]
 fn unreachable_host_refused_before_any_host_is_touched() {
-    let node = Node::on(150).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let fleet = Fleet::new(&[&node]);
     let fp = node.fingerprint();
     let inv = inventory(&[
@@ -210,13 +210,15 @@ fn unreachable_host_refused_before_any_host_is_touched() {
 
 /// A kubeadm node with /etc/kubernetes/admin.conf and the kubeadm-config ConfigMap in the fake
 /// kubectl's store (as tests/ssh.rs `kubeadm_with_configmap`), so all four round trips happen.
-fn kubeadm_with_configmap(n: u8, shared: bool) -> Node {
+fn kubeadm_with_configmap(shared: bool) -> Node {
+    let b = Node::next();
+    let addr = b.addr();
     let admin = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.{n}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{addr}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
     );
     let cc = "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\nclusterName: kubernetes\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.2\n";
     let cm = serde_json::json!({"data": {"ClusterConfiguration": cc}}).to_string();
-    let b = Node::on(n)
+    let b = b
         .kubeadm()
         .file("/etc/kubernetes/admin.conf", &admin, 0o600)
         .file(
@@ -231,13 +233,15 @@ fn kubeadm_with_configmap(n: u8, shared: bool) -> Node {
 fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
     const K3S: &str = "/etc/rancher/k3s/config.yaml";
     const MK: &str = "/var/snap/microk8s/current/args/kube-apiserver";
-    let ka = kubeadm_with_configmap(152, false);
-    let kb = Node::on(153).kubeadm().with_others().start();
-    let k3 = Node::on(154)
+    let ka = kubeadm_with_configmap(false);
+    let kb = Node::next().kubeadm().with_others().start();
+    let b = Node::next();
+    let addr = b.addr();
+    let k3 = b
         .file(
             K3S,
             &format!(
-                "bind-address: 127.0.0.154\n{}",
+                "bind-address: {addr}\n{}",
                 fixture("k3s-config/003-sylchamber-control-plane.yaml")
             ),
             0o600,
@@ -245,11 +249,13 @@ fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
         .with_others()
         .start();
     k3.sh("systemctl start k3s");
-    let mk = Node::on(155)
+    let nb = Node::next();
+    let addr = nb.addr();
+    let mk = nb
         .file(
             MK,
             &format!(
-                "{}--bind-address=127.0.0.155\n",
+                "{}--bind-address={addr}\n",
                 fixture("microk8s-args/001-microk8s-2025-03f0791.args")
             ),
             0o660,
@@ -444,25 +450,23 @@ fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
 /// (untouched); the other eighteen converge, and the report says exactly that.
 #[test]
 fn twenty_nodes_one_never_ready_one_dropped_the_rest_converge() {
-    let ns: Vec<u8> = (160..180).collect();
-    let nodes: Vec<Node> = ns
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let b = Node::on(*n).kubeadm();
+    let nodes: Vec<Node> = (0..20)
+        .map(|i| {
+            let b = Node::next().kubeadm();
             if i == 0 { b } else { b.with_others() }.start()
         })
         .collect();
     let refs: Vec<&Node> = nodes.iter().collect();
     let fleet = Fleet::new(&refs);
-    let (never, dropped) = (5, 10); // nodes 165 and 170
+    let (never, dropped) = (5, 10); // the sixth and the eleventh node
     nodes[never].set_never_ready("--oidc-issuer-url");
     let before: Vec<String> = nodes.iter().map(|n| n.read(MANIFEST).unwrap()).collect();
     let fp_dropped = nodes[dropped].fingerprint();
-    let clusters: Vec<(String, &str, Vec<String>)> = ns
+    // Clusters c1..c20, whatever numbers the nodes got.
+    let clusters: Vec<(String, &str, Vec<String>)> = nodes
         .iter()
-        .zip(&nodes)
-        .map(|(n, node)| (format!("c{n}"), "auto", vec![node.target()]))
+        .enumerate()
+        .map(|(i, node)| (format!("c{}", i + 1), "auto", vec![node.target()]))
         .collect();
     let inv = inventory(
         &clusters
@@ -513,7 +517,7 @@ fn twenty_nodes_one_never_ready_one_dropped_the_rest_converge() {
         }
     }
     assert!(
-        out.stderr.contains("2 of 20 clusters failed (c165, c170)"),
+        out.stderr.contains("2 of 20 clusters failed (c6, c11)"),
         "{}",
         out.stderr
     );

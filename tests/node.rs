@@ -53,6 +53,25 @@ fn node_addr(n: u8) -> String {
     format!("127.{a}.{b}.{n}")
 }
 
+/// The automatic node numbers: 2..=169 (170–219 are reserved for explicit `Node::on(n)`
+/// numbers of other test files, 220–254 for engineers' and machines' own use), without
+/// [`UNREACHABLE`].
+const AUTO: std::ops::RangeInclusive<u8> = 2..=169;
+
+/// Numbers tests use as addresses without a `Node` (151: nothing listens, a `cannot connect`
+/// case; 140: `patch --local` in a private namespace): never given out.
+const UNREACHABLE: [u8; 2] = [140, 151];
+
+/// The next automatic number: a process-wide counter over [`AUTO`] that skips
+/// [`UNREACHABLE`] and wraps around (nodes run one test at a time and stop when dropped, so a
+/// number reused after a wrap is free again).
+fn next_number() -> u8 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let free: Vec<u8> = AUTO.filter(|n| !UNREACHABLE.contains(n)).collect();
+    free[NEXT.fetch_add(1, Ordering::Relaxed) % free.len()]
+}
+
 pub(crate) struct NodeBuilder {
     shared: bool,
     turn: Option<std::sync::MutexGuard<'static, ()>>,
@@ -80,6 +99,11 @@ impl NodeBuilder {
     pub(crate) fn file(mut self, path: &str, content: &str, mode: u32) -> Self {
         self.files.push((path.into(), content.into(), mode));
         self
+    }
+
+    /// The address the node will listen on (`127.0.0.N`), for files seeded before `start`.
+    pub(crate) fn addr(&self) -> String {
+        node_addr(self.n)
     }
 
     /// A kubeadm control plane (manifest mode 0600 as kubeadm writes it).
@@ -208,6 +232,15 @@ impl NodeBuilder {
 
 impl Node {
     /// A node on 127.A.B.N (N unique per test, A.B this process's block), sshd on port 20000+N.
+    /// A node with the next free number of the automatic range ([`AUTO`]): tests need not
+    /// pick numbers. The number is taken when this is called, so `addr()` can be seeded into
+    /// files before `start`.
+    pub(crate) fn next() -> NodeBuilder {
+        Node::on(next_number())
+    }
+
+    /// A node with an explicit number (ranges 170–219 are reserved for tests that name their
+    /// numbers; prefer [`Node::next`]).
     pub(crate) fn on(n: u8) -> NodeBuilder {
         NodeBuilder {
             shared: false,
@@ -363,4 +396,19 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Issue 11: automatic numbers stay in their range, skip the numbers tests use without a node,
+/// and run through the whole range before one comes again.
+#[test]
+fn automatic_node_numbers_avoid_reserved_ranges() {
+    let free = AUTO.filter(|n| !UNREACHABLE.contains(n)).count();
+    let taken: Vec<u8> = (0..free).map(|_| next_number()).collect();
+    assert!(taken
+        .iter()
+        .all(|n| AUTO.contains(n) && !UNREACHABLE.contains(n) && !(170..=254).contains(n)));
+    let mut distinct = taken.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), free, "{taken:?}");
 }

@@ -123,19 +123,20 @@ fn patch_then_rollback(node: &Node, extra: &[&str]) {
 
 #[test]
 fn kubeadm_patch_and_rollback_send_what_the_dry_run_shows() {
-    let node = Node::on(160).kubeadm().env("NODE_RECORD", "1").start();
+    let node = Node::next().kubeadm().env("NODE_RECORD", "1").start();
     patch_then_rollback(&node, &[]);
 }
 
 #[test]
 fn kubeadm_with_configmap_sends_the_compare_and_swap_it_shows() {
-    let n = 161;
+    let b = Node::next();
+    let addr = b.addr();
     let admin = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.{n}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{addr}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
     );
     let cc = "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.2\n";
     let cm = serde_json::json!({"data": {"ClusterConfiguration": cc}}).to_string();
-    let node = Node::on(n)
+    let node = b
         .kubeadm()
         .file("/etc/kubernetes/admin.conf", &admin, 0o600)
         .file(crate::ssh::CONFIGMAP, &cm, 0o600)
@@ -146,7 +147,7 @@ fn kubeadm_with_configmap_sends_the_compare_and_swap_it_shows() {
 
 #[test]
 fn kubeadm_rollback_after_a_failed_wait_sends_what_the_dry_run_shows() {
-    let node = Node::on(162).kubeadm().env("NODE_RECORD", "1").start();
+    let node = Node::next().kubeadm().env("NODE_RECORD", "1").start();
     node.set_never_ready("--oidc-issuer-url");
     let dry = node
         .k8soidc("patch")
@@ -174,27 +175,28 @@ fn kubeadm_rollback_after_a_failed_wait_sends_what_the_dry_run_shows() {
 
 #[test]
 fn microk8s_patch_and_rollback_send_what_the_dry_run_shows() {
+    let b = Node::next();
+    let addr = b.addr();
     const ARGS: &str = "/var/snap/microk8s/current/args/kube-apiserver";
     let args = format!(
-        "{}--bind-address=127.0.0.163\n",
+        "{}--bind-address={addr}\n",
         fixture("microk8s-args/001-microk8s-2025-03f0791.args")
     );
-    let node = Node::on(163)
-        .file(ARGS, &args, 0o660)
-        .env("NODE_RECORD", "1")
-        .start();
+    let node = b.file(ARGS, &args, 0o660).env("NODE_RECORD", "1").start();
     node.sh("microk8s start");
     patch_then_rollback(&node, &[]);
 }
 
 #[test]
 fn k3s_patch_and_rollback_send_what_the_dry_run_shows() {
+    let b = Node::next();
+    let addr = b.addr();
     const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
     let config = format!(
-        "bind-address: 127.0.0.164\n{}",
+        "bind-address: {addr}\n{}",
         fixture("k3s-config/003-sylchamber-control-plane.yaml")
     );
-    let node = Node::on(164)
+    let node = b
         .file(CONFIG, &config, 0o600)
         .env("NODE_RECORD", "1")
         .start();
@@ -204,9 +206,11 @@ fn k3s_patch_and_rollback_send_what_the_dry_run_shows() {
 
 #[test]
 fn rke2_patch_and_rollback_send_what_the_dry_run_shows() {
+    let b = Node::next();
+    let addr = b.addr();
     const CONFIG: &str = "/etc/rancher/rke2/config.yaml";
-    let node = Node::on(165)
-        .file(CONFIG, "bind-address: 127.0.0.165\n", 0o600)
+    let node = b
+        .file(CONFIG, &format!("bind-address: {addr}\n"), 0o600)
         .env("NODE_RECORD", "1")
         .start();
     node.sh("systemctl start rke2-server");
@@ -241,16 +245,18 @@ fn create_sends_what_it_shows(node: &Node, distro: &str, env: &[(&str, &str)]) {
 
 #[test]
 fn create_kubeadm_sends_what_the_dry_run_shows() {
-    let node = Node::on(166).env("NODE_RECORD", "1").start();
+    let node = Node::next().env("NODE_RECORD", "1").start();
     create_sends_what_it_shows(&node, "kubeadm", &[]);
 }
 
 #[test]
 fn create_k3s_sends_what_the_dry_run_shows() {
-    let node = Node::on(167)
+    let b = Node::next();
+    let addr = b.addr();
+    let node = b
         .file(
             "/etc/rancher/k3s/config.yaml",
-            "bind-address: 127.0.0.167\n",
+            &format!("bind-address: {addr}\n"),
             0o600,
         )
         .env("NODE_RECORD", "1")
@@ -260,7 +266,7 @@ fn create_k3s_sends_what_the_dry_run_shows() {
 
 #[test]
 fn create_microk8s_sends_what_the_dry_run_shows() {
-    let node = Node::on(168).env("NODE_RECORD", "1").start();
+    let node = Node::next().env("NODE_RECORD", "1").start();
     create_sends_what_it_shows(&node, "microk8s", &[]);
     let args = node
         .read("/var/snap/microk8s/current/args/kube-apiserver")

@@ -23,7 +23,7 @@ fn oidc() -> Vec<&'static str> {
 
 #[test]
 fn kubeadm_patch_backup_health_then_noop() {
-    let node = Node::on(101).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let before = node.read(MANIFEST).unwrap();
     let out = node
         .k8soidc("patch")
@@ -97,7 +97,7 @@ fn kubeadm_patch_backup_health_then_noop() {
 
 #[test]
 fn dry_run_shows_real_diff_and_changes_nothing() {
-    let node = Node::on(102).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let fp = node.fingerprint();
     let out = node
         .k8soidc("patch")
@@ -145,7 +145,7 @@ fn dry_run_shows_real_diff_and_changes_nothing() {
 
 #[test]
 fn values_arrive_as_text_never_run_by_a_shell() {
-    let node = Node::on(103).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let marker = "/tmp/k8soidc-pwned-103";
     let _ = std::fs::remove_file(marker);
     let client = format!("x$(touch${{IFS}}{marker})`touch${{IFS}}{marker}`");
@@ -191,7 +191,7 @@ fn values_arrive_as_text_never_run_by_a_shell() {
 
 #[test]
 fn never_ready_rolls_back_byte_identical() {
-    let node = Node::on(104).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     node.set_never_ready("--oidc-issuer-url");
     let before = node.read(MANIFEST).unwrap();
     let out = node
@@ -225,7 +225,7 @@ fn never_ready_rolls_back_byte_identical() {
 
 #[test]
 fn host_key_mismatch_refused_before_any_command() {
-    let node = Node::on(105).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let other = node.dir.path().join("other");
     std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -245,7 +245,16 @@ fn host_key_mismatch_refused_before_any_command() {
         .args(["--yes"])
         .run()
         .status(1);
-    assert!(out.stderr.contains("host key"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "\nerror: host key of `{}` is not the one known: refused before running anything (",
+            node.target()
+        )) && out
+            .stderr
+            .ends_with("); check the key, then fix known_hosts (`ssh-keygen -R HOST`)\n"),
+        "{}",
+        out.stderr
+    );
     std::fs::write(node.dir.path().join("known_hosts"), good).unwrap();
     assert_eq!(
         node.sh("ls -A /var/lib/k8soidc"),
@@ -256,7 +265,7 @@ fn host_key_mismatch_refused_before_any_command() {
 
 #[test]
 fn unknown_host_refused_unless_accept_new() {
-    let node = Node::on(106).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     std::fs::write(node.dir.path().join("known_hosts"), "").unwrap();
     let out = node
         .k8soidc("patch")
@@ -264,7 +273,14 @@ fn unknown_host_refused_unless_accept_new() {
         .args(["--dry-run"])
         .run()
         .status(1);
-    assert!(out.stderr.contains("host key"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "\nerror: host key of `{}` is unknown (not in known_hosts): refused before running anything (",
+            node.target()
+        )) && out.stderr.ends_with("); check its fingerprint, then pass --accept-new-host-key to record it, or add it to known_hosts yourself\n"),
+        "{}",
+        out.stderr
+    );
     node.k8soidc("patch")
         .args(oidc())
         .args(["--accept-new-host-key"])
@@ -277,7 +293,7 @@ fn unknown_host_refused_unless_accept_new() {
 
 #[test]
 fn lock_held_refused_and_unchanged() {
-    let node = Node::on(107).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     node.sh("flock /var/lib/k8soidc/lock sleep 60 </dev/null >/dev/null 2>&1 & sleep 0.2");
     let fp = node.fingerprint();
     let out = node
@@ -287,15 +303,15 @@ fn lock_held_refused_and_unchanged() {
         .run()
         .status(1);
     assert!(
-        out.stderr.contains("another k8soidc run holds the lock"),
+        out.stderr.ends_with(&format!("error: another k8soidc run holds the lock on `{}` (/var/lib/k8soidc/lock): refused, nothing changed; wait for it to finish and run again\n", node.target())),
         "{}",
         out.stderr
     );
     assert_eq!(node.fingerprint(), fp);
 }
 
-fn refused_without_change(n: u8, fault: &str, expect: &str) {
-    let node = Node::on(n).kubeadm().env("NODE_FAULT", fault).start();
+fn refused_without_change(fault: &str, expect: &str) {
+    let node = Node::next().kubeadm().env("NODE_FAULT", fault).start();
     let fp = node.fingerprint();
     let out = node
         .k8soidc("patch")
@@ -310,17 +326,17 @@ fn refused_without_change(n: u8, fault: &str, expect: &str) {
 
 #[test]
 fn backup_dir_read_only_no_change() {
-    refused_without_change(108, "backups-ro", "cannot create backup directory");
+    refused_without_change("backups-ro", "cannot create backup directory");
 }
 
 #[test]
 fn backup_disk_full_no_change() {
-    refused_without_change(109, "backups-full", "cannot back up");
+    refused_without_change("backups-full", "cannot back up");
 }
 
 #[test]
 fn sudo_without_password_works_with_password_refused() {
-    let node = Node::on(110)
+    let node = Node::next()
         .kubeadm()
         .env("NODE_USER", "k8soidc-op")
         .env("NODE_SUDO", "nopasswd")
@@ -337,7 +353,7 @@ fn sudo_without_password_works_with_password_refused() {
     );
 
     drop(node);
-    let node = Node::on(111)
+    let node = Node::next()
         .kubeadm()
         .env("NODE_USER", "k8soidc-op")
         .env("NODE_SUDO", "password")
@@ -349,13 +365,17 @@ fn sudo_without_password_works_with_password_refused() {
         .args(["--yes"])
         .run()
         .status(1);
-    assert!(out.stderr.contains("needs a password"), "{}", out.stderr);
+    assert!(
+        out.stderr.ends_with(&format!("error: `sudo -n` on `k8soidc-op@{}:{}` needs a password for k8soidc-op (or sudo is missing): refused before any change; allow passwordless sudo for k8soidc-op (NOPASSWD in /etc/sudoers.d) or connect as root\n", node.addr, node.port)),
+        "{}",
+        out.stderr
+    );
     assert_eq!(node.fingerprint(), fp);
 }
 
 #[test]
 fn connection_killed_at_each_step_boundary_then_rerun_converges() {
-    let node = Node::on(112).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let before = node.read(MANIFEST).unwrap();
     let mut after = None;
     for stage in ["lock", "read", "stage", "commit"] {
@@ -374,8 +394,13 @@ fn connection_killed_at_each_step_boundary_then_rerun_converges() {
                 out.stderr
             );
         } else {
+            // Issue 11: a lost connection is its own class, exit 3 (README "Exit codes").
+            assert_eq!(out.status, 3, "{stage}: {}", out.stderr);
             assert!(
-                out.stderr.contains("connection") || out.stderr.contains("lost"),
+                out.stderr.contains(&format!(
+                    "error: lost the connection to `{}`",
+                    node.target()
+                )),
                 "{stage}: {}",
                 out.stderr
             );
@@ -417,7 +442,7 @@ fn connection_killed_at_each_step_boundary_then_rerun_converges() {
 
 #[test]
 fn backups_list_and_rollback_restore_exact_bytes() {
-    let node = Node::on(113).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let before = node.read(MANIFEST).unwrap();
     node.k8soidc("patch")
         .args(oidc())
@@ -463,9 +488,9 @@ fn backups_list_and_rollback_restore_exact_bytes() {
 
 #[test]
 fn several_hosts_in_order_first_failure_stops() {
-    let a = Node::on(114).kubeadm().start();
-    let b = Node::on(115).kubeadm().with_others().start();
-    let c = Node::on(116).kubeadm().with_others().start();
+    let a = Node::next().kubeadm().start();
+    let b = Node::next().kubeadm().with_others().start();
+    let c = Node::next().kubeadm().with_others().start();
     b.set_never_ready("--oidc-issuer-url");
     let c_before = c.read(MANIFEST).unwrap();
     // One ssh config for all three: b's and c's keys are added to a's known_hosts.
@@ -516,7 +541,7 @@ fn several_hosts_in_order_first_failure_stops() {
 /// change on the node; a dry run reports it and still shows the real diff.
 #[test]
 fn preflight_failure_stops_patch_before_any_change() {
-    let node = Node::on(117).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     let before = node.read(MANIFEST).unwrap();
     // A closed loopback port: the discovery fetch fails at once, nothing leaves the machine.
     let settings = [
@@ -619,7 +644,7 @@ fn fake_apiserver_enforces_the_upstream_start_up_rules() {
 
 #[test]
 fn config_mode_mounts_dir_sets_authentication_config_and_drops_oidc_flags() {
-    let node = Node::on(120).kubeadm().start();
+    let node = Node::next().kubeadm().start();
     // First flags mode with a CA: the CA lands in the already-mounted /etc/kubernetes/pki and
     // the fake API server (which opens --oidc-ca-file through the pod's mounts) is healthy.
     let ca = node.dir.path().join("tls.crt");
@@ -706,11 +731,13 @@ fn config_mode_mounts_dir_sets_authentication_config_and_drops_oidc_flags() {
 
 #[test]
 fn ca_goes_to_an_added_oidc_volume_when_pki_is_not_mounted() {
-    let m = crate::node::kubeadm_manifest("127.0.0.121").replace(
+    let b = Node::next();
+    let addr = b.addr();
+    let m = crate::node::kubeadm_manifest(&addr).replace(
         "    - mountPath: /etc/kubernetes/pki\n      name: k8s-certs\n      readOnly: true\n",
         "",
     );
-    let node = Node::on(121).file(MANIFEST, &m, 0o600).start();
+    let node = b.file(MANIFEST, &m, 0o600).start();
     let ca = node.dir.path().join("tls.crt");
     node.k8soidc("patch")
         .args(oidc())
@@ -737,12 +764,14 @@ fn ca_goes_to_an_added_oidc_volume_when_pki_is_not_mounted() {
 
 #[test]
 fn flags_mode_refused_over_a_foreign_authentication_config() {
+    let b = Node::next();
+    let addr = b.addr();
     let auth = "apiVersion: apiserver.config.k8s.io/v1beta1\nkind: AuthenticationConfiguration\njwt:\n- issuer:\n    url: https://other.example.com\n    audiences: [x]\n  claimMappings:\n    username:\n      claim: sub\n      prefix: ''\n";
-    let m = crate::node::kubeadm_manifest("127.0.0.122").replace(
+    let m = crate::node::kubeadm_manifest(&addr).replace(
         "    - --profiling=false\n",
         "    - --profiling=false\n    - --authentication-config=/etc/kubernetes/pki/mine.yaml\n",
     );
-    let node = Node::on(122)
+    let node = b
         .file(MANIFEST, &m, 0o600)
         .file("/etc/kubernetes/pki/mine.yaml", auth, 0o600)
         .start();
@@ -768,14 +797,15 @@ pub(crate) const CONFIGMAP: &str =
 
 /// A kubeadm node with /etc/kubernetes/admin.conf and the kubeadm-config ConfigMap (as
 /// `kubeadm init` 1.32 stores it: v1beta4, `apiServer: {}`) in the fake kubectl's store.
-fn kubeadm_with_configmap(n: u8) -> Node {
+fn kubeadm_with_configmap() -> Node {
+    let b = Node::next();
+    let addr = b.addr();
     let admin = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.{n}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{addr}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
     );
     let cc = "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\ncaCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\ncertificatesDir: /etc/kubernetes/pki\nclusterName: kubernetes\ncontrollerManager: {}\ndns: {}\nencryptionAlgorithm: RSA-2048\netcd:\n  local:\n    dataDir: /var/lib/etcd\nimageRepository: registry.k8s.io\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.2\nnetworking:\n  dnsDomain: cluster.local\n  serviceSubnet: 10.96.0.0/12\nproxy: {}\nscheduler: {}\n";
     let cm = serde_json::json!({"data": {"ClusterConfiguration": cc, "other": "kept"}}).to_string();
-    Node::on(n)
-        .kubeadm()
+    b.kubeadm()
         .file("/etc/kubernetes/admin.conf", &admin, 0o600)
         .file(CONFIGMAP, &cm, 0o600)
         .start()
@@ -792,7 +822,7 @@ fn cluster_configuration(node: &Node) -> String {
 
 #[test]
 fn kubeadm_config_configmap_updated_after_health_shown_in_dry_run() {
-    let node = kubeadm_with_configmap(123);
+    let node = kubeadm_with_configmap();
     let before = cluster_configuration(&node);
     let fp = node.fingerprint();
     let dry = node
@@ -802,8 +832,9 @@ fn kubeadm_config_configmap_updated_after_health_shown_in_dry_run() {
         .run()
         .success();
     assert_eq!(node.fingerprint(), fp, "dry run changed the node");
+    let read = format!("+ [{}] kubectl --kubeconfig /etc/kubernetes/admin.conf get configmap kubeadm-config -n kube-system -o 'jsonpath={{.data.ClusterConfiguration}}'", node.target());
     for want in [
-        "+ [root@127.0.0.123:20123] kubectl --kubeconfig /etc/kubernetes/admin.conf get configmap kubeadm-config -n kube-system -o 'jsonpath={.data.ClusterConfiguration}'",
+        read.as_str(),
         "    | +++ b/kube-system/configmaps/kubeadm-config/ClusterConfiguration",
         "    | -apiServer: {}",
         "    | +  - name: oidc-issuer-url",
@@ -939,12 +970,14 @@ fn running_flags_any(node: &Node) -> Vec<String> {
 
 #[test]
 fn microk8s_patch_enables_rbac_noop_rerun_and_rollback() {
+    let b = Node::next();
+    let addr = b.addr();
     const ARGS: &str = "/var/snap/microk8s/current/args/kube-apiserver";
     let args = format!(
-        "{}--bind-address=127.0.0.130\n",
+        "{}--bind-address={addr}\n",
         fixture("microk8s-args/001-microk8s-2025-03f0791.args")
     );
-    let node = Node::on(130).file(ARGS, &args, 0o660).start();
+    let node = b.file(ARGS, &args, 0o660).start();
     node.sh("microk8s start");
     let dry = node
         .k8soidc("patch")
@@ -962,10 +995,10 @@ fn microk8s_patch_enables_rbac_noop_rerun_and_rollback() {
     );
     assert!(dry
         .stdout
-        .contains("+ [root@127.0.0.130:20130] microk8s enable rbac"));
-    assert!(dry.stdout.contains(
-        "curl -sSk -o /dev/null -w '\\n%{http_code}' --max-time 5 https://127.0.0.130:16443/readyz"
-    ));
+        .contains(&format!("+ [{}] microk8s enable rbac", node.target())));
+    assert!(dry.stdout.contains(&format!(
+        "curl -sSk -o /dev/null -w '\\n%{{http_code}}' --max-time 5 https://{addr}:16443/readyz"
+    )));
     patch_noop_rollback(
         &node,
         ARGS,
@@ -986,12 +1019,14 @@ fn microk8s_patch_enables_rbac_noop_rerun_and_rollback() {
 
 #[test]
 fn k3s_patch_noop_rerun_and_rollback() {
+    let b = Node::next();
+    let addr = b.addr();
     const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
     let config = format!(
-        "bind-address: 127.0.0.131\n{}",
+        "bind-address: {addr}\n{}",
         fixture("k3s-config/003-sylchamber-control-plane.yaml")
     );
-    let node = Node::on(131).file(CONFIG, &config, 0o600).start();
+    let node = b.file(CONFIG, &config, 0o600).start();
     node.sh("systemctl start k3s");
     patch_noop_rollback(
         &node,
@@ -1008,7 +1043,9 @@ fn k3s_patch_noop_rerun_and_rollback() {
     // k3s refuses anonymous requests, so the health check is k3s's own kubectl with its admin
     // kubeconfig (an anonymous /readyz would answer 401 and roll back a healthy server).
     assert_eq!(
-        node.sh("curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.131:6443/readyz"),
+        node.sh(&format!(
+            "curl -sk -o /dev/null -w '%{{http_code}}' https://{addr}:6443/readyz"
+        )),
         "401"
     );
     let k3s = node.sh("cat /var/log/pods/fake-k3s.log");
@@ -1023,9 +1060,11 @@ fn k3s_patch_noop_rerun_and_rollback() {
 /// `rollback` on k3s restarts the unit so the restored config is what runs, and waits for it.
 #[test]
 fn k3s_rollback_restarts_the_unit_and_waits_for_health() {
+    let b = Node::next();
+    let addr = b.addr();
     const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
-    let config = "bind-address: 127.0.0.134\n";
-    let node = Node::on(134).file(CONFIG, config, 0o600).start();
+    let config = &format!("bind-address: {addr}\n");
+    let node = b.file(CONFIG, config, 0o600).start();
     node.sh("systemctl start k3s");
     node.k8soidc("patch")
         .args(oidc())
@@ -1039,7 +1078,7 @@ fn k3s_rollback_restarts_the_unit_and_waits_for_health() {
         .args(["--yes", "--timeout", "60s"])
         .run()
         .success();
-    assert_eq!(node.read(CONFIG).unwrap(), config);
+    assert_eq!(&node.read(CONFIG).unwrap(), config);
     assert!(
         back.stderr.contains("systemctl restart k3s")
             && back
@@ -1055,11 +1094,13 @@ fn k3s_rollback_restarts_the_unit_and_waits_for_health() {
 /// healthy by the anonymous probe alone, without its kubectl.
 #[test]
 fn k3s_with_anonymous_auth_is_probed_anonymously() {
+    let b = Node::next();
+    let addr = b.addr();
     const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
-    let node = Node::on(133)
+    let node = b
         .file(
             CONFIG,
-            "bind-address: 127.0.0.133\nkube-apiserver-arg:\n  - anonymous-auth=true\n",
+            &format!("bind-address: {addr}\nkube-apiserver-arg:\n  - anonymous-auth=true\n"),
             0o600,
         )
         .start();
@@ -1081,9 +1122,11 @@ fn k3s_with_anonymous_auth_is_probed_anonymously() {
 
 #[test]
 fn rke2_patch_with_ca_in_an_extra_mount_noop_rerun_and_rollback() {
+    let b = Node::next();
+    let addr = b.addr();
     const CONFIG: &str = "/etc/rancher/rke2/config.yaml";
-    let config = "bind-address: 127.0.0.132\nkube-apiserver-arg:\n  - profiling=false\n";
-    let node = Node::on(132).file(CONFIG, config, 0o600).start();
+    let config = &format!("bind-address: {addr}\nkube-apiserver-arg:\n  - profiling=false\n");
+    let node = b.file(CONFIG, config, 0o600).start();
     node.sh("systemctl start rke2-server");
     let ca = node.dir.path().join("tls.crt");
     patch_noop_rollback(
@@ -1242,7 +1285,7 @@ grep -c oidc-issuer-url {MANIFEST}; ps -eo args | grep -c '[k]ube-apiserver.py.*
 
 #[test]
 fn create_kubeadm_over_ssh_writes_config_then_runs_kubeadm_init() {
-    let node = Node::on(141).start();
+    let node = Node::next().start();
     let dry = node
         .k8soidc("create")
         .args(["--distro", "kubeadm"])
@@ -1293,10 +1336,12 @@ fn create_kubeadm_over_ssh_writes_config_then_runs_kubeadm_init() {
 
 #[test]
 fn create_k3s_over_ssh_writes_the_dropin_before_the_installer() {
-    let node = Node::on(142)
+    let b = Node::next();
+    let addr = b.addr();
+    let node = b
         .file(
             "/etc/rancher/k3s/config.yaml",
-            "bind-address: 127.0.0.142\n",
+            &format!("bind-address: {addr}\n"),
             0o600,
         )
         .start();
@@ -1317,7 +1362,7 @@ fn create_k3s_over_ssh_writes_the_dropin_before_the_installer() {
     );
     assert_eq!(
         node.read("/etc/rancher/k3s/config.yaml").unwrap(),
-        "bind-address: 127.0.0.142\n",
+        format!("bind-address: {addr}\n"),
         "config.yaml stays the user's"
     );
     let flags = running_flags_any(&node);
@@ -1329,7 +1374,7 @@ fn create_k3s_over_ssh_writes_the_dropin_before_the_installer() {
 
 #[test]
 fn create_microk8s_over_ssh_installs_the_snap_then_patches() {
-    let node = Node::on(143).start();
+    let node = Node::next().start();
     node.k8soidc("create")
         .args(["--distro", "microk8s"])
         .args(oidc())
@@ -1359,7 +1404,7 @@ fn create_microk8s_over_ssh_installs_the_snap_then_patches() {
 /// before anything is written on the host.
 #[test]
 fn preflight_failure_stops_create_over_ssh() {
-    let node = Node::on(118).start();
+    let node = Node::next().start();
     let out = node
         .k8soidc("create")
         .args([
@@ -1394,10 +1439,12 @@ fn preflight_failure_stops_create_over_ssh() {
 
 #[test]
 fn k3s_without_config_file_is_found_by_its_running_unit() {
-    let node = Node::on(144)
+    let b = Node::next();
+    let addr = b.addr();
+    let node = b
         .file(
             "/etc/rancher/k3s/config.yaml.d/10-node.yaml",
-            "bind-address: 127.0.0.144\n",
+            &format!("bind-address: {addr}\n"),
             0o600,
         )
         .start();
@@ -1439,8 +1486,8 @@ fn accepted(node: &Node) -> usize {
 /// password database, not $HOME), so the machine's own /root/.ssh is never read or written.
 #[test]
 fn ssh_config_agent_and_proxyjump_work_over_one_connection_per_host() {
-    let jump = Node::on(135).start();
-    let cp = Node::on(136).kubeadm().with_others().start();
+    let jump = Node::next().start();
+    let cp = Node::next().kubeadm().with_others().start();
     let home = tempfile::Builder::new()
         .prefix("k8h")
         .tempdir_in("/tmp")

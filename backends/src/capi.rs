@@ -448,16 +448,6 @@ fn refuse_text(path: &[&str], reason: &str) -> PlanError {
     )
 }
 
-/// The last content line of `lines[range]`, plus one (where children go), or `range.start`.
-fn end_of_content(lines: &[Line], range: std::ops::Range<usize>) -> usize {
-    range
-        .clone()
-        .rev()
-        .find(|&i| yamltext::is_content(&lines[i].text))
-        .map(|i| i + 1)
-        .unwrap_or(range.start)
-}
-
 fn key_line_without_value(text: &str, rest: &str) -> String {
     let t = text.trim_end();
     let head = t.strip_suffix(rest).unwrap_or(t).trim_end();
@@ -642,7 +632,7 @@ fn create_path(
         indent - 2 + seq_offset
     };
     out.extend(new.iter().flat_map(|e| e.lines(entry_indent)));
-    let at = end_of_content(lines, range);
+    let at = yamltext::content_end(lines, range.clone()).unwrap_or(range.start);
     yamltext::splice(lines, at..at, out, eol);
     Ok(())
 }

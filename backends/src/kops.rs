@@ -34,6 +34,7 @@
 //! other documents (InstanceGroups) are kept byte for byte.
 
 use crate::yamlout as yaml;
+use crate::yamltext;
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -339,38 +340,28 @@ fn merge_cluster(doc: &mut Mapping, s: &OidcSettings, mode: Mode) -> Result<(), 
 }
 
 /// A document of a multi-document YAML stream, with the text around its content.
-struct Piece<'a> {
+struct Piece {
     /// The separator line (`---`) before the document, if any.
-    separator: &'a str,
+    separator: String,
     /// The document text.
-    text: &'a str,
+    text: String,
 }
 
-fn split_documents(text: &str) -> Vec<Piece<'_>> {
-    let mut pieces = Vec::new();
-    let mut separator = "";
-    let mut start = 0;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        // `---`, or `--- # comment`.
-        let rest = line.trim_end().strip_prefix("---");
-        if rest.is_some_and(|r| {
-            r.is_empty() || (r.starts_with([' ', '\t']) && r.trim_start().starts_with('#'))
-        }) {
-            pieces.push(Piece {
-                separator,
-                text: &text[start..offset],
-            });
-            separator = line;
-            start = offset + line.len();
-        }
-        offset += line.len();
-    }
-    pieces.push(Piece {
-        separator,
-        text: &text[start..],
-    });
-    pieces
+/// The documents of `text`, split on the one line model's document markers
+/// ([`yamltext::documents_strict`]).
+fn split_documents(text: &str) -> Result<Vec<Piece>, PlanError> {
+    let lines = yamltext::split(text);
+    let ranges = yamltext::documents_strict(&lines).map_err(refuse)?;
+    Ok(ranges
+        .into_iter()
+        .map(|r| Piece {
+            separator: match r.start {
+                0 => String::new(),
+                s => yamltext::join(&lines[s - 1..s]),
+            },
+            text: yamltext::join(&lines[r]),
+        })
+        .collect())
 }
 
 /// Replaces the content of `original` by `new`, keeping its leading blank lines and trailing
@@ -391,10 +382,10 @@ fn keep_surroundings(original: &str, new: &str) -> String {
 /// without exactly one `kind: Cluster` document and Clusters that are not v1alpha2.
 pub fn merge_cluster_spec(current: &str, s: &OidcSettings) -> Result<String, PlanError> {
     let mode = check(s)?;
-    let pieces = split_documents(current);
+    let pieces = split_documents(current)?;
     let mut cluster = None;
     for (i, piece) in pieces.iter().enumerate() {
-        let value: Value = serde_yaml_ng::from_str(piece.text)
+        let value: Value = serde_yaml_ng::from_str(&piece.text)
             .map_err(|e| refuse(format!("it is not valid YAML ({e})")))?;
         if value.get("kind").and_then(Value::as_str) == Some("Cluster") {
             if cluster.is_some() {
@@ -413,11 +404,11 @@ pub fn merge_cluster_spec(current: &str, s: &OidcSettings) -> Result<String, Pla
     let text = yaml::to_string(&Value::Mapping(doc)).map_err(refuse)?;
     let mut out = String::with_capacity(current.len() + text.len());
     for (i, piece) in pieces.iter().enumerate() {
-        out.push_str(piece.separator);
+        out.push_str(&piece.separator);
         if i == index {
-            out.push_str(&keep_surroundings(piece.text, &text));
+            out.push_str(&keep_surroundings(&piece.text, &text));
         } else {
-            out.push_str(piece.text);
+            out.push_str(&piece.text);
         }
     }
     Ok(out)
@@ -792,6 +783,7 @@ mod tests {
                 // Other documents are kept byte for byte.
                 let others = |t: &str| -> Vec<String> {
                     split_documents(t)
+                        .unwrap()
                         .iter()
                         .filter(|p| !p.text.contains("kind: Cluster"))
                         .map(|p| format!("{}{}", p.separator, p.text))

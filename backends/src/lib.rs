@@ -23,7 +23,6 @@ pub mod kops;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubespray;
-mod lines;
 pub mod manifest;
 pub mod microk8s;
 pub mod node;
@@ -44,7 +43,7 @@ use serde::Serialize;
 
 pub use error::{escape, PlanError};
 pub use plan::{
-    redact, unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, WriteBack, K8SOIDC,
+    redact, unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, Until, WriteBack, K8SOIDC,
 };
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use source::Source;

@@ -33,14 +33,13 @@ mod edit;
 mod scalar;
 #[cfg(test)]
 mod tests;
-mod text;
 
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
 use crate::apiserver::{is_managed_flag, Arg};
+use crate::yamltext::{self as text, Block, Item, Key, Line};
 use crate::PlanError;
-use text::{Block, Item, Key, Line};
 
 /// The container this module patches.
 pub const CONTAINER: &str = "kube-apiserver";
@@ -119,8 +118,8 @@ fn managed(item: &str) -> bool {
 }
 
 /// A `command` or `args` list of the container.
-struct FlagList<'a> {
-    key: Key<'a>,
+struct FlagList {
+    key: Key,
     items: Vec<Item>,
     values: Vec<String>,
     /// Items before the first flag (the program, or `/hyperkube apiserver`).
@@ -128,18 +127,18 @@ struct FlagList<'a> {
 }
 
 /// What [`analyze`] learns about a manifest.
-struct Doc<'a> {
-    lines: Vec<Line<'a>>,
+struct Doc {
+    lines: Vec<Line>,
     docs: Vec<Value>,
     pod: usize,
     container_index: usize,
     spec: Block,
     container: Block,
-    lists: Vec<FlagList<'a>>,
+    lists: Vec<FlagList>,
     mirror: Option<String>,
 }
 
-impl Doc<'_> {
+impl Doc {
     fn pod(&self) -> &Value {
         &self.docs[self.pod]
     }
@@ -273,8 +272,8 @@ fn parse_all(text: &str) -> Result<Vec<Value>, PlanError> {
     Ok(docs)
 }
 
-fn need_key<'a>(lines: &[Line<'a>], b: &Block, key: &str) -> Result<Key<'a>, PlanError> {
-    text::find_key(lines, b, key)
+fn need_key(lines: &[Line], b: &Block, key: &str) -> Result<Key, PlanError> {
+    text::find_key_in(lines, b, key)
         .map_err(|e| refuse(e, FIX_HAND))?
         .ok_or_else(|| {
             refuse(
@@ -284,7 +283,7 @@ fn need_key<'a>(lines: &[Line<'a>], b: &Block, key: &str) -> Result<Key<'a>, Pla
         })
 }
 
-fn analyze(text: &str) -> Result<Doc<'_>, PlanError> {
+fn analyze(text: &str) -> Result<Doc, PlanError> {
     if text.starts_with('\u{feff}') {
         return Err(refuse(
             "it starts with a byte-order mark",
@@ -299,14 +298,11 @@ fn analyze(text: &str) -> Result<Doc<'_>, PlanError> {
         ));
     }
     let docs = parse_all(text)?;
-    let lines = text::split_lines(text);
-    let ranges = text::documents(&lines).map_err(|e| refuse(e, FIX_HAND))?;
+    let lines = text::split(text);
+    let ranges = text::documents_strict(&lines).map_err(|e| refuse(e, FIX_HAND))?;
     let mut seg_docs = Vec::new();
     for r in ranges {
-        let src: String = lines[r.clone()]
-            .iter()
-            .flat_map(|l| [l.text, l.ending])
-            .collect();
+        let src = text::join(&lines[r.clone()]);
         match serde_yaml_ng::from_str::<Value>(&src) {
             Ok(Value::Null) => {}
             Ok(v) => seg_docs.push((r, v)),
@@ -531,7 +527,7 @@ pub fn patch_manifest(
     edit::check_request(args, mount)?;
     let doc = analyze(text)?;
     doc.refuse_mirror()?;
-    let mut edits = edit::Edits::default();
+    let mut edits = text::Edits::default();
     let mut notes = edit::flags(&doc, args, &mut edits)?;
     if doc.lists.first().is_some_and(|l| l.skip == 2) {
         notes.push("this manifest runs kube-apiserver through hyperkube (Kubernetes 1.17 or older): check that this version knows every flag set".into());
@@ -558,7 +554,7 @@ pub fn patch_manifest(
 pub fn remove_oidc(text: &str, mount_name: &str) -> Result<ManifestPatch, PlanError> {
     let doc = analyze(text)?;
     doc.refuse_mirror()?;
-    let mut edits = edit::Edits::default();
+    let mut edits = text::Edits::default();
     let mut notes = edit::flags(&doc, &[], &mut edits)?;
     notes.extend(edit::unmount(&doc, mount_name, &mut edits)?);
     let out = edits.apply(&doc.lines, text);

@@ -123,7 +123,7 @@ pub fn rbac_enabled(text: &str) -> bool {
     authorization_mode(text).is_some_and(|m| m.split(',').any(|m| m == "RBAC"))
 }
 
-use crate::lines::{join as join_lines, split as split_lines};
+use crate::yamltext as yt;
 
 /// What one line of the args file is to the patcher.
 enum Kind {
@@ -182,14 +182,13 @@ fn flag_name(word: &str) -> &str {
 pub fn patch_args(text: &str, s: &OidcSettings, remove: bool) -> Result<Option<String>, PlanError> {
     let wanted = if remove { Vec::new() } else { flag_lines(s)? };
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let lines = split_lines(text);
-    let last_end = lines.last().map_or(eol, |l| l.1.as_str());
-    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut lines = yt::split(text);
+    let mut ours = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        match classify(i + 1, &line.0)? {
-            Kind::Other => kept.push(line.clone()),
-            Kind::Ours => {}
-            Kind::ForeignAuthConfig(_) if remove => kept.push(line.clone()),
+        match classify(i + 1, &line.text)? {
+            Kind::Other => {}
+            Kind::Ours => ours.push(i),
+            Kind::ForeignAuthConfig(_) if remove => {}
             Kind::ForeignAuthConfig(path) => {
                 return Err(PlanError::patch(
                     ARGS_FILE,
@@ -199,8 +198,12 @@ pub fn patch_args(text: &str, s: &OidcSettings, remove: bool) -> Result<Option<S
             }
         }
     }
-    kept.extend(wanted.into_iter().map(|l| (l, eol.to_string())));
-    let after = join_lines(&kept, eol, last_end);
+    for &i in ours.iter().rev() {
+        yt::splice(&mut lines, i..i + 1, vec![], eol);
+    }
+    let end = lines.len();
+    yt::splice(&mut lines, end..end, wanted, eol);
+    let after = yt::join(&lines);
     Ok((after != text).then_some(after))
 }
 

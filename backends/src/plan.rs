@@ -260,6 +260,50 @@ pub enum WriteBack {
     },
 }
 
+/// What a [`Step::Await`] waits for: a pure reading of the polled command's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "until")]
+pub enum Until {
+    /// Every control-plane machine of the KubeadmControlPlane `name` is rolled out
+    /// ([`crate::capi::rollout`] of `kubectl get kubeadmcontrolplane NAME -o json`).
+    CapiRollout {
+        /// The KubeadmControlPlane.
+        name: String,
+    },
+}
+
+impl Until {
+    /// Where the wait stands, from one poll's output.
+    pub fn check(&self, output: &str) -> Result<crate::capi::Rollout, crate::PlanError> {
+        match self {
+            Until::CapiRollout { .. } => crate::capi::rollout(output),
+        }
+    }
+
+    /// What is waited for, for progress lines (`KubeadmControlPlane `cp``).
+    pub fn subject(&self) -> String {
+        match self {
+            Until::CapiRollout { name } => format!("KubeadmControlPlane `{name}`"),
+        }
+    }
+
+    /// The condition, as the dry run shows it.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Until::CapiRollout { .. } => "every control-plane machine is rolled out",
+        }
+    }
+
+    /// What the user should know when the wait gives up.
+    pub fn on_timeout(&self) -> String {
+        match self {
+            Until::CapiRollout { name } => format!(
+                "the patch is applied and the controller keeps going; watch it with `kubectl get kubeadmcontrolplane {name} -w`"
+            ),
+        }
+    }
+}
+
 /// One thing to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -305,6 +349,22 @@ pub enum Step {
         /// Why, shown in the dry run.
         why: String,
     },
+    /// Runs a read-only command every `interval_secs` until its output says done ([`Until`]),
+    /// or gives up after `timeout_secs` (e.g. a Cluster API rollout).
+    Await {
+        /// Where.
+        on: Target,
+        /// The command polled (read-only).
+        read: Command,
+        /// What its output must say.
+        until: Until,
+        /// Seconds between polls.
+        interval_secs: u64,
+        /// Seconds before giving up.
+        timeout_secs: u64,
+        /// Why, shown in the dry run.
+        why: String,
+    },
     /// One round trip on a node ([`crate::node::NodeStep`]): what is shown is what is sent.
     Node {
         /// The host.
@@ -325,6 +385,7 @@ impl Step {
             Step::Run { why, .. }
             | Step::WriteFile { why, .. }
             | Step::Transform { why, .. }
+            | Step::Await { why, .. }
             | Step::Node { why, .. } => why,
         }
     }
@@ -335,6 +396,7 @@ impl Step {
             Step::Run { on, .. }
             | Step::WriteFile { on, .. }
             | Step::Transform { on, .. }
+            | Step::Await { on, .. }
             | Step::Node { on, .. } => on,
         }
     }
@@ -442,6 +504,17 @@ impl Step {
                     }
                 }
             },
+            Step::Await {
+                read,
+                until,
+                interval_secs,
+                timeout_secs,
+                ..
+            } => writeln!(
+                f,
+                "+ {at}{read}   # every {interval_secs}s, up to {timeout_secs}s, until {}",
+                until.describe()
+            ),
             Step::Transform {
                 read, edit, write, ..
             } => {

@@ -1,11 +1,20 @@
-//! A small line model of block-style YAML, for minimal text edits (the Cluster API and
-//! kubespray patchers). It finds keys, mapping entries and sequence items by indentation and
-//! never re-serialises a document: lines it does not touch keep their bytes (comments, order,
-//! quoting, indentation, CRLF endings, a missing final newline).
+//! The one line model of block-style YAML, for minimal text edits. Every text patcher uses it
+//! (kubeadm config, kube-apiserver manifest, k3s/RKE2 config, MicroK8s args file, Cluster API,
+//! kubespray, k3d, kops): it finds documents, keys, mapping entries and sequence items by
+//! indentation, and never re-serialises a document: lines it does not touch keep their bytes
+//! (comments, order, quoting, indentation, CRLF endings, a missing final newline).
+//!
+//! - lines: [`Line`], [`split`], [`join`], [`eol_of`], [`indent`], [`is_content`];
+//! - documents: [`documents`] (lenient) and [`documents_strict`] (refuses directives and
+//!   content after `---`);
+//! - path lookup, by line ranges: [`find_key`], [`value_range`], [`entries`]; by blocks:
+//!   [`Block`], [`find_key_in`], [`child_block`], [`items`];
+//! - edits: [`splice`] (one at a time) and [`Edits`] (a batch against the original lines);
+//! - verify: every caller parses its result again (serde_yaml_ng), compares it with the
+//!   structural edit it meant to make, and refuses on any difference.
 //!
 //! It is deliberately naive (no flow collections, anchors or multi-line plain scalars inside
-//! the parts it edits), so every caller compares the parsed result with the structural edit it
-//! meant to make and refuses on any difference.
+//! the parts it edits): the re-parse is what makes an edit safe.
 
 use std::ops::Range;
 
@@ -14,6 +23,28 @@ use std::ops::Range;
 pub(crate) struct Line {
     pub(crate) text: String,
     pub(crate) eol: String,
+}
+
+impl Line {
+    /// Number of leading spaces.
+    pub(crate) fn indent(&self) -> usize {
+        indent(&self.text)
+    }
+
+    /// Whether the line carries YAML content (not blank, not a comment).
+    pub(crate) fn is_content(&self) -> bool {
+        is_content(&self.text)
+    }
+
+    /// Whether the line starts a sequence item (`-` or `- …`).
+    pub(crate) fn is_item(&self) -> bool {
+        is_item(&self.text)
+    }
+
+    /// The line as a plain `key: value` entry: [`plain_key`].
+    pub(crate) fn plain_key(&self) -> Option<(&str, &str)> {
+        plain_key(&self.text)
+    }
 }
 
 /// Splits text into lines, keeping each line's ending.
@@ -127,6 +158,71 @@ pub(crate) fn key_of(text: &str) -> Option<(String, String)> {
     Some((key, after.trim().to_string()))
 }
 
+/// A `key: value` line whose key is written plain (a quoted key is not one: editors that need
+/// the key exactly as written refuse it): the key as written and the value on the line (its
+/// trailing ` # comment` removed, trimmed). None for items, comments and other lines.
+pub(crate) fn plain_key(text: &str) -> Option<(&str, &str)> {
+    if !is_content(text) || is_item(text) {
+        return None;
+    }
+    let b = &text[indent(text)..];
+    let at = b
+        .find(": ")
+        .or_else(|| b.ends_with(':').then(|| b.len() - 1))?;
+    let rest = &b[at + 1..];
+    let rest = match rest.find(" #") {
+        Some(c) => &rest[..c],
+        None => rest,
+    };
+    Some((&b[..at], rest.trim()))
+}
+
+/// The line of the plain key `name` ([`plain_key`]) at column `indent` within `range`.
+pub(crate) fn find_plain_key(
+    lines: &[Line],
+    range: Range<usize>,
+    indent: usize,
+    name: &str,
+) -> Option<usize> {
+    range.into_iter().find(|&i| {
+        lines[i].indent() == indent && lines[i].plain_key().is_some_and(|(k, _)| k == name)
+    })
+}
+
+/// The entries of the block in `range`, strictly: with `items`, sequence items (`- ` lines at
+/// the first content line's column), else plain `key: value` lines; each runs over the deeper
+/// lines after it. `Err` gives the first line that is neither (trimmed).
+pub(crate) fn strict_entries(
+    lines: &[Line],
+    range: Range<usize>,
+    items: bool,
+) -> Result<Vec<Range<usize>>, String> {
+    let Some(first) = first_content(lines, range.clone()) else {
+        return Ok(vec![]);
+    };
+    let ind = lines[first].indent();
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for i in range {
+        let l = &lines[i];
+        if !l.is_content() {
+            continue;
+        }
+        let starts = if items {
+            l.is_item()
+        } else {
+            l.plain_key().is_some()
+        };
+        if l.indent() == ind && starts {
+            out.push(i..i + 1);
+        } else if l.indent() > ind && !out.is_empty() {
+            out.last_mut().expect("checked").end = i + 1;
+        } else {
+            return Err(l.text.trim().to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the text after a key's colon leaves the value to the following lines.
 pub(crate) fn value_is_block(rest: &str) -> bool {
     rest.is_empty() || rest.starts_with('#')
@@ -136,6 +232,22 @@ pub(crate) fn value_is_block(rest: &str) -> bool {
 pub(crate) fn value_is_empty(rest: &str) -> bool {
     let v = rest.split(" #").next().unwrap_or_default().trim();
     matches!(v, "{}" | "[]" | "~" | "null")
+}
+
+/// The line after the last content line in `range` (where a block's new children go), if
+/// the range has content.
+pub(crate) fn content_end(lines: &[Line], range: Range<usize>) -> Option<usize> {
+    range
+        .rev()
+        .find(|&i| is_content(&lines[i].text))
+        .map(|i| i + 1)
+}
+
+/// `text` with up to `n` leading spaces taken off each line (an entry read on its own).
+pub(crate) fn dedent(text: &str, n: usize) -> String {
+    text.split_inclusive('\n')
+        .map(|l| &l[indent(l).min(n)..])
+        .collect()
 }
 
 /// The first content line in `range`.
@@ -305,11 +417,303 @@ pub(crate) fn splice(lines: &mut Vec<Line>, range: Range<usize>, new: Vec<String
     if at_end && last_had_no_eol {
         if let Some(l) = new.last_mut() {
             l.eol = String::new();
-        } else if range.start > 0 {
+        } else if range.start > 0 && !lines[range.start - 1].text.is_empty() {
+            // The line before becomes the last: it loses its ending, unless it is blank
+            // (a blank last line without an ending would vanish).
             lines[range.start - 1].eol = String::new();
         }
     }
     lines.splice(range, new);
+}
+
+/// A document separator (`---` or `...`), and whether something other than a comment follows
+/// it.
+fn marker(text: &str) -> Option<bool> {
+    let rest = text
+        .strip_prefix("---")
+        .or_else(|| text.strip_prefix("..."))?;
+    if rest.is_empty() {
+        return Some(false);
+    }
+    if !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    Some(is_content(rest))
+}
+
+/// The line ranges of the documents (separators excluded), for editors that refuse what they
+/// cannot place exactly. `Err` names a line the model does not support (content after `---`,
+/// or a `%` directive).
+pub(crate) fn documents_strict(lines: &[Line]) -> Result<Vec<Range<usize>>, String> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if line.text.starts_with('%') {
+            return Err(format!("line {} is a YAML directive", i + 1));
+        }
+        match marker(&line.text) {
+            Some(true) => {
+                return Err(format!(
+                    "line {} has content after the document marker",
+                    i + 1
+                ))
+            }
+            Some(false) => {
+                docs.push(start..i);
+                start = i + 1;
+            }
+            None => {}
+        }
+    }
+    docs.push(start..lines.len());
+    Ok(docs)
+}
+
+/// A block mapping: lines `start..end`, keys at column `col`. When `dash_first`, the first
+/// line is a sequence item line (`- key: value`) whose content starts at `col`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) col: usize,
+    pub(crate) dash_first: bool,
+}
+
+/// A key found in a [`Block`]: its line, what follows the colon on that line (comments
+/// removed, trimmed), and the lines of its block value `line + 1..end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) line: usize,
+    pub(crate) col: usize,
+    pub(crate) inline: String,
+    pub(crate) end: usize,
+}
+
+/// A sequence item: its dash line, last line with content, the exclusive end (next item or
+/// the end of the value, trailing comments included), the dash column and the content column
+/// (`None` when nothing but a comment follows the dash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Item {
+    pub(crate) start: usize,
+    pub(crate) last: usize,
+    pub(crate) end: usize,
+    pub(crate) dash: usize,
+    pub(crate) col: Option<usize>,
+}
+
+impl Item {
+    /// The item's content as a mapping block.
+    pub(crate) fn block(&self) -> Option<Block> {
+        self.col.map(|col| Block {
+            start: self.start,
+            end: self.end,
+            col,
+            dash_first: true,
+        })
+    }
+}
+
+/// Whether `text` (already de-indented) starts a sequence item (`-`, `- x`, `-<TAB>x`).
+fn is_dash(text: &str) -> bool {
+    text == "-" || text.starts_with("- ") || text.starts_with("-\t")
+}
+
+/// Column and text of line `i` as seen from inside `b`.
+fn view<'a>(lines: &'a [Line], b: &Block, i: usize) -> (usize, &'a str) {
+    let text = lines[i].text.as_str();
+    if b.dash_first && i == b.start {
+        (b.col, text.get(b.col..).unwrap_or(""))
+    } else {
+        let n = indent(text);
+        (n, &text[n..])
+    }
+}
+
+/// Strips a trailing ` # comment` from what follows a key's colon (good enough for the
+/// inline values looked at here: empty, `[]`, a flow list or an anchor).
+fn strip_comment(rest: &str) -> &str {
+    let rest = rest.trim();
+    if rest.starts_with('#') {
+        return "";
+    }
+    match rest.find(" #") {
+        Some(at) if !rest.starts_with(['"', '\'']) => rest[..at].trim_end(),
+        _ => rest,
+    }
+}
+
+/// Finds the plain key `key:` among the keys of `b`. `Err` when the key appears more than once.
+pub(crate) fn find_key_in(lines: &[Line], b: &Block, key: &str) -> Result<Option<Key>, String> {
+    let mut found: Option<Key> = None;
+    for i in b.start..b.end {
+        if !(is_content(&lines[i].text) || (b.dash_first && i == b.start)) {
+            continue;
+        }
+        let (col, text) = view(lines, b, i);
+        if col != b.col {
+            continue;
+        }
+        let Some(after) = text.strip_prefix(key).and_then(|t| t.strip_prefix(':')) else {
+            continue;
+        };
+        if !(after.is_empty() || after.starts_with([' ', '\t'])) {
+            continue;
+        }
+        if found.is_some() {
+            return Err(format!("key `{key}` appears twice"));
+        }
+        let mut end = b.end;
+        for j in i + 1..b.end {
+            if !is_content(&lines[j].text) {
+                continue;
+            }
+            let (c, t) = view(lines, b, j);
+            if c < b.col || (c == b.col && !is_dash(t)) {
+                end = j;
+                break;
+            }
+        }
+        found = Some(Key {
+            line: i,
+            col,
+            inline: strip_comment(after).to_string(),
+            end,
+        });
+    }
+    Ok(found)
+}
+
+/// The nested mapping under `key` (its lines must be indented deeper than the key).
+pub(crate) fn child_block(lines: &[Line], key: &Key) -> Option<Block> {
+    let first = (key.line + 1..key.end).find(|&i| is_content(&lines[i].text))?;
+    let col = indent(&lines[first].text);
+    (col > key.col).then_some(Block {
+        start: first,
+        end: key.end,
+        col,
+        dash_first: false,
+    })
+}
+
+/// The items of the block sequence that is `key`'s value. `Err` when the lines under the
+/// key are not a plain block sequence.
+pub(crate) fn items(lines: &[Line], key: &Key) -> Result<Vec<Item>, String> {
+    let mut out: Vec<Item> = Vec::new();
+    let mut dash = None;
+    for (i, line) in lines.iter().enumerate().take(key.end).skip(key.line + 1) {
+        let text = line.text.as_str();
+        if !is_content(text) {
+            continue;
+        }
+        let n = indent(text);
+        let rest = &text[n..];
+        let s = *dash.get_or_insert(n);
+        if n < s || (n == s && !is_dash(rest)) {
+            return Err(format!("line {} breaks the list", i + 1));
+        }
+        if n == s {
+            let after = &rest[1..];
+            let spaces = after.len() - after.trim_start_matches([' ', '\t']).len();
+            let col = is_content(after).then_some(n + 1 + spaces);
+            if let Some(prev) = out.last_mut() {
+                prev.end = i;
+            }
+            out.push(Item {
+                start: i,
+                last: i,
+                end: key.end,
+                dash: n,
+                col,
+            });
+        } else if let Some(prev) = out.last_mut() {
+            prev.last = i;
+        }
+    }
+    Ok(out)
+}
+
+/// The last line with content in `start..end` (or `start` when none).
+pub(crate) fn last_content(lines: &[Line], start: usize, end: usize) -> usize {
+    (start..end)
+        .rev()
+        .find(|&i| is_content(&lines[i].text))
+        .unwrap_or(start)
+}
+
+/// Line replacements `(start, end, new lines)` against the original lines, applied at once
+/// (for editors that plan every change on the original line numbers).
+#[derive(Debug, Default)]
+pub(crate) struct Edits(Vec<(usize, usize, Vec<String>)>);
+
+impl Edits {
+    /// Replaces lines `start..end` (an insertion when they are equal) with `new`.
+    pub(crate) fn replace(&mut self, start: usize, end: usize, new: Vec<String>) {
+        self.0.push((start, end, new));
+    }
+
+    /// Deletes lines `range`.
+    pub(crate) fn delete(&mut self, range: Range<usize>) {
+        self.replace(range.start, range.end, vec![]);
+    }
+
+    /// Inserts `new` before line `at`.
+    pub(crate) fn insert(&mut self, at: usize, new: Vec<String>) {
+        self.replace(at, at, new);
+    }
+
+    /// Whether line `i` is replaced or deleted.
+    pub(crate) fn deletes(&self, i: usize) -> bool {
+        self.0
+            .iter()
+            .any(|(start, end, _)| (*start..*end).contains(&i))
+    }
+
+    /// Whether something is inserted before line `i`.
+    pub(crate) fn inserts_at(&self, i: usize) -> bool {
+        self.0
+            .iter()
+            .any(|(start, end, _)| *start == i && *end == i)
+    }
+
+    /// Whether nothing was asked for.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0
+            .iter()
+            .all(|(start, end, new)| start == end && new.is_empty())
+    }
+
+    /// The new text. New lines take the file's line ending ([`eol_of`]); a missing final
+    /// newline stays missing. Replacements at one place apply in the order they were made.
+    pub(crate) fn apply(mut self, lines: &[Line], text: &str) -> String {
+        self.0.sort_by_key(|(start, end, _)| (*start, *end));
+        let eol = eol_of(lines);
+        let mut out: Vec<(std::borrow::Cow<'_, str>, &str)> = Vec::new();
+        let mut i = 0;
+        for (start, end, new) in self.0 {
+            while i < start {
+                out.push((lines[i].text.as_str().into(), lines[i].eol.as_str()));
+                i += 1;
+            }
+            out.extend(new.into_iter().map(|l| (l.into(), eol.as_str())));
+            i = i.max(end);
+        }
+        out.extend(
+            lines[i.min(lines.len())..]
+                .iter()
+                .map(|l| (l.text.as_str().into(), l.eol.as_str())),
+        );
+        let n = out.len();
+        let mut s = String::with_capacity(text.len() + 512);
+        for (k, (t, e)) in out.iter().enumerate() {
+            s.push_str(t);
+            s.push_str(match (k + 1 == n, e.is_empty()) {
+                (true, _) if !text.ends_with('\n') => "",
+                (_, true) => &eol,
+                (_, false) => e,
+            });
+        }
+        s
+    }
 }
 
 /// The repository's real-file fixtures, `tests/data/fixtures` (origins in its SOURCES).
@@ -394,6 +798,14 @@ mod tests {
         let mut lines = split("a: 1\r\nb: 2\r\n");
         splice(&mut lines, 1..2, vec![], "\r\n");
         assert_eq!(join(&lines), "a: 1\r\n");
+        // Deleting a last line without an ending: the line before takes its place, and a
+        // blank one keeps its ending (or it would vanish).
+        let mut lines = split("a: 1\nb: 2");
+        splice(&mut lines, 1..2, vec![], "\n");
+        assert_eq!(join(&lines), "a: 1");
+        let mut lines = split("a: 1\n\nb: 2");
+        splice(&mut lines, 2..3, vec![], "\n");
+        assert_eq!(join(&lines), "a: 1\n\n");
     }
 
     #[test]

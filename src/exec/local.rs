@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use backends::{Command, Plan, Step, Target, WriteBack};
+use backends::{Command, Plan, Step, Target, Until, WriteBack};
 
 use crate::error::Error;
 use crate::ui::Env;
@@ -53,9 +53,10 @@ fn run_command(
         expr = expr.stderr_capture();
     }
     expr = expr.stdout_capture();
-    let handle = expr
-        .start()
-        .map_err(|e| Error::Other(format!("cannot start `{cmd}`: {e}")))?;
+    let handle = expr.start().map_err(|e| Error::CommandStart {
+        command: cmd.to_string(),
+        detail: e.to_string(),
+    })?;
     let started = Instant::now();
     let mut spinner = None;
     let output = loop {
@@ -185,6 +186,13 @@ pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Erro
                     }
                 }
             }
+            Step::Await {
+                read,
+                until,
+                interval_secs,
+                timeout_secs,
+                ..
+            } => await_until(read, until, *interval_secs, *timeout_secs, env, &label)?,
             Step::Node { .. } => {
                 return Err(Error::Other(format!(
                     "internal: a node step reached the local executor: {}",
@@ -194,4 +202,65 @@ pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Erro
         }
     }
     Ok(())
+}
+
+/// [`Step::Await`]: polls `read` every `interval` seconds until `until` says done, printing a
+/// progress line whenever it changes (a spinner on a terminal); gives up after `timeout`
+/// seconds with what was last seen.
+fn await_until(
+    read: &Command,
+    until: &Until,
+    interval: u64,
+    timeout: u64,
+    env: &Env,
+    label: &str,
+) -> Result<(), Error> {
+    let subject = until.subject();
+    let started = Instant::now();
+    let every = Duration::from_secs(interval);
+    let spinner = env.spinner(format!("waiting for {subject}"));
+    let mut last = String::new();
+    loop {
+        let out = run_command(read, None, env, false, label)?;
+        let out = String::from_utf8(out.stdout)
+            .map_err(|_| Error::Other(format!("`{read}` printed text that is not UTF-8")))?;
+        let status = until.check(&out)?;
+        if status.done {
+            spinner.finish_and_clear();
+            eprintln!(
+                "{subject} rolled out: {} after {}s",
+                status.summary,
+                started.elapsed().as_secs()
+            );
+            return Ok(());
+        }
+        let line = format!("waiting for {subject}: {}", status.summary);
+        if line != last {
+            if env.stderr_tty {
+                spinner.set_message(line.clone());
+            } else {
+                eprintln!("{line} ({}s)", started.elapsed().as_secs());
+            }
+            last = line;
+        }
+        if started.elapsed() + every > Duration::from_secs(timeout) {
+            spinner.finish_and_clear();
+            let conditions: String = status
+                .conditions
+                .iter()
+                .map(|c| format!("\n  | {c}"))
+                .collect();
+            return Err(Error::Other(format!(
+                "gave up after {timeout}s waiting for {subject} to roll out ({}); {}; conditions:{}",
+                status.summary,
+                until.on_timeout(),
+                if conditions.is_empty() {
+                    " none reported".to_string()
+                } else {
+                    conditions
+                }
+            )));
+        }
+        std::thread::sleep(every);
+    }
 }

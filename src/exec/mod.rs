@@ -5,3 +5,13 @@ mod local;
 pub(crate) mod ssh;
 
 pub(crate) use local::{check_programs, run_plan};
+
+use crate::error::Error;
+
+/// The single-threaded async runtime the SSH executor runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+}

@@ -16,7 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use backends::node::NodeStep;
 
-use crate::error::Error;
+use crate::cli::SshArgs;
+use crate::error::{Error, LostState};
 
 /// `[USER@]HOST[:PORT]` as given to `--ssh` (IPv6 in brackets: `[::1]:22`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,22 +157,15 @@ fn connect_error(spec: &HostSpec, e: &openssh::Error) -> Error {
         src = s.source();
     }
     let host = &spec.label;
+    let host = host.clone();
+    let detail = detail.trim().replace('\n', " ");
     if detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
-        return Error::Other(format!(
-            "host key of `{host}` is not the one known: refused before running anything ({}); check the key, then fix known_hosts (`ssh-keygen -R HOST`)",
-            detail.trim().replace('\n', " ")
-        ));
+        return Error::HostKeyChanged { host, detail };
     }
     if detail.contains("host key is known") || detail.contains("Host key verification failed") {
-        return Error::Other(format!(
-            "host key of `{host}` is unknown (not in known_hosts): refused before running anything ({}); check its fingerprint, then pass --accept-new-host-key to record it, or add it to known_hosts yourself",
-            detail.trim().replace('\n', " ")
-        ));
+        return Error::HostKeyUnknown { host, detail };
     }
-    Error::Other(format!(
-        "cannot connect to `{host}`: {}; check that `ssh {host}` works from this machine",
-        detail.trim().replace('\n', " ")
-    ))
+    Error::ConnectFailed { host, detail }
 }
 
 impl Remote {
@@ -243,10 +237,10 @@ impl Remote {
             .user
             .clone()
             .unwrap_or_else(|| "the login user".into());
-        let label = &self.spec.label;
-        Error::Other(format!(
-            "`sudo -n` on `{label}` needs a password for {user} (or sudo is missing): refused before any change; allow passwordless sudo for {user} (NOPASSWD in /etc/sudoers.d) or connect as root"
-        ))
+        Error::NoSudo {
+            host: self.spec.label.clone(),
+            user,
+        }
     }
 
     /// Starts `sh -c SCRIPT k8soidc ARG...` (through `sudo -n` with `sudo`) with every stream
@@ -292,9 +286,10 @@ impl Remote {
                 cmd.stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped());
-                let mut child = cmd
-                    .spawn()
-                    .map_err(|e| Error::Other(format!("cannot run `sh` on this machine: {e}")))?;
+                let mut child = cmd.spawn().map_err(|e| Error::CommandStart {
+                    command: "sh".into(),
+                    detail: e.to_string(),
+                })?;
                 let (Some(stdout), Some(stdin), Some(stderr)) =
                     (child.stdout.take(), child.stdin.take(), child.stderr.take())
                 else {
@@ -384,12 +379,15 @@ impl Remote {
                 None => false,
             };
             return Err(match status {
-                _ if gone && privileged.is_none() => Error::Other(format!(
-                    "lost the connection to `{label}`; nothing was changed; run again"
-                )),
-                Some(75) => Error::Other(format!(
-                    "another k8soidc run holds the lock on `{label}` ({state_dir}/lock): refused, nothing changed; wait for it to finish and run again"
-                )),
+                _ if gone && privileged.is_none() => Error::ConnectionLost {
+                    host: label,
+                    cause: None,
+                    state: LostState::NothingChanged,
+                },
+                Some(75) => Error::LockHeld {
+                    host: label,
+                    lock: format!("{state_dir}/lock"),
+                },
                 Some(127) => Error::Other(format!(
                     "`flock` is missing on `{label}`: refused, nothing changed; install util-linux on the node"
                 )),
@@ -450,9 +448,13 @@ impl Remote {
         let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
         if let Some(bytes) = stdin {
             if let Some(mut w) = child.stdin().take() {
-                w.write_all(bytes).await.map_err(|e| {
-                    Error::Other(format!("lost the connection to `{}`: {e}", self.spec.label))
-                })?;
+                w.write_all(bytes)
+                    .await
+                    .map_err(|e| Error::ConnectionLost {
+                        host: self.spec.label.clone(),
+                        cause: Some(e.to_string()),
+                        state: LostState::OldOrNew,
+                    })?;
                 w.shutdown().await.ok();
             }
         }
@@ -488,8 +490,10 @@ impl Remote {
         stdin: Option<&[u8]>,
         sudo: bool,
     ) -> Result<Output, Error> {
-        let failed =
-            |e: std::io::Error| Error::Other(format!("cannot run `sh` on this machine: {e}"));
+        let failed = |e: std::io::Error| Error::CommandStart {
+            command: "sh".into(),
+            detail: e.to_string(),
+        };
         let mut cmd = Self::local_command(script, args, sudo);
         cmd.stdin(if stdin.is_some() {
             std::process::Stdio::piped()
@@ -514,10 +518,11 @@ impl Remote {
     }
 
     fn lost(&self, e: &openssh::Error) -> Error {
-        Error::Other(format!(
-            "lost the connection to `{}` ({e}); nothing is half-written: each file is old or new; run again to converge, or `k8soidc backups --ssh {}` to see backups",
-            self.spec.label, self.spec.label
-        ))
+        Error::ConnectionLost {
+            host: self.spec.label.clone(),
+            cause: Some(e.to_string()),
+            state: LostState::OldOrNewWithBackups,
+        }
     }
 
     /// Runs a script (through sudo when needed); returns its output whatever its status.
@@ -545,10 +550,11 @@ impl Remote {
             None => false,
         };
         if lost {
-            return Err(Error::Other(format!(
-                "lost the connection to `{}`; nothing is half-written: each file is old or new; run again to converge",
-                self.spec.label
-            )));
+            return Err(Error::ConnectionLost {
+                host: self.spec.label.clone(),
+                cause: None,
+                state: LostState::OldOrNew,
+            });
         }
         Ok(out)
     }
@@ -601,16 +607,12 @@ impl Remote {
         }
     }
 
-    /// Test hook (`K8SOIDC_TEST_DISCONNECT_AFTER=<stage>[@<host label>]`): drops the SSH connection the hard
-    /// way (`ssh -O exit` on the control socket), as a network failure would.
+    /// Drops the SSH connection the hard way (`ssh -O exit` on the control socket), as a
+    /// network failure would, when the test seam asks for it after `stage`
+    /// ([`crate::testing::TestSeam::disconnect_after`]; never in normal use).
     pub(crate) fn maybe_disconnect(&self, stage: &str) {
         let Some(session) = &self.session else { return };
-        // `STAGE` for every host, `STAGE@LABEL` for one (inventory runs).
-        let wanted = std::env::var("K8SOIDC_TEST_DISCONNECT_AFTER").unwrap_or_default();
-        let hit = match wanted.split_once('@') {
-            Some((s, host)) => s == stage && host == self.spec.label,
-            None => wanted == stage,
-        };
+        let hit = crate::testing::TestSeam::get().disconnect_after(stage, &self.spec.label);
         if hit {
             let _ = std::process::Command::new("ssh")
                 .arg("-S")
@@ -668,6 +670,26 @@ pub(crate) fn parse_files(text: &str) -> Result<backends::patch::NodeFiles, Erro
         files.insert(path.to_string(), content);
     }
     Ok(files)
+}
+
+/// The hosts of `--ssh` (at least one) and the SSH options shared by every command that
+/// reaches hosts.
+pub(crate) fn hosts(ssh: &SshArgs) -> Result<(Vec<HostSpec>, SshOptions), Error> {
+    if ssh.hosts.is_empty() {
+        return Err(Error::Input(
+            "missing --ssh: say which node to act on, e.g. `--ssh root@cp1.example.com`".into(),
+        ));
+    }
+    let specs = ssh
+        .hosts
+        .iter()
+        .map(|h| HostSpec::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = SshOptions {
+        accept_new_host_key: ssh.accept_new_host_key,
+        config: ssh.ssh_config.as_ref().map(Into::into),
+    };
+    Ok((specs, opts))
 }
 
 #[cfg(test)]

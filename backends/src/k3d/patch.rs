@@ -280,7 +280,7 @@ fn edit(
         for e in want {
             new.extend(item_lines(e, top + 2 * step + seq_off, seq_off));
         }
-        let end = last_content_end(lines, doc);
+        let end = yt::content_end(lines, doc.clone()).unwrap_or(doc.end);
         yt::splice(lines, end..end, new, eol);
         return Ok(());
     };
@@ -319,7 +319,7 @@ fn edit(
     // Which items are ours, from each item's own text (checked against the parse in verify).
     let mut ours = Vec::new();
     for r in &items {
-        let v = parse(&dedent(&yt::join(&lines[r.clone()]), item_ind))?;
+        let v = parse(&yt::dedent(&yt::join(&lines[r.clone()]), item_ind))?;
         let e = v
             .as_sequence()
             .and_then(|s| s.first())
@@ -354,22 +354,6 @@ fn edit(
         lines[ea_at].text = format!("{}extraArgs: []{comment}", " ".repeat(ea_ind));
     }
     Ok(())
-}
-
-fn dedent(text: &str, n: usize) -> String {
-    text.split_inclusive('\n')
-        .map(|l| {
-            let cut = yt::indent(l).min(n);
-            &l[cut..]
-        })
-        .collect()
-}
-
-fn last_content_end(lines: &[Line], doc: Range<usize>) -> usize {
-    doc.clone()
-        .rev()
-        .find(|&i| yt::is_content(&lines[i].text))
-        .map_or(doc.end, |i| i + 1)
 }
 
 /// The result must read back as the input with exactly our entries changed.

@@ -11,31 +11,24 @@ use super::{
 use crate::apiserver::{is_managed_flag, AUTH_CONFIG_FILE};
 use crate::{Distribution, OidcSettings, PlanError};
 
-use crate::lines::{join as join_lines, split as split_lines, Line};
+use crate::yamltext::{self as yt, Line};
 
-/// The key of a top-level `key:` line and what follows the colon.
-fn top_level_key(line: &str) -> Option<(&str, &str)> {
+/// The key of a top-level `key:` line and what follows the colon (trimmed, comment included):
+/// [`yt::key_of`] of a line at column 0 whose key is not quoted.
+fn top_level_key(line: &str) -> Option<(String, String)> {
     if line.starts_with([' ', '\t', '#', '-', '"', '\'']) {
         return None;
     }
-    let colon = line
-        .match_indices(':')
-        .map(|(i, _)| i)
-        .find(|&i| line[i + 1..].is_empty() || line[i + 1..].starts_with([' ', '\t']))?;
-    Some((&line[..colon], &line[colon + 1..]))
-}
-
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
+    yt::key_of(line)
 }
 
 /// The indentation of the file's first block-list item (new lists copy it), else two spaces.
 fn default_indent(lines: &[Line]) -> String {
     lines
         .iter()
-        .map(|(t, _)| t.as_str())
+        .map(|l| l.text.as_str())
         .find(|t| t.trim_start().starts_with("- "))
-        .map_or("  ".to_string(), |t| " ".repeat(indent_of(t)))
+        .map_or("  ".to_string(), |t| " ".repeat(yt::indent(t)))
 }
 
 /// One list k8soidc edits: entries it owns are replaced by `wanted`.
@@ -50,6 +43,8 @@ struct Patch<'a> {
     what: &'a str,
     doc: &'a Mapping,
     lines: Vec<Line>,
+    /// The ending new lines get.
+    eol: String,
 }
 
 impl Patch<'_> {
@@ -86,11 +81,12 @@ impl Patch<'_> {
         }
         if present.is_empty() {
             let indent = default_indent(&self.lines);
-            self.lines.push((format!("{key}:"), String::new()));
+            let mut new = vec![format!("{key}:")];
             for item in &e.wanted {
-                let text = format!("{indent}- {}", scalar(item, Style::Plain));
-                self.lines.push((text, String::new()));
+                new.push(format!("{indent}- {}", scalar(item, Style::Plain)));
             }
+            let end = self.lines.len();
+            yt::splice(&mut self.lines, end..end, new, &self.eol);
             return Ok(Some((key, target)));
         }
         self.rewrite_list(&key, &current, e, target.is_empty())?;
@@ -126,7 +122,7 @@ impl Patch<'_> {
         drop_key: bool,
     ) -> Result<(), PlanError> {
         let found: Vec<usize> = (0..self.lines.len())
-            .filter(|&i| top_level_key(&self.lines[i].0).is_some_and(|(k, _)| k == key))
+            .filter(|&i| top_level_key(&self.lines[i].text).is_some_and(|(k, _)| k == key))
             .collect();
         let [at] = found.as_slice() else {
             return Err(self.refuse(format!(
@@ -135,9 +131,10 @@ impl Patch<'_> {
             )));
         };
         let at = *at;
-        let rest = top_level_key(&self.lines[at].0)
-            .map_or("", |(_, r)| r)
-            .trim();
+        let rest = top_level_key(&self.lines[at].text)
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        let rest = rest.as_str();
         if rest.starts_with('[') {
             return Err(self.refuse(format!("`{key}` is a flow list `{rest}`")));
         }
@@ -149,12 +146,12 @@ impl Patch<'_> {
         let mut list_indent = None;
         let mut end = at + 1;
         for j in at + 1..self.lines.len() {
-            let text = self.lines[j].0.as_str();
+            let text = self.lines[j].text.as_str();
             let trimmed = text.trim_start();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let indent = indent_of(text);
+            let indent = yt::indent(text);
             let is_item = trimmed == "-" || trimmed.starts_with("- ");
             if !is_item {
                 if indent == 0 && !text.starts_with('\t') {
@@ -211,26 +208,20 @@ impl Patch<'_> {
                 ours_at.push(*j);
             }
         }
-        let new_items: Vec<Line> = e
+        let new_items: Vec<String> = e
             .wanted
             .iter()
-            .map(|v| (format!("{indent}-{gap}{}", scalar(v, style)), String::new()))
+            .map(|v| format!("{indent}-{gap}{}", scalar(v, style)))
             .collect();
-        let count = self.lines.len();
-        let mut lines: Vec<Line> = Vec::with_capacity(count + new_items.len());
-        for (j, line) in self.lines.drain(..).enumerate() {
-            if j == end {
-                lines.extend(new_items.iter().cloned());
-            }
-            if (j == at && drop_key) || ours_at.contains(&j) {
-                continue;
-            }
-            lines.push(line);
+        // Bottom up, so the indices above stay valid: the new items after the list, then
+        // our old items, then (emptied list) the key.
+        yt::splice(&mut self.lines, end..end, new_items, &self.eol);
+        for &j in ours_at.iter().rev() {
+            yt::splice(&mut self.lines, j..j + 1, vec![], &self.eol);
         }
-        if end == count {
-            lines.extend(new_items);
+        if drop_key {
+            yt::splice(&mut self.lines, at..at + 1, vec![], &self.eol);
         }
-        self.lines = lines;
         Ok(())
     }
 }
@@ -312,12 +303,9 @@ pub fn patch_config(
     let mut patch = Patch {
         what: &what,
         doc: &doc,
-        lines: split_lines(text),
+        lines: yt::split(text),
+        eol: eol.to_string(),
     };
-    let last_end = patch
-        .lines
-        .last()
-        .map_or(eol.to_string(), |(_, end)| end.clone());
     let mut changed = Vec::new();
     for e in &edits {
         changed.extend(patch.edit(e)?);
@@ -325,7 +313,7 @@ pub fn patch_config(
     if changed.is_empty() {
         return Ok(None);
     }
-    let after = join_lines(&patch.lines, eol, &last_end);
+    let after = yt::join(&patch.lines);
     check_result(&after, &doc, &changed).map_err(|reason| {
         PlanError::patch(
             &what,

@@ -15,13 +15,13 @@
 //! Forms: `kubeadm.k8s.io/v1beta1` to `v1beta3` write `extraArgs` as a map, `v1beta4` as a
 //! `{name, value}` list (kubernetes/website `content/en/docs/reference/config-api/kubeadm-config.v1beta4.md`).
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{ArgsForm, HostPathMount, NODE_DIR, VOLUME_NAME};
 use crate::apiserver::{self, is_managed_flag, Arg};
+use crate::yamltext::{self as yt, Edits, Line};
 use crate::{Distribution, OidcSettings, PlanError};
 
 const WHAT: &str = "the kubeadm config";
@@ -30,160 +30,39 @@ fn refuse(reason: impl Into<String>, fix: impl Into<String>) -> PlanError {
     PlanError::patch(WHAT, reason, fix)
 }
 
-struct Line<'a> {
-    raw: &'a str,
-    text: &'a str,
-    indent: usize,
-}
-
-impl Line<'_> {
-    fn body(&self) -> &str {
-        &self.text[self.indent..]
-    }
-    fn is_content(&self) -> bool {
-        let b = self.body();
-        !b.trim().is_empty() && !b.starts_with('#')
-    }
-    fn is_item(&self) -> bool {
-        let b = self.body();
-        b == "-" || b.starts_with("- ")
-    }
-    /// `key: rest` for a plain key (rest without a trailing comment, trimmed).
-    fn key(&self) -> Option<(&str, &str)> {
-        if !self.is_content() || self.is_item() {
-            return None;
-        }
-        let b = self.body();
-        let at = b
-            .find(": ")
-            .or_else(|| b.ends_with(':').then(|| b.len() - 1))?;
-        let rest = &b[at + 1..];
-        let rest = match rest.find(" #") {
-            Some(c) => &rest[..c],
-            None => rest,
-        };
-        Some((&b[..at], rest.trim()))
-    }
-}
-
-fn split_lines(text: &str) -> Vec<Line<'_>> {
-    text.split_inclusive('\n')
-        .map(|raw| {
-            let text = raw.strip_suffix('\n').unwrap_or(raw);
-            let text = text.strip_suffix('\r').unwrap_or(text);
-            let indent = text.len() - text.trim_start_matches(' ').len();
-            Line { raw, text, indent }
-        })
-        .collect()
-}
-
-fn is_separator(l: &Line) -> bool {
-    l.text == "---" || l.text.starts_with("--- ") || l.text.starts_with("---\t")
-}
-
 /// Line ranges of the documents and their parsed values.
 fn documents(lines: &[Line]) -> Result<Vec<(Range<usize>, Value)>, PlanError> {
     let mut docs = Vec::new();
-    let mut start = 0;
-    for i in 0..=lines.len() {
-        if i == lines.len() || is_separator(&lines[i]) {
-            let chunk: String = lines[start..i].iter().map(|l| l.raw).collect();
-            let value: Value = serde_yaml_ng::from_str(&chunk).map_err(|e| {
-                refuse(
-                    format!("document {} does not parse as YAML ({e})", docs.len() + 1),
-                    "fix the YAML first",
-                )
-            })?;
-            docs.push((start..i, value));
-            start = i + 1;
-        }
+    for r in yt::documents(lines) {
+        let value: Value = serde_yaml_ng::from_str(&yt::join(&lines[r.clone()])).map_err(|e| {
+            refuse(
+                format!("document {} does not parse as YAML ({e})", docs.len() + 1),
+                "fix the YAML first",
+            )
+        })?;
+        docs.push((r, value));
     }
     Ok(docs)
 }
 
-/// The lines of a key's value: from the line after the key to its last content line.
-/// A sequence may sit at the key's own indentation (`key:` then `- item`).
-fn region(lines: &[Line], key_line: usize, limit: usize) -> Range<usize> {
-    let k = lines[key_line].indent;
-    let mut end = key_line + 1;
-    for (i, l) in lines.iter().enumerate().take(limit).skip(key_line + 1) {
-        if l.is_content() {
-            if l.indent < k || (l.indent == k && !l.is_item()) {
-                break;
-            }
-            end = i + 1;
-        }
-    }
-    key_line + 1..end
-}
-
-fn find_key(lines: &[Line], within: Range<usize>, indent: usize, name: &str) -> Option<usize> {
-    within
-        .into_iter()
-        .find(|&i| lines[i].indent == indent && lines[i].key().is_some_and(|(k, _)| k == name))
-}
-
-fn first_content(lines: &[Line], within: Range<usize>) -> Option<usize> {
-    within.into_iter().find(|&i| lines[i].is_content())
-}
-
-/// Map entries of a block mapping: each key line plus its deeper continuation lines.
-fn map_entries(
+/// The entries of a block (map entries, or with `items` list items), refused unless plain.
+fn entries(
     lines: &[Line],
     r: Range<usize>,
     what: &str,
+    items: bool,
 ) -> Result<Vec<Range<usize>>, PlanError> {
-    let Some(first) = first_content(lines, r.clone()) else {
-        return Ok(vec![]);
-    };
-    let indent = lines[first].indent;
-    let mut entries: Vec<Range<usize>> = Vec::new();
-    for i in r {
-        let l = &lines[i];
-        if !l.is_content() {
-            continue;
-        }
-        if l.indent == indent && l.key().is_some() {
-            entries.push(i..i + 1);
-        } else if l.indent > indent && !entries.is_empty() {
-            entries.last_mut().expect("checked").end = i + 1;
+    yt::strict_entries(lines, r, items).map_err(|line| {
+        let shape = if items {
+            "a list item"
         } else {
-            return Err(refuse(
-                format!(
-                    "line `{}` of `{what}` is not a plain `key: value` entry",
-                    l.text.trim()
-                ),
-                "edit it by hand",
-            ));
-        }
-    }
-    Ok(entries)
-}
-
-/// Items of a block sequence: each `- ` line plus its deeper lines.
-fn seq_items(lines: &[Line], r: Range<usize>, what: &str) -> Result<Vec<Range<usize>>, PlanError> {
-    let Some(first) = first_content(lines, r.clone()) else {
-        return Ok(vec![]);
-    };
-    let indent = lines[first].indent;
-    let mut items: Vec<Range<usize>> = Vec::new();
-    for i in r {
-        let l = &lines[i];
-        if !l.is_content() {
-            continue;
-        }
-        if l.indent == indent && l.is_item() {
-            items.push(i..i + 1);
-        } else if l.indent > indent && !items.is_empty() {
-            items.last_mut().expect("checked").end = i + 1;
-        } else {
-            return Err(refuse(
-                format!("line `{}` of `{what}` is not a list item", l.text.trim()),
-                "edit it by hand",
-            ));
-        }
-    }
-    Ok(items)
+            "a plain `key: value` entry"
+        };
+        refuse(
+            format!("line `{line}` of `{what}` is not {shape}"),
+            "edit it by hand",
+        )
+    })
 }
 
 /// How a key was found in the text.
@@ -202,7 +81,7 @@ fn locate(
     name: &str,
     parsed: Option<&Value>,
 ) -> Result<Found, PlanError> {
-    let at = find_key(lines, within.clone(), indent, name);
+    let at = yt::find_plain_key(lines, within.clone(), indent, name);
     let Some(at) = at else {
         return match parsed {
             None => Ok(Found::Absent),
@@ -212,17 +91,19 @@ fn locate(
             )),
         };
     };
-    let (_, rest) = lines[at].key().expect("found as a key");
+    let (_, rest) = lines[at].plain_key().expect("found as a key");
     match rest {
         "" => {
-            let r = region(lines, at, within.end);
-            if first_content(lines, r.clone()).is_none() {
+            let r = yt::value_range(lines, at, within.end);
+            if yt::first_content(lines, r.clone()).is_none() {
                 Ok(Found::Empty(at))
             } else {
                 Ok(Found::Block(at, r))
             }
         }
-        "{}" | "[]" if lines[at].body().trim_end() == format!("{name}: {rest}") => {
+        "{}" | "[]"
+            if lines[at].text[lines[at].indent()..].trim_end() == format!("{name}: {rest}") =>
+        {
             Ok(Found::Empty(at))
         }
         _ => Err(refuse(
@@ -292,52 +173,6 @@ fn render_args(args: &[Arg], form: ArgsForm, indent: usize) -> Vec<String> {
     }
 }
 
-/// Collected line edits: deleted lines and lines inserted before an index.
-#[derive(Default)]
-struct Edits {
-    deleted: Vec<bool>,
-    inserts: BTreeMap<usize, Vec<String>>,
-}
-
-impl Edits {
-    fn delete(&mut self, r: Range<usize>) {
-        for i in r {
-            self.deleted[i] = true;
-        }
-    }
-    fn insert(&mut self, at: usize, lines: Vec<String>) {
-        self.inserts.entry(at).or_default().extend(lines);
-    }
-    fn is_empty(&self) -> bool {
-        self.inserts.is_empty() && !self.deleted.contains(&true)
-    }
-    fn apply(&self, text: &str, lines: &[Line], eol: &str) -> String {
-        let mut out = String::with_capacity(text.len() + 512);
-        let newline = |out: &mut String| {
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push_str(eol);
-            }
-        };
-        for i in 0..=lines.len() {
-            for l in self.inserts.get(&i).into_iter().flatten() {
-                newline(&mut out);
-                out.push_str(l);
-                out.push_str(eol);
-            }
-            if i < lines.len() && !self.deleted[i] {
-                newline(&mut out);
-                out.push_str(lines[i].raw);
-            }
-        }
-        if !text.is_empty() && !text.ends_with('\n') {
-            if let Some(stripped) = out.strip_suffix(eol) {
-                out.truncate(stripped.len());
-            }
-        }
-        out
-    }
-}
-
 /// What the ClusterConfiguration must read back as after the change: entries not ours kept
 /// in order, ours exactly as wanted (in order; where they sit among the others is free).
 struct Intent {
@@ -356,7 +191,7 @@ pub fn patch_cluster_configuration(
     s: &OidcSettings,
     remove: bool,
 ) -> Result<Option<String>, PlanError> {
-    let lines = split_lines(text);
+    let lines = yt::split(text);
     let docs = documents(&lines)?;
     let is_cc = |v: &Value| {
         v.get("kind").and_then(Value::as_str) == Some("ClusterConfiguration")
@@ -466,30 +301,25 @@ pub fn patch_cluster_configuration(
     // sits in from its key (0 in kubeadm's own output, often 2 in hand-written files).
     let step = doc_range
         .clone()
-        .find(|&i| lines[i].is_content() && lines[i].indent > 0)
-        .map_or(2, |i| lines[i].indent);
+        .find(|&i| lines[i].is_content() && lines[i].indent() > 0)
+        .map_or(2, |i| lines[i].indent());
     let seq_offset = (1..lines.len())
         .find(|&i| {
             lines[i].is_item()
-                && lines[i - 1].key().is_some_and(|(_, rest)| rest.is_empty())
-                && lines[i].indent >= lines[i - 1].indent
+                && lines[i - 1]
+                    .plain_key()
+                    .is_some_and(|(_, rest)| rest.is_empty())
+                && lines[i].indent() >= lines[i - 1].indent()
         })
-        .map_or(0, |i| lines[i].indent - lines[i - 1].indent);
+        .map_or(0, |i| lines[i].indent() - lines[i - 1].indent());
 
-    let mut edits = Edits {
-        deleted: vec![false; lines.len()],
-        ..Default::default()
-    };
-    let eol = if lines.first().is_some_and(|l| l.raw.ends_with("\r\n")) {
-        "\r\n"
-    } else {
-        "\n"
-    };
+    let mut edits = Edits::default();
 
     let api_found = locate(&lines, doc_range.clone(), 0, "apiServer", parsed_api)?;
     let (api_body, ci) = match &api_found {
         Found::Block(_, r) => {
-            let ci = lines[first_content(&lines, r.clone()).expect("block has content")].indent;
+            let ci =
+                lines[yt::first_content(&lines, r.clone()).expect("block has content")].indent();
             (r.clone(), ci)
         }
         Found::Empty(at) => (at + 1..at + 1, step),
@@ -531,13 +361,13 @@ pub fn patch_cluster_configuration(
         match found {
             Found::Block(key_line, r) => {
                 let entries = match form {
-                    ArgsForm::Map => map_entries(&lines, r.clone(), "apiServer.extraArgs")?,
-                    ArgsForm::List => seq_items(&lines, r.clone(), "apiServer.extraArgs")?,
+                    ArgsForm::Map => entries(&lines, r.clone(), "apiServer.extraArgs", false)?,
+                    ArgsForm::List => entries(&lines, r.clone(), "apiServer.extraArgs", true)?,
                 };
                 if entries.len() != old_args.len()
                     || (form == ArgsForm::Map
                         && entries.iter().zip(&old_args).any(|(e, (name, _))| {
-                            lines[e.start].key().map(|(k, _)| k) != name.as_deref()
+                            lines[e.start].plain_key().map(|(k, _)| k) != name.as_deref()
                         }))
                 {
                     return Err(refuse(
@@ -545,7 +375,9 @@ pub fn patch_cluster_configuration(
                         "edit it by hand",
                     ));
                 }
-                let indent = entries.first().map_or(ci + step, |e| lines[e.start].indent);
+                let indent = entries
+                    .first()
+                    .map_or(ci + step, |e| lines[e.start].indent());
                 let mut at = None;
                 let mut kept = 0;
                 for (e, entry) in entries.iter().zip(&old_args) {
@@ -602,7 +434,7 @@ pub fn patch_cluster_configuration(
         let items_indent = ci + seq_offset;
         match found {
             Found::Block(key_line, r) => {
-                let items = seq_items(&lines, r.clone(), "apiServer.extraVolumes")?;
+                let items = entries(&lines, r.clone(), "apiServer.extraVolumes", true)?;
                 if items.len() != old_volumes.len() {
                     return Err(refuse(
                         "the lines of `apiServer.extraVolumes` do not match what they parse to",
@@ -611,7 +443,7 @@ pub fn patch_cluster_configuration(
                 }
                 let indent = items
                     .first()
-                    .map_or(items_indent, |i| lines[i.start].indent);
+                    .map_or(items_indent, |i| lines[i.start].indent());
                 let mut at = None;
                 for (item, v) in items.iter().zip(&old_volumes) {
                     if is_ours(v) {
@@ -651,10 +483,8 @@ pub fn patch_cluster_configuration(
         Found::Block(at, r) => {
             let left = r
                 .clone()
-                .any(|i| lines[i].is_content() && !edits.deleted[i])
-                || r.clone()
-                    .chain([r.end])
-                    .any(|i| edits.inserts.contains_key(&i));
+                .any(|i| lines[i].is_content() && !edits.deletes(i))
+                || r.clone().chain([r.end]).any(|i| edits.inserts_at(i));
             if !left {
                 edits.delete(at..at + 1);
                 edits.insert(at, vec!["apiServer: {}".to_string()]);
@@ -682,7 +512,7 @@ pub fn patch_cluster_configuration(
     if edits.is_empty() {
         return Ok(None);
     }
-    let out = edits.apply(text, &lines, eol);
+    let out = edits.apply(&lines, text);
     if out == text {
         return Ok(None);
     }
@@ -731,7 +561,7 @@ fn verify(
             "edit it by hand and report this file",
         )
     };
-    let new = documents(&split_lines(out)).map_err(|_| bad("it no longer parses"))?;
+    let new = documents(&yt::split(out)).map_err(|_| bad("it no longer parses"))?;
     if new.len() != old.len() {
         return Err(bad("the number of documents changed"));
     }
@@ -810,7 +640,7 @@ mod tests {
     }
 
     fn cc(text: &str) -> Value {
-        let docs = documents(&split_lines(text)).unwrap();
+        let docs = documents(&yt::split(text)).unwrap();
         docs.into_iter()
             .map(|(_, v)| v)
             .find(|v| v["kind"].as_str() == Some("ClusterConfiguration"))

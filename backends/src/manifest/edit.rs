@@ -1,64 +1,15 @@
 //! The edits of a manifest (flags, volume and mount) as line replacements, and the check
 //! that the result says exactly what was meant and nothing else changed.
 
-use std::borrow::Cow;
-
 use serde_yaml_ng::Value;
 
 use super::scalar::{self, Quote};
-use super::text::{self, Block, Item, Line};
 use super::{analyze, internal, managed, refuse, split_flag, Doc, NodeMount, FIX_HAND};
 use crate::apiserver::{is_managed_flag, Arg};
+use crate::yamltext::{self as text, Block, Edits, Item};
 use crate::{escape, PlanError};
 
 const DIR_TYPE: &str = "DirectoryOrCreate";
-
-/// Line replacements `(start, end, new lines)` against the original lines.
-#[derive(Default)]
-pub(super) struct Edits(Vec<(usize, usize, Vec<String>)>);
-
-impl Edits {
-    fn replace(&mut self, start: usize, end: usize, lines: Vec<String>) {
-        self.0.push((start, end, lines));
-    }
-
-    /// The new text. New lines take the file's line ending; a missing final newline stays
-    /// missing.
-    pub(super) fn apply(mut self, lines: &[Line<'_>], text: &str) -> String {
-        self.0.sort_by_key(|(start, end, _)| (*start, *end));
-        let eol = lines
-            .iter()
-            .map(|l| l.ending)
-            .find(|e| !e.is_empty())
-            .unwrap_or("\n");
-        let mut out: Vec<(Cow<'_, str>, &str)> = Vec::new();
-        let mut i = 0;
-        for (start, end, new) in self.0 {
-            while i < start {
-                out.push((lines[i].text.into(), lines[i].ending));
-                i += 1;
-            }
-            out.extend(new.into_iter().map(|l| (Cow::Owned(l), eol)));
-            i = i.max(end);
-        }
-        out.extend(
-            lines[i.min(lines.len())..]
-                .iter()
-                .map(|l| (l.text.into(), l.ending)),
-        );
-        let n = out.len();
-        let mut s = String::with_capacity(text.len() + 512);
-        for (k, (t, e)) in out.iter().enumerate() {
-            s.push_str(t);
-            s.push_str(match (k + 1 == n, e.is_empty()) {
-                (true, _) if !text.ends_with('\n') => "",
-                (_, true) => eol,
-                (_, false) => e,
-            });
-        }
-        s
-    }
-}
 
 /// Refuses requests that are not ours to make (caller errors).
 pub(super) fn check_request(args: &[Arg], mount: Option<&NodeMount>) -> Result<(), PlanError> {
@@ -104,8 +55,8 @@ pub(super) fn check_request(args: &[Arg], mount: Option<&NodeMount>) -> Result<(
 }
 
 /// `value` as an item written like `like` (same indentation, dash spacing and quoting).
-fn render_item(doc: &Doc<'_>, like: &Item, value: &str) -> Result<String, PlanError> {
-    let text = doc.lines[like.start].text;
+fn render_item(doc: &Doc, like: &Item, value: &str) -> Result<String, PlanError> {
+    let text = doc.lines[like.start].text.as_str();
     let col = like.col.unwrap_or(text.len()).min(text.len());
     let s = scalar::render(value, Quote::of(&text[col..])).ok_or_else(|| {
         refuse(
@@ -123,11 +74,7 @@ fn listing(names: &[String]) -> String {
 /// Replaces the managed flags with `want`: a flag already present keeps its place (and its
 /// line, when the value is right), extra ones go, new ones go after the last kept one (or
 /// where the first old one was, or after the last item).
-pub(super) fn flags(
-    doc: &Doc<'_>,
-    want: &[Arg],
-    edits: &mut Edits,
-) -> Result<Vec<String>, PlanError> {
+pub(super) fn flags(doc: &Doc, want: &[Arg], edits: &mut Edits) -> Result<Vec<String>, PlanError> {
     struct Old<'v> {
         item: Item,
         name: &'v str,
@@ -251,11 +198,11 @@ fn entry(st: &Style, keys: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn style_of(doc: &Doc<'_>, item: &Item) -> Option<Style> {
+fn style_of(doc: &Doc, item: &Item) -> Option<Style> {
     let col = item.col?;
     let nest = item
         .block()
-        .and_then(|b| text::find_key(&doc.lines, &b, "hostPath").ok().flatten())
+        .and_then(|b| text::find_key_in(&doc.lines, &b, "hostPath").ok().flatten())
         .and_then(|k| text::child_block(&doc.lines, &k).map(|c| c.col - k.col))
         .unwrap_or(2);
     Some(Style {
@@ -267,14 +214,14 @@ fn style_of(doc: &Doc<'_>, item: &Item) -> Option<Style> {
 }
 
 /// For a list that does not exist yet: the container's own habits.
-fn default_style(doc: &Doc<'_>, parent: &Block) -> Style {
+fn default_style(doc: &Doc, parent: &Block) -> Style {
     let offset = doc
         .lists
         .first()
         .and_then(|l| Some(l.items.first()?.dash.saturating_sub(l.key.col)))
         .unwrap_or(0);
     let dash = parent.col + offset;
-    let first = doc.lines[doc.container.start].text;
+    let first = doc.lines[doc.container.start].text.as_str();
     Style {
         dash,
         col: dash + 2,
@@ -345,7 +292,7 @@ fn covered(mounts: &[Value], vols: &[Value], m: &NodeMount) -> Option<(String, S
 /// whether it is already right). Returns whether anything changes.
 #[allow(clippy::too_many_arguments)]
 fn upsert(
-    doc: &Doc<'_>,
+    doc: &Doc,
     edits: &mut Edits,
     parent: &Block,
     key_name: &str,
@@ -354,7 +301,7 @@ fn upsert(
     render: &dyn Fn(&Style) -> Vec<String>,
 ) -> Result<bool, PlanError> {
     let default = default_style(doc, parent);
-    let key = text::find_key(&doc.lines, parent, key_name).map_err(|e| refuse(e, FIX_HAND))?;
+    let key = text::find_key_in(&doc.lines, parent, key_name).map_err(|e| refuse(e, FIX_HAND))?;
     let Some(key) = key else {
         let at = text::last_content(&doc.lines, parent.start, parent.end) + 1;
         let mut lines = vec![format!("{}{key_name}:", " ".repeat(parent.col))];
@@ -370,7 +317,9 @@ fn upsert(
         ));
     }
     if !key.inline.is_empty() {
-        if items.is_empty() && matches!(key.inline, "[]" | "null" | "~") && key.line != parent.start
+        if items.is_empty()
+            && matches!(key.inline.as_str(), "[]" | "null" | "~")
+            && key.line != parent.start
         {
             let mut lines = vec![format!("{}{key_name}:", " ".repeat(key.col))];
             lines.extend(render(&default));
@@ -405,7 +354,7 @@ fn upsert(
 /// Ensures the read-only hostPath mount. Returns whether our entries are (to be) present,
 /// and a note.
 pub(super) fn mount(
-    doc: &Doc<'_>,
+    doc: &Doc,
     m: &NodeMount,
     edits: &mut Edits,
 ) -> Result<(bool, Option<String>), PlanError> {
@@ -500,11 +449,7 @@ pub(super) fn mount(
 }
 
 /// Removes our mount and volume (the volume stays when another container mounts it).
-pub(super) fn unmount(
-    doc: &Doc<'_>,
-    name: &str,
-    edits: &mut Edits,
-) -> Result<Vec<String>, PlanError> {
+pub(super) fn unmount(doc: &Doc, name: &str, edits: &mut Edits) -> Result<Vec<String>, PlanError> {
     let spec = &doc.pod()["spec"];
     let in_use = ["containers", "initContainers"].iter().any(|k| {
         seq(spec.get(*k)).iter().enumerate().any(|(i, c)| {
@@ -531,7 +476,7 @@ pub(super) fn unmount(
             notes.push(format!("kept volume `{name}`: another container mounts it"));
             continue;
         }
-        let key = text::find_key(&doc.lines, &parent, key_name)
+        let key = text::find_key_in(&doc.lines, &parent, key_name)
             .map_err(|e| refuse(e, FIX_HAND))?
             .ok_or_else(|| refuse(format!("`{key_name}:` was not found"), FIX_HAND))?;
         let items = text::items(&doc.lines, &key).map_err(|e| refuse(e, FIX_HAND))?;
@@ -566,7 +511,7 @@ fn drop_named(parent: &mut Value, key: &str, name: &str) {
 }
 
 /// The documents with the managed flags and the entries named `name` taken out.
-fn strip(doc: &Doc<'_>, name: Option<&str>) -> Vec<Value> {
+fn strip(doc: &Doc, name: Option<&str>) -> Vec<Value> {
     let mut docs = doc.docs.clone();
     let spec = &mut docs[doc.pod]["spec"];
     if let Some(c) = spec
@@ -601,7 +546,7 @@ pub(super) enum Expect<'m> {
 /// Parses the result again and checks it: same documents once our flags and entries are
 /// taken out of both, managed flags exactly `want`, never both modes, entries as expected.
 pub(super) fn verify(
-    before: &Doc<'_>,
+    before: &Doc,
     out: &str,
     want: &[String],
     expect: Expect<'_>,
