@@ -409,6 +409,27 @@ pub(crate) struct PatchArgs {
     /// With --capi: seconds between rollout status checks.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
     pub(crate) poll_interval: u64,
+    /// A running kOps cluster to patch with kops (get, replace, update, rolling-update of the
+    /// control plane).
+    #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "file", "capi", "juju", "k3d"])]
+    pub(crate) kops: Option<String>,
+    /// With --kops: the state store (s3://..., gs://..., file://...) [default: $KOPS_STATE_STORE].
+    #[arg(long, value_name = "URL")]
+    pub(crate) state: Option<String>,
+    /// A running Charmed Kubernetes to patch with juju (api-extra-args merged, files on every
+    /// control-plane unit).
+    #[arg(long, conflicts_with_all = ["hosts", "local", "file", "capi", "k3d"])]
+    pub(crate) juju: bool,
+    /// With --juju: the model [default: juju's current model].
+    #[arg(long, short = 'm', value_name = "MODEL")]
+    pub(crate) model: Option<String>,
+    /// With --juju: the control-plane application [default: kubernetes-control-plane].
+    #[arg(long, value_name = "APP")]
+    pub(crate) application: Option<String>,
+    /// A running k3d cluster to patch through docker (a k3s drop-in in each server container,
+    /// restarted one at a time).
+    #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "file", "capi"])]
+    pub(crate) k3d: Option<String>,
     /// Distribution; `auto` detects it on each host.
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
     pub(crate) distro: String,
@@ -442,7 +463,7 @@ pub(crate) struct PatchArgs {
     pub(crate) yes: bool,
     /// YAML file listing clusters (name, distro, hosts, settings) to patch, N at a time; see
     /// README "Many clusters over SSH: `patch --inventory`".
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["hosts", "local", "file", "capi", "distro"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["hosts", "local", "file", "capi", "distro", "kops", "juju", "k3d"])]
     pub(crate) inventory: Option<String>,
     /// With --inventory: how many clusters at a time (1 to 64) [default: 4]; hosts of one
     /// cluster are always done one at a time.

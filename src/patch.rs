@@ -70,13 +70,13 @@ pub(crate) enum Outcome {
     Skipped,
 }
 
-struct Row {
-    host: String,
-    distro: String,
-    outcome: Outcome,
+pub(crate) struct Row {
+    pub(crate) host: String,
+    pub(crate) distro: String,
+    pub(crate) outcome: Outcome,
 }
 
-fn summary(rows: &[Row]) -> String {
+pub(crate) fn summary(rows: &[Row]) -> String {
     let mut out = String::from("\nSUMMARY\n");
     let w = rows.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(
@@ -185,6 +185,19 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
+            args.kops.is_some(),
+            "--kops CLUSTER",
+            vec![("--state", args.state.is_some())],
+        ),
+        (
+            args.juju,
+            "--juju",
+            vec![
+                ("--model", args.model.is_some()),
+                ("--application", args.application.is_some()),
+            ],
+        ),
+        (
             args.capi.is_some(),
             "--capi NAME",
             vec![
@@ -211,6 +224,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.file.is_some() {
         return crate::patch_file::run(&args, env);
+    }
+    if args.kops.is_some() || args.juju || args.k3d.is_some() {
+        return crate::live::run(&args, env);
     }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);

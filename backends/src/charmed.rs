@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use crate::apiserver;
 use crate::{
-    rendered_values, Backend, ClusterRequest, Command, Distribution, Edit, Mode, OidcSettings,
-    Plan, PlanError, Rendering, Step, Target, WriteBack,
+    rendered_values, Backend, ClusterRequest, Command, Distribution, Mode, OidcSettings, Plan,
+    PlanError, Rendering, Step, Target, K8SOIDC,
 };
 
 /// Where the files go on each control-plane unit.
@@ -183,56 +183,178 @@ pub fn place_file_command(
     ))
 }
 
-fn configure_steps(s: &OidcSettings, mode: Mode, model: &[String]) -> Result<Vec<Step>, PlanError> {
+fn unit_note(app: &str) -> String {
+    format!(
+        "the files are written on the `{app}` units that exist now; after `juju add-unit {app}` run this again, or the new unit's API server cannot start"
+    )
+}
+
+/// A running Charmed Kubernetes: the model (`-m`; none: juju's current model), the
+/// control-plane application and how long to wait for its units.
+#[derive(Debug, Clone)]
+pub struct LiveApp {
+    /// `-m MODEL`, when given.
+    pub model: Option<String>,
+    /// The control-plane application, [`APP`] unless told otherwise (`kubernetes-master`
+    /// before 1.24).
+    pub application: String,
+    /// Seconds `juju wait-for` may wait for the units to settle.
+    pub timeout: u64,
+}
+
+impl LiveApp {
+    fn model(&self) -> Vec<String> {
+        self.model
+            .iter()
+            .flat_map(|m| ["-m".to_string(), m.clone()])
+            .collect()
+    }
+
+    /// `juju config [-m M] APP api-extra-args`: the current value.
+    pub fn get(&self) -> Command {
+        juju(&["config"], &self.model(), &[&self.application, "api-extra-args"])
+    }
+
+    /// Sets `api-extra-args` to `value` (`--reset`, the charm's default, when empty).
+    fn set(&self, value: &str) -> Command {
+        if value.is_empty() {
+            juju(&["config"], &self.model(), &[&self.application, "--reset", "api-extra-args"])
+        } else {
+            juju(
+                &["config"],
+                &self.model(),
+                &[&self.application, &format!("api-extra-args={value}")],
+            )
+        }
+    }
+
+    /// Waits until every unit is `active/idle`. The application query DSL names a unit's
+    /// statuses `workload-status` and `agent-status` (juju docs "juju wait-for unit": query
+    /// `workload-status=="active"`; "juju wait-for application": `forEach(units, unit => ...)`);
+    /// `--timeout` is a Go duration (default 10m0s).
+    fn wait(&self) -> Command {
+        juju(
+            &["wait-for", "application"],
+            &self.model(),
+            &[
+                &self.application,
+                "--query",
+                r#"forEach(units, unit => unit.workload-status == "active" && unit.agent-status == "idle")"#,
+                "--timeout",
+                &format!("{}s", self.timeout),
+            ],
+        )
+    }
+}
+
+/// `patch --juju`: the plan for a running deployment, from what `juju config APP
+/// api-extra-args` printed (`current`). `None` when the option already is as wanted. Setting:
+/// the files go to every unit first (the API server exits when a named file is missing), then
+/// the merged option (the user's other flags kept, k8soidc's `oidc-*`/`authentication-config`
+/// replaced), then the wait until every unit is `active/idle`. Removing: the option without
+/// k8soidc's keys, the wait, then the files. A failure from the `juju config` step on puts the
+/// previous value back and waits again.
+pub fn live_patch(
+    app: &LiveApp,
+    current: &str,
+    s: Option<&OidcSettings>,
+) -> Result<Option<crate::live::LivePatch>, PlanError> {
+    use crate::live::{Guarded, LivePatch};
+    let current = current.trim_end_matches(['\n', '\r']);
+    let managed: Vec<String> = MANAGED_PREFIXES.iter().map(|p| p.to_string()).collect();
+    let (set, files, notes) = match s {
+        Some(s) => {
+            let mode = check(s)?;
+            let files = apiserver::node_files(s, mode, NODE_DIR);
+            let mut notes = Charmed
+                .render(
+                    s,
+                    &ClusterRequest {
+                        name: app.application.clone(),
+                        staging_dir: String::new(),
+                        extra_args: vec![],
+                    },
+                )?
+                .summary();
+            if !files.is_empty() {
+                notes.push(unit_note(&app.application));
+            }
+            (pairs(s, mode), files, notes)
+        }
+        None => (vec![], vec![], vec![]),
+    };
+    let merged = merge_extra_args(current, &set, &managed)?;
+    if merged == current.split_whitespace().collect::<Vec<_>>().join(" ") {
+        return Ok(None);
+    }
+    let model = app.model();
+    let name = &app.application;
     let mut steps = Vec::new();
-    for file in apiserver::node_files(s, mode, NODE_DIR) {
+    for file in &files {
+        let mut cmd = place_file_command(file, &model)?;
+        if let Some(i) = cmd.args.iter().position(|a| a == APP) {
+            cmd.args[i] = name.clone();
+        }
         steps.push(Step::run(
-            place_file_command(&file, model)?,
+            cmd,
             format!(
-                "write {} on every `{APP}` unit (as root) before the API server is told to read it",
+                "write {} on every `{name}` unit (as root) before the API server is told to read it",
                 file.path
             ),
         ));
     }
-    steps.push(Step::Transform {
-        on: Target::Local,
-        read: juju(&["config"], model, &[APP, "api-extra-args"]),
-        edit: Edit::ExtraArgs {
-            set: pairs(s, mode),
-            remove_prefixes: MANAGED_PREFIXES.iter().map(|p| p.to_string()).collect(),
-        },
-        write: WriteBack::Arg {
-            command: juju(&["config"], model, &[APP]),
-            prefix: "api-extra-args=".into(),
-        },
-        why: format!(
-            "merge the OIDC flags into `{APP}`'s `api-extra-args`, keeping the other flags; the charm restarts kube-apiserver on every unit"
-        ),
-    });
-    Ok(steps)
-}
-
-fn unit_note() -> String {
-    format!(
-        "the files are written on the `{APP}` units that exist now; after `juju add-unit {APP}` run this again, or the new unit's API server cannot start"
-    )
-}
-
-/// The plan for an existing deployment (`k8soidc patch`): place the files on every
-/// control-plane unit, then merge the flags into `api-extra-args`. `req.extra_args` may
-/// carry `-m MODEL`.
-pub fn configure_plan(s: &OidcSettings, req: &ClusterRequest) -> Result<Plan, PlanError> {
-    let mode = check(s)?;
-    let model = model_args(&req.extra_args);
-    let mut notes = Charmed.render(s, req)?.summary();
-    if !apiserver::node_files(s, mode, NODE_DIR).is_empty() {
-        notes.push(unit_note());
+    let set_at = steps.len();
+    steps.push(Step::run(
+        app.set(&merged),
+        format!("set `{name}`'s `api-extra-args`: the value read, with k8soidc's flags {}; the charm restarts kube-apiserver on every unit", if s.is_some() { "merged in" } else { "taken out" }),
+    ));
+    steps.push(Step::run(
+        app.wait(),
+        format!("wait until every `{name}` unit is active/idle again (up to {}s)", app.timeout),
+    ));
+    if s.is_none() {
+        let script = format!(
+            "rm -f {NODE_DIR}/{} {NODE_DIR}/{}",
+            apiserver::CA_FILE,
+            apiserver::AUTH_CONFIG_FILE
+        );
+        steps.push(Step::run(
+            juju(&["exec"], &model, &["--application", name, "--", &script]),
+            format!("delete the files k8soidc placed on every `{name}` unit (no flag names them any more)"),
+        ));
     }
-    Ok(Plan {
-        title: format!("configure OIDC on Charmed Kubernetes (`{APP}`)"),
-        steps: configure_steps(s, mode, &model)?,
-        notes,
-    })
+    let restore = vec![
+        Step::run(app.set(current), format!("put back `{name}`'s `api-extra-args` as it was read")),
+        Step::run(app.wait(), format!("wait until every `{name}` unit is active/idle again")),
+    ]
+    .into_iter()
+    .map(|step| Guarded { from: set_at, step })
+    .collect();
+    Ok(Some(LivePatch {
+        plan: Plan {
+            title: format!(
+                "{} OIDC on Charmed Kubernetes (`{name}`{})",
+                if s.is_some() { "set" } else { "remove" },
+                app.model.as_ref().map(|m| format!(", model `{m}`")).unwrap_or_default()
+            ),
+            steps,
+            notes,
+        },
+        change: crate::unified_diff(
+            &format!("juju/{name}/api-extra-args"),
+            &words_as_lines(current),
+            &words_as_lines(&merged),
+        ),
+        restore,
+    }))
+}
+
+/// One flag a line, so the diff of the option shows which flags change.
+fn words_as_lines(value: &str) -> String {
+    value
+        .split_whitespace()
+        .map(|w| format!("{w}\n"))
+        .collect()
 }
 
 impl Backend for Charmed {
@@ -264,7 +386,7 @@ impl Backend for Charmed {
         }
         let value = join(&pairs(s, mode));
         commands.push_str(&format!(
-            "# replaces the whole option: add any flags `juju config {APP} api-extra-args` shows today (`k8soidc patch` merges them for you)\n{}\n",
+            "# replaces the whole option: add any flags `juju config {APP} api-extra-args` shows today (`k8soidc patch --juju` merges them for you)\n{}\n",
             juju(&["config"], &[], &[APP, &format!("api-extra-args={value}")])
         ));
         r.push(
@@ -323,8 +445,17 @@ impl Backend for Charmed {
                 juju(&["wait-for", "application"], &model, &[APP, "--timeout", "60m"]),
                 format!("wait until every `{APP}` unit exists and is active, so the files reach all of them"),
             ));
-            steps.extend(configure_steps(s, mode, &model)?);
-            notes.push(unit_note());
+            let mut patch = vec!["patch".to_string(), "--juju".into()];
+            if let [_, m] = model.as_slice() {
+                patch.extend(["--model".to_string(), m.clone()]);
+            }
+            patch.extend(["--skip-check".to_string(), "--yes".into()]);
+            patch.extend(s.to_flags());
+            steps.push(Step::run(
+                Command::new(K8SOIDC, patch),
+                format!("place the files on every `{APP}` unit, then merge the remaining OIDC flags into `api-extra-args` (keeping the others) and wait for the units, with `k8soidc patch --juju`"),
+            ));
+            notes.push(unit_note(APP));
         }
         Ok(Plan {
             title: format!("deploy Charmed Kubernetes `{}` with OIDC", req.name),

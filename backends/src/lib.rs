@@ -24,6 +24,7 @@ pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubespray;
 mod lines;
+pub mod live;
 pub mod manifest;
 pub mod microk8s;
 pub mod node;
@@ -44,7 +45,7 @@ use serde::Serialize;
 
 pub use error::{escape, PlanError};
 pub use plan::{
-    redact, unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, WriteBack, K8SOIDC,
+    redact, unified_diff, Command, Plan, PlanDisplay, Step, Target, K8SOIDC,
 };
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use source::Source;

@@ -4,4 +4,4 @@
 mod local;
 pub(crate) mod ssh;
 
-pub(crate) use local::{check_programs, run_plan};
+pub(crate) use local::{check_programs, run_plan, run_plan_at};
