@@ -108,7 +108,10 @@ fn read_k3d(name: &str) -> Result<Vec<k3d::live::LiveServer>, Error> {
         })?;
         let mut files = Vec::new();
         for path in k3d::live::live_paths() {
-            files.push((path.clone(), read_maybe(&k3d::live::read_file(container, &path))?));
+            files.push((
+                path.clone(),
+                read_maybe(&k3d::live::read_file(container, &path))?,
+            ));
         }
         servers.push(k3d::live::LiveServer {
             container: container.to_string(),

@@ -212,13 +212,21 @@ impl LiveApp {
 
     /// `juju config [-m M] APP api-extra-args`: the current value.
     pub fn get(&self) -> Command {
-        juju(&["config"], &self.model(), &[&self.application, "api-extra-args"])
+        juju(
+            &["config"],
+            &self.model(),
+            &[&self.application, "api-extra-args"],
+        )
     }
 
     /// Sets `api-extra-args` to `value` (`--reset`, the charm's default, when empty).
     fn set(&self, value: &str) -> Command {
         if value.is_empty() {
-            juju(&["config"], &self.model(), &[&self.application, "--reset", "api-extra-args"])
+            juju(
+                &["config"],
+                &self.model(),
+                &[&self.application, "--reset", "api-extra-args"],
+            )
         } else {
             juju(
                 &["config"],
@@ -310,7 +318,10 @@ pub fn live_patch(
     ));
     steps.push(Step::run(
         app.wait(),
-        format!("wait until every `{name}` unit is active/idle again (up to {}s)", app.timeout),
+        format!(
+            "wait until every `{name}` unit is active/idle again (up to {}s)",
+            app.timeout
+        ),
     ));
     if s.is_none() {
         let script = format!(
@@ -324,8 +335,14 @@ pub fn live_patch(
         ));
     }
     let restore = vec![
-        Step::run(app.set(current), format!("put back `{name}`'s `api-extra-args` as it was read")),
-        Step::run(app.wait(), format!("wait until every `{name}` unit is active/idle again")),
+        Step::run(
+            app.set(current),
+            format!("put back `{name}`'s `api-extra-args` as it was read"),
+        ),
+        Step::run(
+            app.wait(),
+            format!("wait until every `{name}` unit is active/idle again"),
+        ),
     ]
     .into_iter()
     .map(|step| Guarded { from: set_at, step })
@@ -335,7 +352,10 @@ pub fn live_patch(
             title: format!(
                 "{} OIDC on Charmed Kubernetes (`{name}`{})",
                 if s.is_some() { "set" } else { "remove" },
-                app.model.as_ref().map(|m| format!(", model `{m}`")).unwrap_or_default()
+                app.model
+                    .as_ref()
+                    .map(|m| format!(", model `{m}`"))
+                    .unwrap_or_default()
             ),
             steps,
             notes,
@@ -351,10 +371,7 @@ pub fn live_patch(
 
 /// One flag a line, so the diff of the option shows which flags change.
 fn words_as_lines(value: &str) -> String {
-    value
-        .split_whitespace()
-        .map(|w| format!("{w}\n"))
-        .collect()
+    value.split_whitespace().map(|w| format!("{w}\n")).collect()
 }
 
 impl Backend for Charmed {
@@ -587,7 +604,9 @@ mod tests {
         let e = Charmed.create_plan(&s, &request()).unwrap_err().to_string();
         assert_eq!(e, "charmed cannot carry --required-claim `hd=example.com aud=x`: the charm parses `api-extra-args` into a dict, so only the last `oidc-required-claim` would survive; give one --required-claim, or use `--auth-mode config` (Kubernetes 1.30+), which carries any number");
         let plan = Charmed.create_plan(&config_settings(), &request()).unwrap();
-        assert!(plan.to_string().contains("base64 -d"));
+        assert!(plan
+            .to_string()
+            .contains("+ k8soidc patch --juju --skip-check --yes"));
     }
 
     #[test]
@@ -686,7 +705,6 @@ mod tests {
         let plan = Charmed.create_plan(&s, &req).unwrap();
         let text = plan.to_string();
         let steps = text.split_once("\n\n").unwrap().1;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(ca().pem);
         assert_eq!(
             steps,
             format!(
@@ -703,32 +721,33 @@ mod tests {
                  # wait until every `kubernetes-control-plane` unit exists and is active, so the files reach all of them\n\
                  + juju wait-for application -m k8s kubernetes-control-plane --timeout 60m\n\
                  \n\
-                 # write /root/cdk/oidc/oidc-ca.pem on every `kubernetes-control-plane` unit (as root) before the API server is told to read it\n\
-                 + juju exec -m k8s --application kubernetes-control-plane -- 'set -e; umask 022; mkdir -p /root/cdk/oidc; echo {encoded} | base64 -d > /root/cdk/oidc/oidc-ca.pem.k8soidc-new; mv -f /root/cdk/oidc/oidc-ca.pem.k8soidc-new /root/cdk/oidc/oidc-ca.pem'\n\
-                 \n\
-                 # merge the OIDC flags into `kubernetes-control-plane`'s `api-extra-args`, keeping the other flags; the charm restarts kube-apiserver on every unit\n\
-                 + juju config -m k8s kubernetes-control-plane api-extra-args\n\
-                 \x20   | remove oidc-*\n\
-                 \x20   | remove authentication-config*\n\
-                 \x20   | set oidc-issuer-url=https://idp.example.com\n\
-                 \x20   | set oidc-client-id=kubernetes\n\
-                 \x20   | set oidc-username-claim=email\n\
-                 \x20   | set oidc-username-prefix=oidc:\n\
-                 \x20   | set oidc-groups-claim=groups\n\
-                 \x20   | set oidc-groups-prefix=oidc:\n\
-                 \x20   | set oidc-ca-file=/root/cdk/oidc/oidc-ca.pem\n\
-                 + juju config -m k8s kubernetes-control-plane 'api-extra-args=<merged value>'\n"
+                 # place the files on every `kubernetes-control-plane` unit, then merge the remaining OIDC flags into `api-extra-args` (keeping the others) and wait for the units, with `k8soidc patch --juju`\n\
+                 + k8soidc patch --juju --model k8s --skip-check --yes --config /dev/null --issuer-url https://idp.example.com --client-id kubernetes --username-claim email --username-prefix oidc: --groups-claim groups --groups-prefix oidc: --ca-file /home/me/idp-ca.pem\n"
             )
         );
         assert!(text.contains("after `juju add-unit kubernetes-control-plane` run this again"));
     }
 
+    fn live_app() -> LiveApp {
+        LiveApp {
+            model: Some("k8s".into()),
+            application: APP.into(),
+            timeout: 600,
+        }
+    }
+
     #[test]
-    fn configure_plan_for_an_existing_deployment() {
-        let plan = configure_plan(&config_settings(), &request()).unwrap();
-        assert_eq!(plan.steps.len(), 2, "{plan}");
-        let Step::Run { command, .. } = &plan.steps[0] else {
-            panic!("{plan}")
+    fn live_patch_merges_into_what_was_read_and_restores_it() {
+        let live = live_patch(
+            &live_app(),
+            "oidc-issuer-url=https://old profiling=true\n",
+            Some(&config_settings()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(live.plan.steps.len(), 3, "{}", live.plan);
+        let Step::Run { command, .. } = &live.plan.steps[0] else {
+            panic!("{}", live.plan)
         };
         // The file content round-trips through the base64 in the command.
         let script = command.args.last().unwrap();
@@ -741,20 +760,53 @@ mod tests {
             String::from_utf8(decoded).unwrap(),
             apiserver::node_files(&config_settings(), mode, NODE_DIR)[0].content
         );
-        let Step::Transform { edit, read, .. } = &plan.steps[1] else {
-            panic!("{plan}")
+        let shell: Vec<String> = live.plan.steps[1..]
+            .iter()
+            .map(|s| match s {
+                Step::Run { command, .. } => command.to_shell(),
+                _ => panic!("{s}"),
+            })
+            .collect();
+        assert_eq!(
+            shell,
+            [
+                "juju config -m k8s kubernetes-control-plane 'api-extra-args=profiling=true authentication-config=/root/cdk/oidc/authentication-config.yaml'",
+                r#"juju wait-for application -m k8s kubernetes-control-plane --query 'forEach(units, unit => unit.workload-status == "active" && unit.agent-status == "idle")' --timeout 600s"#,
+            ]
+        );
+        assert!(live.restore_after(0).steps.is_empty());
+        let restore = live.restore_after(1);
+        let Step::Run { command, .. } = &restore.steps[0] else {
+            panic!("{restore}")
         };
         assert_eq!(
-            read.to_shell(),
-            "juju config kubernetes-control-plane api-extra-args"
+            command.to_shell(),
+            "juju config -m k8s kubernetes-control-plane 'api-extra-args=oidc-issuer-url=https://old profiling=true'"
         );
+        // Already so: nothing to do. Removing takes out only k8soidc's keys.
+        let merged =
+            "profiling=true authentication-config=/root/cdk/oidc/authentication-config.yaml";
+        assert!(live_patch(&live_app(), merged, Some(&config_settings()))
+            .unwrap()
+            .is_none());
+        let removed = live_patch(&live_app(), merged, None).unwrap().unwrap();
+        let Step::Run { command, .. } = &removed.plan.steps[0] else {
+            panic!("{}", removed.plan)
+        };
         assert_eq!(
-            edit.apply("oidc-issuer-url=https://old profiling=true\n")
-                .unwrap(),
-            "profiling=true authentication-config=/root/cdk/oidc/authentication-config.yaml"
+            command.to_shell(),
+            "juju config -m k8s kubernetes-control-plane api-extra-args=profiling=true"
         );
-        let flags = configure_plan(&settings(), &request()).unwrap();
-        assert_eq!(flags.steps.len(), 1, "no file, no exec: {flags}");
+        let empty = live_patch(&live_app(), "oidc-client-id=x", None)
+            .unwrap()
+            .unwrap();
+        let Step::Run { command, .. } = &empty.plan.steps[0] else {
+            panic!("{}", empty.plan)
+        };
+        assert_eq!(
+            command.to_shell(),
+            "juju config -m k8s kubernetes-control-plane --reset api-extra-args"
+        );
     }
 
     #[test]
@@ -765,7 +817,9 @@ mod tests {
             local_path: "/etc/ssl/certs/ca-certificates.crt".into(),
             pem: block.repeat(2000),
         });
-        let e = configure_plan(&s, &request()).unwrap_err().to_string();
+        let e = live_patch(&live_app(), "", Some(&s))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("charmed cannot carry --ca-file `128000 bytes`: the file travels inside one `juju exec` argument"), "{e}");
     }
 }

@@ -597,10 +597,7 @@ pub fn live_patch(
         ),
     ];
     let restore = vec![
-        Step::run(
-            cluster.replace(&before_file),
-            "put back the spec as it was",
-        ),
+        Step::run(cluster.replace(&before_file), "put back the spec as it was"),
         Step::run(cluster.update(), "apply it to the cloud resources"),
         Step::run(
             cluster.rolling_update(),
@@ -611,19 +608,22 @@ pub fn live_patch(
     .map(|step| Guarded { from: 4, step })
     .collect();
     let mut notes = match s {
-        Some(s) => Kops.render(
-            s,
-            &ClusterRequest {
-                name: name.clone(),
-                staging_dir: dir.clone(),
-                extra_args: vec![],
-            },
-        )?
-        .summary(),
+        Some(s) => Kops
+            .render(
+                s,
+                &ClusterRequest {
+                    name: name.clone(),
+                    staging_dir: dir.clone(),
+                    extra_args: vec![],
+                },
+            )?
+            .summary(),
         None => vec![],
     };
     if cluster.state.is_none() {
-        notes.push("no --state: every kops command reads the state store from KOPS_STATE_STORE".into());
+        notes.push(
+            "no --state: every kops command reads the state store from KOPS_STATE_STORE".into(),
+        );
     }
     Ok(Some(LivePatch {
         plan: Plan {

@@ -44,9 +44,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use error::{escape, PlanError};
-pub use plan::{
-    redact, unified_diff, Command, Plan, PlanDisplay, Step, Target, K8SOIDC,
-};
+pub use plan::{redact, unified_diff, Command, Plan, PlanDisplay, Step, Target, K8SOIDC};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use source::Source;
 pub use version::KubeVersion;

@@ -64,12 +64,10 @@ impl fmt::Display for LivePatch {
         let mut from = None;
         for g in &self.restore {
             if from != Some(g.from) {
-                let step = &self.plan.steps[g.from.min(self.plan.steps.len().saturating_sub(1))];
                 writeln!(
                     f,
-                    "\n# if step {} ({}) or a later one fails, k8soidc then runs:",
+                    "\n# if step {} or a later one fails, k8soidc then runs:",
                     g.from + 1,
-                    step.why()
                 )?;
                 from = Some(g.from);
             }
@@ -114,7 +112,7 @@ mod tests {
         );
         assert_eq!(
             live.to_string(),
-            "# t\n\n# a\n+ true a\n\n# b\n+ true b\n\n# c\n+ true c\n\n# if step 2 (b) or a later one fails, k8soidc then runs:\n\n# undo-b\n+ true undo-b\n\n# if step 3 (c) or a later one fails, k8soidc then runs:\n\n# undo-c\n+ true undo-c\n"
+            "# t\n\n# a\n+ true a\n\n# b\n+ true b\n\n# c\n+ true c\n\n# if step 2 or a later one fails, k8soidc then runs:\n\n# undo-b\n+ true undo-b\n\n# if step 3 or a later one fails, k8soidc then runs:\n\n# undo-c\n+ true undo-c\n"
         );
     }
 }

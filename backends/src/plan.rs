@@ -250,18 +250,14 @@ impl Step {
     /// The reason given for the step.
     pub fn why(&self) -> &str {
         match self {
-            Step::Run { why, .. }
-            | Step::WriteFile { why, .. }
-            | Step::Node { why, .. } => why,
+            Step::Run { why, .. } | Step::WriteFile { why, .. } | Step::Node { why, .. } => why,
         }
     }
 
     /// Where the step happens.
     pub fn target(&self) -> &Target {
         match self {
-            Step::Run { on, .. }
-            | Step::WriteFile { on, .. }
-            | Step::Node { on, .. } => on,
+            Step::Run { on, .. } | Step::WriteFile { on, .. } | Step::Node { on, .. } => on,
         }
     }
 

@@ -156,7 +156,7 @@ fn verify(container: &str, flags: &[String]) -> Step {
     } else {
         let list: Vec<String> = flags.iter().map(|f| shell::quote(f)).collect();
         format!(
-            "{read}; for f in {}; do case \"$line \" in *\" $f \"*) ;; *) echo \"{container}: kube-apiserver runs without $f\" >&2; exit 1;; esac; done",
+            "{read}; for f in {}; do case \"$line \" in *\" $f \"*|*\" $f\\\"\"*) ;; *) echo \"{container}: kube-apiserver runs without $f\" >&2; exit 1;; esac; done",
             list.join(" ")
         )
     };
@@ -184,7 +184,9 @@ pub fn live_patch(
     if servers.is_empty() {
         return Err(PlanError::patch(
             format!("k3d cluster `{name}`"),
-            format!("`docker ps -a` lists no container labelled k3d.cluster={name} and k3d.role=server"),
+            format!(
+                "`docker ps -a` lists no container labelled k3d.cluster={name} and k3d.role=server"
+            ),
             "check the name with `k3d cluster list`",
         ));
     }
@@ -220,43 +222,43 @@ pub fn live_patch(
             ));
         }
     }
-    let (wanted, flags, notes): (Vec<(String, Option<String>)>, Vec<String>, Vec<String>) =
-        match s {
-            Some(s) => {
-                let mode = s.mode()?;
-                let req = ClusterRequest {
-                    name: name.clone(),
-                    staging_dir: cluster.staging_dir.clone(),
-                    extra_args: vec![],
-                };
-                let notes = K3d.render(s, &req)?.summary();
-                let files = apiserver::node_files(s, mode, NODE_DIR);
-                let wanted = live_paths()
-                    .into_iter()
-                    .map(|p| {
-                        let content = if p == dropin_path() {
-                            Some(k3s::dropin(s, Distribution::K3s))
-                        } else {
-                            files
-                                .iter()
-                                .find(|f| f.path == p)
-                                .map(|f| Ok(f.content.clone()))
-                        };
-                        content.transpose().map(|c| (p, c))
-                    })
-                    .collect::<Result<Vec<_>, PlanError>>()?;
-                let flags = apiserver::args(s, mode, NODE_DIR)
-                    .iter()
-                    .map(apiserver::Arg::flag)
-                    .collect();
-                (wanted, flags, notes)
-            }
-            None => (
-                live_paths().into_iter().map(|p| (p, None)).collect(),
-                vec![],
-                vec![],
-            ),
-        };
+    type Wanted = Vec<(String, Option<String>)>;
+    let (wanted, flags, notes): (Wanted, Vec<String>, Vec<String>) = match s {
+        Some(s) => {
+            let mode = s.mode()?;
+            let req = ClusterRequest {
+                name: name.clone(),
+                staging_dir: cluster.staging_dir.clone(),
+                extra_args: vec![],
+            };
+            let notes = K3d.render(s, &req)?.summary();
+            let files = apiserver::node_files(s, mode, NODE_DIR);
+            let wanted = live_paths()
+                .into_iter()
+                .map(|p| {
+                    let content = if p == dropin_path() {
+                        Some(k3s::dropin(s, Distribution::K3s))
+                    } else {
+                        files
+                            .iter()
+                            .find(|f| f.path == p)
+                            .map(|f| Ok(f.content.clone()))
+                    };
+                    content.transpose().map(|c| (p, c))
+                })
+                .collect::<Result<Vec<_>, PlanError>>()?;
+            let flags = apiserver::args(s, mode, NODE_DIR)
+                .iter()
+                .map(apiserver::Arg::flag)
+                .collect();
+            (wanted, flags, notes)
+        }
+        None => (
+            live_paths().into_iter().map(|p| (p, None)).collect(),
+            vec![],
+            vec![],
+        ),
+    };
     // Setting: a file the settings do not need (`None`) is left as it is.
     let setting = s.is_some();
     let is_wanted = |server: &LiveServer| {
@@ -328,7 +330,9 @@ pub fn live_patch(
         }
         steps.push(Step::run(
             docker(["restart", c.as_str()]),
-            format!("{c}: restart, so k3s reads its config files again (the container keeps its files)"),
+            format!(
+                "{c}: restart, so k3s reads its config files again (the container keeps its files)"
+            ),
         ));
         steps.push(wait(c, cluster.timeout));
         steps.push(verify(c, &flags));
@@ -352,12 +356,19 @@ pub fn live_patch(
         if !gone.is_empty() {
             restore.push(Guarded {
                 from,
-                step: remove(c, &gone, format!("{c}: delete the files that were not there")),
+                step: remove(
+                    c,
+                    &gone,
+                    format!("{c}: delete the files that were not there"),
+                ),
             });
         }
         restore.push(Guarded {
             from,
-            step: Step::run(docker(["restart", c.as_str()]), format!("{c}: restart with the previous files")),
+            step: Step::run(
+                docker(["restart", c.as_str()]),
+                format!("{c}: restart with the previous files"),
+            ),
         });
         restore.push(Guarded {
             from,
