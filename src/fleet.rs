@@ -87,7 +87,8 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             args.yes,
         )?
     {
-        return Err(Error::Other("not confirmed: nothing changed".into()));
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
     }
     let opts = SshOptions {
         accept_new_host_key: args.ssh.accept_new_host_key,
