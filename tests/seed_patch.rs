@@ -521,8 +521,7 @@ fn last_apiserver_line(out: &Output, c: &str) -> String {
         .unwrap()
         .iter()
         .filter_map(|l| l.as_str())
-        .filter(|l| l.contains("Running kube-apiserver"))
-        .next_back()
+        .rfind(|l| l.contains("Running kube-apiserver"))
         .unwrap()
         .to_string()
 }
