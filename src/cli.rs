@@ -132,9 +132,13 @@ impl Command {
     }
 }
 
+/// `-o`/`--output` of every command that prints data: `text` (for humans: a table where the
+/// data is a table, the YAML of an object for `rbac`), or `yaml`/`json` with camelCase field
+/// names (a stable format, README "Output formats").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub(crate) enum Output {
     #[default]
+    #[value(alias = "table")]
     Text,
     Yaml,
     Json,
@@ -149,8 +153,8 @@ pub(crate) struct RenderArgs {
     /// oidc.k8s.local for kops].
     #[arg(long)]
     pub(crate) name: Option<String>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
+    /// Output format: text, yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -198,14 +202,6 @@ pub(crate) struct CreateArgs {
     pub(crate) extra: Vec<String>,
 }
 
-/// Output format of commands that print a Kubernetes object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub(crate) enum ObjectOutput {
-    #[default]
-    Yaml,
-    Json,
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct RbacArgs {
     /// Group as the provider sends it (the groups prefix is added); repeatable.
@@ -250,9 +246,9 @@ pub(crate) struct RbacArgs {
         value_parser = dry_run_mode
     )]
     pub(crate) dry_run: bool,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub(crate) output: ObjectOutput,
+    /// Output format: text (the binding's YAML), yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
+    pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }
@@ -296,8 +292,8 @@ pub(crate) struct CheckArgs {
     /// them.
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
-    /// Output format (text or json).
-    #[arg(short, long, value_enum, default_value_t)]
+    /// Output format: text (a table), yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -321,8 +317,8 @@ pub(crate) struct ExplainArgs {
     /// kubeconfig context for kubectl (reads the bindings from the cluster).
     #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
-    /// Output format (text or json).
-    #[arg(short, long, value_enum, default_value_t)]
+    /// Output format: text, yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -469,9 +465,10 @@ pub(crate) struct PatchArgs {
     /// cluster are always done one at a time.
     #[arg(long, value_name = "N", requires = "inventory", value_parser = clap::value_parser!(u8).range(1..=64))]
     pub(crate) parallel: Option<u8>,
-    /// With --inventory: the report format, a table on stderr or JSON on stdout [default: table].
+    /// With --inventory: the report format: text (a table on stderr), yaml or json (on stdout)
+    /// [default: text].
     #[arg(short, long, value_enum, value_name = "FORMAT", requires = "inventory")]
-    pub(crate) output: Option<ReportFormat>,
+    pub(crate) output: Option<Output>,
     /// Print debug lines (SSH round trips per host) on stderr.
     #[arg(long, short)]
     pub(crate) verbose: bool,
@@ -491,14 +488,6 @@ fn dry_run_mode(text: &str) -> Result<bool, String> {
         "none" => Ok(false),
         _ => Err("use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`".into()),
     }
-}
-
-/// Format of `patch --inventory`'s report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub(crate) enum ReportFormat {
-    #[default]
-    Table,
-    Json,
 }
 
 #[derive(Debug, Args)]

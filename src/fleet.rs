@@ -18,7 +18,7 @@ use backends::OidcSettings;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::cli::{PatchArgs, ReportFormat};
+use crate::cli::{Output, PatchArgs};
 use crate::error::Error;
 use crate::exec::ssh::{HostSpec, Remote, SshOptions};
 use crate::host::HostJob;
@@ -31,12 +31,14 @@ const CONNECT_AT_ONCE: usize = 16;
 
 /// The JSON report (`-o json`).
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Report {
     clusters: Vec<ClusterReport>,
     failed_clusters: usize,
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ClusterReport {
     name: String,
     /// As in the inventory: `auto` or the distribution.
@@ -50,11 +52,13 @@ struct ClusterReport {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct HostRow {
     host: String,
     /// The distribution found on the host (None: not known, e.g. never reached).
     distro: Option<String>,
-    /// changed, unchanged, planned, rolled-back, failed, skipped.
+    /// The words of `patch --ssh`'s summary ([`Outcome::word`]): dry run, unchanged,
+    /// patched, rolled back, failed, not started.
     result: &'static str,
     round_trips: u32,
     health_polls: u32,
@@ -119,8 +123,8 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             let _ = write!(plans, "# cluster {}\n\n{}", c.name, c.plans);
         }
         match args.output.unwrap_or_default() {
-            ReportFormat::Table => crate::patch::out(&plans)?,
-            ReportFormat::Json => eprint!("{plans}"),
+            Output::Text => crate::patch::out(&plans)?,
+            Output::Yaml | Output::Json => eprint!("{plans}"),
         }
     }
     let failed: Vec<&str> = reports
@@ -136,11 +140,16 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         failed_clusters: n_failed,
     };
     match args.output.unwrap_or_default() {
-        ReportFormat::Table => eprint!("{}", table(&report)),
-        ReportFormat::Json => {
+        Output::Text => eprint!("{}", table(&report)),
+        Output::Json => {
             let text = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?;
             crate::patch::out(&format!("{text}\n"))?;
+        }
+        Output::Yaml => {
+            let text = serde_yaml_ng::to_string(&report)
+                .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?;
+            crate::patch::out(&text)?;
         }
     }
     if n_failed > 0 {
@@ -293,7 +302,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
             rows.push(HostRow {
                 host: spec.label.clone(),
                 distro: None,
-                result: "skipped",
+                result: Outcome::Skipped.word(),
                 round_trips: 0,
                 health_polls: 0,
                 error: None,
@@ -328,11 +337,11 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
             plans.push_str(p);
         }
         let (result, error, backup) = match report.result {
-            Ok(Outcome::Planned) => ("planned", None, String::new()),
-            Ok(Outcome::Unchanged) => ("unchanged", None, String::new()),
-            Ok(Outcome::Patched { backup }) => ("changed", None, backup),
+            Ok(Outcome::Planned) => (Outcome::Planned.word(), None, String::new()),
+            Ok(Outcome::Unchanged) => (Outcome::Unchanged.word(), None, String::new()),
+            Ok(Outcome::Patched { backup }) => ("patched", None, backup),
             Ok(Outcome::RolledBack { backup }) => (
-                "rolled-back",
+                "rolled back",
                 Some("not healthy with the new settings: rolled back".to_string()),
                 backup,
             ),
@@ -343,7 +352,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
                 ("failed", Some(msg), String::new())
             }
         };
-        if matches!(result, "failed" | "rolled-back") {
+        if matches!(result, "failed" | "rolled back") {
             stopped = true;
         }
         rows.push(HostRow {

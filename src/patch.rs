@@ -70,6 +70,21 @@ pub(crate) enum Outcome {
     Skipped,
 }
 
+impl Outcome {
+    /// How the outcome is reported, the same for one host, an inventory (table, JSON and
+    /// YAML) and `patch --kops/--juju/--k3d`.
+    pub(crate) fn word(&self) -> &'static str {
+        match self {
+            Outcome::Planned => "dry run",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Patched { .. } => "patched",
+            Outcome::RolledBack { .. } => "rolled back",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "not started",
+        }
+    }
+}
+
 pub(crate) struct Row {
     pub(crate) host: String,
     pub(crate) distro: String,
@@ -85,13 +100,10 @@ pub(crate) fn summary(rows: &[Row]) -> String {
         "HOST", "DISTRO", "RESULT"
     );
     for r in rows {
-        let (result, backup) = match &r.outcome {
-            Outcome::Planned => ("dry run", String::new()),
-            Outcome::Unchanged => ("unchanged", String::new()),
-            Outcome::Patched { backup } => ("patched", backup.clone()),
-            Outcome::RolledBack { backup } => ("rolled back", backup.clone()),
-            Outcome::Failed => ("failed", String::new()),
-            Outcome::Skipped => ("not started", String::new()),
+        let result = r.outcome.word();
+        let backup = match &r.outcome {
+            Outcome::Patched { backup } | Outcome::RolledBack { backup } => backup.clone(),
+            _ => String::new(),
         };
         let _ = writeln!(
             out,

@@ -776,3 +776,72 @@ fn declining_the_inventory_prompt_exits_0_with_nothing_done() {
     );
     drop(t);
 }
+
+// ---------------------------------------------------------------- output formats
+
+/// Every key of a JSON value, recursively.
+fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.push(k.clone());
+                keys(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
+        _ => {}
+    }
+}
+
+/// Issue 14 point 7: `-o` takes text, yaml and json on every command that prints data (rbac
+/// took only yaml|json, `patch --inventory` table|json), `--help` says so, and JSON/YAML field
+/// names are camelCase (render printed `username_prefix`).
+#[test]
+fn output_formats_are_the_same_everywhere_and_camel_case() {
+    for command in ["render", "rbac", "check", "explain", "patch"] {
+        let help = Test::new().args([command, "--help"]).run().success();
+        let flat = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("-o, --output <FORMAT>"), "{command}: {flat}");
+        assert!(
+            flat.contains("[possible values: text, yaml, json]"),
+            "{command}: {flat}"
+        );
+        assert!(
+            flat.contains("text") && flat.contains("yaml or json"),
+            "{command}: {flat}"
+        );
+    }
+    let json = Test::new()
+        .args(["render", "--distro", "k3s", "-o", "json"])
+        .args(SETTINGS)
+        .run()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let mut all = Vec::new();
+    keys(&v, &mut all);
+    assert!(all.contains(&"usernamePrefixReason".to_string()), "{all:?}");
+    assert!(all.iter().all(|k| !k.contains('_')), "{all:?}");
+    let yaml = Test::new()
+        .args(["render", "--distro", "k3s", "-o", "yaml"])
+        .args(SETTINGS)
+        .run()
+        .success();
+    let y: serde_json::Value = serde_yaml_ng::from_str(&yaml.stdout).unwrap();
+    assert_eq!(y, v, "yaml and json carry the same data");
+    let rbac = |format: &str| {
+        Test::new()
+            .args(["rbac", "--group", "k8s-admins", "-o", format])
+            .args(SETTINGS)
+            .run()
+            .success()
+            .stdout
+            .clone()
+    };
+    assert_eq!(
+        rbac("text"),
+        rbac("yaml"),
+        "rbac's text form is the object's YAML"
+    );
+    let j: serde_json::Value = serde_json::from_str(&rbac("json")).unwrap();
+    assert_eq!(j["roleRef"]["kind"], "ClusterRole", "{j}");
+}

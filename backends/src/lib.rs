@@ -133,6 +133,7 @@ impl fmt::Display for Distribution {
 
 /// What a cluster is called and where local files for it are staged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClusterRequest {
     /// Cluster name (`--name`).
     pub name: String,
@@ -144,6 +145,7 @@ pub struct ClusterRequest {
 
 /// One piece of rendered output: a file, a snippet or a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Artifact {
     /// What it is and where it goes.
     pub title: String,
@@ -157,6 +159,7 @@ pub struct Artifact {
 
 /// What [`Backend::render`] returns: the settings in one distribution's own syntax.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Rendering {
     /// The distribution.
     pub distribution: Distribution,
