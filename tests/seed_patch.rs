@@ -558,7 +558,7 @@ fn k3d_dry_run_shows_each_server_in_turn_and_the_restore() {
 + sh -c 'n=0; until docker exec k3d-dev-server-0 k3s kubectl get --raw /readyz >/dev/null 2>&1; do n=$((n+1)); if [ \"$n\" -ge 2 ]; then echo '\\''the API server in k3d-dev-server-0 did not answer /readyz within 4s'\\'' >&2; exit 1; fi; sleep 2; done'
 
 # check that k3s started the API server in k3d-dev-server-0 with these flags (its `Running kube-apiserver` log line)
-+ sh -c 'line=$(docker logs k3d-dev-server-0 2>&1 | grep '\\''Running kube-apiserver'\\'' | tail -n 1); for f in --oidc-issuer-url=https://idp.example.com --oidc-client-id=kubernetes --oidc-username-claim=email --oidc-username-prefix=oidc: --oidc-groups-claim=groups --oidc-groups-prefix=oidc:; do case \"$line \" in *\" $f \"*|*\" $f\\\"\"*) ;; *) echo \"k3d-dev-server-0: kube-apiserver runs without $f\" >&2; exit 1;; esac; done'
++ sh -c 'line=$(docker logs k3d-dev-server-0 2>&1 | grep '\\''Running kube-apiserver'\\'' | tail -n 1); for f in --oidc-issuer-url=https://idp.example.com --oidc-client-id=kubernetes --oidc-username-claim=email --oidc-username-prefix=oidc: --oidc-groups-claim=groups --oidc-groups-prefix=oidc:; do case \"$line \" in *\" $f \"*|*\" $f\\\"\"*) ;; *) echo \"k3d-dev-server-0: kube-apiserver runs without $f: k3s did not apply the drop-in (a k3s without config.yaml.d support, or kube-apiserver args on its command line); recreate the cluster with k8soidc create --distro k3d\" >&2; exit 1;; esac; done'
 "
         )
     );

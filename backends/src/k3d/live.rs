@@ -156,7 +156,7 @@ fn verify(container: &str, flags: &[String]) -> Step {
     } else {
         let list: Vec<String> = flags.iter().map(|f| shell::quote(f)).collect();
         format!(
-            "{read}; for f in {}; do case \"$line \" in *\" $f \"*|*\" $f\\\"\"*) ;; *) echo \"{container}: kube-apiserver runs without $f\" >&2; exit 1;; esac; done",
+            "{read}; for f in {}; do case \"$line \" in *\" $f \"*|*\" $f\\\"\"*) ;; *) echo \"{container}: kube-apiserver runs without $f: k3s did not apply the drop-in (a k3s without config.yaml.d support, or kube-apiserver args on its command line); recreate the cluster with k8soidc create --distro k3d\" >&2; exit 1;; esac; done",
             list.join(" ")
         )
     };
