@@ -445,7 +445,8 @@ pub(crate) struct PatchArgs {
     )]
     pub(crate) dry_run: bool,
     /// How long to wait for the API server to become healthy before rolling back (e.g. 90s,
-    /// 5m); with --capi, for the rollout [default: 5m; 30m with --capi].
+    /// 5m); with --capi, for the rollout; with --juju, for the units to settle; with --k3d, for
+    /// each server [default: 5m; 30m with --capi and --juju].
     #[arg(long, value_name = "DURATION")]
     pub(crate) timeout: Option<String>,
     /// Do not run the preflight check (`k8soidc check`) against the issuer first.

@@ -845,3 +845,29 @@ fn output_formats_are_the_same_everywhere_and_camel_case() {
     let j: serde_json::Value = serde_json::from_str(&rbac("json")).unwrap();
     assert_eq!(j["roleRef"]["kind"], "ClusterRole", "{j}");
 }
+
+/// The options of `--kops` and `--juju` are refused without them (exit 2, nothing run), and
+/// the three ways do not mix with `--ssh`.
+#[test]
+fn kops_and_juju_options_need_their_mode() {
+    for (args, want) in [
+        (
+            vec!["patch", "--ssh", "cp1", "--state", "s3://b"],
+            "error: invalid `--state`: it only applies with --kops CLUSTER; remove it or give --kops CLUSTER\n",
+        ),
+        (
+            vec!["patch", "--ssh", "cp1", "--model", "k8s"],
+            "error: invalid `--model`: it only applies with --juju; remove it or give --juju\n",
+        ),
+    ] {
+        let out = Test::new().fake("kops").fake("juju").args(&args).args(SETTINGS).run().status(2);
+        assert_eq!(out.stderr, want, "{args:?}");
+        assert!(out.calls().is_empty(), "{args:?}");
+    }
+    let out = Test::new()
+        .args(["patch", "--kops", "a.k8s.local", "--ssh", "cp1"])
+        .args(SETTINGS)
+        .run()
+        .status(2);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+}

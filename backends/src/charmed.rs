@@ -362,8 +362,8 @@ pub fn live_patch(
         },
         change: crate::unified_diff(
             &format!("juju/{name}/api-extra-args"),
-            &words_as_lines(current),
-            &words_as_lines(&merged),
+            &crate::redact(&words_as_lines(current)),
+            &crate::redact(&words_as_lines(&merged)),
         ),
         restore,
     }))

@@ -634,7 +634,11 @@ pub fn live_patch(
             steps,
             notes,
         },
-        change: crate::unified_diff(&format!("kops/{name}/cluster.yaml"), current, &after),
+        change: crate::unified_diff(
+            &format!("kops/{name}/cluster.yaml"),
+            &crate::redact(current),
+            &crate::redact(&after),
+        ),
         restore,
     }))
 }
