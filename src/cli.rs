@@ -522,6 +522,9 @@ pub(crate) struct BackupsArgs {
     /// List the backups of the machine k8soidc runs on (without SSH).
     #[arg(long, conflicts_with = "hosts")]
     pub(crate) local: bool,
+    /// Output format: text (a list per host), yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
+    pub(crate) output: Output,
 }
 
 /// Every distribution name, as `--distro` takes it.

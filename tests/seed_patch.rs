@@ -871,3 +871,38 @@ fn kops_and_juju_options_need_their_mode() {
         .status(2);
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
 }
+
+/// Issue 14 point 7: `backups` prints data too, so it takes `-o text|yaml|json` like the
+/// other commands (it had no `-o`); the YAML/JSON list is camelCase, one entry per host.
+/// Node 184.
+#[test]
+fn backups_take_the_same_output_formats() {
+    let node = crate::node::Node::on(184).kubeadm().start();
+    node.k8soidc("patch")
+        .args(SETTINGS)
+        .args(["--skip-check", "--yes", "--timeout", "20s"])
+        .run()
+        .success();
+    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    let json = node.k8soidc("backups").args(["-o", "json"]).run().success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{
+            "host": format!("root@{}:{}", node.addr, node.port),
+            "directory": "/var/lib/k8soidc/backups",
+            "backups": [{"id": id, "files": ["/etc/kubernetes/manifests/kube-apiserver.yaml"]}],
+        }])
+    );
+    let yaml = node.k8soidc("backups").args(["-o", "yaml"]).run().success();
+    let y: serde_json::Value = serde_yaml_ng::from_str(&yaml.stdout).unwrap();
+    assert_eq!(y, v);
+    let text = node.k8soidc("backups").run().success();
+    assert!(
+        text.stdout.contains(&format!(
+            "{id}  /etc/kubernetes/manifests/kube-apiserver.yaml\n"
+        )),
+        "{}",
+        text.stdout
+    );
+}
