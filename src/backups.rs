@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use backends::node::{NodeStep, ReadCommand, STATE_DIR};
 use backends::{Command, Step};
 
-use crate::cli::{BackupsArgs, RollbackArgs, SshArgs};
+use crate::cli::{BackupsArgs, Output, RollbackArgs, SshArgs};
 use crate::config::parse_duration;
 use crate::error::Error;
 use crate::exec::runtime;
@@ -71,6 +71,7 @@ fn list_step(lock: bool) -> NodeStep {
 pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
     let (specs, opts) = targets(&args.ssh, args.local)?;
     let rt = runtime()?;
+    let mut data = Vec::new();
     for spec in &specs {
         let text = rt.block_on(async {
             let mut remote = open(spec, &opts, args.local).await?;
@@ -78,6 +79,24 @@ pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
             remote.close().await;
             r
         })?;
+        if args.output != Output::Text {
+            data.push(HostBackups {
+                host: spec.label.clone(),
+                directory: format!("{STATE_DIR}/backups"),
+                backups: text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|line| {
+                        let (id, files) = line.split_once('\t').unwrap_or((line, ""));
+                        Backup {
+                            id: id.to_string(),
+                            files: files.split_whitespace().map(String::from).collect(),
+                        }
+                    })
+                    .collect(),
+            });
+            continue;
+        }
         let mut s = format!(
             "# {}: backups in {STATE_DIR}/backups (newest first)\n",
             spec.label
@@ -91,7 +110,34 @@ pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
         }
         out(&s)?;
     }
+    match args.output {
+        Output::Text => {}
+        Output::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&data).expect("plain data")
+        ))?,
+        Output::Yaml => out(&serde_yaml_ng::to_string(&data).expect("plain data"))?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `backups -o yaml|json`: one entry per host.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HostBackups {
+    host: String,
+    directory: String,
+    /// Newest first.
+    backups: Vec<Backup>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Backup {
+    /// The UTC time it was taken, as `rollback --to` takes it.
+    id: String,
+    /// The files it holds, as they were on the node.
+    files: Vec<String>,
 }
 
 /// Runs [`list_step`]; the backup list (`ID TAB path...` lines, newest first).

@@ -93,7 +93,7 @@ impl CapiArgs {
 }
 
 /// Runs a command and returns its standard output; a failure carries the framed stderr.
-fn capture(cmd: &Command) -> Result<String, Error> {
+pub(crate) fn capture(cmd: &Command) -> Result<String, Error> {
     let out = duct::cmd(&cmd.program, &cmd.args)
         .stdin_null()
         .stdout_capture()

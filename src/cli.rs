@@ -132,9 +132,13 @@ impl Command {
     }
 }
 
+/// `-o`/`--output` of every command that prints data: `text` (for humans: a table where the
+/// data is a table, the YAML of an object for `rbac`), or `yaml`/`json` with camelCase field
+/// names (a stable format, README "Output formats").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub(crate) enum Output {
     #[default]
+    #[value(alias = "table")]
     Text,
     Yaml,
     Json,
@@ -149,8 +153,8 @@ pub(crate) struct RenderArgs {
     /// oidc.k8s.local for kops].
     #[arg(long)]
     pub(crate) name: Option<String>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
+    /// Output format: text, yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -185,14 +189,6 @@ pub(crate) struct CreateArgs {
     pub(crate) extra: Vec<String>,
 }
 
-/// Output format of commands that print a Kubernetes object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub(crate) enum ObjectOutput {
-    #[default]
-    Yaml,
-    Json,
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct RbacArgs {
     /// Group as the provider sends it (the groups prefix is added); repeatable.
@@ -224,9 +220,9 @@ pub(crate) struct RbacArgs {
     pub(crate) context: Option<String>,
     #[command(flatten)]
     pub(crate) dry_run: DryRun,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub(crate) output: ObjectOutput,
+    /// Output format: text (the binding's YAML), yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
+    pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }
@@ -257,8 +253,8 @@ pub(crate) struct CheckArgs {
     /// them.
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
-    /// Output format (text or json).
-    #[arg(short, long, value_enum, default_value_t)]
+    /// Output format: text (a table), yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -282,8 +278,8 @@ pub(crate) struct ExplainArgs {
     /// kubeconfig context for kubectl (reads the bindings from the cluster).
     #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
-    /// Output format (text or json).
-    #[arg(short, long, value_enum, default_value_t)]
+    /// Output format: text, yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
@@ -357,13 +353,35 @@ pub(crate) struct PatchArgs {
     /// With --capi: seconds between rollout status checks.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
     pub(crate) poll_interval: u64,
+    /// A running kOps cluster to patch with kops (get, replace, update, rolling-update of the
+    /// control plane).
+    #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "file", "capi", "juju", "k3d"])]
+    pub(crate) kops: Option<String>,
+    /// With --kops: the state store (s3://..., gs://..., file://...) [default: $KOPS_STATE_STORE].
+    #[arg(long, value_name = "URL")]
+    pub(crate) state: Option<String>,
+    /// A running Charmed Kubernetes to patch with juju (api-extra-args merged, files on every
+    /// control-plane unit).
+    #[arg(long, conflicts_with_all = ["hosts", "local", "file", "capi", "k3d"])]
+    pub(crate) juju: bool,
+    /// With --juju: the model [default: juju's current model].
+    #[arg(long, short = 'm', value_name = "MODEL")]
+    pub(crate) model: Option<String>,
+    /// With --juju: the control-plane application [default: kubernetes-control-plane].
+    #[arg(long, value_name = "APP")]
+    pub(crate) application: Option<String>,
+    /// A running k3d cluster to patch through docker (a k3s drop-in in each server container,
+    /// restarted one at a time).
+    #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "file", "capi"])]
+    pub(crate) k3d: Option<String>,
     /// Distribution; `auto` detects it on each host.
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
     pub(crate) distro: String,
     #[command(flatten)]
     pub(crate) dry_run: DryRun,
     /// How long to wait for the API server to become healthy before rolling back (e.g. 90s,
-    /// 5m); with --capi, for the rollout [default: 5m; 30m with --capi].
+    /// 5m); with --capi, for the rollout; with --juju, for the units to settle; with --k3d, for
+    /// each server [default: 5m; 30m with --capi and --juju].
     #[arg(long, value_name = "DURATION")]
     pub(crate) timeout: Option<String>,
     /// Do not run the preflight check (`k8soidc check`) against the issuer first.
@@ -377,15 +395,16 @@ pub(crate) struct PatchArgs {
     pub(crate) yes: bool,
     /// YAML file listing clusters (name, distro, hosts, settings) to patch, N at a time; see
     /// README "Many clusters over SSH: `patch --inventory`".
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["hosts", "local", "file", "capi", "distro"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["hosts", "local", "file", "capi", "distro", "kops", "juju", "k3d"])]
     pub(crate) inventory: Option<String>,
     /// With --inventory: how many clusters at a time (1 to 64) [default: 4]; hosts of one
     /// cluster are always done one at a time.
     #[arg(long, value_name = "N", requires = "inventory", value_parser = clap::value_parser!(u8).range(1..=64))]
     pub(crate) parallel: Option<u8>,
-    /// With --inventory: the report format, a table on stderr or JSON on stdout [default: table].
+    /// With --inventory: the report format: text (a table on stderr), yaml or json (on stdout)
+    /// [default: text].
     #[arg(short, long, value_enum, value_name = "FORMAT", requires = "inventory")]
-    pub(crate) output: Option<ReportFormat>,
+    pub(crate) output: Option<Output>,
     /// Print debug lines (SSH round trips per host) on stderr.
     #[arg(long, short)]
     pub(crate) verbose: bool,
@@ -430,14 +449,6 @@ fn dry_run_mode(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Format of `patch --inventory`'s report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub(crate) enum ReportFormat {
-    #[default]
-    Table,
-    Json,
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct RollbackArgs {
     #[command(flatten)]
@@ -468,6 +479,9 @@ pub(crate) struct BackupsArgs {
     /// List the backups of the machine k8soidc runs on (without SSH).
     #[arg(long, conflicts_with = "hosts")]
     pub(crate) local: bool,
+    /// Output format: text (a list per host), yaml or json.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
+    pub(crate) output: Output,
 }
 
 /// Every distribution name, as `--distro` takes it.

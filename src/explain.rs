@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::ui::Env;
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Report {
     accepted: bool,
     passed: Vec<Verified>,

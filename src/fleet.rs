@@ -18,7 +18,7 @@ use backends::OidcSettings;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::cli::{PatchArgs, ReportFormat};
+use crate::cli::{Output, PatchArgs};
 use crate::error::Error;
 use crate::exec::ssh::{HostSpec, Remote, SshOptions};
 use crate::host::HostJob;
@@ -31,12 +31,14 @@ const CONNECT_AT_ONCE: usize = 16;
 
 /// The JSON report (`-o json`).
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Report {
     clusters: Vec<ClusterReport>,
     failed_clusters: usize,
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ClusterReport {
     name: String,
     /// As in the inventory: `auto` or the distribution.
@@ -50,11 +52,13 @@ struct ClusterReport {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct HostRow {
     host: String,
     /// The distribution found on the host (None: not known, e.g. never reached).
     distro: Option<String>,
-    /// changed, unchanged, planned, rolled-back, failed, skipped.
+    /// The words of `patch --ssh`'s summary ([`Outcome::word`]): dry run, unchanged,
+    /// patched, rolled back, failed, not started.
     result: &'static str,
     round_trips: u32,
     health_polls: u32,
@@ -87,7 +91,8 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             args.yes,
         )?
     {
-        return Err(Error::Other("not confirmed: nothing changed".into()));
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
     }
     let opts = SshOptions {
         accept_new_host_key: args.ssh.accept_new_host_key,
@@ -118,8 +123,8 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             let _ = write!(plans, "# cluster {}\n\n{}", c.name, c.plans);
         }
         match args.output.unwrap_or_default() {
-            ReportFormat::Table => crate::report::out(&plans)?,
-            ReportFormat::Json => eprint!("{plans}"),
+            Output::Text => crate::report::out(&plans)?,
+            Output::Yaml | Output::Json => eprint!("{plans}"),
         }
     }
     let failed: Vec<&str> = reports
@@ -135,11 +140,16 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         failed_clusters: n_failed,
     };
     match args.output.unwrap_or_default() {
-        ReportFormat::Table => eprint!("{}", table(&report)),
-        ReportFormat::Json => {
+        Output::Text => eprint!("{}", table(&report)),
+        Output::Json => {
             let text = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?;
             crate::report::out(&format!("{text}\n"))?;
+        }
+        Output::Yaml => {
+            let text = serde_yaml_ng::to_string(&report)
+                .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?;
+            crate::report::out(&text)?;
         }
     }
     if n_failed > 0 {
@@ -292,7 +302,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
             rows.push(HostRow {
                 host: spec.label.clone(),
                 distro: None,
-                result: "skipped",
+                result: Outcome::Skipped.word(),
                 round_trips: 0,
                 health_polls: 0,
                 error: None,
@@ -327,11 +337,11 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
             plans.push_str(p);
         }
         let (result, error, backup) = match report.result {
-            Ok(Outcome::Planned) => ("planned", None, String::new()),
-            Ok(Outcome::Unchanged) => ("unchanged", None, String::new()),
-            Ok(Outcome::Patched { backup }) => ("changed", None, backup),
+            Ok(Outcome::Planned) => (Outcome::Planned.word(), None, String::new()),
+            Ok(Outcome::Unchanged) => (Outcome::Unchanged.word(), None, String::new()),
+            Ok(Outcome::Patched { backup }) => ("patched", None, backup),
             Ok(Outcome::RolledBack { backup }) => (
-                "rolled-back",
+                "rolled back",
                 Some("not healthy with the new settings: rolled back".to_string()),
                 backup,
             ),
@@ -342,7 +352,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
                 ("failed", Some(msg), String::new())
             }
         };
-        if matches!(result, "failed" | "rolled-back") {
+        if matches!(result, "failed" | "rolled back") {
             stopped = true;
         }
         rows.push(HostRow {

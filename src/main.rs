@@ -17,6 +17,7 @@ mod idp;
 mod input;
 mod inventory;
 mod kubeconfig;
+mod live;
 mod man;
 mod patch;
 mod patch_file;

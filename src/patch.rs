@@ -18,13 +18,13 @@ use crate::host::HostJob;
 use crate::report::{out, Outcome, Say};
 use crate::ui::Env;
 
-struct Row {
-    host: String,
-    distro: String,
-    outcome: Outcome,
+pub(crate) struct Row {
+    pub(crate) host: String,
+    pub(crate) distro: String,
+    pub(crate) outcome: Outcome,
 }
 
-fn summary(rows: &[Row]) -> String {
+pub(crate) fn summary(rows: &[Row]) -> String {
     let mut out = String::from("\nSUMMARY\n");
     let w = rows.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(
@@ -33,13 +33,10 @@ fn summary(rows: &[Row]) -> String {
         "HOST", "DISTRO", "RESULT"
     );
     for r in rows {
-        let (result, backup) = match &r.outcome {
-            Outcome::Planned => ("dry run", String::new()),
-            Outcome::Unchanged => ("unchanged", String::new()),
-            Outcome::Patched { backup } => ("patched", backup.clone()),
-            Outcome::RolledBack { backup } => ("rolled back", backup.clone()),
-            Outcome::Failed => ("failed", String::new()),
-            Outcome::Skipped => ("not started", String::new()),
+        let result = r.outcome.word();
+        let backup = match &r.outcome {
+            Outcome::Patched { backup } | Outcome::RolledBack { backup } => backup.clone(),
+            _ => String::new(),
         };
         let _ = writeln!(
             out,
@@ -73,6 +70,19 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
+            args.kops.is_some(),
+            "--kops CLUSTER",
+            vec![("--state", args.state.is_some())],
+        ),
+        (
+            args.juju,
+            "--juju",
+            vec![
+                ("--model", args.model.is_some()),
+                ("--application", args.application.is_some()),
+            ],
+        ),
+        (
             args.capi.is_some(),
             "--capi NAME",
             vec![
@@ -99,6 +109,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.file.is_some() {
         return crate::patch_file::run(&args, env);
+    }
+    if args.kops.is_some() || args.juju || args.k3d.is_some() {
+        return crate::live::run(&args, env);
     }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);

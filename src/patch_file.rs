@@ -210,14 +210,11 @@ fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<P
             node_files(s, remove, kubeadm::NODE_DIR)?,
         ),
         FileKind::KopsCluster => {
-            if remove {
-                return Err(PlanError::patch(
-                    "the kOps Cluster spec",
-                    "--remove is not supported for kOps Cluster files yet",
-                    "delete the `spec.kubeAPIServer.oidc*` fields (and the `oidc-*` fileAssets) by hand, or with `kops edit cluster`",
-                ));
-            }
-            let after = kops::merge_cluster_spec(text, s)?;
+            let after = if remove {
+                kops::remove_from_cluster_spec(text)?
+            } else {
+                kops::merge_cluster_spec(text, s)?
+            };
             simple((after != text).then_some(after), vec![])
         }
         FileKind::K3dConfig => simple(

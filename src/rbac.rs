@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use backends::rbac::{binding, BindingRequest};
 use backends::{Command, OidcSettings, Plan, PlanError, Step, Target};
 
-use crate::cli::{ObjectOutput, RbacArgs};
+use crate::cli::{Output, RbacArgs};
 use crate::error::Error;
 use crate::ui::Env;
 
@@ -64,8 +64,9 @@ pub(crate) fn run(args: RbacArgs, env: &Env) -> Result<ExitCode, Error> {
     };
     let generated = binding(&s, &req)?;
     let text = match args.output {
-        ObjectOutput::Yaml => generated.to_yaml(),
-        ObjectOutput::Json => {
+        // The object's text form is its YAML, as `kubectl create --dry-run=client -o yaml`.
+        Output::Text | Output::Yaml => generated.to_yaml(),
+        Output::Json => {
             for n in &generated.notes {
                 eprintln!("note: {n}");
             }
@@ -115,7 +116,7 @@ pub(crate) fn run(args: RbacArgs, env: &Env) -> Result<ExitCode, Error> {
         "kubectl",
         "install it: https://kubernetes.io/docs/tasks/tools/",
     )])?;
-    if matches!(args.output, ObjectOutput::Yaml) {
+    if !matches!(args.output, Output::Json) {
         for n in &generated.notes {
             eprintln!("note: {n}");
         }

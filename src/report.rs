@@ -18,6 +18,21 @@ pub(crate) enum Outcome {
     Skipped,
 }
 
+impl Outcome {
+    /// How the outcome is reported, the same for one host, an inventory (table, JSON and
+    /// YAML) and `patch --kops/--juju/--k3d`.
+    pub(crate) fn word(&self) -> &'static str {
+        match self {
+            Outcome::Planned => "dry run",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Patched { .. } => "patched",
+            Outcome::RolledBack { .. } => "rolled back",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "not started",
+        }
+    }
+}
+
 /// Writes to stdout (plans, reports).
 pub(crate) fn out(text: &str) -> Result<(), Error> {
     std::io::stdout()

@@ -300,7 +300,7 @@ fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
         "{}",
         dry.stdout
     );
-    assert!(dry.stderr.contains("planned"), "{}", dry.stderr);
+    assert!(dry.stderr.contains("dry run"), "{}", dry.stderr);
 
     // The real run, JSON report.
     let out = fleet
@@ -309,7 +309,7 @@ fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
         .run();
     assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
     let report = json(&out.stdout);
-    assert_eq!(report["failed_clusters"], 0, "{report}");
+    assert_eq!(report["failedClusters"], 0, "{report}");
     let (a, b, c, d) = (ka.target(), kb.target(), k3.target(), mk.target());
     let row = |cl: &str, h: &str, di: &str, r: &str| {
         (cl.to_string(), h.to_string(), di.to_string(), r.to_string())
@@ -317,10 +317,10 @@ fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
     assert_eq!(
         results(&report),
         vec![
-            row("kc", &a, "kubeadm", "changed"),
-            row("kc", &b, "kubeadm", "changed"),
-            row("k3", &c, "k3s", "changed"),
-            row("mk", &d, "microk8s", "changed"),
+            row("kc", &a, "kubeadm", "patched"),
+            row("kc", &b, "kubeadm", "patched"),
+            row("k3", &c, "k3s", "patched"),
+            row("mk", &d, "microk8s", "patched"),
         ]
     );
     let clusters = report["clusters"].as_array().unwrap();
@@ -345,8 +345,8 @@ fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
         for h in c["hosts"].as_array().unwrap() {
             let (host, trips, polls) = (
                 h["host"].as_str().unwrap(),
-                h["round_trips"].as_u64().unwrap(),
-                h["health_polls"].as_u64().unwrap(),
+                h["roundTrips"].as_u64().unwrap(),
+                h["healthPolls"].as_u64().unwrap(),
             );
             measured.push(format!("{}={trips}+{polls}", h["distro"].as_str().unwrap()));
             assert!(trips <= 4, "{host}: {trips} round trips: {report}");
@@ -366,7 +366,7 @@ fn three_clusters_mixed_distros_converge_in_parallel_then_unchanged() {
     }
     eprintln!("round trips (distro=trips+polls): {}", measured.join(" "));
     assert_eq!(
-        clusters[0]["hosts"][0]["round_trips"], 4,
+        clusters[0]["hosts"][0]["roundTrips"], 4,
         "kubeadm with the ConfigMap: (1) read (2) apply (3) verify (4) ConfigMap: {report}"
     );
     // Each host's lines are prefixed with its cluster.
@@ -484,14 +484,14 @@ fn twenty_nodes_one_never_ready_one_dropped_the_rest_converge() {
         .run()
         .status(1);
     let report = json(&out.stdout);
-    assert_eq!(report["failed_clusters"], 2, "{report}\n{}", out.stderr);
+    assert_eq!(report["failedClusters"], 2, "{report}\n{}", out.stderr);
     for (i, c) in report["clusters"].as_array().unwrap().iter().enumerate() {
         let h = &c["hosts"][0];
         let (status, result) = (c["status"].as_str().unwrap(), h["result"].as_str().unwrap());
         let m = nodes[i].read(MANIFEST).unwrap();
         match i {
             _ if i == never => {
-                assert_eq!((status, result), ("failed", "rolled-back"), "{c}");
+                assert_eq!((status, result), ("failed", "rolled back"), "{c}");
                 assert_eq!(m, before[i], "not byte-identical after the rollback");
             }
             _ if i == dropped => {
@@ -508,7 +508,7 @@ fn twenty_nodes_one_never_ready_one_dropped_the_rest_converge() {
                 );
             }
             _ => {
-                assert_eq!((status, result), ("ok", "changed"), "{c}\n{}", out.stderr);
+                assert_eq!((status, result), ("ok", "patched"), "{c}\n{}", out.stderr);
                 assert!(
                     m.contains("- --oidc-issuer-url=https://idp.example.com\n"),
                     "{m}"

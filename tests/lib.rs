@@ -19,6 +19,7 @@ mod provider;
 mod rbac;
 mod render;
 mod rough_edges;
+mod seed_patch;
 mod settings;
 mod ssh;
 mod sshd;

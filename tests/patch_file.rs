@@ -329,13 +329,14 @@ fn kubeadm_config() {
 
 #[test]
 fn kops_cluster() {
-    // merge_cluster_spec re-serialises the Cluster document; --remove is refused.
+    // merge_cluster_spec re-serialises the Cluster document; --remove takes the fields and
+    // k8soidc's fileAssets out again (what `patch --kops --remove` runs).
     cycle(
         "kops-cluster/004-kops-complex-v1alpha2.yaml",
         "kops-cluster",
         &[],
         true,
-        false,
+        true,
     );
 }
 

@@ -88,7 +88,7 @@ fn render_json_and_yaml_parse() {
         .success();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["distribution"], "k3d");
-    assert_eq!(v["groups_prefix"], "oidc:");
+    assert_eq!(v["groupsPrefix"], "oidc:");
     let yaml = Test::new()
         .args(["render", "--distro", "k3d", "-o", "yaml"])
         .args(oidc())

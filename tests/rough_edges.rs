@@ -116,9 +116,8 @@ fn p8_bash_completion_offers_enum_values() {
             words(PATCH_DISTROS),
             words("flags config auto"),
             words(FILE_KINDS),
+            // One set of -o values everywhere (issue 14 point 7).
             words("text yaml json"),
-            words("yaml json"),
-            words("table json"),
             // idp's positional: offered with the subcommand's words.
             "--kubernetes-version --help okta keycloak dex\"".into(),
         ],
@@ -137,8 +136,7 @@ fn p8_zsh_completion_offers_enum_values() {
             ":MODE:(flags config auto)'".into(),
             "--file-kind=".into(),
             "(manifest\\:\"kube-apiserver static Pod manifest\"".into(),
-            ":OUTPUT:(text yaml json)'".into(),
-            ":FORMAT:(table json)'".into(),
+            ":FORMAT:(text yaml json)'".into(),
             "':provider -- Identity provider:(okta keycloak dex)'".into(),
         ],
     );
@@ -167,7 +165,7 @@ fn p8_fish_completion_offers_enum_values() {
             ),
             format!("-l auth-mode -d '`flags` (--oidc-*), `config` (AuthenticationConfiguration, 1.30+), or `auto`' -r -f -a \"{}\"\n", list("flags config auto")),
             "-l file-kind -d 'With --file: what the file is [default: detected from its content]' -r -f -a \"manifest\\t'kube-apiserver static Pod manifest'\n".into(),
-            format!("-s o -l output -d 'Output format' -r -f -a \"{}\"\n", list("text yaml json")),
+            format!("-s o -l output -d 'Output format: text, yaml or json' -r -f -a \"{}\"\n", list("text yaml json")),
             "complete -c k8soidc -n \"__fish_k8soidc_using_subcommand idp; and not __fish_seen_subcommand_from okta keycloak dex\" -f -a \"okta keycloak dex\"\n".into(),
         ],
     );

@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use crate::apiserver;
 use crate::{
-    rendered_values, Backend, ClusterRequest, Command, Distribution, Edit, Mode, OidcSettings,
-    Plan, PlanError, Rendering, Step, Target, WriteBack,
+    rendered_values, Backend, ClusterRequest, Command, Distribution, Mode, OidcSettings, Plan,
+    PlanError, Rendering, Step, Target, K8SOIDC,
 };
 
 /// Where the files go on each control-plane unit.
@@ -183,56 +183,195 @@ pub fn place_file_command(
     ))
 }
 
-fn configure_steps(s: &OidcSettings, mode: Mode, model: &[String]) -> Result<Vec<Step>, PlanError> {
+fn unit_note(app: &str) -> String {
+    format!(
+        "the files are written on the `{app}` units that exist now; after `juju add-unit {app}` run this again, or the new unit's API server cannot start"
+    )
+}
+
+/// A running Charmed Kubernetes: the model (`-m`; none: juju's current model), the
+/// control-plane application and how long to wait for its units.
+#[derive(Debug, Clone)]
+pub struct LiveApp {
+    /// `-m MODEL`, when given.
+    pub model: Option<String>,
+    /// The control-plane application, [`APP`] unless told otherwise (`kubernetes-master`
+    /// before 1.24).
+    pub application: String,
+    /// Seconds `juju wait-for` may wait for the units to settle.
+    pub timeout: u64,
+}
+
+impl LiveApp {
+    fn model(&self) -> Vec<String> {
+        self.model
+            .iter()
+            .flat_map(|m| ["-m".to_string(), m.clone()])
+            .collect()
+    }
+
+    /// `juju config [-m M] APP api-extra-args`: the current value.
+    pub fn get(&self) -> Command {
+        juju(
+            &["config"],
+            &self.model(),
+            &[&self.application, "api-extra-args"],
+        )
+    }
+
+    /// Sets `api-extra-args` to `value` (`--reset`, the charm's default, when empty).
+    fn set(&self, value: &str) -> Command {
+        if value.is_empty() {
+            juju(
+                &["config"],
+                &self.model(),
+                &[&self.application, "--reset", "api-extra-args"],
+            )
+        } else {
+            juju(
+                &["config"],
+                &self.model(),
+                &[&self.application, &format!("api-extra-args={value}")],
+            )
+        }
+    }
+
+    /// Waits until every unit is `active/idle`. The application query DSL names a unit's
+    /// statuses `workload-status` and `agent-status` (juju docs "juju wait-for unit": query
+    /// `workload-status=="active"`; "juju wait-for application": `forEach(units, unit => ...)`);
+    /// `--timeout` is a Go duration (default 10m0s).
+    fn wait(&self) -> Command {
+        juju(
+            &["wait-for", "application"],
+            &self.model(),
+            &[
+                &self.application,
+                "--query",
+                r#"forEach(units, unit => unit.workload-status == "active" && unit.agent-status == "idle")"#,
+                "--timeout",
+                &format!("{}s", self.timeout),
+            ],
+        )
+    }
+}
+
+/// `patch --juju`: the plan for a running deployment, from what `juju config APP
+/// api-extra-args` printed (`current`). `None` when the option already is as wanted. Setting:
+/// the files go to every unit first (the API server exits when a named file is missing), then
+/// the merged option (the user's other flags kept, k8soidc's `oidc-*`/`authentication-config`
+/// replaced), then the wait until every unit is `active/idle`. Removing: the option without
+/// k8soidc's keys, the wait, then the files. A failure from the `juju config` step on puts the
+/// previous value back and waits again.
+pub fn live_patch(
+    app: &LiveApp,
+    current: &str,
+    s: Option<&OidcSettings>,
+) -> Result<Option<crate::live::LivePatch>, PlanError> {
+    use crate::live::{Guarded, LivePatch};
+    let current = current.trim_end_matches(['\n', '\r']);
+    let managed: Vec<String> = MANAGED_PREFIXES.iter().map(|p| p.to_string()).collect();
+    let (set, files, notes) = match s {
+        Some(s) => {
+            let mode = check(s)?;
+            let files = apiserver::node_files(s, mode, NODE_DIR);
+            let mut notes = Charmed
+                .render(
+                    s,
+                    &ClusterRequest {
+                        name: app.application.clone(),
+                        staging_dir: String::new(),
+                        extra_args: vec![],
+                    },
+                )?
+                .summary();
+            if !files.is_empty() {
+                notes.push(unit_note(&app.application));
+            }
+            (pairs(s, mode), files, notes)
+        }
+        None => (vec![], vec![], vec![]),
+    };
+    let merged = merge_extra_args(current, &set, &managed)?;
+    if merged == current.split_whitespace().collect::<Vec<_>>().join(" ") {
+        return Ok(None);
+    }
+    let model = app.model();
+    let name = &app.application;
     let mut steps = Vec::new();
-    for file in apiserver::node_files(s, mode, NODE_DIR) {
+    for file in &files {
+        let mut cmd = place_file_command(file, &model)?;
+        if let Some(i) = cmd.args.iter().position(|a| a == APP) {
+            cmd.args[i] = name.clone();
+        }
         steps.push(Step::run(
-            place_file_command(&file, model)?,
+            cmd,
             format!(
-                "write {} on every `{APP}` unit (as root) before the API server is told to read it",
+                "write {} on every `{name}` unit (as root) before the API server is told to read it",
                 file.path
             ),
         ));
     }
-    steps.push(Step::Transform {
-        on: Target::Local,
-        read: juju(&["config"], model, &[APP, "api-extra-args"]),
-        edit: Edit::ExtraArgs {
-            set: pairs(s, mode),
-            remove_prefixes: MANAGED_PREFIXES.iter().map(|p| p.to_string()).collect(),
-        },
-        write: WriteBack::Arg {
-            command: juju(&["config"], model, &[APP]),
-            prefix: "api-extra-args=".into(),
-        },
-        why: format!(
-            "merge the OIDC flags into `{APP}`'s `api-extra-args`, keeping the other flags; the charm restarts kube-apiserver on every unit"
+    let set_at = steps.len();
+    steps.push(Step::run(
+        app.set(&merged),
+        format!("set `{name}`'s `api-extra-args`: the value read, with k8soidc's flags {}; the charm restarts kube-apiserver on every unit", if s.is_some() { "merged in" } else { "taken out" }),
+    ));
+    steps.push(Step::run(
+        app.wait(),
+        format!(
+            "wait until every `{name}` unit is active/idle again (up to {}s)",
+            app.timeout
         ),
-    });
-    Ok(steps)
-}
-
-fn unit_note() -> String {
-    format!(
-        "the files are written on the `{APP}` units that exist now; after `juju add-unit {APP}` run this again, or the new unit's API server cannot start"
-    )
-}
-
-/// The plan for an existing deployment (`k8soidc patch`): place the files on every
-/// control-plane unit, then merge the flags into `api-extra-args`. `req.extra_args` may
-/// carry `-m MODEL`.
-pub fn configure_plan(s: &OidcSettings, req: &ClusterRequest) -> Result<Plan, PlanError> {
-    let mode = check(s)?;
-    let model = model_args(&req.extra_args);
-    let mut notes = Charmed.render(s, req)?.summary();
-    if !apiserver::node_files(s, mode, NODE_DIR).is_empty() {
-        notes.push(unit_note());
+    ));
+    if s.is_none() {
+        let script = format!(
+            "rm -f {NODE_DIR}/{} {NODE_DIR}/{}",
+            apiserver::CA_FILE,
+            apiserver::AUTH_CONFIG_FILE
+        );
+        steps.push(Step::run(
+            juju(&["exec"], &model, &["--application", name, "--", &script]),
+            format!("delete the files k8soidc placed on every `{name}` unit (no flag names them any more)"),
+        ));
     }
-    Ok(Plan {
-        title: format!("configure OIDC on Charmed Kubernetes (`{APP}`)"),
-        steps: configure_steps(s, mode, &model)?,
-        notes,
-    })
+    let restore = vec![
+        Step::run(
+            app.set(current),
+            format!("put back `{name}`'s `api-extra-args` as it was read"),
+        ),
+        Step::run(
+            app.wait(),
+            format!("wait until every `{name}` unit is active/idle again"),
+        ),
+    ]
+    .into_iter()
+    .map(|step| Guarded { from: set_at, step })
+    .collect();
+    Ok(Some(LivePatch {
+        plan: Plan {
+            title: format!(
+                "{} OIDC on Charmed Kubernetes (`{name}`{})",
+                if s.is_some() { "set" } else { "remove" },
+                app.model
+                    .as_ref()
+                    .map(|m| format!(", model `{m}`"))
+                    .unwrap_or_default()
+            ),
+            steps,
+            notes,
+        },
+        change: crate::unified_diff(
+            &format!("juju/{name}/api-extra-args"),
+            &crate::redact(&words_as_lines(current)),
+            &crate::redact(&words_as_lines(&merged)),
+        ),
+        restore,
+    }))
+}
+
+/// One flag a line, so the diff of the option shows which flags change.
+fn words_as_lines(value: &str) -> String {
+    value.split_whitespace().map(|w| format!("{w}\n")).collect()
 }
 
 impl Backend for Charmed {
@@ -264,7 +403,7 @@ impl Backend for Charmed {
         }
         let value = join(&pairs(s, mode));
         commands.push_str(&format!(
-            "# replaces the whole option: add any flags `juju config {APP} api-extra-args` shows today (`k8soidc patch` merges them for you)\n{}\n",
+            "# replaces the whole option: add any flags `juju config {APP} api-extra-args` shows today (`k8soidc patch --juju` merges them for you)\n{}\n",
             juju(&["config"], &[], &[APP, &format!("api-extra-args={value}")])
         ));
         r.push(
@@ -323,8 +462,17 @@ impl Backend for Charmed {
                 juju(&["wait-for", "application"], &model, &[APP, "--timeout", "60m"]),
                 format!("wait until every `{APP}` unit exists and is active, so the files reach all of them"),
             ));
-            steps.extend(configure_steps(s, mode, &model)?);
-            notes.push(unit_note());
+            let mut patch = vec!["patch".to_string(), "--juju".into()];
+            if let [_, m] = model.as_slice() {
+                patch.extend(["--model".to_string(), m.clone()]);
+            }
+            patch.extend(["--skip-check".to_string(), "--yes".into()]);
+            patch.extend(s.to_flags());
+            steps.push(Step::run(
+                Command::new(K8SOIDC, patch),
+                format!("place the files on every `{APP}` unit, then merge the remaining OIDC flags into `api-extra-args` (keeping the others) and wait for the units, with `k8soidc patch --juju`"),
+            ));
+            notes.push(unit_note(APP));
         }
         Ok(Plan {
             title: format!("deploy Charmed Kubernetes `{}` with OIDC", req.name),
@@ -456,7 +604,9 @@ mod tests {
         let e = Charmed.create_plan(&s, &request()).unwrap_err().to_string();
         assert_eq!(e, "charmed cannot carry --required-claim `hd=example.com aud=x`: the charm parses `api-extra-args` into a dict, so only the last `oidc-required-claim` would survive; give one --required-claim, or use `--auth-mode config` (Kubernetes 1.30+), which carries any number");
         let plan = Charmed.create_plan(&config_settings(), &request()).unwrap();
-        assert!(plan.to_string().contains("base64 -d"));
+        assert!(plan
+            .to_string()
+            .contains("+ k8soidc patch --juju --skip-check --yes"));
     }
 
     #[test]
@@ -555,7 +705,6 @@ mod tests {
         let plan = Charmed.create_plan(&s, &req).unwrap();
         let text = plan.to_string();
         let steps = text.split_once("\n\n").unwrap().1;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(ca().pem);
         assert_eq!(
             steps,
             format!(
@@ -572,32 +721,33 @@ mod tests {
                  # wait until every `kubernetes-control-plane` unit exists and is active, so the files reach all of them\n\
                  + juju wait-for application -m k8s kubernetes-control-plane --timeout 60m\n\
                  \n\
-                 # write /root/cdk/oidc/oidc-ca.pem on every `kubernetes-control-plane` unit (as root) before the API server is told to read it\n\
-                 + juju exec -m k8s --application kubernetes-control-plane -- 'set -e; umask 022; mkdir -p /root/cdk/oidc; echo {encoded} | base64 -d > /root/cdk/oidc/oidc-ca.pem.k8soidc-new; mv -f /root/cdk/oidc/oidc-ca.pem.k8soidc-new /root/cdk/oidc/oidc-ca.pem'\n\
-                 \n\
-                 # merge the OIDC flags into `kubernetes-control-plane`'s `api-extra-args`, keeping the other flags; the charm restarts kube-apiserver on every unit\n\
-                 + juju config -m k8s kubernetes-control-plane api-extra-args\n\
-                 \x20   | remove oidc-*\n\
-                 \x20   | remove authentication-config*\n\
-                 \x20   | set oidc-issuer-url=https://idp.example.com\n\
-                 \x20   | set oidc-client-id=kubernetes\n\
-                 \x20   | set oidc-username-claim=email\n\
-                 \x20   | set oidc-username-prefix=oidc:\n\
-                 \x20   | set oidc-groups-claim=groups\n\
-                 \x20   | set oidc-groups-prefix=oidc:\n\
-                 \x20   | set oidc-ca-file=/root/cdk/oidc/oidc-ca.pem\n\
-                 + juju config -m k8s kubernetes-control-plane 'api-extra-args=<merged value>'\n"
+                 # place the files on every `kubernetes-control-plane` unit, then merge the remaining OIDC flags into `api-extra-args` (keeping the others) and wait for the units, with `k8soidc patch --juju`\n\
+                 + k8soidc patch --juju --model k8s --skip-check --yes --config /dev/null --issuer-url https://idp.example.com --client-id kubernetes --username-claim email --username-prefix oidc: --groups-claim groups --groups-prefix oidc: --ca-file /home/me/idp-ca.pem\n"
             )
         );
         assert!(text.contains("after `juju add-unit kubernetes-control-plane` run this again"));
     }
 
+    fn live_app() -> LiveApp {
+        LiveApp {
+            model: Some("k8s".into()),
+            application: APP.into(),
+            timeout: 600,
+        }
+    }
+
     #[test]
-    fn configure_plan_for_an_existing_deployment() {
-        let plan = configure_plan(&config_settings(), &request()).unwrap();
-        assert_eq!(plan.steps.len(), 2, "{plan}");
-        let Step::Run { command, .. } = &plan.steps[0] else {
-            panic!("{plan}")
+    fn live_patch_merges_into_what_was_read_and_restores_it() {
+        let live = live_patch(
+            &live_app(),
+            "oidc-issuer-url=https://old profiling=true\n",
+            Some(&config_settings()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(live.plan.steps.len(), 3, "{}", live.plan);
+        let Step::Run { command, .. } = &live.plan.steps[0] else {
+            panic!("{}", live.plan)
         };
         // The file content round-trips through the base64 in the command.
         let script = command.args.last().unwrap();
@@ -610,20 +760,53 @@ mod tests {
             String::from_utf8(decoded).unwrap(),
             apiserver::node_files(&config_settings(), mode, NODE_DIR)[0].content
         );
-        let Step::Transform { edit, read, .. } = &plan.steps[1] else {
-            panic!("{plan}")
+        let shell: Vec<String> = live.plan.steps[1..]
+            .iter()
+            .map(|s| match s {
+                Step::Run { command, .. } => command.to_shell(),
+                _ => panic!("{s}"),
+            })
+            .collect();
+        assert_eq!(
+            shell,
+            [
+                "juju config -m k8s kubernetes-control-plane 'api-extra-args=profiling=true authentication-config=/root/cdk/oidc/authentication-config.yaml'",
+                r#"juju wait-for application -m k8s kubernetes-control-plane --query 'forEach(units, unit => unit.workload-status == "active" && unit.agent-status == "idle")' --timeout 600s"#,
+            ]
+        );
+        assert!(live.restore_after(0).steps.is_empty());
+        let restore = live.restore_after(1);
+        let Step::Run { command, .. } = &restore.steps[0] else {
+            panic!("{restore}")
         };
         assert_eq!(
-            read.to_shell(),
-            "juju config kubernetes-control-plane api-extra-args"
+            command.to_shell(),
+            "juju config -m k8s kubernetes-control-plane 'api-extra-args=oidc-issuer-url=https://old profiling=true'"
         );
+        // Already so: nothing to do. Removing takes out only k8soidc's keys.
+        let merged =
+            "profiling=true authentication-config=/root/cdk/oidc/authentication-config.yaml";
+        assert!(live_patch(&live_app(), merged, Some(&config_settings()))
+            .unwrap()
+            .is_none());
+        let removed = live_patch(&live_app(), merged, None).unwrap().unwrap();
+        let Step::Run { command, .. } = &removed.plan.steps[0] else {
+            panic!("{}", removed.plan)
+        };
         assert_eq!(
-            edit.apply("oidc-issuer-url=https://old profiling=true\n")
-                .unwrap(),
-            "profiling=true authentication-config=/root/cdk/oidc/authentication-config.yaml"
+            command.to_shell(),
+            "juju config -m k8s kubernetes-control-plane api-extra-args=profiling=true"
         );
-        let flags = configure_plan(&settings(), &request()).unwrap();
-        assert_eq!(flags.steps.len(), 1, "no file, no exec: {flags}");
+        let empty = live_patch(&live_app(), "oidc-client-id=x", None)
+            .unwrap()
+            .unwrap();
+        let Step::Run { command, .. } = &empty.plan.steps[0] else {
+            panic!("{}", empty.plan)
+        };
+        assert_eq!(
+            command.to_shell(),
+            "juju config -m k8s kubernetes-control-plane --reset api-extra-args"
+        );
     }
 
     #[test]
@@ -634,7 +817,9 @@ mod tests {
             local_path: "/etc/ssl/certs/ca-certificates.crt".into(),
             pem: block.repeat(2000),
         });
-        let e = configure_plan(&s, &request()).unwrap_err().to_string();
+        let e = live_patch(&live_app(), "", Some(&s))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("charmed cannot carry --ca-file `128000 bytes`: the file travels inside one `juju exec` argument"), "{e}");
     }
 }

@@ -16,6 +16,7 @@ use crate::OidcSettings;
 
 /// The user a token becomes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Identity {
     /// Username, prefix included.
     pub username: String,
@@ -204,6 +205,7 @@ pub fn go_time_utc(secs: i64) -> String {
 
 /// One step of the verification, as kube-apiserver runs them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Verified {
     /// Step name (`issuer`, `audience`, `expiry`, `not-before`, `algorithm`).
     pub name: &'static str,
@@ -213,6 +215,7 @@ pub struct Verified {
 
 /// Why kube-apiserver does not authenticate the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Rejection {
     /// The failing step.
     pub step: &'static str,

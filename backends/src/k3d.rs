@@ -10,6 +10,7 @@
 //! node filter is refused when the cluster has more than one node (it always has a server
 //! and a load balancer); the config file expands `$VAR` unconditionally, with no escape.
 
+pub mod live;
 mod patch;
 
 use serde::Serialize;

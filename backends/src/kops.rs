@@ -308,7 +308,7 @@ fn merge_file_assets(spec: &mut Mapping, assets: &[FileAsset]) -> Result<(), Pla
     Ok(())
 }
 
-fn merge_cluster(doc: &mut Mapping, s: &OidcSettings, mode: Mode) -> Result<(), PlanError> {
+fn merge_cluster(doc: &mut Mapping, s: Option<(&OidcSettings, Mode)>) -> Result<(), PlanError> {
     match doc.get("apiVersion").and_then(Value::as_str) {
         Some(v) if SUPPORTED_API_VERSIONS.contains(&v) => {}
         Some("kops.k8s.io/v1alpha3") => {
@@ -327,7 +327,7 @@ fn merge_cluster(doc: &mut Mapping, s: &OidcSettings, mode: Mode) -> Result<(), 
     }
     let spec = child(doc, "spec", "spec")?;
     let api = child(spec, "kubeAPIServer", "spec.kubeAPIServer")?;
-    let wanted = fields(s, mode);
+    let wanted = s.map(|(s, mode)| fields(s, mode)).unwrap_or_default();
     for name in MANAGED_FIELDS {
         if !wanted.iter().any(|(n, _)| *n == name) {
             api.shift_remove(name);
@@ -336,7 +336,8 @@ fn merge_cluster(doc: &mut Mapping, s: &OidcSettings, mode: Mode) -> Result<(), 
     for (name, value) in &wanted {
         upsert(api, name, value.to_value());
     }
-    merge_file_assets(spec, &file_assets(s, mode))
+    let assets = s.map(|(s, mode)| file_assets(s, mode)).unwrap_or_default();
+    merge_file_assets(spec, &assets)
 }
 
 /// A document of a multi-document YAML stream, with the text around its content.
@@ -382,6 +383,16 @@ fn keep_surroundings(original: &str, new: &str) -> String {
 /// without exactly one `kind: Cluster` document and Clusters that are not v1alpha2.
 pub fn merge_cluster_spec(current: &str, s: &OidcSettings) -> Result<String, PlanError> {
     let mode = check(s)?;
+    edit_cluster_spec(current, Some((s, mode)))
+}
+
+/// Takes every [`MANAGED_FIELDS`] field and k8soidc's `fileAssets` entries out of a kops
+/// Cluster spec (the inverse of [`merge_cluster_spec`]); everything else is kept as there.
+pub fn remove_from_cluster_spec(current: &str) -> Result<String, PlanError> {
+    edit_cluster_spec(current, None)
+}
+
+fn edit_cluster_spec(current: &str, s: Option<(&OidcSettings, Mode)>) -> Result<String, PlanError> {
     let pieces = split_documents(current)?;
     let mut cluster = None;
     for (i, piece) in pieces.iter().enumerate() {
@@ -400,7 +411,7 @@ pub fn merge_cluster_spec(current: &str, s: &OidcSettings) -> Result<String, Pla
     let Some((index, mut doc)) = cluster else {
         return Err(refuse("it holds no `kind: Cluster` document"));
     };
-    merge_cluster(&mut doc, s, mode)?;
+    merge_cluster(&mut doc, s)?;
     let text = yaml::to_string(&Value::Mapping(doc)).map_err(refuse)?;
     let mut out = String::with_capacity(current.len() + text.len());
     for (i, piece) in pieces.iter().enumerate() {
@@ -449,6 +460,178 @@ fn kops(words: &[&str], name: &str, state: &[String]) -> Command {
     args.push(name.to_string());
     args.extend(state.iter().cloned());
     Command::new("kops", args)
+}
+
+/// A running kops cluster: its name, its state store (`--state`; none: kops reads
+/// KOPS_STATE_STORE) and the local directory where the spec files of a patch are kept.
+#[derive(Debug, Clone)]
+pub struct LiveCluster {
+    /// The cluster name (a DNS name).
+    pub name: String,
+    /// `--state` for every kops command, when given.
+    pub state: Option<String>,
+    /// Where the spec as read and the changed copy are written (kept for inspection).
+    pub staging_dir: String,
+}
+
+impl LiveCluster {
+    fn state(&self) -> Vec<String> {
+        self.state
+            .iter()
+            .flat_map(|s| ["--state".to_string(), s.clone()])
+            .collect()
+    }
+
+    /// `kops get cluster --name NAME [--state S] -o yaml`: the stored spec.
+    pub fn get(&self) -> Command {
+        let mut c = kops(&["get", "cluster"], &self.name, &self.state());
+        c.args.extend(["-o".to_string(), "yaml".into()]);
+        c
+    }
+
+    fn replace(&self, file: &str) -> Command {
+        let mut args = vec!["replace".to_string(), "-f".into(), file.to_string()];
+        args.extend(self.state());
+        Command::new("kops", args)
+    }
+
+    fn update(&self) -> Command {
+        let mut c = kops(&["update", "cluster"], &self.name, &self.state());
+        c.args.push("--yes".into());
+        c
+    }
+
+    /// Only the control-plane instance groups: `--instance-group-roles control-plane` (kops
+    /// docs `docs/cli/kops_rolling-update_cluster.md`: roles control-plane, apiserver, node,
+    /// bastion; `master` before kops 1.26).
+    fn rolling_update(&self) -> Command {
+        let mut c = kops(&["rolling-update", "cluster"], &self.name, &self.state());
+        c.args.extend([
+            "--instance-group-roles".to_string(),
+            "control-plane".into(),
+            "--yes".into(),
+        ]);
+        c
+    }
+}
+
+/// `patch --kops NAME`: the plan for a running cluster, from the spec `kops get cluster -o
+/// yaml` printed (`current`). `None` when the spec already is as wanted. The steps save the
+/// spec as kops stores it, change a copy with k8soidc's kops patcher (`k8soidc patch --file
+/// ... --in-place`, the step `create --distro kops` runs too), `kops replace -f` the copy,
+/// `kops update cluster --yes`, and roll the control-plane instance groups (nodeup writes the
+/// API-server manifest when an instance boots). A failure at `kops replace` changes nothing;
+/// from `kops update` on, the saved spec is put back with the same three commands.
+pub fn live_patch(
+    cluster: &LiveCluster,
+    current: &str,
+    s: Option<&OidcSettings>,
+) -> Result<Option<crate::live::LivePatch>, PlanError> {
+    use crate::live::{Guarded, LivePatch};
+    let after = match s {
+        Some(s) => merge_cluster_spec(current, s)?,
+        None => remove_from_cluster_spec(current)?,
+    };
+    if after == current {
+        return Ok(None);
+    }
+    let name = &cluster.name;
+    let dir = &cluster.staging_dir;
+    let before_file = format!("{dir}/cluster-before.yaml");
+    let patched = format!("{dir}/cluster-oidc.yaml");
+    let save = format!(
+        "mkdir -p {} && {} > {}",
+        shell::quote(dir),
+        cluster.get().to_shell(),
+        shell::quote(&before_file)
+    );
+    let mut filter = vec![
+        "patch".to_string(),
+        "--file".into(),
+        patched.clone(),
+        "--file-kind".into(),
+        "kops-cluster".into(),
+        "--in-place".into(),
+    ];
+    match s {
+        Some(s) => filter.extend(s.to_flags()),
+        None => filter.push("--remove".into()),
+    }
+    let steps = vec![
+        Step::run(
+            Command::new("sh", ["-c".to_string(), save]),
+            "save the cluster spec as kops stores it now (a restore puts this file back)",
+        ),
+        Step::run(
+            Command::new("cp", [before_file.clone(), patched.clone()]),
+            "copy it for the OIDC change",
+        ),
+        Step::run(
+            Command::new(K8SOIDC, filter),
+            if s.is_some() {
+                "set the API server's OIDC settings (and the files it reads) in the copy, with k8soidc's kops patcher"
+            } else {
+                "take the API server's OIDC settings (and k8soidc's fileAssets) out of the copy, with k8soidc's kops patcher"
+            },
+        ),
+        Step::run(
+            cluster.replace(&patched),
+            "store the changed spec (if this fails, nothing was changed)",
+        ),
+        Step::run(
+            cluster.update(),
+            "apply the spec to the cloud resources (launch templates with the new nodeup configuration)",
+        ),
+        Step::run(
+            cluster.rolling_update(),
+            "replace the control-plane instances one at a time, so each boots with the new API-server manifest (kops drains and validates the cluster between them)",
+        ),
+    ];
+    let restore = vec![
+        Step::run(cluster.replace(&before_file), "put back the spec as it was"),
+        Step::run(cluster.update(), "apply it to the cloud resources"),
+        Step::run(
+            cluster.rolling_update(),
+            "replace the control-plane instances that booted with the new spec",
+        ),
+    ]
+    .into_iter()
+    .map(|step| Guarded { from: 4, step })
+    .collect();
+    let mut notes = match s {
+        Some(s) => Kops
+            .render(
+                s,
+                &ClusterRequest {
+                    name: name.clone(),
+                    staging_dir: dir.clone(),
+                    extra_args: vec![],
+                },
+            )?
+            .summary(),
+        None => vec![],
+    };
+    if cluster.state.is_none() {
+        notes.push(
+            "no --state: every kops command reads the state store from KOPS_STATE_STORE".into(),
+        );
+    }
+    Ok(Some(LivePatch {
+        plan: Plan {
+            title: format!(
+                "{} OIDC on kops cluster `{name}`",
+                if s.is_some() { "set" } else { "remove" }
+            ),
+            steps,
+            notes,
+        },
+        change: crate::unified_diff(
+            &format!("kops/{name}/cluster.yaml"),
+            &crate::redact(current),
+            &crate::redact(&after),
+        ),
+        restore,
+    }))
 }
 
 impl Backend for Kops {

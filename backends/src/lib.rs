@@ -23,6 +23,7 @@ pub mod kops;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubespray;
+pub mod live;
 pub mod manifest;
 pub mod microk8s;
 pub mod node;
@@ -42,9 +43,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use error::{escape, PlanError};
-pub use plan::{
-    redact, unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, Until, WriteBack, K8SOIDC,
-};
+pub use plan::{redact, unified_diff, Command, Plan, PlanDisplay, Step, Target, Until, K8SOIDC};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use source::Source;
 pub use version::KubeVersion;
@@ -133,6 +132,7 @@ impl fmt::Display for Distribution {
 
 /// What a cluster is called and where local files for it are staged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClusterRequest {
     /// Cluster name (`--name`).
     pub name: String,
@@ -144,6 +144,7 @@ pub struct ClusterRequest {
 
 /// One piece of rendered output: a file, a snippet or a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Artifact {
     /// What it is and where it goes.
     pub title: String,
@@ -157,6 +158,7 @@ pub struct Artifact {
 
 /// What [`Backend::render`] returns: the settings in one distribution's own syntax.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Rendering {
     /// The distribution.
     pub distribution: Distribution,

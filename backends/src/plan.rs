@@ -201,65 +201,6 @@ pub fn redact(text: &str) -> String {
     out
 }
 
-/// A pure edit applied by the executor to the output of a read command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "edit")]
-pub enum Edit {
-    /// Merge `key=value` pairs into a space-separated charm option (`api-extra-args`).
-    ExtraArgs {
-        /// Pairs to set (replacing the same keys).
-        set: Vec<(String, String)>,
-        /// Keys to remove (e.g. `oidc-*` when switching to structured config).
-        remove_prefixes: Vec<String>,
-    },
-}
-
-impl Edit {
-    /// Applies the edit to what the read command printed.
-    pub fn apply(&self, current: &str) -> Result<String, crate::PlanError> {
-        match self {
-            Edit::ExtraArgs {
-                set,
-                remove_prefixes,
-            } => crate::charmed::merge_extra_args(current, set, remove_prefixes),
-        }
-    }
-
-    fn describe(&self) -> Vec<String> {
-        match self {
-            Edit::ExtraArgs {
-                set,
-                remove_prefixes,
-            } => {
-                let mut lines: Vec<String> = remove_prefixes
-                    .iter()
-                    .map(|p| format!("remove {p}*"))
-                    .collect();
-                lines.extend(set.iter().map(|(k, v)| format!("set {k}={v}")));
-                lines
-            }
-        }
-    }
-}
-
-/// Where the edited text goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "type")]
-pub enum WriteBack {
-    /// Fed to this command's standard input.
-    Stdin {
-        /// The command.
-        command: Command,
-    },
-    /// Appended as a last argument `PREFIX<text>`.
-    Arg {
-        /// The command.
-        command: Command,
-        /// Text before the edited value in the last argument.
-        prefix: String,
-    },
-}
-
 /// What a [`Step::Await`] waits for: a pure reading of the polled command's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "until")]
@@ -336,19 +277,6 @@ pub enum Step {
         /// Why, shown in the dry run.
         why: String,
     },
-    /// Read, edit purely, write back (e.g. `kops get` → merge → `kops replace -f -`).
-    Transform {
-        /// Where.
-        on: Target,
-        /// The command whose standard output is the current text.
-        read: Command,
-        /// The pure edit.
-        edit: Edit,
-        /// Where the result goes.
-        write: WriteBack,
-        /// Why, shown in the dry run.
-        why: String,
-    },
     /// Runs a read-only command every `interval_secs` until its output says done ([`Until`]),
     /// or gives up after `timeout_secs` (e.g. a Cluster API rollout).
     Await {
@@ -384,7 +312,6 @@ impl Step {
         match self {
             Step::Run { why, .. }
             | Step::WriteFile { why, .. }
-            | Step::Transform { why, .. }
             | Step::Await { why, .. }
             | Step::Node { why, .. } => why,
         }
@@ -395,7 +322,6 @@ impl Step {
         match self {
             Step::Run { on, .. }
             | Step::WriteFile { on, .. }
-            | Step::Transform { on, .. }
             | Step::Await { on, .. }
             | Step::Node { on, .. } => on,
         }
@@ -515,24 +441,6 @@ impl Step {
                 "+ {at}{read}   # every {interval_secs}s, up to {timeout_secs}s, until {}",
                 until.describe()
             ),
-            Step::Transform {
-                read, edit, write, ..
-            } => {
-                writeln!(f, "+ {at}{read}")?;
-                for line in edit.describe() {
-                    writeln!(f, "    | {line}")?;
-                }
-                match write {
-                    WriteBack::Stdin { command } => {
-                        writeln!(f, "+ {at}{command}   # edited text on stdin")
-                    }
-                    WriteBack::Arg { command, prefix } => writeln!(
-                        f,
-                        "+ {at}{command} {}",
-                        shell::quote(&format!("{prefix}<merged value>"))
-                    ),
-                }
-            }
         }
     }
 }

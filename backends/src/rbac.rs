@@ -373,6 +373,7 @@ pub fn parse_bindings(text: &str) -> Result<Vec<Binding>, PlanError> {
 
 /// A binding that applies to the identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Match {
     /// `ClusterRoleBinding/name` or `RoleBinding/ns/name`.
     pub binding: String,
@@ -384,6 +385,7 @@ pub struct Match {
 
 /// A subject that almost names the identity, and what differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NearMiss {
     /// The binding.
     pub binding: String,
@@ -397,6 +399,7 @@ pub struct NearMiss {
 
 /// Which bindings match, and near misses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct Matches {
     /// Bindings that apply.
     pub matches: Vec<Match>,

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use backends::{Command, Plan, Step, Target, Until, WriteBack};
+use backends::{Command, Plan, Step, Target, Until};
 
 use crate::error::Error;
 use crate::ui::Env;
@@ -24,17 +24,13 @@ pub(crate) fn check_programs(programs: &[(&str, &str)]) -> Result<(), Error> {
     Ok(())
 }
 
-struct Output {
-    stdout: Vec<u8>,
-}
-
 fn run_command(
     cmd: &Command,
     stdin: Option<&[u8]>,
     env: &Env,
     verbose: bool,
     label: &str,
-) -> Result<Output, Error> {
+) -> Result<Vec<u8>, Error> {
     // A step where k8soidc runs itself shows `k8soidc`; it runs this very executable.
     // (An OsString: duct looks a string program up on PATH; current_exe is absolute.)
     let program: std::ffi::OsString = if cmd.program == backends::K8SOIDC {
@@ -88,9 +84,7 @@ fn run_command(
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         });
     }
-    Ok(Output {
-        stdout: output.stdout,
-    })
+    Ok(output.stdout)
 }
 
 /// Writes a file atomically: a temporary file in the same directory, fsync, rename. A file
@@ -141,8 +135,20 @@ fn require_local(step: &Step) -> Result<(), Error> {
 
 /// Runs every step in order; stops at the first failure.
 pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Error> {
-    let total = plan.steps.len();
+    run_plan_at(plan, env, verbose).map_err(|(_, e)| e)
+}
+
+/// [`run_plan`], telling which step (0-based) failed.
+pub(crate) fn run_plan_at(plan: &Plan, env: &Env, verbose: bool) -> Result<(), (usize, Error)> {
     for (i, step) in plan.steps.iter().enumerate() {
+        run_step(plan, i, step, env, verbose).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+fn run_step(plan: &Plan, i: usize, step: &Step, env: &Env, verbose: bool) -> Result<(), Error> {
+    let total = plan.steps.len();
+    {
         require_local(step)?;
         let label = format!("[{}/{total}] {}", i + 1, step.why());
         eprintln!("{label}");
@@ -167,25 +173,6 @@ pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Erro
             Step::WriteFile {
                 path, after, mode, ..
             } => write_atomic(Path::new(path), after.as_bytes(), *mode)?,
-            Step::Transform {
-                read, edit, write, ..
-            } => {
-                let current = run_command(read, None, env, false, &label)?;
-                let current = String::from_utf8(current.stdout).map_err(|_| {
-                    Error::Other(format!("`{read}` printed text that is not UTF-8"))
-                })?;
-                let edited = edit.apply(&current)?;
-                match write {
-                    WriteBack::Stdin { command } => {
-                        run_command(command, Some(edited.as_bytes()), env, verbose, &label)?;
-                    }
-                    WriteBack::Arg { command, prefix } => {
-                        let mut command = command.clone();
-                        command.args.push(format!("{prefix}{edited}"));
-                        run_command(&command, None, env, verbose, &label)?;
-                    }
-                }
-            }
             Step::Await {
                 read,
                 until,
@@ -222,7 +209,7 @@ fn await_until(
     let mut last = String::new();
     loop {
         let out = run_command(read, None, env, false, label)?;
-        let out = String::from_utf8(out.stdout)
+        let out = String::from_utf8(out)
             .map_err(|_| Error::Other(format!("`{read}` printed text that is not UTF-8")))?;
         let status = until.check(&out)?;
         if status.done {

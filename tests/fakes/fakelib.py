@@ -18,3 +18,13 @@ def state_dir(tool):
     d = os.path.join(os.environ["FAKE_STATE"], tool)
     os.makedirs(d, exist_ok=True)
     return d
+
+
+def fail_once(tool, verb):
+    """Tests make the next `verb` of `tool` fail by writing $FAKE_STATE/<tool>/fail-<verb>
+    (its content is the error message); the file is consumed, so a retry or restore succeeds."""
+    path = os.path.join(state_dir(tool), f"fail-{verb}")
+    if os.path.exists(path):
+        message = open(path).read().strip() or f"fake {tool}: {verb} failed"
+        os.remove(path)
+        die(message)
