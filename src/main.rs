@@ -2,6 +2,7 @@
 
 mod backups;
 mod capi;
+mod cel;
 mod check;
 mod cli;
 mod completions;

@@ -679,6 +679,8 @@ mod tests {
             i.username_claim = Some("sub".into());
             i.username_prefix = None;
             i.groups_prefix = None;
+            // an empty groups prefix needs the explicit override (reserved names)
+            i.allow_system_names = Some(true);
         });
         let f = fields(&s, Mode::Flags);
         assert!(f.contains(&(

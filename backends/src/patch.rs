@@ -27,7 +27,7 @@ pub(crate) fn placeholder_settings() -> Result<OidcSettings, PlanError> {
         issuer_url: Some("https://k8soidc.invalid".into()),
         client_id: Some("k8soidc".into()),
         username_claim: Some("sub".into()),
-        username_prefix: Some("-".into()),
+        username_prefix: Some("k8soidc:".into()),
         ..Default::default()
     };
     OidcSettings::validate(&input, None)

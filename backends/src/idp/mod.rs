@@ -162,6 +162,9 @@ impl IdpSettings {
                 .client_id
                 .get_or_insert_with(|| PLACEHOLDER_CLIENT.into());
         }
+        // The IdP side configures no API server: the reserved-name policy (crate::reserved)
+        // is applied where the API server is configured (render, create, patch, ...).
+        probe.allow_system_names = Some(true);
         let s = OidcSettings::validate(&probe, None)?;
         let Some(groups_claim) = s.groups_claim.clone() else {
             return Err(PlanError::MissingSetting {
