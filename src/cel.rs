@@ -285,7 +285,6 @@ fn context() -> Context<'static> {
 }
 
 /// Evaluates `source` with the given variables (`claims`, `user`).
-#[allow(dead_code)] // used by `explain` (next step)
 pub(crate) fn eval(source: &str, vars: &[(&str, &Json)]) -> Outcome {
     let expr = match compile(source) {
         Ok(e) => e,

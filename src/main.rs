@@ -1,5 +1,6 @@
 //! k8soidc: configure Kubernetes API-server OpenID Connect, safely and reversibly.
 
+mod authn_eval;
 mod backups;
 mod capi;
 mod cel;

@@ -277,14 +277,17 @@ fn domain_prefixed(key: &str) -> bool {
 }
 
 /// Whether an expression reads `claims.<name>` (the upstream check walks the CEL AST; a
-/// reference as text is the same for every expression k8soidc accepts: `claims.name` or
-/// `claims[?'name']`/`claims['name']`).
+/// reference as text is the same for every expression k8soidc accepts: `claims.name`,
+/// `claims.?name`, `claims['name']` or `claims[?'name']`).
 pub fn uses_claim(expression: &str, name: &str) -> bool {
-    let dotted = format!("claims.{name}");
-    let found_dotted = expression.match_indices(&dotted).any(|(at, _)| {
-        let after = expression[at + dotted.len()..].chars().next();
-        !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-    });
+    let found_dotted = [format!("claims.{name}"), format!("claims.?{name}")]
+        .iter()
+        .any(|dotted| {
+            expression.match_indices(dotted.as_str()).any(|(at, _)| {
+                let after = expression[at + dotted.len()..].chars().next();
+                !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        });
     found_dotted
         || [format!("'{name}'"), format!("\"{name}\"")]
             .iter()

@@ -1,0 +1,167 @@
+//! Structured authentication (issue 12): `explain` against a settings file's `jwt` list, row
+//! by row from kube-apiserver's own authenticator tests (k8s.io/apiserver
+//! `plugin/pkg/authenticator/token/oidc/oidc_test.go`, `TestToken`, case names quoted) and the
+//! Kubernetes documentation (kubernetes.io/docs/reference/access-authn-authz/authentication/,
+//! "Using Authentication Configuration"); settings errors with upstream field paths and
+//! `file:line`; multi-issuer renders validated against the schema in tests/data.
+
+use serde_json::{json, Value};
+
+use crate::explain::{claims, now, Keys, ISSUER};
+use crate::test::Test;
+
+enum Want {
+    /// username, groups (then `system:authenticated`), extra lines that must appear.
+    User(
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    ),
+    /// The text after `rejected: kube-apiserver logs: ` (a prefix of it).
+    Error(&'static str),
+    /// The exit status and texts that must appear.
+    Says(i32, &'static [&'static str]),
+}
+
+/// A settings file with one authenticator for ISSUER; `rest` is the YAML after `issuer`. The
+/// rows mirror the API server, which accepts `system:`-reachable mappings, so k8soidc's
+/// reserved-name policy is explicitly overridden here (it has its own tests).
+fn one(audiences: &str, rest: &str) -> String {
+    format!("kubernetes-version: \"1.34\"\nauth-mode: config\nallow-system-names: true\njwt:\n- issuer:\n    url: {ISSUER}\n    audiences: {audiences}\n{rest}")
+}
+
+const BASE: &str = "  claimMappings:\n    username: {claim: email, prefix: \"\"}\n    groups: {claim: groups, prefix: \"oidc:\"}\n";
+const G: &[&str] = &["oidc:k8s-admins", "oidc:devs"];
+
+fn explain(k: &Keys, config: &str, token: &str) -> crate::test::Output {
+    let jwks = k.jwks();
+    Test::new()
+        .write("k8soidc.yaml", config)
+        .stdin(token)
+        .args([
+            "explain",
+            "--config",
+            "k8soidc.yaml",
+            "--token",
+            "-",
+            "--jwks",
+            &jwks,
+        ])
+        .run()
+}
+
+#[test]
+fn explain_table_from_the_upstream_authenticator_tests_and_docs() {
+    let k = Keys::new();
+    let aud1 = "[kubernetes]";
+    let cvr = |rule: &str| format!("  claimValidationRules:\n  - {rule}\n{BASE}");
+    let maps = |m: &str| format!("  claimMappings:\n{m}");
+    let user_rule = "  userValidationRules:\n  - {expression: \"!user.username.startsWith('system:')\", message: \"username cannot used reserved system: prefix\"}\n  - {expression: \"user.groups.all(group, !group.startsWith('system:'))\", message: \"groups cannot used reserved system: prefix\"}\n";
+    let rows: Vec<(&str, String, &str, Value, Want)> = vec![
+        ("oidc_test.go \"token\"", one(aud1, BASE), "rsa", json!({}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"email\"", one(aud1, BASE), "rsa", json!({"email": "j@example.org"}), Want::User("j@example.org", G, &[])),
+        ("oidc_test.go \"no-username\"", one(aud1, &maps("    username: {claim: username, prefix: \"\"}\n")), "rsa", json!({}), Want::Error("oidc: parse username claims \"username\": claim not present")),
+        ("oidc_test.go \"email-not-verified\"", one(aud1, BASE), "rsa", json!({"email_verified": false}), Want::Error("oidc: email not verified")),
+        ("oidc_test.go \"no-email-verified-claim\"", one(aud1, BASE), "rsa", json!({"email_verified": null}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"invalid-email-verified-claim\"", one(aud1, BASE), "rsa", json!({"email_verified": "false"}), Want::Error("oidc: parse 'email_verified' claim: json: cannot unmarshal string into Go value of type bool")),
+        ("oidc_test.go \"groups\"", one(aud1, BASE), "rsa", json!({"groups": ["team1", "team2"]}), Want::User("jane@example.com", &["oidc:team1", "oidc:team2"], &[])),
+        ("oidc_test.go \"group-string-claim\"", one(aud1, BASE), "rsa", json!({"groups": "team1"}), Want::User("jane@example.com", &["oidc:team1"], &[])),
+        ("oidc_test.go \"no-groups-claim\"", one(aud1, BASE), "rsa", json!({"groups": null}), Want::User("jane@example.com", &[], &[])),
+        ("oidc_test.go \"invalid-groups-claim\"", one(aud1, BASE), "rsa", json!({"groups": 42}), Want::Error("oidc: parse groups claim \"groups\": json: cannot unmarshal number into Go value of type string")),
+        ("oidc_test.go \"required-claim\"", one(aud1, &cvr("{claim: hd, requiredValue: example.com}")), "rsa", json!({"hd": "example.com"}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"no-required-claim\"", one(aud1, &cvr("{claim: hd, requiredValue: example.com}")), "rsa", json!({}), Want::Error("oidc: required claim hd not present in ID token")),
+        ("oidc_test.go \"invalid-required-claim\"", one(aud1, &cvr("{claim: hd, requiredValue: example.com}")), "rsa", json!({"hd": "other.com"}), Want::Error("oidc: required claim hd value does not match. Got = other.com, want = example.com")),
+        ("oidc_test.go \"invalid-signature\"", one(aud1, BASE), "other", json!({}), Want::Error("oidc: verify token: failed to verify signature: failed to verify id token signature")),
+        ("oidc_test.go \"expired\"", one(aud1, BASE), "rsa", json!({"exp": now() - 3600}), Want::Error("oidc: verify token: oidc: token is expired (Token Expiry: ")),
+        ("oidc_test.go \"invalid-aud\"", one(aud1, BASE), "rsa", json!({"aud": "not-kubernetes"}), Want::Error("oidc: verify token: oidc: expected audience in [\"kubernetes\"] got [\"not-kubernetes\"]")),
+        ("oidc_test.go \"multiple-audiences in authentication config\"", one("[random-client, kubernetes]\n    audienceMatchPolicy: MatchAny", BASE), "rsa", json!({"aud": ["not-kubernetes", "kubernetes"]}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"multiple-audiences in authentication config, multiple matches\"", one("[random-client, kubernetes, other-client]\n    audienceMatchPolicy: MatchAny", BASE), "rsa", json!({"aud": ["other-client", "kubernetes", "random-client"]}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"multiple-audiences in authentication config, no match\"", one("[random-client, kubernetes]\n    audienceMatchPolicy: MatchAny", BASE), "rsa", json!({"aud": ["not-kubernetes"]}), Want::Error("oidc: verify token: oidc: expected audience in [\"kubernetes\" \"random-client\"] got [\"not-kubernetes\"]")),
+        ("oidc_test.go \"invalid-issuer\"", one(aud1, BASE), "rsa", json!({"iss": "https://bad-issuer.example.com"}), Want::Says(1, &["jwt[0] https://idp.test.invalid: skipped", "not accepted by any authenticator"])),
+        ("oidc_test.go \"username-prefix\"", one(aud1, &maps("    username: {claim: email, prefix: \"oidc:\"}\n    groups: {claim: groups, prefix: \"oidc:\"}\n")), "rsa", json!({}), Want::User("oidc:jane@example.com", G, &[])),
+        ("oidc_test.go \"groups-prefix\"", one(aud1, &maps("    username: {claim: email, prefix: \"\"}\n    groups: {claim: groups, prefix: \"groups:\"}\n")), "rsa", json!({"groups": ["team1", "team2"]}), Want::User("jane@example.com", &["groups:team1", "groups:team2"], &[])),
+        ("oidc_test.go \"es512\" (any supported algorithm in config mode)", one(aud1, BASE), "ec", json!({}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"user validation rule fails for user.username\"", one(aud1, &format!("{}{user_rule}", maps("    username: {expression: \"'system:' + claims.sub\"}\n"))), "rsa", json!({}), Want::Error("oidc: error evaluating user info validation rule: validation expression '!user.username.startsWith('system:')' failed: username cannot used reserved system: prefix")),
+        ("oidc_test.go \"user validation rule fails for user.groups\"", one(aud1, &format!("{}{user_rule}", maps("    username: {claim: sub, prefix: \"\"}\n    groups: {expression: \"claims.groups.map(g, 'system:' + g)\"}\n"))), "rsa", json!({}), Want::Error("oidc: error evaluating user info validation rule: validation expression 'user.groups.all(group, !group.startsWith('system:'))' failed: groups cannot used reserved system: prefix")),
+        ("oidc_test.go \"claim validation rule with expression fails\"", one(aud1, &cvr("{expression: 'claims.hd == \"example.com\"', message: \"hd claim must be example.com\"}")), "rsa", json!({"hd": "other.com"}), Want::Error("oidc: error evaluating claim validation expression: validation expression 'claims.hd == \"example.com\"' failed: hd claim must be example.com")),
+        ("oidc_test.go \"claim validation rule with expression\"", one(aud1, &cvr("{expression: 'claims.hd == \"example.com\"', message: \"hd claim must be example.com\"}")), "rsa", json!({"hd": "example.com"}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"claim validation rule with expression and nested claims\"", one(aud1, &cvr("{expression: 'claims.foo.bar == \"baz\"', message: \"foo.bar claim must be baz\"}")), "rsa", json!({"foo": {"bar": "baz"}}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"claim validation rule with mix of expression and claim\"", one(aud1, &format!("  claimValidationRules:\n  - {{expression: 'claims.foo.bar == \"baz\"', message: m}}\n  - {{claim: hd, requiredValue: example.com}}\n{BASE}")), "rsa", json!({"foo": {"bar": "baz"}, "hd": "example.com"}), Want::User("jane@example.com", G, &[])),
+        ("oidc_test.go \"username claim mapping with expression\"", one(aud1, &maps("    username: {expression: claims.sub}\n")), "rsa", json!({}), Want::User("jane-0001", &[], &[])),
+        ("oidc_test.go \"username claim mapping with expression and nested claim\"", one(aud1, &maps("    username: {expression: claims.foo.username}\n")), "rsa", json!({"foo": {"username": "jane"}}), Want::User("jane", &[], &[])),
+        ("oidc_test.go \"groups claim mapping with expression\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    groups: {expression: claims.groups}\n")), "rsa", json!({}), Want::User("jane-0001", &["k8s-admins", "devs"], &[])),
+        ("oidc_test.go \"groups claim with expression\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    groups: {expression: \"claims.roles.split(',').map(r, 'oidc:' + r)\"}\n")), "rsa", json!({"roles": "foo,bar"}), Want::User("jane-0001", &["oidc:foo", "oidc:bar"], &[])),
+        ("oidc_test.go \"uid claim mapping with expression\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    uid: {expression: claims.uid}\n")), "rsa", json!({"uid": "1234"}), Want::User("jane-0001", &[], &["  uid: 1234"])),
+        ("oidc_test.go \"uid claim mapping with claim\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    uid: {claim: uid}\n")), "rsa", json!({"uid": "1234"}), Want::User("jane-0001", &[], &["  uid: 1234"])),
+        ("oidc_test.go \"extra claim mapping with expression\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    extra:\n    - {key: example.org/foo, valueExpression: claims.foo}\n    - {key: example.org/bar, valueExpression: claims.bar}\n")), "rsa", json!({"foo": "bar", "bar": ["baz", "qux"]}), Want::User("jane-0001", &[], &["  extra example.org/bar: baz, qux", "  extra example.org/foo: bar"])),
+        ("oidc_test.go \"hardcoded extra claim mapping\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    extra:\n    - {key: example.org/admin, valueExpression: \"'true'\"}\n")), "rsa", json!({}), Want::User("jane-0001", &[], &["  extra example.org/admin: true"])),
+        ("oidc_test.go \"extra claim mapping, empty string value for key\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    extra:\n    - {key: example.org/foo, valueExpression: \"''\"}\n")), "rsa", json!({}), Want::User("jane-0001", &[], &[])),
+        ("oidc_test.go \"groups expression returns null\"", one(aud1, &maps("    username: {claim: sub, prefix: \"\"}\n    groups: {expression: \"null\"}\n")), "rsa", json!({}), Want::User("jane-0001", &[], &[])),
+        ("oidc_test.go \"empty username is allowed via claim\"", one(aud1, &maps("    username: {claim: username, prefix: \"\"}\n")), "rsa", json!({"username": ""}), Want::User("", &[], &[])),
+        ("oidc.go getUsername \"empty username via CEL expression is not allowed\"", one(aud1, &maps("    username: {expression: claims.username}\n")), "rsa", json!({"username": ""}), Want::Error("oidc: empty username via CEL expression is not allowed")),
+        ("oidc_test.go \"credential id set in extra even when no extra claim mappings are defined\"", one(aud1, BASE), "rsa", json!({"jti": "1234"}), Want::User("jane@example.com", G, &["  extra authentication.kubernetes.io/credential-id: JTI=1234"])),
+        ("oidc_test.go \"non-string jti claim does not set credential id in extra or error\"", one(aud1, BASE), "rsa", json!({"jti": 1234}), Want::User("jane@example.com", G, &[])),
+        ("docs: username from email with email_verified by expression", one(aud1, "  claimValidationRules:\n  - {expression: \"claims.?email_verified.orValue(true) == true\", message: \"email is not verified\"}\n  claimMappings:\n    username: {expression: claims.email}\n"), "rsa", json!({"email_verified": false}), Want::Error("oidc: error evaluating claim validation expression: validation expression 'claims.?email_verified.orValue(true) == true' failed: email is not verified")),
+        ("docs: username from email, email_verified absent", one(aud1, "  claimValidationRules:\n  - {expression: \"claims.?email_verified.orValue(true) == true\", message: \"email is not verified\"}\n  claimMappings:\n    username: {expression: claims.email}\n"), "rsa", json!({"email_verified": null}), Want::User("jane@example.com", &[], &[])),
+        ("docs: CEL environment has the Kubernetes url library; k8soidc does not (reported, never guessed)", one(aud1, &maps("    username: {expression: \"url(claims.iss).getHost()\"}\n")), "rsa", json!({}), Want::Says(1, &["jwt[0] https://idp.test.invalid: not evaluable offline", "`getHost` is not in k8soidc's offline CEL environment", "undetermined: "])),
+        ("Azure/kubelogin#144 (Entra overage, distributed claims)", one(aud1, BASE), "rsa", json!({"groups": null, "_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://graph.windows.net/t/users/u/getMemberObjects"}}}), Want::Says(1, &["not evaluable offline", "diagnosis: Entra ID group overage"])),
+        ("int128/kubelogin#114 (Keycloak full group paths)", one(aud1, BASE), "rsa", json!({"groups": ["/team"]}), Want::Says(0, &["  groups: oidc:/team, system:authenticated", "diagnosis: `groups` holds Keycloak group paths", "claims.groups.map(g, g.startsWith('/') ? g.substring(1) : g)"])),
+    ];
+    assert!(rows.len() >= 40, "{} rows", rows.len());
+    for (name, config, key, extra, want) in rows {
+        let token = k.sign(key, &claims(extra));
+        let out = explain(&k, &config, &token);
+        let sig = token.rsplit('.').next().unwrap();
+        assert!(!out.stdout.contains(sig), "{name}: signature printed");
+        match want {
+            Want::User(user, groups, lines) => {
+                assert_eq!(out.status, 0, "{name}: {}{}", out.stdout, out.stderr);
+                assert!(
+                    out.stdout.contains(&format!("  username: {user}\n")),
+                    "{name}: {}",
+                    out.stdout
+                );
+                let mut all: Vec<&str> = groups.to_vec();
+                all.push("system:authenticated");
+                assert!(
+                    out.stdout
+                        .contains(&format!("  groups: {}\n", all.join(", "))),
+                    "{name}: {}",
+                    out.stdout
+                );
+                for l in lines {
+                    assert!(
+                        out.stdout.contains(&format!("{l}\n")),
+                        "{name}: {l:?} in {}",
+                        out.stdout
+                    );
+                }
+                assert!(
+                    out.stdout.ends_with("accepted by jwt[0]\n"),
+                    "{name}: {}",
+                    out.stdout
+                );
+            }
+            Want::Error(text) => {
+                assert_eq!(out.status, 1, "{name}: {}{}", out.stdout, out.stderr);
+                assert!(
+                    out.stdout
+                        .contains(&format!("  rejected: kube-apiserver logs: {text}")),
+                    "{name}: {}",
+                    out.stdout
+                );
+                assert!(
+                    !out.stdout.contains("\n  username: "),
+                    "{name}: {}",
+                    out.stdout
+                );
+            }
+            Want::Says(status, lines) => {
+                assert_eq!(out.status, status, "{name}: {}{}", out.stdout, out.stderr);
+                for l in lines {
+                    assert!(out.stdout.contains(l), "{name}: {l:?} in {}", out.stdout);
+                }
+            }
+        }
+    }
+}
