@@ -387,12 +387,16 @@ fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<Exi
             }
             Ok(t) => t,
         };
-        r.diagnoses = diagnose(a, &t.claims);
         let iss = t
             .claims
             .get("iss")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // Diagnose for the authenticator of the token's issuer, or for every one when none is
+        // (an Entra v1/v2 issuer mismatch shows there).
+        if iss == a.issuer.url || !st.jwt.iter().any(|x| x.issuer.url == iss) {
+            r.diagnoses = diagnose(a, &t.claims);
+        }
         if iss != a.issuer.url {
             r.explanation = Some(format!(
                 "`iss` is {iss:?}, not {:?}: this authenticator skips the token without an error",
