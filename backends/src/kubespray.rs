@@ -43,6 +43,7 @@ pub fn is_managed_var(name: &str) -> bool {
     name.starts_with("kube_oidc_")
         || name == "kube_apiserver_use_authentication_config_file"
         || name == "kube_apiserver_authentication_config_jwt"
+        || name == "kube_apiserver_authentication_config_anonymous"
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +170,14 @@ fn desired(s: &OidcSettings, remove: bool) -> Result<Desired, PlanError> {
             ));
             d.vars
                 .push(("kube_apiserver_authentication_config_jwt", Var::Yaml(jwt)));
+            // kubespray writes `anonymous:` from this variable (its default follows
+            // kube_api_anonymous_auth); set only when the settings give the section.
+            if let Some(anonymous) = config.get("anonymous") {
+                d.vars.push((
+                    "kube_apiserver_authentication_config_anonymous",
+                    Var::Yaml(anonymous.clone()),
+                ));
+            }
         }
     }
     Ok(d)
