@@ -717,8 +717,34 @@ impl OidcSettings {
         scopes
     }
 
+    /// For settings with `jwt`/`anonymous` (which no flag carries): the settings file that
+    /// gives exactly these settings, for a step where k8soidc runs itself with `--config`.
+    /// `caFile`s are already inlined as `certificateAuthority`.
+    pub fn structured_settings_file(&self) -> Option<String> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct File<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            kubernetes_version: Option<String>,
+            auth_mode: AuthMode,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            allow_system_names: bool,
+            jwt: &'a [crate::authn::JwtAuthenticator],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            anonymous: Option<&'a crate::authn::Anonymous>,
+        }
+        let st = self.structured.as_ref()?;
+        Some(crate::yamlout::to_yaml(&File {
+            kubernetes_version: self.kubernetes_version.map(|v| v.to_string()),
+            auth_mode: self.auth_mode,
+            allow_system_names: self.allow_system_names,
+            jwt: &st.jwt,
+            anonymous: st.anonymous.as_ref(),
+        }))
+    }
+
     /// The k8soidc flags that give exactly these settings, for a step where k8soidc runs
-    /// itself. `--config /dev/null` keeps a `k8soidc.yaml` in the working directory from
+    /// itself (single-issuer settings; see [`Self::structured_settings_file`] for `jwt`). `--config /dev/null` keeps a `k8soidc.yaml` in the working directory from
     /// adding a setting these leave unset; the environment is the caller's, as for the parent.
     pub fn to_flags(&self) -> Vec<String> {
         let mut flags: Vec<String> = vec!["--config".into(), "/dev/null".into()];
@@ -929,5 +955,22 @@ mod to_flags_tests {
             parse(&flags).ca_file.as_deref(),
             Some("/home/me/idp-ca.pem")
         );
+    }
+}
+
+#[cfg(test)]
+mod structured_file_tests {
+    use super::*;
+
+    /// The settings file written for a k8soidc step reads back as the same settings.
+    #[test]
+    fn structured_settings_file_gives_back_the_same_settings() {
+        let yaml = "kubernetes-version: '1.34'\nauth-mode: config\nallow-system-names: true\njwt:\n- issuer: {url: 'https://a.example.com', audiences: [k, l], audienceMatchPolicy: MatchAny, certificateAuthority: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}\n  claimMappings: {username: {expression: \"'a:' + claims.sub\"}, extra: [{key: example.com/x, valueExpression: claims.x}]}\nanonymous: {enabled: true, conditions: [{path: /livez}]}\n";
+        let input: SettingsInput = serde_yaml_ng::from_str(yaml).unwrap();
+        let s = OidcSettings::validate(&input, None).unwrap();
+        let file = s.structured_settings_file().unwrap();
+        let again: SettingsInput = serde_yaml_ng::from_str(&file).unwrap();
+        assert_eq!(OidcSettings::validate(&again, None).unwrap(), s, "{file}");
+        assert_eq!(crate::testutil::settings().structured_settings_file(), None);
     }
 }
