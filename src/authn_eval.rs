@@ -386,7 +386,7 @@ pub(crate) fn diagnose(a: &JwtAuthenticator, claims: &Map<String, Value>) -> Vec
             ),
             Some(Value::Bool(false)) => add(
                 "`email_verified` is false: kube-apiserver refuses the token (\"oidc: email not verified\")".into(),
-                "verify the address at the provider, or map another claim (`claimMappings.username: {claim: sub, prefix: \"oidc:\"}`)".into(),
+                "verify the address at the provider, or map another claim (`--username-claim sub`, or `claimMappings.username.claim: sub` with a prefix)".into(),
             ),
             Some(Value::String(s)) => add(
                 format!("`email_verified` is the string {s:?}, not a boolean: with `claim: email` kube-apiserver refuses the token (cannot unmarshal string into bool)"),

@@ -34,6 +34,8 @@ struct Report {
     groups_prefix: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     rbac: Option<Matches>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    diagnoses: Vec<crate::authn_eval::Diagnosis>,
 }
 
 fn read_token(path: &str) -> Result<String, Error> {
@@ -223,6 +225,7 @@ pub(crate) fn run(args: ExplainArgs, env: &Env) -> Result<ExitCode, Error> {
         username_prefix_reason: s.username_prefix_reason(),
         groups_prefix: s.effective_groups_prefix(),
         rbac: None,
+        diagnoses: Vec::new(),
     };
     match parse_token(&raw) {
         Err(text) => {
@@ -233,32 +236,36 @@ pub(crate) fn run(args: ExplainArgs, env: &Env) -> Result<ExitCode, Error> {
                 explanation: format!("{text}: not a JWT; kube-apiserver's OIDC authenticator skips it (no error logged) and the request gets 401"),
             });
         }
-        Ok(t) => match verify_claims(&s, &t, now()) {
-            Err(r) => report.rejection = Some(r),
-            Ok(passed) => {
-                report.passed = passed;
-                let jwks = key_set(&args, &s)?;
-                match verify_signature(&t, &jwks) {
-                    Err(r) => report.rejection = Some(r),
-                    Ok(detail) => {
-                        report.passed.push(Verified {
-                            name: "signature",
-                            detail,
-                        });
-                        match from_claims(&s, &t.claims) {
-                            Err(text) => report.rejection = Some(claims_rejection(text)),
-                            Ok(id) => {
-                                report.accepted = true;
-                                if let Some(list) = &bindings_list {
-                                    report.rbac = Some(matches(&s, &id, list));
+        Ok(t) => {
+            report.diagnoses =
+                crate::authn_eval::diagnose(&backends::authn::from_flags(&s), &t.claims);
+            match verify_claims(&s, &t, now()) {
+                Err(r) => report.rejection = Some(r),
+                Ok(passed) => {
+                    report.passed = passed;
+                    let jwks = key_set(&args, &s)?;
+                    match verify_signature(&t, &jwks) {
+                        Err(r) => report.rejection = Some(r),
+                        Ok(detail) => {
+                            report.passed.push(Verified {
+                                name: "signature",
+                                detail,
+                            });
+                            match from_claims(&s, &t.claims) {
+                                Err(text) => report.rejection = Some(claims_rejection(text)),
+                                Ok(id) => {
+                                    report.accepted = true;
+                                    if let Some(list) = &bindings_list {
+                                        report.rbac = Some(matches(&s, &id, list));
+                                    }
+                                    report.identity = Some(id);
                                 }
-                                report.identity = Some(id);
                             }
                         }
                     }
                 }
             }
-        },
+        }
     }
     let text = match args.output {
         Output::Json => serde_json::to_string_pretty(&report).expect("plain data") + "\n",
@@ -305,23 +312,30 @@ fn text_report(r: &Report) -> String {
         }
     }
     if let Some(m) = &r.rbac {
-        if m.matches.is_empty() {
-            out.push_str("rbac: no binding matches this user\n");
-        }
-        for x in &m.matches {
-            out.push_str(&format!(
-                "rbac: {} grants {} to {}\n",
-                x.binding, x.role, x.subject
-            ));
-        }
-        for x in &m.near_misses {
-            out.push_str(&format!(
-                "rbac: near miss {} subject {}: {}\n",
-                x.binding, x.subject, x.reason
-            ));
-        }
+        rbac_text(&mut out, m);
+    }
+    for d in &r.diagnoses {
+        out.push_str(&format!("diagnosis: {}\n  fix: {}\n", d.finding, d.fix));
     }
     out
+}
+
+fn rbac_text(out: &mut String, m: &Matches) {
+    if m.matches.is_empty() {
+        out.push_str("rbac: no binding matches this user\n");
+    }
+    for x in &m.matches {
+        out.push_str(&format!(
+            "rbac: {} grants {} to {}\n",
+            x.binding, x.role, x.subject
+        ));
+    }
+    for x in &m.near_misses {
+        out.push_str(&format!(
+            "rbac: near miss {} subject {}: {}\n",
+            x.binding, x.subject, x.reason
+        ));
+    }
 }
 
 /// What one structured authenticator made of the token.
@@ -347,6 +361,8 @@ struct StructuredReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     accepted_by: Option<String>,
     authenticators: Vec<AuthenticatorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rbac: Option<Matches>,
 }
 
 /// Go's `%q` of a string slice: `["a" "b"]`.
@@ -364,7 +380,9 @@ fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<Exi
         accepted: false,
         accepted_by: None,
         authenticators: Vec::new(),
+        rbac: None,
     };
+    let bindings_list = load_bindings(args)?;
     let token = parse_token(raw);
     for (i, a) in st.jwt.iter().enumerate() {
         let mut r = AuthenticatorReport {
@@ -468,6 +486,13 @@ fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<Exi
         }
         match evaluate(i, a, &t.claims) {
             Verdict::User(u) => {
+                if let Some(list) = &bindings_list {
+                    let id = backends::identity::Identity {
+                        username: u.username.clone(),
+                        groups: u.groups.clone(),
+                    };
+                    report.rbac = Some(matches(s, &id, list));
+                }
                 r.outcome = "accepted";
                 r.user = Some(u);
                 report.accepted = true;
@@ -529,6 +554,9 @@ fn structured_text(r: &StructuredReport) -> String {
         for d in &a.diagnoses {
             out.push_str(&format!("  diagnosis: {}\n    fix: {}\n", d.finding, d.fix));
         }
+    }
+    if let Some(m) = &r.rbac {
+        rbac_text(&mut out, m);
     }
     match &r.accepted_by {
         Some(a) => out.push_str(&format!("accepted by {a}\n")),

@@ -339,3 +339,76 @@ fn settings_file_errors_name_the_field_path_and_line() {
         .status(2);
     assert_eq!(out.stderr, "error: invalid --signing-algs `ES256` (from --signing-algs): only --oidc-* flags can carry it: an AuthenticationConfiguration has no algorithm list (kube-apiserver accepts every algorithm it supports); use `--auth-mode flags`, or leave --signing-algs out\n");
 }
+
+/// Diagnoses come with the single-issuer flags too, and `--rbac` works with `jwt` settings.
+#[test]
+fn diagnoses_with_flags_and_rbac_with_jwt() {
+    let k = Keys::new();
+    let jwks = k.jwks();
+    // Entra v1 token for a v2 issuer: skipped by the only authenticator, diagnosed there.
+    let token = k.sign(
+        "rsa",
+        &claims(json!({"iss": "https://sts.windows.net/tenant/", "groups": "a,b"})),
+    );
+    let v2 = "kubernetes-version: \"1.34\"\njwt:\n- issuer: {url: 'https://login.microsoftonline.com/tenant/v2.0', audiences: [kubernetes]}\n  claimMappings: {username: {claim: email, prefix: ''}, groups: {claim: groups, prefix: 'oidc:'}}\n";
+    let out = Test::new()
+        .write("k8soidc.yaml", v2)
+        .stdin(&token)
+        .args(["explain", "--token", "-", "--jwks", &jwks])
+        .run()
+        .status(1);
+    for want in [
+        "jwt[0] https://login.microsoftonline.com/tenant/v2.0: skipped\n",
+        "  diagnosis: Entra ID issuer mismatch: the token's `iss` is \"https://sts.windows.net/tenant/\" (v1 token) but the authenticator expects \"https://login.microsoftonline.com/tenant/v2.0\" (v2)\n",
+        "  diagnosis: `groups` is one string (\"a,b\"); kube-apiserver takes it as a single group\n    fix: split it: `claimMappings.groups.expression: \"claims.groups.split(',')\"`\n",
+        "not accepted by any authenticator: the request gets 401 Unauthorized\n",
+    ] {
+        assert!(out.stdout.contains(want), "{want}\n{}", out.stdout);
+    }
+    // Flags: the same diagnoses (Keycloak paths here), after the user.
+    let token = k.sign("rsa", &claims(json!({"iss": ISSUER, "groups": ["/team"]})));
+    let out = Test::new()
+        .stdin(&token)
+        .args([
+            "explain",
+            "--token",
+            "-",
+            "--jwks",
+            &jwks,
+            "--issuer-url",
+            ISSUER,
+            "--client-id",
+            "kubernetes",
+        ])
+        .args([
+            "--username-claim",
+            "email",
+            "--groups-claim",
+            "groups",
+            "--groups-prefix",
+            "oidc:",
+        ])
+        .run()
+        .success();
+    assert!(out.stdout.ends_with("groups: oidc:/team, system:authenticated\n  prefix \"oidc:\" (--groups-prefix)\ndiagnosis: `groups` holds Keycloak group paths (`/team`); RBAC subjects must then name `/team`\n  fix: strip the leading `/`: `claimMappings.groups.expression: \"claims.groups.map(g, g.startsWith('/') ? g.substring(1) : g)\"` (or turn off \"Full group path\" in Keycloak's group mapper)\n"), "{}", out.stdout);
+    // RBAC with jwt settings: the CEL-mapped user's group binds.
+    let rbac = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: ci}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: \"ci:example\"}\n";
+    let config = format!("kubernetes-version: \"1.34\"\njwt:\n- issuer: {{url: '{ISSUER}', audiences: [kubernetes]}}\n  claimMappings:\n    username: {{expression: \"'ci:' + claims.sub\"}}\n    groups: {{expression: \"['ci:' + claims.owner]\"}}\n  userValidationRules:\n  - {{expression: \"!user.username.startsWith('system:')\"}}\n  - {{expression: \"user.groups.all(g, !g.startsWith('system:'))\"}}\n");
+    let token = k.sign("rsa", &claims(json!({"owner": "example"})));
+    let out = Test::new()
+        .write("k8soidc.yaml", &config)
+        .write("rbac.yaml", rbac)
+        .stdin(&token)
+        .args([
+            "explain",
+            "--token",
+            "-",
+            "--jwks",
+            &jwks,
+            "--rbac",
+            "rbac.yaml",
+        ])
+        .run()
+        .success();
+    assert!(out.stdout.ends_with("  username: ci:jane-0001\n  groups: ci:example, system:authenticated\nrbac: ClusterRoleBinding/ci grants ClusterRole/edit to Group ci:example\naccepted by jwt[0]\n"), "{}", out.stdout);
+}

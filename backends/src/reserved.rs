@@ -26,11 +26,13 @@ pub fn prefix_reaches_system(prefix: &str) -> bool {
     prefix.starts_with(SYSTEM) || SYSTEM.starts_with(prefix)
 }
 
-/// Whether one of `a`'s user validation rules refuses `system:` names.
-fn has_system_rule(a: &JwtAuthenticator) -> bool {
-    a.user_validation_rules
-        .iter()
-        .any(|r| r.expression.contains(SYSTEM) && r.expression.contains('!'))
+/// Whether one of `a`'s user validation rules refuses `system:` names for `what`
+/// (`username` or `groups`): it reads `user.<what>`, names `system:` and negates.
+fn has_system_rule(a: &JwtAuthenticator, what: &str) -> bool {
+    let field = format!("user.{what}");
+    a.user_validation_rules.iter().any(|r| {
+        r.expression.contains(SYSTEM) && r.expression.contains('!') && r.expression.contains(&field)
+    })
 }
 
 /// The rule the Kubernetes documentation proposes, for a fix.
@@ -42,7 +44,7 @@ fn unsafe_mapping(
     what: &str,
     a: &JwtAuthenticator,
 ) -> Option<String> {
-    if has_system_rule(a) {
+    if has_system_rule(a, what) {
         return None;
     }
     if let Some(e) = m.expression.as_deref().filter(|e| !e.is_empty()) {
@@ -190,5 +192,38 @@ mod tests {
         assert!(e.starts_with("invalid --username-prefix `-`: with no username prefix, a token whose `preferred_username` is `system:kube-controller-manager`"), "{e}");
         i.username_prefix = None; // `issuer#`: safe
         OidcSettings::validate(&i, None).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod structured_tests {
+    use crate::{OidcSettings, SettingsInput};
+
+    fn check(yaml: &str) -> Result<(), String> {
+        let i: SettingsInput = serde_yaml_ng::from_str(&format!("kubernetes-version: '1.34'\njwt:\n- issuer: {{url: 'https://a.example.com', audiences: [k]}}\n{yaml}")).unwrap();
+        OidcSettings::validate(&i, None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A CEL mapping is accepted only with a user validation rule refusing `system:` names
+    /// for the same field (the documentation's rules).
+    #[test]
+    fn cel_mappings_need_the_matching_user_validation_rule() {
+        let user =
+            "  userValidationRules: [{expression: \"!user.username.startsWith('system:')\"}]\n";
+        let groups = "  userValidationRules: [{expression: \"user.groups.all(g, !g.startsWith('system:'))\"}]\n";
+        let m = "  claimMappings: {username: {expression: claims.sub}, groups: {expression: claims.groups}}\n";
+        let e = check(m).unwrap_err();
+        assert!(e.starts_with("invalid jwt[0].claimMappings.username.expression: the username expression `claims.sub` can yield a `system:` name and no userValidationRules expression refuses one;"), "{e}");
+        let e = check(&format!("{m}{user}")).unwrap_err();
+        assert!(e.starts_with("invalid jwt[0].claimMappings.groups.expression: the groups expression `claims.groups` can yield"), "{e}");
+        let both = format!("{m}  userValidationRules:\n  - {{expression: \"!user.username.startsWith('system:')\"}}\n  - {{expression: \"user.groups.all(g, !g.startsWith('system:'))\"}}\n");
+        check(&both).unwrap();
+        // Claim mappings: a safe prefix needs no rule; an empty groups prefix does.
+        check("  claimMappings: {username: {claim: sub, prefix: ''}, groups: {claim: groups, prefix: 'oidc:'}}\n").unwrap();
+        let e = check("  claimMappings: {username: {claim: sub, prefix: ''}, groups: {claim: groups, prefix: ''}}\n").unwrap_err();
+        assert!(e.starts_with("invalid jwt[0].claimMappings.groups.prefix ``: with no groups prefix, an IdP group named `system:masters`"), "{e}");
+        check(&format!("  claimMappings: {{username: {{claim: sub, prefix: ''}}, groups: {{claim: groups, prefix: ''}}}}\n{groups}")).unwrap();
     }
 }
