@@ -185,9 +185,7 @@ impl Rendering {
         let mode = s.mode()?;
         let mut warnings = s.warnings.clone();
         warnings.extend(apiserver::mode_warnings(s, mode));
-        if s.allow_system_names {
-            warnings.push("--allow-system-names: prefixes that let a token claim a `system:` name are accepted (k8soidc refuses them by default; group `system:masters` is cluster-admin)".to_string());
-        }
+        warnings.extend(reserved::override_note(s));
         if let Some(st) = &s.structured {
             let list: Vec<String> = st
                 .jwt

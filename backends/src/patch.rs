@@ -242,6 +242,9 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
     }
     let mut steps = Vec::new();
     let mut notes = p.notes;
+    if let Some((s, _)) = req.wanted()? {
+        notes.extend(crate::reserved::override_note(s).map(|n| format!("warning: {n}")));
+    }
     let mut on_failure = Vec::new();
     let h = &p.health;
     if !changes.is_empty() {

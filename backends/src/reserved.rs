@@ -83,6 +83,11 @@ fn unsafe_mapping(
     })
 }
 
+/// The line every render and plan shows when `--allow-system-names` was given.
+pub fn override_note(s: &OidcSettings) -> Option<String> {
+    s.allow_system_names.then(|| "--allow-system-names: prefixes that let a token claim a `system:` name are accepted (k8soidc refuses them by default; group `system:masters` is cluster-admin)".to_string())
+}
+
 /// Refuses settings that let a token claim a `system:` name, unless allowed.
 pub fn check(s: &OidcSettings) -> Result<(), PlanError> {
     if s.allow_system_names {
