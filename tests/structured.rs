@@ -412,3 +412,85 @@ fn diagnoses_with_flags_and_rbac_with_jwt() {
         .success();
     assert!(out.stdout.ends_with("  username: ci:jane-0001\n  groups: ci:example, system:authenticated\nrbac: ClusterRoleBinding/ci grants ClusterRole/edit to Group ci:example\naccepted by jwt[0]\n"), "{}", out.stdout);
 }
+
+/// Reserved names (our policy): refused by default in every mode with the reason; the explicit
+/// override shows in the render, the create plan and the patch dry run.
+#[test]
+fn reserved_names_are_refused_and_the_override_is_shown() {
+    let flags = [
+        "--issuer-url",
+        "https://idp.example.com",
+        "--client-id",
+        "k",
+        "--username-claim",
+        "email",
+        "--groups-claim",
+        "groups",
+    ];
+    for mode in [
+        &["--auth-mode", "flags"][..],
+        &["--auth-mode", "config", "--kubernetes-version", "1.34"][..],
+    ] {
+        let out = Test::new()
+            .args(["render", "--distro", "kubeadm"])
+            .args(flags)
+            .args(["--groups-prefix", "system:"])
+            .args(mode)
+            .run()
+            .status(2);
+        assert_eq!(out.stderr, "error: invalid --groups-prefix `system:` (from --groups-prefix): an IdP group `masters` would become `system:masters` (cluster-admin); k8soidc's policy, not a kube-apiserver rule: names starting with `system:` are the cluster's own (group `system:masters` is cluster-admin); add `--groups-prefix oidc:` (or another prefix), or pass `--allow-system-names` to accept it\n");
+    }
+    let warning = "--allow-system-names: prefixes that let a token claim a `system:` name are accepted (k8soidc refuses them by default; group `system:masters` is cluster-admin)";
+    let out = Test::new()
+        .args(["render", "--distro", "kubeadm", "--allow-system-names"])
+        .args(flags)
+        .run()
+        .success();
+    assert!(
+        out.stdout.contains(&format!("# warning: {warning}\n")),
+        "{}",
+        out.stdout
+    );
+    let out = Test::new()
+        .fake("k3d")
+        .args([
+            "create",
+            "--distro",
+            "k3d",
+            "--dry-run",
+            "--skip-check",
+            "--allow-system-names",
+        ])
+        .args(flags)
+        .run()
+        .success();
+    assert!(
+        out.stdout
+            .contains(&format!("# note: warning: {warning}\n")),
+        "{}",
+        out.stdout
+    );
+    let manifest =
+        crate::test::fixtures().join("apiserver-manifests/012-erkules-v1.15.3-plain.yaml");
+    let out = Test::new()
+        .write(
+            "kube-apiserver.yaml",
+            &std::fs::read_to_string(manifest).unwrap(),
+        )
+        .args([
+            "patch",
+            "--file",
+            "kube-apiserver.yaml",
+            "--dry-run",
+            "--allow-system-names",
+        ])
+        .args(flags)
+        .run()
+        .success();
+    assert!(
+        out.stderr
+            .contains(&format!("kube-apiserver.yaml: note: warning: {warning}\n")),
+        "{}",
+        out.stderr
+    );
+}
