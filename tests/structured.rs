@@ -494,3 +494,58 @@ fn reserved_names_are_refused_and_the_override_is_shown() {
         out.stderr
     );
 }
+
+/// `issuer.caFile` (a file here, relative to the settings file) is inlined as
+/// `certificateAuthority`; a bad one is refused at its field and line.
+#[test]
+fn ca_file_is_inlined_and_checked() {
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n";
+    let settings = "kubernetes-version: \"1.34\"\njwt:\n- issuer:\n    url: https://idp.example.com\n    audiences: [kubernetes]\n    caFile: ca.pem\n  claimMappings: {username: {claim: email, prefix: ''}}\n";
+    let out = Test::new()
+        .write("conf/k8soidc.yaml", settings)
+        .write("conf/ca.pem", pem)
+        .args([
+            "render",
+            "--distro",
+            "kubeadm",
+            "--config",
+            "conf/k8soidc.yaml",
+            "-o",
+            "json",
+        ])
+        .run()
+        .success();
+    let r: Value = serde_json::from_str(&out.stdout).unwrap();
+    let file = r["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/authentication-config.yaml"))
+        })
+        .unwrap();
+    let doc: Value = serde_yaml_ng::from_str(file["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        doc["jwt"][0]["issuer"],
+        json!({"url": "https://idp.example.com", "audiences": ["kubernetes"], "certificateAuthority": pem})
+    );
+    let out = Test::new()
+        .write("conf/k8soidc.yaml", settings)
+        .write(
+            "conf/ca.pem",
+            "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+        )
+        .args([
+            "render",
+            "--distro",
+            "kubeadm",
+            "--config",
+            "conf/k8soidc.yaml",
+        ])
+        .run()
+        .status(2);
+    assert!(out.stderr.starts_with("error: invalid jwt[0].issuer.caFile `conf/ca.pem` (from conf/k8soidc.yaml:6): Invalid value: holds a private key"), "{}", out.stderr);
+    assert!(!out.stderr.contains("MIIE"));
+}
