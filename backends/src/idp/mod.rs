@@ -198,7 +198,7 @@ impl IdpSettings {
     /// How the groups prefix changes the group name, for comments.
     pub(crate) fn prefix_note(&self) -> String {
         if self.groups_prefix.is_empty() {
-            "no --groups-prefix, so the name is used as is".into()
+            "no --groups-prefix, so the name is used as is; k8soidc refuses that for the cluster unless --allow-system-names is given (reserved names): use --groups-prefix, e.g. `oidc:`, here and there".into()
         } else {
             format!(
                 "the API server adds --groups-prefix `{}`",
