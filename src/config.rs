@@ -276,8 +276,17 @@ pub(crate) fn settings(args: &OidcArgs, env: &Env) -> Result<OidcSettings, Error
         input.client_id = env.prompt("Client id")?;
     }
     let ca = read_ca(&input)?;
-    read_jwt_cas(&mut input)?;
-    let s = OidcSettings::validate(&input, ca)?;
+    validate(&mut input, ca)
+}
+
+/// The one validation of merged settings: `jwt` CA files inlined, kube-apiserver's rules, then
+/// every CEL expression compiled.
+pub(crate) fn validate(
+    input: &mut SettingsInput,
+    ca: Option<CaBundle>,
+) -> Result<OidcSettings, Error> {
+    read_jwt_cas(input)?;
+    let s = OidcSettings::validate(input, ca)?;
     crate::cel::check_settings(&s).map_err(|e| e.with_source(&input.sources))?;
     Ok(s)
 }

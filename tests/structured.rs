@@ -549,3 +549,20 @@ fn ca_file_is_inlined_and_checked() {
     assert!(out.stderr.starts_with("error: invalid jwt[0].issuer.caFile `conf/ca.pem` (from conf/k8soidc.yaml:6): Invalid value: holds a private key"), "{}", out.stderr);
     assert!(!out.stderr.contains("MIIE"));
 }
+
+/// `rbac` takes jwt settings (the groups prefix of jwt[0]).
+#[test]
+fn rbac_with_jwt_settings() {
+    let out = Test::new()
+        .write("k8soidc.yaml", &MULTI.replace("VERSION", "1.34"))
+        .args(["rbac", "--group", "k8s-admins", "--clusterrole", "view"])
+        .run()
+        .success();
+    assert!(
+        out.stdout.contains(
+            "- apiGroup: rbac.authorization.k8s.io\n  kind: Group\n  name: okta:k8s-admins\n"
+        ),
+        "{}",
+        out.stdout
+    );
+}
