@@ -466,11 +466,26 @@ fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<Exi
         );
         match verify_claims(&one, t, now()) {
             Err(rej) => {
-                reject(&mut r, rej.apiserver_error, rej.explanation);
+                let why = rej
+                    .explanation
+                    .replace("--issuer-url", &format!("jwt[{i}].issuer.url"))
+                    .replace("--client-id", &format!("jwt[{i}].issuer.audiences"));
+                reject(&mut r, rej.apiserver_error, why);
                 report.authenticators.push(r);
                 continue;
             }
-            Ok(passed) => r.passed = passed,
+            Ok(passed) => {
+                // verify_claims names the single-issuer flags; here the fields are the file's.
+                r.passed = passed
+                    .into_iter()
+                    .map(|mut v| {
+                        v.detail = v
+                            .detail
+                            .replace("--issuer-url", &format!("jwt[{i}].issuer.url"));
+                        v
+                    })
+                    .collect();
+            }
         }
         let jwks = key_set(args, &one)?;
         match verify_signature(t, &jwks) {
