@@ -99,6 +99,10 @@ pub(crate) struct OidcArgs {
     /// The cluster's Kubernetes version, e.g. 1.31 (chooses config apiVersions).
     #[arg(long, env = "K8SOIDC_KUBERNETES_VERSION", value_name = "VERSION")]
     pub(crate) kubernetes_version: Option<String>,
+    /// Accept a username or groups prefix that lets a token claim a `system:` name (refused by
+    /// default: k8soidc's policy, as group `system:masters` is cluster-admin).
+    #[arg(long, env = "K8SOIDC_ALLOW_SYSTEM_NAMES", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) allow_system_names: Option<bool>,
     /// The ids of the fields above that clap took from `K8SOIDC_*` rather than from a flag
     /// (filled in by `main` from clap's `ValueSource`).
     #[arg(skip)]

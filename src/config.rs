@@ -39,6 +39,7 @@ pub(crate) fn command_line(a: &OidcArgs) -> (SettingsInput, SettingsInput) {
         signing_algs,
         auth_mode,
         kubernetes_version,
+        allow_system_names,
         required_claim
     );
     flags.mark(|_| Source::Flag);
@@ -106,6 +107,127 @@ pub(crate) fn mark_file(
             *ca = dir.join(&*ca).display().to_string();
         }
     }
+    for a in input.jwt.iter_mut().flatten() {
+        if let Some(ca) = &mut a.issuer.ca_file {
+            if Path::new(ca.as_str()).is_relative() {
+                *ca = dir.join(&*ca).display().to_string();
+            }
+        }
+    }
+    mark_structured(input, path, text, at);
+}
+
+/// Records the line of every field under `jwt` and `anonymous`, keyed by its upstream field
+/// path (`jwt[1].claimMappings.username.prefix`), so a structured error names `file:line`.
+fn mark_structured(input: &mut SettingsInput, path: &str, text: &str, at: &[Seg<'_>]) {
+    if input.jwt.is_none() && input.anonymous.is_none() {
+        return;
+    }
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return;
+    };
+    let mut node = &doc;
+    for seg in at {
+        node = match seg {
+            Seg::Key(k) => &node[*k],
+            Seg::Index(i) => &node[*i],
+        };
+    }
+    let mut found: Vec<(String, Vec<Seg<'_>>)> = Vec::new();
+    for key in ["jwt", "anonymous"] {
+        let mut segs = at.to_vec();
+        segs.push(Seg::Key(key));
+        walk(&node[key], key.to_string(), &mut segs, &mut found);
+    }
+    for (field, segs) in found {
+        let line = line_of(text, &segs).unwrap_or(1);
+        input.sources.insert(
+            field,
+            Source::File {
+                path: path.to_string(),
+                line,
+                key: crate::yamlpos::field_name(&segs),
+            },
+        );
+    }
+}
+
+/// Every node below `v` (bounded by the input limits of the settings file).
+fn walk<'a>(
+    v: &'a serde_yaml_ng::Value,
+    field: String,
+    segs: &mut Vec<Seg<'a>>,
+    out: &mut Vec<(String, Vec<Seg<'a>>)>,
+) {
+    use serde_yaml_ng::Value;
+    if v.is_null() {
+        return;
+    }
+    out.push((field.clone(), segs.clone()));
+    match v {
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                segs.push(Seg::Index(i));
+                walk(item, format!("{field}[{i}]"), segs, out);
+                segs.pop();
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m {
+                if let Some(k) = k.as_str() {
+                    segs.push(Seg::Key(k));
+                    walk(item, format!("{field}.{k}"), segs, out);
+                    segs.pop();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Reads each `jwt[i].issuer.caFile` and inlines it as `certificateAuthority` (the API server
+/// takes the CA inline only); errors name the field and its `file:line`.
+pub(crate) fn read_jwt_cas(input: &mut SettingsInput) -> Result<(), Error> {
+    let sources = input.sources.clone();
+    for (i, a) in input.jwt.iter_mut().flatten().enumerate() {
+        let Some(path) = a.issuer.ca_file.clone() else {
+            continue;
+        };
+        if a.issuer
+            .certificate_authority
+            .as_deref()
+            .is_some_and(|c| !c.is_empty())
+        {
+            continue; // validation names the conflict
+        }
+        let field = format!("jwt[{i}].issuer.caFile");
+        let bad = |why: String| {
+            Error::Plan(
+                PlanError::field(
+                    field.clone(),
+                    Some(&path),
+                    &format!("Invalid value: {why}"),
+                    "give the path of the provider's CA certificate in PEM form",
+                )
+                .with_source(&sources),
+            )
+        };
+        let pem = crate::input::read_file(&path).map_err(bad)?;
+        let ca = CaBundle {
+            local_path: path.clone(),
+            pem,
+        };
+        backends::settings::check_ca(&ca).map_err(|e| {
+            bad(e
+                .to_string()
+                .split_once(": ")
+                .map(|(_, w)| w.to_string())
+                .unwrap_or_default())
+        })?;
+        a.issuer.certificate_authority = Some(ca.pem);
+        a.issuer.ca_file = None;
+    }
+    Ok(())
 }
 
 /// Settings file, then environment, then flags.
@@ -146,14 +268,27 @@ pub(crate) fn read_ca(input: &SettingsInput) -> Result<Option<CaBundle>, Error> 
 /// The validated settings, prompting for a missing issuer or client id only on a terminal.
 pub(crate) fn settings(args: &OidcArgs, env: &Env) -> Result<OidcSettings, Error> {
     let mut input = merged_input(args)?;
-    if input.issuer_url.is_none() {
+    let structured = input.jwt.is_some() || input.anonymous.is_some();
+    if input.issuer_url.is_none() && !structured {
         input.issuer_url = env.prompt("Issuer URL (https://…)")?;
     }
-    if input.client_id.is_none() {
+    if input.client_id.is_none() && !structured {
         input.client_id = env.prompt("Client id")?;
     }
     let ca = read_ca(&input)?;
-    Ok(OidcSettings::validate(&input, ca)?)
+    validate(&mut input, ca)
+}
+
+/// The one validation of merged settings: `jwt` CA files inlined, kube-apiserver's rules, then
+/// every CEL expression compiled.
+pub(crate) fn validate(
+    input: &mut SettingsInput,
+    ca: Option<CaBundle>,
+) -> Result<OidcSettings, Error> {
+    read_jwt_cas(input)?;
+    let s = OidcSettings::validate(input, ca)?;
+    crate::cel::check_settings(&s).map_err(|e| e.with_source(&input.sources))?;
+    Ok(s)
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`.

@@ -35,6 +35,8 @@ struct Report {
     groups_prefix: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     rbac: Option<Matches>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    diagnoses: Vec<crate::authn_eval::Diagnosis>,
 }
 
 fn read_token(path: &str) -> Result<String, Error> {
@@ -211,6 +213,9 @@ fn now() -> i64 {
 pub(crate) fn run(args: ExplainArgs, env: &Env) -> Result<ExitCode, Error> {
     let s = crate::config::settings(&args.oidc, env)?;
     let raw = read_token(&args.token)?;
+    if s.structured.is_some() {
+        return run_structured(&args, &s, &raw);
+    }
     let bindings_list = load_bindings(&args)?;
     let mut report = Report {
         accepted: false,
@@ -221,6 +226,7 @@ pub(crate) fn run(args: ExplainArgs, env: &Env) -> Result<ExitCode, Error> {
         username_prefix_reason: s.username_prefix_reason(),
         groups_prefix: s.effective_groups_prefix(),
         rbac: None,
+        diagnoses: Vec::new(),
     };
     match parse_token(&raw) {
         Err(text) => {
@@ -231,32 +237,36 @@ pub(crate) fn run(args: ExplainArgs, env: &Env) -> Result<ExitCode, Error> {
                 explanation: format!("{text}: not a JWT; kube-apiserver's OIDC authenticator skips it (no error logged) and the request gets 401"),
             });
         }
-        Ok(t) => match verify_claims(&s, &t, now()) {
-            Err(r) => report.rejection = Some(r),
-            Ok(passed) => {
-                report.passed = passed;
-                let jwks = key_set(&args, &s)?;
-                match verify_signature(&t, &jwks) {
-                    Err(r) => report.rejection = Some(r),
-                    Ok(detail) => {
-                        report.passed.push(Verified {
-                            name: "signature",
-                            detail,
-                        });
-                        match from_claims(&s, &t.claims) {
-                            Err(text) => report.rejection = Some(claims_rejection(text)),
-                            Ok(id) => {
-                                report.accepted = true;
-                                if let Some(list) = &bindings_list {
-                                    report.rbac = Some(matches(&s, &id, list));
+        Ok(t) => {
+            report.diagnoses =
+                crate::authn_eval::diagnose(&backends::authn::from_flags(&s), &t.claims);
+            match verify_claims(&s, &t, now()) {
+                Err(r) => report.rejection = Some(r),
+                Ok(passed) => {
+                    report.passed = passed;
+                    let jwks = key_set(&args, &s)?;
+                    match verify_signature(&t, &jwks) {
+                        Err(r) => report.rejection = Some(r),
+                        Ok(detail) => {
+                            report.passed.push(Verified {
+                                name: "signature",
+                                detail,
+                            });
+                            match from_claims(&s, &t.claims) {
+                                Err(text) => report.rejection = Some(claims_rejection(text)),
+                                Ok(id) => {
+                                    report.accepted = true;
+                                    if let Some(list) = &bindings_list {
+                                        report.rbac = Some(matches(&s, &id, list));
+                                    }
+                                    report.identity = Some(id);
                                 }
-                                report.identity = Some(id);
                             }
                         }
                     }
                 }
             }
-        },
+        }
     }
     let text = match args.output {
         Output::Json => serde_json::to_string_pretty(&report).expect("plain data") + "\n",
@@ -303,21 +313,271 @@ fn text_report(r: &Report) -> String {
         }
     }
     if let Some(m) = &r.rbac {
-        if m.matches.is_empty() {
-            out.push_str("rbac: no binding matches this user\n");
+        rbac_text(&mut out, m);
+    }
+    for d in &r.diagnoses {
+        out.push_str(&format!("diagnosis: {}\n  fix: {}\n", d.finding, d.fix));
+    }
+    out
+}
+
+fn rbac_text(out: &mut String, m: &Matches) {
+    if m.matches.is_empty() {
+        out.push_str("rbac: no binding matches this user\n");
+    }
+    for x in &m.matches {
+        out.push_str(&format!(
+            "rbac: {} grants {} to {}\n",
+            x.binding, x.role, x.subject
+        ));
+    }
+    for x in &m.near_misses {
+        out.push_str(&format!(
+            "rbac: near miss {} subject {}: {}\n",
+            x.binding, x.subject, x.reason
+        ));
+    }
+}
+
+/// What one structured authenticator made of the token.
+#[derive(Serialize)]
+struct AuthenticatorReport {
+    authenticator: String,
+    issuer: String,
+    /// `skipped`, `rejected`, `accepted` or `not evaluable offline`.
+    outcome: &'static str,
+    passed: Vec<Verified>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    apiserver_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<crate::authn_eval::UserInfo>,
+    diagnoses: Vec<crate::authn_eval::Diagnosis>,
+}
+
+#[derive(Serialize)]
+struct StructuredReport {
+    accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepted_by: Option<String>,
+    authenticators: Vec<AuthenticatorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rbac: Option<Matches>,
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_list(items: &[String]) -> String {
+    let q: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", q.join(" "))
+}
+
+/// `explain` with the settings file's `jwt` list: each authenticator in order, as the API
+/// server's union authenticator tries them; only the one whose issuer equals `iss` answers.
+fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<ExitCode, Error> {
+    use crate::authn_eval::{diagnose, evaluate, Verdict};
+    let st = s.structured.as_ref().expect("checked by the caller");
+    let mut report = StructuredReport {
+        accepted: false,
+        accepted_by: None,
+        authenticators: Vec::new(),
+        rbac: None,
+    };
+    let bindings_list = load_bindings(args)?;
+    let token = parse_token(raw);
+    for (i, a) in st.jwt.iter().enumerate() {
+        let mut r = AuthenticatorReport {
+            authenticator: format!("jwt[{i}]"),
+            issuer: a.issuer.url.clone(),
+            outcome: "skipped",
+            passed: vec![],
+            apiserver_error: None,
+            explanation: None,
+            user: None,
+            diagnoses: vec![],
+        };
+        let t = match &token {
+            Err(text) => {
+                r.explanation = Some(format!(
+                    "{text}: not a JWT; no authenticator reads it and the request gets 401"
+                ));
+                report.authenticators.push(r);
+                continue;
+            }
+            Ok(t) => t,
+        };
+        let iss = t
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // Diagnose for the authenticator of the token's issuer, or for every one when none is
+        // (an Entra v1/v2 issuer mismatch shows there).
+        if iss == a.issuer.url || !st.jwt.iter().any(|x| x.issuer.url == iss) {
+            r.diagnoses = diagnose(a, &t.claims);
         }
-        for x in &m.matches {
-            out.push_str(&format!(
-                "rbac: {} grants {} to {}\n",
-                x.binding, x.role, x.subject
+        if iss != a.issuer.url {
+            r.explanation = Some(format!(
+                "`iss` is {iss:?}, not {:?}: this authenticator skips the token without an error",
+                a.issuer.url
             ));
+            report.authenticators.push(r);
+            continue;
         }
-        for x in &m.near_misses {
-            out.push_str(&format!(
-                "rbac: near miss {} subject {}: {}\n",
-                x.binding, x.subject, x.reason
-            ));
+        let aud: Vec<String> = match t.claims.get("aud") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(v)) => v
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+            _ => vec![],
+        };
+        let reject = |r: &mut AuthenticatorReport, e: String, why: String| {
+            r.outcome = "rejected";
+            r.apiserver_error = Some(e);
+            r.explanation = Some(why);
+        };
+        let Some(matched) = a.issuer.audiences.iter().find(|x| aud.contains(x)) else {
+            let mut wanted = a.issuer.audiences.clone();
+            wanted.sort();
+            reject(
+                &mut r,
+                format!(
+                    "oidc: verify token: oidc: expected audience in {} got {}",
+                    go_list(&wanted),
+                    go_list(&aud)
+                ),
+                format!(
+                    "the token's `aud` {} holds none of `issuer.audiences`",
+                    go_list(&aud)
+                ),
+            );
+            report.authenticators.push(r);
+            continue;
+        };
+        let mut one = s.clone();
+        one.issuer_url = a.issuer.url.clone();
+        one.client_id = matched.clone();
+        // An AuthenticationConfiguration accepts every algorithm kube-apiserver supports.
+        one.signing_algs = Some(
+            backends::settings::SIGNING_ALGS
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+        );
+        match verify_claims(&one, t, now()) {
+            Err(rej) => {
+                let why = rej
+                    .explanation
+                    .replace("--issuer-url", &format!("jwt[{i}].issuer.url"))
+                    .replace("--client-id", &format!("jwt[{i}].issuer.audiences"));
+                reject(&mut r, rej.apiserver_error, why);
+                report.authenticators.push(r);
+                continue;
+            }
+            Ok(passed) => {
+                // verify_claims names the single-issuer flags; here the fields are the file's.
+                r.passed = passed
+                    .into_iter()
+                    .map(|mut v| {
+                        v.detail = v
+                            .detail
+                            .replace("--issuer-url", &format!("jwt[{i}].issuer.url"));
+                        v
+                    })
+                    .collect();
+            }
         }
+        let jwks = key_set(args, &one)?;
+        match verify_signature(t, &jwks) {
+            Err(rej) => {
+                reject(&mut r, rej.apiserver_error, rej.explanation);
+                report.authenticators.push(r);
+                continue;
+            }
+            Ok(detail) => r.passed.push(Verified {
+                name: "signature",
+                detail,
+            }),
+        }
+        match evaluate(i, a, &t.claims) {
+            Verdict::User(u) => {
+                if let Some(list) = &bindings_list {
+                    let id = backends::identity::Identity {
+                        username: u.username.clone(),
+                        groups: u.groups.clone(),
+                    };
+                    report.rbac = Some(matches(s, &id, list));
+                }
+                r.outcome = "accepted";
+                r.user = Some(u);
+                report.accepted = true;
+                report.accepted_by = Some(format!("jwt[{i}]"));
+            }
+            Verdict::Rejected(e) => reject(
+                &mut r,
+                e,
+                "the claims do not pass this authenticator's mappings and rules".into(),
+            ),
+            Verdict::Unknown(field, why) => {
+                r.outcome = "not evaluable offline";
+                r.explanation = Some(format!("{field}: {why}"));
+            }
+        }
+        report.authenticators.push(r);
+    }
+    let text = match args.output {
+        Output::Json => serde_json::to_string_pretty(&report).expect("plain data") + "\n",
+        Output::Yaml => serde_yaml_ng::to_string(&report).expect("plain data"),
+        Output::Text => structured_text(&report),
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("stdout", e))?;
+    Ok(if report.accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn structured_text(r: &StructuredReport) -> String {
+    let mut out = String::new();
+    for a in &r.authenticators {
+        out.push_str(&format!(
+            "{} {}: {}\n",
+            a.authenticator, a.issuer, a.outcome
+        ));
+        for v in &a.passed {
+            out.push_str(&format!("  PASS  {:10}  {}\n", v.name, v.detail));
+        }
+        if let Some(e) = &a.apiserver_error {
+            out.push_str(&format!("  rejected: kube-apiserver logs: {e}\n"));
+        }
+        if let Some(x) = &a.explanation {
+            out.push_str(&format!("  {x}\n"));
+        }
+        if let Some(u) = &a.user {
+            out.push_str(&format!("  username: {}\n", u.username));
+            if !u.uid.is_empty() {
+                out.push_str(&format!("  uid: {}\n", u.uid));
+            }
+            out.push_str(&format!("  groups: {}\n", u.groups.join(", ")));
+            for (k, v) in &u.extra {
+                out.push_str(&format!("  extra {k}: {}\n", v.join(", ")));
+            }
+        }
+        for d in &a.diagnoses {
+            out.push_str(&format!("  diagnosis: {}\n    fix: {}\n", d.finding, d.fix));
+        }
+    }
+    if let Some(m) = &r.rbac {
+        rbac_text(&mut out, m);
+    }
+    match &r.accepted_by {
+        Some(a) => out.push_str(&format!("accepted by {a}\n")),
+        None if r.authenticators.iter().any(|a| a.outcome == "not evaluable offline") => out.push_str("undetermined: an expression could not be evaluated offline (see above); nothing is guessed\n"),
+        None => out.push_str("not accepted by any authenticator: the request gets 401 Unauthorized\n"),
     }
     out
 }

@@ -314,5 +314,8 @@ fn cluster_settings(
         Error::Plan(p) => report(p),
         other => other,
     })?;
-    OidcSettings::validate(&input, ca).map_err(report)
+    crate::config::validate(&mut input, ca).map_err(|e| match e {
+        Error::Plan(p) => report(p),
+        other => other,
+    })
 }

@@ -1,7 +1,9 @@
 //! k8soidc: configure Kubernetes API-server OpenID Connect, safely and reversibly.
 
+mod authn_eval;
 mod backups;
 mod capi;
+mod cel;
 mod check;
 mod cli;
 mod completions;

@@ -295,7 +295,12 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     } else {
         crate::config::settings(&args.oidc, env)?
     };
-    let patched = patch(kind, &text, &settings, args.remove)?;
+    let mut patched = patch(kind, &text, &settings, args.remove)?;
+    if !args.remove {
+        patched
+            .notes
+            .extend(backends::reserved::override_note(&settings).map(|n| format!("warning: {n}")));
+    }
     for n in &patched.notes {
         eprintln!("{given}: note: {n}");
     }

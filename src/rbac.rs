@@ -33,6 +33,10 @@ const UNUSED_ISSUER: &str = "https://k8soidc-rbac-unused.invalid";
 /// `<issuer>#` prefix and `--client-id` never.
 fn settings(args: &RbacArgs) -> Result<OidcSettings, Error> {
     let mut input = crate::config::merged_input(&args.oidc)?;
+    if input.jwt.is_some() || input.anonymous.is_some() {
+        let ca = crate::config::read_ca(&input)?;
+        return crate::config::validate(&mut input, ca);
+    }
     input
         .client_id
         .get_or_insert_with(|| UNUSED_CLIENT_ID.into());

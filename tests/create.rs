@@ -247,6 +247,8 @@ fn settings_from_env_and_file_with_flags_winning() {
             "--skip-check",
             "--groups-claim",
             "roles",
+            "--groups-prefix",
+            "oidc:",
         ])
         .run()
         .success();
@@ -676,7 +678,7 @@ fn charmed_refuses_spaces_before_running() {
             "--client-id",
             "k",
         ])
-        .args(["--groups-claim", "my groups"])
+        .args(["--groups-claim", "my groups", "--groups-prefix", "oidc:"])
         .run()
         .status(2);
     assert!(

@@ -197,7 +197,7 @@ fn dry_run_on_existing_files_shows_the_diff() {
 # scopes kubelogin requests: `openid email groups offline_access` must match the kubeconfig k8soidc writes (`--oidc-extra-scope` for each but `openid`)
 # username claim: `email` must match --username-claim email
 # groups claim: `groups` must match --groups-claim groups
-# group: `k8s-admins` must match the RBAC subject `k8s-admins` (no --groups-prefix, so the name is used as is)
+# group: `k8s-admins` must match the RBAC subject `k8s-admins` (no --groups-prefix, so the name is used as is; k8soidc refuses that for the cluster unless --allow-system-names is given (reserved names): use --groups-prefix, e.g. `oidc:`, here and there)
 # dex does not store groups: the connector supplies them, so `k8s-admins` must exist there (an LDAP group, a GitHub `org:team`, ...).
 # with --username-claim email the connector must report verified emails (`email_verified: true`), or the API server refuses the token.
 # `k8soidc create` makes a new cluster; `k8soidc patch` changes an existing one (same flags, `--distro` as needed).

@@ -23,5 +23,6 @@ mod seed_patch;
 mod settings;
 mod ssh;
 mod sshd;
+mod structured;
 mod test;
 mod tools;

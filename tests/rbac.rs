@@ -112,7 +112,8 @@ fn user_subject_gets_implicit_issuer_hash_prefix() {
 fn user_subject_with_dash_prefix_has_none() {
     same_as_kubectl(
         &["--user", "jane", "--name", "b"],
-        oidc("preferred_username", Some("-")),
+        // `sub`: the reserved-name policy refuses no prefix on claims users can choose
+        oidc("sub", Some("-")),
         &[
             "create",
             "clusterrolebinding",

@@ -119,7 +119,7 @@ fn p8_bash_completion_offers_enum_values() {
             // One set of -o values everywhere (issue 14 point 7).
             words("text yaml json"),
             // idp's positional: offered with the subcommand's words.
-            "--kubernetes-version --help okta keycloak dex\"".into(),
+            "--allow-system-names --help okta keycloak dex\"".into(),
         ],
     );
 }
@@ -324,6 +324,7 @@ impl TlsServer {
                 "kubernetes",
             ])
             .args(["--username-claim", "email", "--groups-claim", "groups"])
+            .args(["--groups-prefix", "oidc:"])
             .args(["--ca-file", &self.pki.ca().display().to_string()])
             .run()
     }
@@ -427,6 +428,8 @@ fn p3_no_command_prints_a_token() {
         "email",
         "--groups-claim",
         "groups",
+        "--groups-prefix",
+        "oidc:",
     ];
     let signed = [
         ("valid", keys.sign("rsa", &claims(json!({})))),
@@ -559,7 +562,7 @@ fn p3_no_command_prints_a_token() {
                 "https://sso.example.com/realms/k8s",
             ])
             .args(["--client-id", "kubernetes", "--username-claim", "email"])
-            .args(["--groups-claim", "groups"])
+            .args(["--groups-claim", "groups", "--groups-prefix", "oidc:"])
             .run()
             .success();
         no_token(&out, MARKED, &format!("idp {provider}"));

@@ -28,7 +28,15 @@ fn kubeadm_patch_backup_health_then_noop() {
     let out = node
         .k8soidc("patch")
         .args(oidc())
-        .args(["--groups-claim", "groups", "--yes", "--timeout", "20s"])
+        .args([
+            "--groups-claim",
+            "groups",
+            "--groups-prefix",
+            "oidc:",
+            "--yes",
+            "--timeout",
+            "20s",
+        ])
         .run()
         .success();
     assert!(
@@ -83,7 +91,13 @@ fn kubeadm_patch_backup_health_then_noop() {
     let again = node
         .k8soidc("patch")
         .args(oidc())
-        .args(["--groups-claim", "groups", "--yes"])
+        .args([
+            "--groups-claim",
+            "groups",
+            "--groups-prefix",
+            "oidc:",
+            "--yes",
+        ])
         .run()
         .success();
     assert!(
@@ -887,7 +901,15 @@ fn kubeadm_config_configmap_updated_after_health_shown_in_dry_run() {
     node.set_never_ready("--oidc-groups-claim=groups");
     node.k8soidc("patch")
         .args(oidc())
-        .args(["--groups-claim", "groups", "--yes", "--timeout", "3s"])
+        .args([
+            "--groups-claim",
+            "groups",
+            "--groups-prefix",
+            "oidc:",
+            "--yes",
+            "--timeout",
+            "3s",
+        ])
         .run()
         .status(1);
     assert_eq!(cluster_configuration(&node), after);
@@ -937,7 +959,15 @@ fn patch_noop_rollback(node: &Node, file: &str, extra: &[&str], expect_in_file: 
         .k8soidc("patch")
         .args(oidc())
         .args(extra)
-        .args(["--groups-claim", "groups", "--yes", "--timeout", "3s"])
+        .args([
+            "--groups-claim",
+            "groups",
+            "--groups-prefix",
+            "oidc:",
+            "--yes",
+            "--timeout",
+            "3s",
+        ])
         .run()
         .status(1);
     assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
@@ -1214,7 +1244,7 @@ cat {MANIFEST}; echo K8SOIDC-END
 ps -eo args | grep -c '[k]ube-apiserver.py.*--oidc-issuer-url=https://idp.example.com'
 {bin} patch --local {flags} --yes; echo "K8SOIDC-RC2=$?"
 echo --oidc-groups-claim=groups > "$NODE_DIR/never-ready"
-{bin} patch --local {flags} --groups-claim groups --yes --timeout 3s; echo "K8SOIDC-RC3=$?"
+{bin} patch --local {flags} --groups-claim groups --groups-prefix oidc: --yes --timeout 3s; echo "K8SOIDC-RC3=$?"
 grep -c groups-claim {MANIFEST}; ls /var/lib/k8soidc/backups | wc -l
 {bin} backups --local; echo "K8SOIDC-RC4=$?"
 {bin} rollback --local --to "$(ls /var/lib/k8soidc/backups | head -n1)" --yes --timeout 20s; echo "K8SOIDC-RC5=$?"

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::authn::JwtAuthenticator;
 use crate::{ConfigApiVersion, Mode, OidcSettings};
 
 /// File name of the IdP CA on the node (flags mode).
@@ -102,95 +103,36 @@ pub fn node_files(s: &OidcSettings, mode: Mode, dir: &str) -> Vec<NodeFile> {
     }
 }
 
-/// Warnings about settings the chosen mode cannot express.
+/// Warnings about settings the chosen mode cannot express (none: validation refuses them).
 pub fn mode_warnings(s: &OidcSettings, mode: Mode) -> Vec<String> {
-    let mut w = Vec::new();
-    if let (Mode::Config(_), Some(algs)) = (mode, &s.signing_algs) {
-        w.push(format!(
-            "--signing-algs {} has no equivalent in AuthenticationConfiguration: kube-apiserver accepts every supported algorithm in config mode",
-            algs.join(",")
-        ));
-    }
-    w
+    let _ = (s, mode);
+    Vec::new()
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AuthenticationConfiguration {
+struct AuthenticationConfiguration<'a> {
     api_version: &'static str,
     kind: &'static str,
-    jwt: Vec<Jwt>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Jwt {
-    issuer: Issuer,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    claim_validation_rules: Vec<ClaimValidationRule>,
-    claim_mappings: ClaimMappings,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Issuer {
-    url: String,
+    jwt: Vec<JwtAuthenticator>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    certificate_authority: Option<String>,
-    audiences: Vec<String>,
+    anonymous: Option<&'a crate::authn::Anonymous>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ClaimValidationRule {
-    claim: String,
-    required_value: String,
-}
-
-#[derive(Serialize)]
-struct ClaimMappings {
-    username: PrefixedClaim,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    groups: Option<PrefixedClaim>,
-}
-
-#[derive(Serialize)]
-struct PrefixedClaim {
-    claim: String,
-    prefix: String,
-}
-
-/// The structured `AuthenticationConfiguration`, equivalent to the flags (prefixes explicit,
-/// as the config API requires; CA inline as `certificateAuthority`).
+/// The structured `AuthenticationConfiguration` for `version`: the settings file's `jwt` and
+/// `anonymous` when given, else the one authenticator the flags amount to (prefixes explicit,
+/// as the config API requires; CA inline as `certificateAuthority`). Validation has already
+/// refused what `version` cannot carry.
 pub fn authentication_config(s: &OidcSettings, version: ConfigApiVersion) -> String {
+    let (jwt, anonymous) = match &s.structured {
+        Some(st) => (st.jwt.clone(), st.anonymous.as_ref()),
+        None => (vec![crate::authn::from_flags(s)], None),
+    };
     let doc = AuthenticationConfiguration {
         api_version: version.api_version(),
         kind: "AuthenticationConfiguration",
-        jwt: vec![Jwt {
-            issuer: Issuer {
-                url: s.issuer_url.clone(),
-                certificate_authority: s.ca.as_ref().map(|ca| ca.pem.clone()),
-                audiences: vec![s.client_id.clone()],
-            },
-            claim_validation_rules: s
-                .required_claims
-                .iter()
-                .map(|(k, v)| ClaimValidationRule {
-                    claim: k.clone(),
-                    required_value: v.clone(),
-                })
-                .collect(),
-            claim_mappings: ClaimMappings {
-                username: PrefixedClaim {
-                    claim: s.username_claim.clone(),
-                    prefix: s.effective_username_prefix(),
-                },
-                groups: s.groups_claim.as_ref().map(|c| PrefixedClaim {
-                    claim: c.clone(),
-                    prefix: s.effective_groups_prefix(),
-                }),
-            },
-        }],
+        jwt,
+        anonymous,
     };
     crate::yamlout::to_yaml(&doc)
 }

@@ -30,7 +30,15 @@ fn variants() -> Vec<(String, OidcSettings)> {
             i.kubernetes_version = Some("1.31".into());
         }),
     ));
+    out.push(("structured".into(), structured()));
     out
+}
+
+/// Several authenticators with CEL and the anonymous section (the settings file's `jwt`).
+fn structured() -> OidcSettings {
+    let yaml = "kubernetes-version: '1.34'\njwt:\n- issuer: {url: 'https://idp.example.com', audiences: [kubernetes]}\n  claimMappings: {username: {claim: email, prefix: ''}, groups: {claim: groups, prefix: 'oidc:'}}\n- issuer: {url: 'https://ci.example.com', audiences: [kubernetes, other], audienceMatchPolicy: MatchAny}\n  claimValidationRules: [{expression: \"claims.owner == 'example'\", message: owner}]\n  claimMappings: {username: {expression: \"'ci:' + claims.sub\"}}\n  userValidationRules: [{expression: \"!user.username.startsWith('system:')\"}]\nanonymous: {enabled: true, conditions: [{path: /livez}]}\n";
+    let input: crate::SettingsInput = serde_yaml_ng::from_str(yaml).unwrap();
+    OidcSettings::validate(&input, None).unwrap()
 }
 
 const MANAGED: [&str; 10] = [
@@ -109,6 +117,21 @@ fn every_backend_renders_deterministically_without_secrets() {
                 text.contains("username prefix:") && text.contains("groups prefix:"),
                 "{d} {name}: prefixes not stated"
             );
+            if s.structured.is_some() {
+                // Every authenticator, rule and the anonymous section reach the output.
+                for want in [
+                    "https://idp.example.com",
+                    "https://ci.example.com",
+                    "MatchAny",
+                    "claimValidationRules",
+                    "userValidationRules",
+                    "startsWith",
+                    "anonymous",
+                    "/livez",
+                ] {
+                    assert!(body.contains(want), "{d} {name}: no `{want}` in\n{body}");
+                }
+            }
         }
     }
 }

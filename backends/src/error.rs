@@ -22,6 +22,21 @@ pub enum PlanError {
         /// Where the value came from, when known (shown as `(from K8SOIDC_ISSUER_URL)`).
         from: Option<Box<Source>>,
     },
+    /// A field of the structured settings (`jwt`, `anonymous`) breaks one of kube-apiserver's
+    /// rules; `path` is the upstream field path (`jwt[1].claimMappings.username.prefix`).
+    #[error("invalid {path}{}{}: {problem}; {fix}", value.as_deref().map(|v| format!(" `{v}`")).unwrap_or_default(), from_note(path, from.as_deref()))]
+    InvalidField {
+        /// The field path, as kube-apiserver names it.
+        path: String,
+        /// The offending value, shown escaped (None when absent).
+        value: Option<String>,
+        /// What is wrong, in kube-apiserver's words (`Required value: ...`).
+        problem: String,
+        /// What to do instead.
+        fix: String,
+        /// Where the value came from (`k8soidc.yaml:12`), when known.
+        from: Option<Box<Source>>,
+    },
     /// A required setting is absent.
     #[error("missing {field}: {fix}")]
     MissingSetting {
@@ -81,9 +96,46 @@ impl PlanError {
         }
     }
 
-    /// Names where an invalid setting's value came from, when `sources` knows it.
+    /// Shorthand for [`PlanError::InvalidField`].
+    pub fn field(path: String, value: Option<&str>, problem: &str, fix: &str) -> Self {
+        PlanError::InvalidField {
+            path,
+            value: value.map(escape),
+            problem: problem.to_string(),
+            fix: fix.to_string(),
+            from: None,
+        }
+    }
+
+    /// Names where an invalid setting's value came from, when `sources` knows it (for a
+    /// field path, its own or its nearest recorded parent's).
     pub fn with_source(self, sources: &BTreeMap<String, Source>) -> Self {
         match self {
+            PlanError::InvalidField {
+                path,
+                value,
+                problem,
+                fix,
+                from: None,
+            } => {
+                let mut at = path.as_str();
+                let from = loop {
+                    if let Some(s) = sources.get(at) {
+                        break Some(Box::new(s.clone()));
+                    }
+                    match at.rfind(['.', '[']) {
+                        Some(i) => at = &at[..i],
+                        None => break None,
+                    }
+                };
+                PlanError::InvalidField {
+                    path,
+                    value,
+                    problem,
+                    fix,
+                    from,
+                }
+            }
             PlanError::InvalidSetting {
                 field,
                 value,

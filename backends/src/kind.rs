@@ -328,6 +328,8 @@ nodes:
             i.client_id = Some("0x1F".into());
             i.username_claim = Some("yes".into());
             i.username_prefix = Some("-".into());
+            // quoting, not the reserved-name policy, is under test here
+            i.allow_system_names = Some(true);
             i.groups_claim = Some("groups".into());
             i.groups_prefix = Some("oidc:".into());
             i.required_claim = vec!["*a=&b #c".into()];

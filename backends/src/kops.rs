@@ -710,10 +710,19 @@ impl Backend for Kops {
             "kops-cluster".into(),
             "--in-place".into(),
         ];
-        filter.extend(s.to_flags());
+        // `jwt`/`anonymous` have no flags: the step reads them from a settings file written
+        // first, in the staging directory.
+        let settings_file = s
+            .structured_settings_file()
+            .map(|content| (format!("{dir}/k8soidc-settings.yaml"), content));
+        match &settings_file {
+            Some((path, _)) => filter.extend(["--config".to_string(), path.clone()]),
+            None => filter.extend(s.to_flags()),
+        }
         let mut replace = vec!["replace".to_string(), "-f".into(), patched.clone()];
         replace.extend(state.iter().cloned());
-        let steps = vec![
+        let mut steps = Vec::new();
+        steps.extend([
             Step::run(
                 Command::new("kops", create),
                 format!("write the spec of kops cluster `{name}` to the state store (kops creates no cloud resources without `--yes`)"),
@@ -742,7 +751,27 @@ impl Backend for Kops {
                 with(kops(&["rolling-update", "cluster"], name, &state), &["--yes"]),
                 "replace control-plane instances that booted before the OIDC settings (nodeup writes the API-server manifest at boot; nothing to do for instances the update just created)",
             ),
-        ];
+        ]);
+        if let Some((path, content)) = settings_file {
+            // Before the k8soidc step, after the step that creates the staging directory.
+            let at = steps
+                .iter()
+                .position(
+                    |st| matches!(st, Step::Run { command, .. } if command.program == K8SOIDC),
+                )
+                .unwrap_or(steps.len());
+            steps.insert(
+                at,
+                Step::WriteFile {
+                    on: crate::Target::Local,
+                    path,
+                    before: None,
+                    after: content,
+                    mode: 0o600,
+                    why: "write the structured authentication settings (jwt) for the k8soidc step below, which has no flags for them".into(),
+                },
+            );
+        }
         let mut notes = rendering.summary();
         if state.is_empty() {
             notes.push("no `--state` after `--`: every kops command reads the state store from KOPS_STATE_STORE".into());
@@ -853,6 +882,8 @@ mod tests {
             i.username_claim = Some("sub".into());
             i.username_prefix = None;
             i.groups_prefix = None;
+            // an empty groups prefix needs the explicit override (reserved names)
+            i.allow_system_names = Some(true);
         });
         let f = fields(&s, Mode::Flags);
         assert!(f.contains(&(

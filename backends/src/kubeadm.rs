@@ -381,6 +381,8 @@ apiServer:
             i.client_id = Some("12345".into());
             i.username_claim = Some("true".into());
             i.username_prefix = Some("-".into());
+            // quoting, not the reserved-name policy, is under test here
+            i.allow_system_names = Some(true);
             i.groups_claim = Some("null".into());
             i.groups_prefix = Some("~".into());
             i.required_claim = vec!["*a=&b #c".into()];

@@ -45,6 +45,13 @@ pub fn is_managed_var(name: &str) -> bool {
         || name == "kube_apiserver_authentication_config_jwt"
 }
 
+/// Whether k8soidc replaces variable `name` for desired state `d`: its own variables, and
+/// `kube_apiserver_authentication_config_anonymous` only when the settings give `anonymous`
+/// (otherwise kubespray's default, or the user's, stays).
+fn replaces(d: &Desired, name: &str) -> bool {
+    is_managed_var(name) || d.vars.iter().any(|(n, _)| *n == name)
+}
+
 #[derive(Debug, Clone)]
 enum Var {
     Bool(bool),
@@ -169,6 +176,14 @@ fn desired(s: &OidcSettings, remove: bool) -> Result<Desired, PlanError> {
             ));
             d.vars
                 .push(("kube_apiserver_authentication_config_jwt", Var::Yaml(jwt)));
+            // kubespray writes `anonymous:` from this variable (its default follows
+            // kube_api_anonymous_auth); set only when the settings give the section.
+            if let Some(anonymous) = config.get("anonymous") {
+                d.vars.push((
+                    "kube_apiserver_authentication_config_anonymous",
+                    Var::Yaml(anonymous.clone()),
+                ));
+            }
         }
     }
     Ok(d)
@@ -189,7 +204,7 @@ fn edit_value(doc: &mut Value, d: &Desired) -> Result<(), PlanError> {
     let Value::Mapping(m) = doc else {
         return Err(not_vars());
     };
-    m.retain(|k, _| !k.as_str().map(is_managed_var).unwrap_or(false));
+    m.retain(|k, _| !k.as_str().is_some_and(|k| replaces(d, k)));
     for (name, var) in &d.vars {
         let v = match var {
             Var::Bool(b) => Value::Bool(*b),
@@ -283,7 +298,7 @@ pub fn patch_group_vars(
     }
     let managed: Vec<bool> = keys
         .iter()
-        .map(|k| k.as_deref().map(is_managed_var).unwrap_or(false))
+        .map(|k| k.as_deref().is_some_and(|k| replaces(&d, k)))
         .collect();
     let at = match managed.iter().position(|m| *m) {
         Some(f) => entries[f].start,

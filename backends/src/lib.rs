@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod apiserver;
+pub mod authn;
 pub mod capi;
 pub mod charmed;
 pub mod create_node;
@@ -31,6 +32,7 @@ pub mod patch;
 mod plan;
 pub mod preflight;
 pub mod rbac;
+pub mod reserved;
 pub mod settings;
 pub mod shell;
 pub mod source;
@@ -184,6 +186,41 @@ impl Rendering {
         let mode = s.mode()?;
         let mut warnings = s.warnings.clone();
         warnings.extend(apiserver::mode_warnings(s, mode));
+        warnings.extend(reserved::override_note(s));
+        if let Some(st) = &s.structured {
+            let list: Vec<String> = st
+                .jwt
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    format!(
+                        "jwt[{i}] {} (audiences {})",
+                        a.issuer.url,
+                        a.issuer.audiences.join(", ")
+                    )
+                })
+                .collect();
+            return Ok(Rendering {
+                distribution,
+                mode,
+                username_prefix: s.effective_username_prefix(),
+                username_prefix_reason: "of jwt[0]; each authenticator has its own claimMappings"
+                    .to_string(),
+                groups_prefix: s.effective_groups_prefix(),
+                sample: format!(
+                    "{} JWT authenticator(s) from the settings file: {}{}",
+                    st.jwt.len(),
+                    list.join("; "),
+                    if st.anonymous.is_some() {
+                        "; anonymous section included"
+                    } else {
+                        ""
+                    }
+                ),
+                artifacts: Vec::new(),
+                warnings,
+            });
+        }
         Ok(Rendering {
             distribution,
             mode,

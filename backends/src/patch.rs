@@ -27,7 +27,7 @@ pub(crate) fn placeholder_settings() -> Result<OidcSettings, PlanError> {
         issuer_url: Some("https://k8soidc.invalid".into()),
         client_id: Some("k8soidc".into()),
         username_claim: Some("sub".into()),
-        username_prefix: Some("-".into()),
+        username_prefix: Some("k8soidc:".into()),
         ..Default::default()
     };
     OidcSettings::validate(&input, None)
@@ -242,6 +242,9 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
     }
     let mut steps = Vec::new();
     let mut notes = p.notes;
+    if let Some((s, _)) = req.wanted()? {
+        notes.extend(crate::reserved::override_note(s).map(|n| format!("warning: {n}")));
+    }
     let mut on_failure = Vec::new();
     let h = &p.health;
     if !changes.is_empty() {

@@ -102,6 +102,12 @@ pub struct SettingsInput {
     pub auth_mode: Option<String>,
     /// `--kubernetes-version`.
     pub kubernetes_version: Option<String>,
+    /// `--allow-system-names`: accept prefixes that let a token claim a `system:` name.
+    pub allow_system_names: Option<bool>,
+    /// Settings file only: several JWT authenticators (`AuthenticationConfiguration.jwt`).
+    pub jwt: Option<Vec<crate::authn::JwtAuthenticator>>,
+    /// Settings file only: the `anonymous` section (1.34+).
+    pub anonymous: Option<crate::authn::Anonymous>,
     /// Where each given value came from, by flag (`--issuer-url`); errors name it.
     #[serde(skip)]
     pub sources: BTreeMap<String, Source>,
@@ -120,6 +126,9 @@ macro_rules! single_valued {
         $m!(signing_algs, "--signing-algs");
         $m!(auth_mode, "--auth-mode");
         $m!(kubernetes_version, "--kubernetes-version");
+        $m!(allow_system_names, "--allow-system-names");
+        $m!(jwt, "jwt");
+        $m!(anonymous, "anonymous");
     };
 }
 
@@ -139,6 +148,25 @@ impl SettingsInput {
             v.push("--required-claim");
         }
         v
+    }
+
+    /// The value given for a single-valued `flag` (or the `--required-claim` list), as text.
+    pub fn value_of(&self, flag: &str) -> String {
+        macro_rules! value {
+            ($f:ident, $flag:literal) => {
+                if flag == $flag {
+                    return self
+                        .$f
+                        .as_ref()
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_string();
+                }
+            };
+        }
+        single_valued!(value);
+        self.required_claim.join(" ")
     }
 
     /// Records `source(flag)` as the source of every setting given here.
@@ -210,6 +238,12 @@ pub struct OidcSettings {
     pub kubernetes_version: Option<KubeVersion>,
     /// Non-fatal remarks found while validating (e.g. a trailing `/` on the issuer).
     pub warnings: Vec<String>,
+    /// The settings file's `jwt`/`anonymous`, when given (validated; the single-issuer fields
+    /// above then describe `jwt[0]`, for the commands that use one issuer).
+    pub structured: Option<crate::authn::Structured>,
+    /// `--allow-system-names` was given: prefixes that let a token claim a `system:` name are
+    /// accepted (see [`crate::reserved`]).
+    pub allow_system_names: bool,
 }
 
 fn check_text(field: &'static str, value: &str) -> Result<(), PlanError> {
@@ -358,6 +392,9 @@ impl OidcSettings {
     }
 
     fn validate_values(input: &SettingsInput, ca: Option<CaBundle>) -> Result<Self, PlanError> {
+        if input.jwt.is_some() || input.anonymous.is_some() {
+            return Self::validate_structured(input);
+        }
         let issuer_url = input.issuer_url.clone().ok_or_else(|| PlanError::MissingSetting {
             field: "--issuer-url",
             fix: "give the provider's issuer, e.g. `--issuer-url https://idp.example.com` (or K8SOIDC_ISSUER_URL, or `issuer-url:` in k8soidc.yaml)".into(),
@@ -478,8 +515,137 @@ impl OidcSettings {
             auth_mode,
             kubernetes_version,
             warnings,
+            structured: None,
+            allow_system_names: input.allow_system_names.unwrap_or(false),
         };
-        settings.mode()?;
+        if let (Mode::Config(_), Some(algs)) = (settings.mode()?, &settings.signing_algs) {
+            return Err(PlanError::invalid(
+                "--signing-algs",
+                algs.join(","),
+                "only --oidc-* flags can carry it: an AuthenticationConfiguration has no algorithm list (kube-apiserver accepts every algorithm it supports)",
+                "use `--auth-mode flags`, or leave --signing-algs out",
+            ));
+        }
+        crate::reserved::check(&settings)?;
+        Ok(settings)
+    }
+
+    /// The settings file gave `jwt` (several authenticators) and/or `anonymous`: only an
+    /// AuthenticationConfiguration carries them, so the single-issuer flags are refused beside
+    /// `jwt` and the mode must be `config`.
+    fn validate_structured(input: &SettingsInput) -> Result<Self, PlanError> {
+        let file_only = if input.jwt.is_some() {
+            "jwt"
+        } else {
+            "anonymous"
+        };
+        let jwt = input.jwt.clone().unwrap_or_default();
+        let single: Vec<&str> = input
+            .given()
+            .into_iter()
+            .filter(|f| {
+                !matches!(
+                    *f,
+                    "--auth-mode"
+                        | "--kubernetes-version"
+                        | "--allow-system-names"
+                        | "jwt"
+                        | "anonymous"
+                )
+            })
+            .collect();
+        if let Some(flag) = single.first() {
+            let fix = if jwt.is_empty() {
+                "`anonymous` goes with a `jwt` list in the settings file: write the issuer there as `jwt[0]`".to_string()
+            } else {
+                format!("with `jwt` in the settings file every authenticator is described there; move {flag} into jwt[i] (e.g. `issuer.url`, `issuer.audiences`, `claimMappings`), or drop `jwt` for the single-issuer flags")
+            };
+            return Err(PlanError::invalid(
+                flag,
+                input.value_of(flag),
+                format!("cannot be combined with `{file_only}` from the settings file"),
+                fix,
+            ));
+        }
+        if jwt.is_empty() {
+            return Err(PlanError::field(
+                "jwt".into(),
+                None,
+                "Required value: k8soidc needs at least one authenticator",
+                "add one under `jwt:` (issuer.url, issuer.audiences, claimMappings.username)",
+            ));
+        }
+        let auth_mode = input
+            .auth_mode
+            .as_deref()
+            .map(AuthMode::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let kubernetes_version = input
+            .kubernetes_version
+            .as_deref()
+            .map(KubeVersion::parse)
+            .transpose()?;
+        let structured = crate::authn::Structured {
+            jwt,
+            anonymous: input.anonymous.clone(),
+        };
+        let first = &structured.jwt[0];
+        let m = &first.claim_mappings;
+        let claim = |c: &Option<String>| c.clone().filter(|c| !c.is_empty());
+        let username_claim = claim(&m.username.claim).unwrap_or_else(|| {
+            let e = m.username.expression.as_deref().unwrap_or_default();
+            if crate::authn::uses_claim(e, "email") {
+                "email"
+            } else {
+                "sub"
+            }
+            .to_string()
+        });
+        let username_prefix = match (&m.username.claim, &m.username.prefix) {
+            (Some(_), Some(p)) if p.is_empty() => Some("-".to_string()),
+            (Some(_), Some(p)) => Some(p.clone()),
+            _ => Some("-".to_string()),
+        };
+        let groups_claim = m.groups.as_ref().and_then(|g| claim(&g.claim));
+        let groups_prefix = m
+            .groups
+            .as_ref()
+            .and_then(|g| g.prefix.clone())
+            .filter(|_| groups_claim.is_some());
+        let settings = OidcSettings {
+            issuer_url: first.issuer.url.clone(),
+            client_id: first.issuer.audiences.first().cloned().unwrap_or_default(),
+            username_claim,
+            username_prefix,
+            groups_claim,
+            groups_prefix,
+            ca: None,
+            signing_algs: None,
+            required_claims: Vec::new(),
+            auth_mode,
+            kubernetes_version,
+            warnings: Vec::new(),
+            structured: Some(structured),
+            allow_system_names: input.allow_system_names.unwrap_or(false),
+        };
+        if settings.mode()? == Mode::Flags {
+            let fix = match (auth_mode, kubernetes_version) {
+                (AuthMode::Flags, _) => "use `--auth-mode config` (with `--kubernetes-version 1.30` or later)",
+                _ => "give `--kubernetes-version 1.30` or later (and `--auth-mode config`) so it is written as an AuthenticationConfiguration",
+            };
+            return Err(PlanError::field(
+                file_only.into(),
+                None,
+                "only an AuthenticationConfiguration file (`--auth-mode config`) can carry it; --oidc-* flags hold one issuer without CEL or anonymous rules",
+                fix,
+            ));
+        }
+        crate::authn::validate(
+            settings.structured.as_ref().expect("set above"),
+            kubernetes_version,
+        )?;
+        crate::reserved::check(&settings)?;
         Ok(settings)
     }
 
@@ -551,8 +717,34 @@ impl OidcSettings {
         scopes
     }
 
+    /// For settings with `jwt`/`anonymous` (which no flag carries): the settings file that
+    /// gives exactly these settings, for a step where k8soidc runs itself with `--config`.
+    /// `caFile`s are already inlined as `certificateAuthority`.
+    pub fn structured_settings_file(&self) -> Option<String> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct File<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            kubernetes_version: Option<String>,
+            auth_mode: AuthMode,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            allow_system_names: bool,
+            jwt: &'a [crate::authn::JwtAuthenticator],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            anonymous: Option<&'a crate::authn::Anonymous>,
+        }
+        let st = self.structured.as_ref()?;
+        Some(crate::yamlout::to_yaml(&File {
+            kubernetes_version: self.kubernetes_version.map(|v| v.to_string()),
+            auth_mode: self.auth_mode,
+            allow_system_names: self.allow_system_names,
+            jwt: &st.jwt,
+            anonymous: st.anonymous.as_ref(),
+        }))
+    }
+
     /// The k8soidc flags that give exactly these settings, for a step where k8soidc runs
-    /// itself. `--config /dev/null` keeps a `k8soidc.yaml` in the working directory from
+    /// itself (single-issuer settings; see [`Self::structured_settings_file`] for `jwt`). `--config /dev/null` keeps a `k8soidc.yaml` in the working directory from
     /// adding a setting these leave unset; the environment is the caller's, as for the parent.
     pub fn to_flags(&self) -> Vec<String> {
         let mut flags: Vec<String> = vec!["--config".into(), "/dev/null".into()];
@@ -588,6 +780,9 @@ impl OidcSettings {
         }
         if let Some(v) = self.kubernetes_version {
             push("--kubernetes-version", &v.to_string());
+        }
+        if self.allow_system_names {
+            push("--allow-system-names", "true");
         }
         flags
     }
@@ -715,6 +910,10 @@ mod to_flags_tests {
                 "--required-claim" => i.required_claim.push(pair[1].clone()),
                 "--auth-mode" => i.auth_mode = v,
                 "--kubernetes-version" => i.kubernetes_version = v,
+                "--allow-system-names" => {
+                    assert_eq!(pair[1], "true");
+                    i.allow_system_names = Some(true);
+                }
                 other => panic!("unknown flag {other}"),
             }
         }
@@ -733,12 +932,16 @@ mod to_flags_tests {
             }),
             with(|i| {
                 i.username_prefix = Some(String::new());
-                i.signing_algs = Some("RS256,ES256".into());
                 i.required_claim = vec!["hd=example.com".into(), "a=b=c".into()];
                 i.auth_mode = Some("config".into());
                 i.kubernetes_version = Some("1.34".into());
             }),
-            with(|i| i.auth_mode = Some("flags".into())),
+            with(|i| {
+                i.auth_mode = Some("flags".into());
+                i.signing_algs = Some("RS256,ES256".into());
+                i.groups_prefix = None;
+                i.allow_system_names = Some(true);
+            }),
         ];
         for s in cases {
             let flags = s.to_flags();
@@ -752,5 +955,22 @@ mod to_flags_tests {
             parse(&flags).ca_file.as_deref(),
             Some("/home/me/idp-ca.pem")
         );
+    }
+}
+
+#[cfg(test)]
+mod structured_file_tests {
+    use super::*;
+
+    /// The settings file written for a k8soidc step reads back as the same settings.
+    #[test]
+    fn structured_settings_file_gives_back_the_same_settings() {
+        let yaml = "kubernetes-version: '1.34'\nauth-mode: config\nallow-system-names: true\njwt:\n- issuer: {url: 'https://a.example.com', audiences: [k, l], audienceMatchPolicy: MatchAny, certificateAuthority: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}\n  claimMappings: {username: {expression: \"'a:' + claims.sub\"}, extra: [{key: example.com/x, valueExpression: claims.x}]}\nanonymous: {enabled: true, conditions: [{path: /livez}]}\n";
+        let input: SettingsInput = serde_yaml_ng::from_str(yaml).unwrap();
+        let s = OidcSettings::validate(&input, None).unwrap();
+        let file = s.structured_settings_file().unwrap();
+        let again: SettingsInput = serde_yaml_ng::from_str(&file).unwrap();
+        assert_eq!(OidcSettings::validate(&again, None).unwrap(), s, "{file}");
+        assert_eq!(crate::testutil::settings().structured_settings_file(), None);
     }
 }

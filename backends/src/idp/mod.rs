@@ -162,6 +162,9 @@ impl IdpSettings {
                 .client_id
                 .get_or_insert_with(|| PLACEHOLDER_CLIENT.into());
         }
+        // The IdP side configures no API server: the reserved-name policy (crate::reserved)
+        // is applied where the API server is configured (render, create, patch, ...).
+        probe.allow_system_names = Some(true);
         let s = OidcSettings::validate(&probe, None)?;
         let Some(groups_claim) = s.groups_claim.clone() else {
             return Err(PlanError::MissingSetting {
@@ -195,7 +198,7 @@ impl IdpSettings {
     /// How the groups prefix changes the group name, for comments.
     pub(crate) fn prefix_note(&self) -> String {
         if self.groups_prefix.is_empty() {
-            "no --groups-prefix, so the name is used as is".into()
+            "no --groups-prefix, so the name is used as is; k8soidc refuses that for the cluster unless --allow-system-names is given (reserved names): use --groups-prefix, e.g. `oidc:`, here and there".into()
         } else {
             format!(
                 "the API server adds --groups-prefix `{}`",

@@ -320,3 +320,37 @@ fn render_and_detection() {
         "capi-kcp/capi__docker-simple-cluster.v1beta2.yaml"
     )));
 }
+
+/// `kube_apiserver_authentication_config_anonymous` is replaced only when the settings give
+/// `anonymous`; otherwise the file's own value (kubespray's default here) stays.
+#[test]
+fn anonymous_variable_is_replaced_only_when_given() {
+    let text = "kube_version: v1.34.1\nkube_apiserver_authentication_config_anonymous:\n  enabled: false\n";
+    let yaml = "kubernetes-version: '1.34'\njwt:\n- issuer: {url: 'https://idp.example.com', audiences: [k]}\n  claimMappings: {username: {claim: email, prefix: ''}}\n";
+    let plain: crate::SettingsInput = serde_yaml_ng::from_str(yaml).unwrap();
+    let s = OidcSettings::validate(&plain, None).unwrap();
+    let after = patch_group_vars(text, &s, false).unwrap().unwrap();
+    assert_eq!(
+        vars(&after)["kube_apiserver_authentication_config_anonymous"],
+        vars("enabled: false"),
+        "{after}"
+    );
+    let with_anonymous: crate::SettingsInput = serde_yaml_ng::from_str(&format!(
+        "{yaml}anonymous: {{enabled: true, conditions: [{{path: /livez}}]}}\n"
+    ))
+    .unwrap();
+    let s = OidcSettings::validate(&with_anonymous, None).unwrap();
+    let after = patch_group_vars(text, &s, false).unwrap().unwrap();
+    assert_eq!(
+        vars(&after)["kube_apiserver_authentication_config_anonymous"],
+        vars("enabled: true\nconditions: [{path: /livez}]"),
+        "{after}"
+    );
+    assert_eq!(
+        after
+            .matches("kube_apiserver_authentication_config_anonymous")
+            .count(),
+        1,
+        "{after}"
+    );
+}
