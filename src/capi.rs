@@ -69,7 +69,7 @@ impl CapiArgs {
             dry_run_server: args.dry_run_server,
             yes: args.yes,
             timeout,
-            poll_interval: args.poll_interval,
+            poll_interval: args.poll_interval.unwrap_or(10),
             oidc: args.oidc,
         })
     }
@@ -95,7 +95,7 @@ impl CapiArgs {
 }
 
 /// Runs a command and returns its standard output; a failure carries the framed stderr.
-fn capture(cmd: &Command) -> Result<String, Error> {
+pub(crate) fn capture(cmd: &Command) -> Result<String, Error> {
     let out = duct::cmd(&cmd.program, &cmd.args)
         .stdin_null()
         .stdout_capture()

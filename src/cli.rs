@@ -154,11 +154,13 @@ pub(crate) struct RenderArgs {
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops or charmed; with --ssh: kubeadm, microk8s or k3s.
+    /// Distribution: k3d, kind, kops, charmed or eks; with --ssh: kubeadm, microk8s or k3s.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
@@ -193,6 +195,8 @@ pub(crate) struct CreateArgs {
     /// Do not run the preflight check (`k8soidc check`) first.
     #[arg(long)]
     pub(crate) skip_check: bool,
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
     /// Arguments passed through to the distribution's tool (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) extra: Vec<String>,
@@ -364,6 +368,17 @@ pub(crate) struct IdpArgs {
     pub(crate) oidc: OidcArgs,
 }
 
+/// Where a managed cluster lives (EKS), for render, create and patch.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PlatformArgs {
+    /// EKS: the AWS region (`aws --region`, eksctl `metadata.region`) [default: the AWS CLI's].
+    #[arg(long, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// EKS: the name of the OIDC identity provider config [default: k8soidc].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) idp_config_name: Option<String>,
+}
+
 /// How to reach hosts over SSH (shared by check, patch, rollback, backups and create --ssh).
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SshArgs {
@@ -406,12 +421,18 @@ pub(crate) struct PatchArgs {
     /// With --capi: context in that kubeconfig.
     #[arg(long, value_name = "CONTEXT", requires = "capi")]
     pub(crate) context: Option<String>,
-    /// With --capi: seconds between rollout status checks.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
-    pub(crate) poll_interval: u64,
-    /// Distribution; `auto` detects it on each host.
-    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
+    /// With --capi or --distro eks: seconds between status checks [default: 10; 30 for eks].
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub(crate) poll_interval: Option<u64>,
+    /// Distribution; `auto` detects it on each host; `eks` patches the managed cluster --name
+    /// through the AWS API.
+    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks"]))]
     pub(crate) distro: String,
+    /// With --distro eks: the cluster's name.
+    #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "capi", "file", "inventory"])]
+    pub(crate) name: Option<String>,
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
     /// Print the diff of every file (and, over SSH, every step); change nothing. `--dry-run=client` is the
     /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
     #[arg(

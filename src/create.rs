@@ -10,11 +10,12 @@ use crate::error::Error;
 use crate::render::{check_name, staging_dir};
 use crate::ui::Env;
 
-const LOCAL_CREATE: [Distribution; 4] = [
+const LOCAL_CREATE: [Distribution; 5] = [
     Distribution::K3d,
     Distribution::Kind,
     Distribution::Kops,
     Distribution::Charmed,
+    Distribution::Eks,
 ];
 
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
@@ -24,7 +25,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops and charmed clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed and eks clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
             backends::node::create_supported()
         )));
     }
@@ -34,6 +35,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
         name: args.name.clone(),
         staging_dir: staging_dir(d, &args.name)?,
         extra_args: args.extra.clone(),
+        platform: crate::managed::platform(&args.platform, None)?,
     };
     let b = backend(d);
     let plan = b.create_plan(&s, &req)?;

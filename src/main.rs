@@ -18,6 +18,7 @@ mod input;
 mod inventory;
 mod kubeconfig;
 mod man;
+mod managed;
 mod patch;
 mod patch_file;
 mod rbac;

@@ -185,6 +185,14 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
+            args.distro == "eks",
+            "--distro eks",
+            vec![
+                ("--name", args.name.is_some()),
+                ("--region", args.platform.region.is_some()),
+            ],
+        ),
+        (
             args.capi.is_some(),
             "--capi NAME",
             vec![
@@ -214,6 +222,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);
+    }
+    if args.distro == "eks" {
+        return crate::managed::run_eks(args, env);
     }
     let (specs, opts) = if args.local {
         let me = HostSpec {

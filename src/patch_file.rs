@@ -59,10 +59,13 @@ pub(crate) enum FileKind {
     /// kubespray inventory group_vars.
     #[value(name = "kubespray-group-vars")]
     KubesprayGroupVars,
+    /// eksctl ClusterConfig (`identityProviders`).
+    #[value(name = "eksctl-config")]
+    EksctlConfig,
 }
 
 impl FileKind {
-    const ALL: [FileKind; 9] = [
+    const ALL: [FileKind; 10] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -72,6 +75,7 @@ impl FileKind {
         FileKind::K3dConfig,
         FileKind::CapiKcp,
         FileKind::KubesprayGroupVars,
+        FileKind::EksctlConfig,
     ];
 
     fn name(self) -> &'static str {
@@ -85,6 +89,7 @@ impl FileKind {
             FileKind::K3dConfig => "k3d-config",
             FileKind::CapiKcp => "capi-kcp",
             FileKind::KubesprayGroupVars => "kubespray-group-vars",
+            FileKind::EksctlConfig => "eksctl-config",
         }
     }
 }
@@ -151,6 +156,9 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
     if kubespray::looks_like_group_vars(text) {
         kinds.push(FileKind::KubesprayGroupVars);
     }
+    if has_line(text, "kind: ClusterConfig") && text.contains("eksctl.io/") {
+        kinds.push(FileKind::EksctlConfig);
+    }
     kinds
 }
 
@@ -196,7 +204,13 @@ fn node_files(s: &OidcSettings, remove: bool, dir: &str) -> Result<Vec<NodeFile>
     Ok(apiserver::node_files(s, s.mode()?, dir))
 }
 
-fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<Patched, PlanError> {
+fn patch(
+    kind: FileKind,
+    text: &str,
+    s: &OidcSettings,
+    remove: bool,
+    idp_config_name: &str,
+) -> Result<Patched, PlanError> {
     let simple = |after: Option<String>, files: Vec<NodeFile>| Patched {
         after,
         notes: vec![],
@@ -258,6 +272,11 @@ fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<P
         FileKind::CapiKcp => simple(capi::patch_kcp(text, s, remove)?, vec![]),
         FileKind::KubesprayGroupVars => {
             simple(kubespray::patch_group_vars(text, s, remove)?, vec![])
+        }
+        FileKind::EksctlConfig => {
+            let after =
+                backends::eks::merge_cluster_config(text, (!remove).then_some(s), idp_config_name)?;
+            simple((after != text).then_some(after), vec![])
         }
     })
 }
@@ -329,7 +348,12 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     } else {
         crate::config::settings(&args.oidc, env)?
     };
-    let patched = patch(kind, &text, &settings, args.remove)?;
+    let platform = crate::managed::platform(&args.platform, None)?;
+    let idp_name = platform
+        .idp_config_name
+        .as_deref()
+        .unwrap_or(backends::eks::DEFAULT_CONFIG_NAME);
+    let patched = patch(kind, &text, &settings, args.remove, idp_name)?;
     for n in &patched.notes {
         eprintln!("{given}: note: {n}");
     }

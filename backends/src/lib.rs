@@ -13,6 +13,7 @@ pub mod apiserver;
 pub mod capi;
 pub mod charmed;
 pub mod create_node;
+pub mod eks;
 mod error;
 pub mod identity;
 pub mod idp;
@@ -44,7 +45,8 @@ use serde::Serialize;
 
 pub use error::{escape, PlanError};
 pub use plan::{
-    redact, unified_diff, Command, Edit, Plan, PlanDisplay, Step, Target, WriteBack, K8SOIDC,
+    poll_count, redact, unified_diff, Command, Edit, Plan, PlanDisplay, Progress, Step, Target,
+    Until, WriteBack, K8SOIDC,
 };
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use source::Source;
@@ -74,11 +76,13 @@ pub enum Distribution {
     Capi,
     /// kubespray (Ansible group_vars).
     Kubespray,
+    /// Amazon EKS (an OIDC identity provider config associated through the AWS API).
+    Eks,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 10] = [
+    pub const ALL: [Distribution; 11] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -89,6 +93,7 @@ impl Distribution {
         Distribution::Rke2,
         Distribution::Capi,
         Distribution::Kubespray,
+        Distribution::Eks,
     ];
 
     /// The lowercase name used on the command line.
@@ -104,7 +109,13 @@ impl Distribution {
             Distribution::Rke2 => "rke2",
             Distribution::Capi => "capi",
             Distribution::Kubespray => "kubespray",
+            Distribution::Eks => "eks",
         }
+    }
+
+    /// A managed service: the provider runs the API server, its API takes the settings.
+    pub fn is_managed(self) -> bool {
+        matches!(self, Distribution::Eks)
     }
 
     /// Parses a name as given to `--distro`.
@@ -132,8 +143,20 @@ impl fmt::Display for Distribution {
     }
 }
 
+/// Where a managed cluster lives and what its provider's API needs besides the OIDC settings
+/// (`--region`, `--idp-config-name`, ...); empty for the other distributions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Platform {
+    /// EKS: the AWS region (`aws --region`, eksctl `metadata.region`); none: the AWS CLI's own.
+    pub region: Option<String>,
+    /// EKS: the identity provider config's name [default: `k8soidc`].
+    pub idp_config_name: Option<String>,
+    /// Seconds between polls of the provider's API while waiting [default: the platform's].
+    pub poll_interval: Option<u64>,
+}
+
 /// What a cluster is called and where local files for it are staged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct ClusterRequest {
     /// Cluster name (`--name`).
     pub name: String,
@@ -141,6 +164,8 @@ pub struct ClusterRequest {
     pub staging_dir: String,
     /// Extra arguments passed through to the distribution's own tool (after `--`).
     pub extra_args: Vec<String>,
+    /// Managed services: where the cluster lives.
+    pub platform: Platform,
 }
 
 /// One piece of rendered output: a file, a snippet or a command.
@@ -175,6 +200,9 @@ pub struct Rendering {
     pub artifacts: Vec<Artifact>,
     /// Things the user should know.
     pub warnings: Vec<String>,
+    /// How the settings reach the API server when it is not a flag or file k8soidc writes
+    /// (managed services: the provider's API); shown instead of the mode.
+    pub via: Option<String>,
 }
 
 impl Rendering {
@@ -192,6 +220,7 @@ impl Rendering {
             sample: identity::describe_sample(s),
             artifacts: Vec::new(),
             warnings,
+            via: None,
         })
     }
 
@@ -214,6 +243,7 @@ impl Rendering {
     /// The explanation lines shared by the text output and every plan.
     pub fn summary(&self) -> Vec<String> {
         let mode = match self.mode {
+            _ if self.via.is_some() => self.via.clone().unwrap_or_default(),
             Mode::Flags => "--oidc-* flags".to_string(),
             Mode::Config(v) => format!(
                 "AuthenticationConfiguration {} via --authentication-config",
@@ -302,6 +332,7 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         }),
         Distribution::Capi => Box::new(capi::Capi),
         Distribution::Kubespray => Box::new(kubespray::Kubespray),
+        Distribution::Eks => Box::new(eks::Eks),
     }
 }
 
@@ -410,6 +441,7 @@ pub(crate) mod testutil {
             name: "oidc".into(),
             staging_dir: "/home/me/.local/share/k8soidc/oidc".into(),
             extra_args: vec![],
+            platform: Platform::default(),
         }
     }
 }

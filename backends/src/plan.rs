@@ -242,6 +242,48 @@ impl Edit {
     }
 }
 
+/// What a [`Step::Poll`] waits for, decided purely from what its command printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "until")]
+pub enum Until {
+    /// `aws eks describe-identity-provider-config` shows the config `name` as `ACTIVE`.
+    EksActive {
+        /// The identity provider config.
+        name: String,
+    },
+    /// `aws eks list-identity-provider-configs` no longer lists the config `name`.
+    EksGone {
+        /// The identity provider config.
+        name: String,
+    },
+}
+
+/// One poll's reading of a [`Step::Poll`] command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The condition holds; what was seen.
+    Done(String),
+    /// Not yet; what was seen (shown as progress).
+    Pending(String),
+}
+
+impl Until {
+    /// Reads one poll's output; an error when it can never become true (e.g. `DELETING`).
+    pub fn check(&self, output: &str) -> Result<Progress, crate::PlanError> {
+        match self {
+            Until::EksActive { name } => crate::eks::active_progress(output, name),
+            Until::EksGone { name } => crate::eks::gone_progress(output, name),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Until::EksActive { name } => format!("until `{name}` is ACTIVE"),
+            Until::EksGone { name } => format!("until `{name}` is no longer listed"),
+        }
+    }
+}
+
 /// Where the edited text goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
@@ -305,6 +347,22 @@ pub enum Step {
         /// Why, shown in the dry run.
         why: String,
     },
+    /// Run a read-only command again and again until its output says [`Until`] holds; bounded by
+    /// `timeout_secs` (and so by a count of polls), progress shown.
+    Poll {
+        /// Where.
+        on: Target,
+        /// The read-only command.
+        command: Command,
+        /// What it waits for.
+        until: Until,
+        /// Seconds between polls.
+        interval_secs: u64,
+        /// Give up after this many seconds.
+        timeout_secs: u64,
+        /// Why, shown in the dry run.
+        why: String,
+    },
     /// One round trip on a node ([`crate::node::NodeStep`]): what is shown is what is sent.
     Node {
         /// The host.
@@ -325,6 +383,7 @@ impl Step {
             Step::Run { why, .. }
             | Step::WriteFile { why, .. }
             | Step::Transform { why, .. }
+            | Step::Poll { why, .. }
             | Step::Node { why, .. } => why,
         }
     }
@@ -335,6 +394,7 @@ impl Step {
             Step::Run { on, .. }
             | Step::WriteFile { on, .. }
             | Step::Transform { on, .. }
+            | Step::Poll { on, .. }
             | Step::Node { on, .. } => on,
         }
     }
@@ -349,6 +409,11 @@ impl Step {
             why: why.into(),
         }
     }
+}
+
+/// How many polls a [`Step::Poll`] makes at most: one at the start, then one per interval.
+pub fn poll_count(interval_secs: u64, timeout_secs: u64) -> u64 {
+    timeout_secs / interval_secs.max(1) + 1
 }
 
 /// An ordered list of steps plus what the user should know about them.
@@ -396,6 +461,22 @@ impl Step {
         let at = prefix_for(self.target());
         match self {
             Step::Node { sudo, step, .. } => step.fmt_step(f, &at, *sudo, verbose),
+            Step::Poll {
+                command,
+                until,
+                interval_secs,
+                timeout_secs,
+                ..
+            } => {
+                writeln!(f, "+ {at}{command}")?;
+                writeln!(
+                    f,
+                    "#   again every {interval_secs}s {}, up to {} ({} polls at most)",
+                    until.describe(),
+                    crate::shell::duration(*timeout_secs),
+                    poll_count(*interval_secs, *timeout_secs)
+                )
+            }
             Step::Run {
                 command,
                 sudo,

@@ -185,6 +185,13 @@ pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Erro
                     }
                 }
             }
+            Step::Poll {
+                command,
+                until,
+                interval_secs,
+                timeout_secs,
+                ..
+            } => poll(command, until, *interval_secs, *timeout_secs, env, &label)?,
             Step::Node { .. } => {
                 return Err(Error::Other(format!(
                     "internal: a node step reached the local executor: {}",
@@ -194,4 +201,56 @@ pub(crate) fn run_plan(plan: &Plan, env: &Env, verbose: bool) -> Result<(), Erro
         }
     }
     Ok(())
+}
+
+/// Runs a read-only command until its output says `until` holds: at most
+/// [`backends::poll_count`] polls, `interval` apart, within `timeout` seconds. Progress goes to
+/// the spinner on a terminal, else a line whenever what is seen changes (and every 5 minutes).
+fn poll(
+    command: &Command,
+    until: &backends::Until,
+    interval: u64,
+    timeout: u64,
+    env: &Env,
+    label: &str,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let spinner = env.spinner(label.to_string());
+    let mut last = String::new();
+    let mut last_line = Instant::now();
+    for n in 1..=backends::poll_count(interval, timeout) {
+        let out = run_command(command, None, env, false, label)?;
+        let text = String::from_utf8(out.stdout)
+            .map_err(|_| Error::Other(format!("`{command}` printed text that is not UTF-8")))?;
+        let elapsed = backends::shell::duration(started.elapsed().as_secs());
+        match until.check(&text) {
+            Ok(backends::Progress::Done(seen)) => {
+                spinner.finish_and_clear();
+                eprintln!("{seen} (after {elapsed}, poll {n})");
+                return Ok(());
+            }
+            Ok(backends::Progress::Pending(seen)) => {
+                if env.stderr_tty {
+                    spinner.set_message(format!("{label}: {seen} ({elapsed})"));
+                } else if seen != last || last_line.elapsed() >= Duration::from_secs(300) {
+                    eprintln!("{seen} ({elapsed})");
+                    last_line = Instant::now();
+                }
+                last = seen;
+            }
+            Err(e) => {
+                spinner.finish_and_clear();
+                return Err(e.into());
+            }
+        }
+        if started.elapsed() + Duration::from_secs(interval) > Duration::from_secs(timeout) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(interval));
+    }
+    spinner.finish_and_clear();
+    Err(Error::Other(format!(
+        "gave up after {}: {label} (last seen: {last}); the change was made and the provider keeps going; watch it with `{command}`",
+        backends::shell::duration(timeout),
+    )))
 }

@@ -1,0 +1,154 @@
+//! Managed services: the provider runs the API server and its API takes the settings.
+//! `patch --distro eks --name CLUSTER` reads the cluster's identity provider configs with the
+//! AWS CLI, asks `backends::eks::patch_plan` what to do, shows that plan (the dry run) and runs
+//! it: associate (or disassociate), then poll until EKS reports it ACTIVE (or gone).
+
+use std::process::ExitCode;
+
+use backends::{eks, ClusterRequest, Platform};
+
+use crate::cli::{PatchArgs, PlatformArgs};
+use crate::error::Error;
+use crate::ui::Env;
+
+const AWS_HINT: &str =
+    "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html";
+
+/// `--region` and `--idp-config-name`, checked. A region is `xx-name-N` ("us-east-1",
+/// "eu-west-1", "us-gov-west-1"); the config name goes into the AWS CLI's shorthand
+/// `type=oidc,name=NAME`, where `,` and `=` would split it.
+pub(crate) fn platform(args: &PlatformArgs, poll_interval: Option<u64>) -> Result<Platform, Error> {
+    if let Some(r) = &args.region {
+        let parts: Vec<&str> = r.split('-').collect();
+        let ok = parts.len() >= 3
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+            && !parts[parts.len() - 1].is_empty();
+        if !ok {
+            return Err(Error::Input(format!(
+                "invalid --region `{}`: not an AWS region; use e.g. `eu-west-1` (`aws ec2 describe-regions` lists them)",
+                backends::escape(r)
+            )));
+        }
+    }
+    if let Some(n) = &args.idp_config_name {
+        let ok = !n.is_empty()
+            && n.len() <= 100
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !ok {
+            return Err(Error::Input(format!(
+                "invalid --idp-config-name `{}`: use letters, digits, `-`, `_` and `.` (at most 100), e.g. `k8soidc`",
+                backends::escape(n)
+            )));
+        }
+    }
+    Ok(Platform {
+        region: args.region.clone(),
+        idp_config_name: args.idp_config_name.clone(),
+        poll_interval,
+    })
+}
+
+/// EKS cluster names: "The name can contain only alphanumeric characters (case-sensitive),
+/// hyphens, and underscores. It must start with an alphanumeric character and can't be longer
+/// than 100 characters" (EKS API Reference, CreateCluster `name`).
+pub(crate) fn check_eks_name(name: &str) -> Result<(), Error> {
+    let ok = name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Input(format!(
+            "invalid --name `{}`: EKS cluster names are letters, digits, `-` and `_`, start with a letter or digit, at most 100; e.g. `--name dev`",
+            backends::escape(name)
+        )))
+    }
+}
+
+/// `k8soidc patch --distro eks --name CLUSTER`.
+pub(crate) fn run_eks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    if !args.ssh.hosts.is_empty() || args.local {
+        return Err(Error::Input(
+            "invalid --ssh/--local with --distro eks: AWS runs the control plane; k8soidc changes it through the EKS API; drop --ssh/--local".into(),
+        ));
+    }
+    let Some(name) = args.name.clone() else {
+        return Err(Error::Input(
+            "missing --name: say which EKS cluster to patch, e.g. `--distro eks --name dev`".into(),
+        ));
+    };
+    check_eks_name(&name)?;
+    let default_timeout = backends::shell::duration(eks::DEFAULT_TIMEOUT);
+    let timeout = crate::patch::parse_duration(
+        "--timeout",
+        args.timeout.as_deref().unwrap_or(&default_timeout),
+    )?;
+    let req = ClusterRequest {
+        name: name.clone(),
+        platform: platform(&args.platform, args.poll_interval)?,
+        ..ClusterRequest::default()
+    };
+    let settings = if args.remove {
+        None
+    } else {
+        let s = crate::config::settings(&args.oidc, env)?;
+        eks::check(&s)?;
+        Some(s)
+    };
+    if let (Some(s), false) = (&settings, args.skip_check) {
+        crate::check::gate(s, args.dry_run)?;
+    }
+    crate::exec::check_programs(&[("aws", AWS_HINT)])?;
+    let names = eks::parse_list(&crate::capi::capture(&eks::list(&req))?)?;
+    let mut current = Vec::new();
+    for n in &names {
+        current.push(eks::parse_describe(&crate::capi::capture(
+            &eks::describe(&req, n),
+        )?)?);
+    }
+    let Some(plan) = eks::patch_plan(settings.as_ref(), &req, &current, timeout)? else {
+        crate::patch::out(&format!(
+            "EKS cluster `{name}` already has {}; nothing to do\n",
+            if args.remove {
+                format!("no identity provider config `{}`", eks::config_name(&req))
+            } else {
+                format!(
+                    "identity provider config `{}` ACTIVE with these settings",
+                    eks::config_name(&req)
+                )
+            }
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.dry_run {
+        crate::patch::out(&plan.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{plan}");
+    if !env.confirm(
+        &format!(
+            "{} OIDC on EKS cluster `{name}` (this takes tens of minutes)?",
+            if args.remove { "Remove" } else { "Set" }
+        ),
+        args.yes,
+    )? {
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::exec::run_plan(&plan, env, args.verbose)?;
+    eprintln!(
+        "EKS cluster `{name}`: {}",
+        if args.remove {
+            "OIDC identity provider config removed"
+        } else {
+            "OIDC identity provider config ACTIVE"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
