@@ -6,6 +6,7 @@ mod capi;
 mod check;
 mod create;
 mod dry_run;
+mod eks;
 mod explain;
 mod idp;
 mod input;
