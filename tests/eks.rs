@@ -628,3 +628,49 @@ fn patch_file_on_an_eksctl_cluster_config() {
         refused.stderr
     );
 }
+
+#[test]
+fn check_says_eks_needs_a_public_issuer_and_certificate() {
+    let p = crate::provider::Provider::start();
+    let ca = p.pki.ca().display().to_string();
+    let out = Test::new()
+        .args([
+            "check",
+            "--distro",
+            "eks",
+            "--issuer-url",
+            &p.issuer,
+            "--client-id",
+            "kubernetes",
+        ])
+        .args(["--username-claim", "email", "--ca-file", &ca])
+        .run()
+        .status(1);
+    let eks_rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("  eks-"))
+        .collect();
+    assert_eq!(
+        eks_rows,
+        [
+            "FAIL  eks-public-issuer  `127.0.0.1` is a loopback, private or link-local address: EKS fetches the discovery document and keys from AWS' network, so the issuer must be publicly reachable over https (https://docs.aws.amazon.com/eks/latest/APIReference/API_OidcIdentityProviderConfigRequest.html)".to_string(),
+            format!("FAIL  eks-certificate    --ca-file {ca} given: EKS has no CA option and does not accept self-signed or private-CA certificates (https://docs.aws.amazon.com/eks/latest/userguide/authenticate-oidc-identity-provider.html)"),
+        ],
+        "{}",
+        out.stdout
+    );
+    // Without --distro eks the same provider passes: the rows are EKS'.
+    let plain = Test::new()
+        .args([
+            "check",
+            "--issuer-url",
+            &p.issuer,
+            "--client-id",
+            "kubernetes",
+        ])
+        .args(["--username-claim", "email", "--ca-file", &ca])
+        .run()
+        .success();
+    assert!(!plain.stdout.contains("eks-"), "{}", plain.stdout);
+}

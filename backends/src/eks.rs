@@ -790,3 +790,39 @@ impl Backend for Eks {
 
 #[cfg(test)]
 mod tests;
+
+/// What `k8soidc check --distro eks` adds: EKS fetches the issuer from AWS' network, so the
+/// host must be public and the certificate publicly trusted (no `--ca-file`). `fetched`: this
+/// machine fetched the discovery document with the system roots only.
+pub fn preflight(s: &OidcSettings, fetched: bool) -> Vec<crate::preflight::Check> {
+    use crate::preflight::Check;
+    let host = issuer_host(&s.issuer_url);
+    let mut out = vec![match public_host(host) {
+        Err(why) => Check::fail(
+            "eks-public-issuer",
+            format!("{why}: EKS fetches the discovery document and keys from AWS' network, so the issuer must be publicly reachable over https ({API_REF})"),
+            "serve the provider at a public https URL and use it as --issuer-url",
+        ),
+        Ok(()) => Check::pass(
+            "eks-public-issuer",
+            format!("`{host}` is a public name; EKS must reach it from the internet (checked from here only)"),
+        ),
+    }];
+    out.push(match (&s.ca, fetched) {
+        (Some(ca), _) => Check::fail(
+            "eks-certificate",
+            format!("--ca-file {} given: EKS has no CA option and does not accept self-signed or private-CA certificates ({GUIDE})", ca.local_path),
+            "give the provider a certificate from a public CA and leave --ca-file out",
+        ),
+        (None, true) => Check::pass(
+            "eks-certificate",
+            "the issuer's certificate is trusted by the system roots, without --ca-file",
+        ),
+        (None, false) => Check::warn(
+            "eks-certificate",
+            "the discovery document could not be fetched (see above), so the certificate is unchecked",
+            "EKS needs a publicly trusted certificate",
+        ),
+    });
+    out
+}
