@@ -230,6 +230,10 @@ pub(crate) struct RbacArgs {
     /// Binding name [default: oidc-<subject>-<role>].
     #[arg(long, value_name = "BINDING")]
     pub(crate) name: Option<String>,
+    /// GKE with Workforce Identity Federation: write subjects as this pool's IAM principal
+    /// identifiers (principal://…, principalSet://…) instead of prefixed names.
+    #[arg(long, value_name = "POOL")]
+    pub(crate) workforce_pool: Option<String>,
     /// Apply it with `kubectl apply -f -`.
     #[arg(long)]
     pub(crate) apply: bool,
@@ -275,6 +279,13 @@ pub(crate) struct KubeconfigArgs {
     /// kubeconfig to edit [default: first path of $KUBECONFIG, else ~/.kube/config].
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
+    /// The cluster's distribution, where its login differs (eks: note on the cluster entry;
+    /// gke: Workforce Identity Federation logs in through gcloud, not kubelogin).
+    #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
+    pub(crate) distro: Option<String>,
+    /// With --distro gke: the Workforce Identity Federation pool (for the login commands).
+    #[arg(long, value_name = "POOL")]
+    pub(crate) workforce_pool: Option<String>,
     /// Print the diff and the equivalent kubectl commands, change nothing. `--dry-run=client` is the
     /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
     #[arg(
@@ -380,6 +391,15 @@ pub(crate) struct PlatformArgs {
     /// EKS: the name of the OIDC identity provider config [default: k8soidc].
     #[arg(long, value_name = "NAME")]
     pub(crate) idp_config_name: Option<String>,
+    /// GKE: the Workforce Identity Federation pool id [default: k8soidc-pool].
+    #[arg(long, value_name = "POOL")]
+    pub(crate) workforce_pool: Option<String>,
+    /// GKE: the Google Cloud organization id that owns the workforce pool.
+    #[arg(long, value_name = "ID")]
+    pub(crate) organization: Option<String>,
+    /// GKE: for a cluster still on Identity Service for GKE (deprecated since July 1, 2026).
+    #[arg(long)]
+    pub(crate) identity_service: bool,
 }
 
 /// How to reach hosts over SSH (shared by check, patch, rollback, backups and create --ssh).

@@ -45,10 +45,24 @@ pub(crate) fn platform(args: &PlatformArgs, poll_interval: Option<u64>) -> Resul
             )));
         }
     }
+    if let Some(pool) = &args.workforce_pool {
+        backends::gke::check_pool(pool)?;
+    }
+    if let Some(org) = &args.organization {
+        if org.is_empty() || !org.chars().all(|c| c.is_ascii_digit()) {
+            return Err(Error::Input(format!(
+                "invalid --organization `{}`: a Google Cloud organization id is a number; `gcloud organizations list` shows it",
+                backends::escape(org)
+            )));
+        }
+    }
     Ok(Platform {
         region: args.region.clone(),
         idp_config_name: args.idp_config_name.clone(),
         poll_interval,
+        workforce_pool: args.workforce_pool.clone(),
+        organization: args.organization.clone(),
+        identity_service: args.identity_service,
     })
 }
 

@@ -8,6 +8,7 @@ mod create;
 mod dry_run;
 mod eks;
 mod explain;
+mod gke;
 mod idp;
 mod input;
 mod inventory;

@@ -15,6 +15,7 @@ pub mod charmed;
 pub mod create_node;
 pub mod eks;
 mod error;
+pub mod gke;
 pub mod identity;
 pub mod idp;
 pub mod k3d;
@@ -78,11 +79,13 @@ pub enum Distribution {
     Kubespray,
     /// Amazon EKS (an OIDC identity provider config associated through the AWS API).
     Eks,
+    /// Google GKE (Workforce Identity Federation; Identity Service for GKE, deprecated).
+    Gke,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 11] = [
+    pub const ALL: [Distribution; 12] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -94,6 +97,7 @@ impl Distribution {
         Distribution::Capi,
         Distribution::Kubespray,
         Distribution::Eks,
+        Distribution::Gke,
     ];
 
     /// The lowercase name used on the command line.
@@ -110,12 +114,13 @@ impl Distribution {
             Distribution::Capi => "capi",
             Distribution::Kubespray => "kubespray",
             Distribution::Eks => "eks",
+            Distribution::Gke => "gke",
         }
     }
 
     /// A managed service: the provider runs the API server, its API takes the settings.
     pub fn is_managed(self) -> bool {
-        matches!(self, Distribution::Eks)
+        matches!(self, Distribution::Eks | Distribution::Gke)
     }
 
     /// Parses a name as given to `--distro`.
@@ -153,6 +158,12 @@ pub struct Platform {
     pub idp_config_name: Option<String>,
     /// Seconds between polls of the provider's API while waiting [default: the platform's].
     pub poll_interval: Option<u64>,
+    /// GKE: the Workforce Identity Federation pool id [default: `k8soidc-pool`].
+    pub workforce_pool: Option<String>,
+    /// GKE: the Google Cloud organization id that owns the workforce pool.
+    pub organization: Option<String>,
+    /// GKE: render for Identity Service for GKE (deprecated) instead.
+    pub identity_service: bool,
 }
 
 /// What a cluster is called and where local files for it are staged.
@@ -333,6 +344,7 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::Capi => Box::new(capi::Capi),
         Distribution::Kubespray => Box::new(kubespray::Kubespray),
         Distribution::Eks => Box::new(eks::Eks),
+        Distribution::Gke => Box::new(gke::Gke),
     }
 }
 

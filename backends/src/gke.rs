@@ -1,0 +1,369 @@
+//! Google GKE: the provider runs the API server and offers no API-server OIDC flags. Google
+//! documents two ways to log in with an external OpenID Connect provider
+//! (https://cloud.google.com/kubernetes-engine/docs/how-to/oidc):
+//! - **Workforce Identity Federation** (recommended; what k8soidc renders by default): an IAM
+//!   workforce pool with an OIDC provider, made with `gcloud iam workforce-pools create` and
+//!   `gcloud iam workforce-pools providers create-oidc`. No in-cluster component; users log in
+//!   with `gcloud` and `gcloud container clusters get-credentials`, and RBAC subjects are IAM
+//!   principal identifiers: `principal://iam.googleapis.com/locations/global/workforcePools/
+//!   POOL/subject/SUBJECT` for a user, `principalSet://…/workforcePools/POOL/group/GROUP` for a
+//!   group (same page, "Configure user access to the cluster using RBAC"). So usernames and
+//!   groups take no `--username-prefix`/`--groups-prefix`: they are refused.
+//! - **Identity Service for GKE** (`--identity-service`): "Starting on July 1, 2026, Identity
+//!   Service for GKE is deprecated" and unsupported in newer GKE versions (same page, caution
+//!   box). For clusters still on it, the `ClientConfig` `default` in `kube-public` gets an
+//!   `oidc` authentication method, with a deprecation warning naming that date.
+//!
+//! Mapping for the workforce provider: `google.subject` from the username claim,
+//! `google.groups` from the groups claim (`--attribute-mapping`), required claims as a CEL
+//! `--attribute-condition`; the ID token is used (`--web-sso-response-type=id-token`,
+//! `--web-sso-assertion-claims-behavior=only-id-token-claims`), so no client secret exists.
+//! Google fetches the issuer's keys itself: a private CA (`--ca-file`) cannot be given.
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::yamlout as yaml;
+use crate::{
+    AuthMode, Backend, ClusterRequest, Command, Distribution, OidcSettings, PlanError, Rendering,
+};
+
+/// Google's documentation of both ways, and of the deprecation.
+pub const DOCS: &str = "https://cloud.google.com/kubernetes-engine/docs/how-to/oidc";
+/// The deprecation date Google gives for Identity Service for GKE.
+pub const IDENTITY_SERVICE_DEPRECATED: &str = "July 1, 2026";
+/// The workforce pool rendered when `--workforce-pool` is not given.
+pub const DEFAULT_POOL: &str = "k8soidc-pool";
+/// The workforce pool provider's id.
+pub const PROVIDER_ID: &str = "k8soidc";
+
+/// The GKE backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Gke;
+
+/// The IAM principal identifier prefix of a pool's users (`…/subject/`).
+pub fn user_prefix(pool: &str) -> String {
+    format!("principal://iam.googleapis.com/locations/global/workforcePools/{pool}/subject/")
+}
+
+/// The IAM principal-set identifier prefix of a pool's groups (`…/group/`).
+pub fn group_prefix(pool: &str) -> String {
+    format!("principalSet://iam.googleapis.com/locations/global/workforcePools/{pool}/group/")
+}
+
+/// Workforce pool ids: 6 to 63 lowercase letters, digits and `-`, starting with a letter, not
+/// ending with `-` (gcloud iam workforce-pools create, `WORKFORCE_POOL`).
+pub fn check_pool(pool: &str) -> Result<(), PlanError> {
+    let ok = (6..=63).contains(&pool.len())
+        && pool.starts_with(|c: char| c.is_ascii_lowercase())
+        && !pool.ends_with('-')
+        && pool
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(PlanError::invalid(
+            "--workforce-pool",
+            pool,
+            "is not a workforce pool id",
+            "use 6 to 63 lowercase letters, digits and `-`, starting with a letter, e.g. `k8soidc-pool`",
+        ))
+    }
+}
+
+fn refuse(field: &'static str, value: impl AsRef<str>, reason: &str, fix: &str) -> PlanError {
+    PlanError::unrepresentable(Distribution::Gke, field, value, reason, fix)
+}
+
+/// A claim as a CEL expression on the token (`assertion.NAME`); names that are not CEL
+/// identifiers are refused, since gcloud's `KEY=VALUE,…` lists cannot quote them safely.
+fn assertion(field: &'static str, claim: &str) -> Result<String, PlanError> {
+    let ident = claim.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && claim.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident {
+        Ok(format!("assertion.{claim}"))
+    } else {
+        Err(refuse(
+            field,
+            claim,
+            "a Workforce Identity Federation attribute mapping names claims as CEL identifiers (`assertion.NAME`)",
+            "use a claim name of letters, digits and `_`",
+        ))
+    }
+}
+
+/// A CEL string literal.
+fn cel_string(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn check_wif(s: &OidcSettings) -> Result<(), PlanError> {
+    if s.auth_mode == AuthMode::Config {
+        return Err(refuse(
+            "--auth-mode",
+            "config",
+            "GKE runs the API server; Workforce Identity Federation is configured in Google IAM, not with an AuthenticationConfiguration",
+            "leave --auth-mode out",
+        ));
+    }
+    if let Some(ca) = &s.ca {
+        return Err(refuse(
+            "--ca-file",
+            &ca.local_path,
+            "Google fetches the issuer's discovery document and keys itself and takes no CA",
+            "give the provider a publicly trusted certificate (or upload its keys with `--jwk-json-path`) and leave --ca-file out",
+        ));
+    }
+    for (field, given) in [
+        ("--username-prefix", s.username_prefix.as_deref()),
+        ("--groups-prefix", s.groups_prefix.as_deref()),
+    ] {
+        if let Some(p) = given.filter(|p| !p.is_empty() && *p != "-") {
+            return Err(refuse(
+                field,
+                p,
+                "with Workforce Identity Federation GKE names users and groups by IAM principal identifiers (principal://…/subject/, principalSet://…/group/), which take no prefix",
+                "leave --username-prefix and --groups-prefix out; `k8soidc rbac --workforce-pool POOL` writes the subjects",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `gcloud iam workforce-pools create` and `providers create-oidc` for the settings.
+pub fn workforce_commands(
+    s: &OidcSettings,
+    pool: &str,
+    organization: &str,
+) -> Result<Vec<Command>, PlanError> {
+    check_wif(s)?;
+    check_pool(pool)?;
+    let mut mapping = format!(
+        "google.subject={}",
+        assertion("--username-claim", &s.username_claim)?
+    );
+    if let Some(g) = &s.groups_claim {
+        mapping.push_str(&format!(
+            ",google.groups={}",
+            assertion("--groups-claim", g)?
+        ));
+    }
+    let mut provider = vec![
+        "iam".to_string(),
+        "workforce-pools".into(),
+        "providers".into(),
+        "create-oidc".into(),
+        PROVIDER_ID.into(),
+        format!("--workforce-pool={pool}"),
+        "--location=global".into(),
+        format!("--issuer-uri={}", s.issuer_url),
+        format!("--client-id={}", s.client_id),
+        format!("--attribute-mapping={mapping}"),
+        "--web-sso-response-type=id-token".into(),
+        "--web-sso-assertion-claims-behavior=only-id-token-claims".into(),
+    ];
+    if !s.required_claims.is_empty() {
+        let mut conds = Vec::new();
+        for (k, v) in &s.required_claims {
+            conds.push(format!(
+                "{} == {}",
+                assertion("--required-claim", k)?,
+                cel_string(v)
+            ));
+        }
+        provider.push(format!("--attribute-condition={}", conds.join(" && ")));
+    }
+    Ok(vec![
+        Command::new(
+            "gcloud",
+            [
+                "iam".to_string(),
+                "workforce-pools".into(),
+                "create".into(),
+                pool.to_string(),
+                format!("--organization={organization}"),
+                "--location=global".into(),
+                "--display-name=k8soidc".into(),
+            ],
+        ),
+        Command::new("gcloud", provider),
+    ])
+}
+
+/// The `ClientConfig` merge patch for Identity Service for GKE (deprecated).
+pub fn client_config_patch(s: &OidcSettings) -> Result<String, PlanError> {
+    if s.auth_mode == AuthMode::Config {
+        return Err(refuse(
+            "--auth-mode",
+            "config",
+            "Identity Service for GKE takes its settings in a ClientConfig, not an AuthenticationConfiguration",
+            "leave --auth-mode out",
+        ));
+    }
+    let mut oidc = Mapping::new();
+    oidc.insert("clientID".into(), s.client_id.clone().into());
+    oidc.insert("issuerURI".into(), s.issuer_url.clone().into());
+    oidc.insert(
+        "kubectlRedirectURI".into(),
+        "http://localhost:8000/callback".into(),
+    );
+    oidc.insert("scopes".into(), s.scopes().join(",").into());
+    oidc.insert("userClaim".into(), s.username_claim.clone().into());
+    oidc.insert("userPrefix".into(), s.effective_username_prefix().into());
+    if let Some(g) = &s.groups_claim {
+        oidc.insert("groupsClaim".into(), g.clone().into());
+        oidc.insert("groupPrefix".into(), s.effective_groups_prefix().into());
+    }
+    if let Some(ca) = &s.ca {
+        use base64::Engine as _;
+        oidc.insert(
+            "certificateAuthorityData".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(ca.pem.as_bytes())
+                .into(),
+        );
+    }
+    if !s.required_claims.is_empty() {
+        return Err(refuse(
+            "--required-claim",
+            s.required_claims
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            "Identity Service's ClientConfig has no required-claims field",
+            "leave --required-claim out, or use Workforce Identity Federation (the default) with an attribute condition",
+        ));
+    }
+    let mut method = Mapping::new();
+    method.insert("name".into(), "oidc".into());
+    method.insert("oidc".into(), Value::Mapping(oidc));
+    let mut spec = Mapping::new();
+    spec.insert(
+        "authentication".into(),
+        Value::Sequence(vec![Value::Mapping(method)]),
+    );
+    let mut root = Mapping::new();
+    root.insert("spec".into(), Value::Mapping(spec));
+    Ok(yaml::to_string(&Value::Mapping(root)).expect("untagged values always serialise"))
+}
+
+/// The warning every Identity Service rendering carries.
+pub fn deprecation_warning() -> String {
+    format!(
+        "Identity Service for GKE is deprecated: Google: \"Starting on {IDENTITY_SERVICE_DEPRECATED}, Identity Service for GKE is deprecated\" and unsupported in newer GKE versions; move to Workforce Identity Federation (render without --identity-service) ({DOCS})"
+    )
+}
+
+impl Backend for Gke {
+    fn distribution(&self) -> Distribution {
+        Distribution::Gke
+    }
+
+    fn render(&self, s: &OidcSettings, req: &ClusterRequest) -> Result<Rendering, PlanError> {
+        let p = &req.platform;
+        if p.identity_service {
+            let patch = client_config_patch(s)?;
+            let mut r = Rendering::new(Distribution::Gke, s)?;
+            r.via = Some("Identity Service for GKE ClientConfig (deprecated)".into());
+            r.warnings = s.warnings.clone();
+            r.warnings.push(deprecation_warning());
+            r.push(
+                "Identity Service for GKE: turn it on, then merge this into ClientConfig `default` (namespace kube-public); it replaces `spec.authentication`",
+                None,
+                "shell",
+                format!(
+                    "{}\n{}\n",
+                    Command::new(
+                        "gcloud",
+                        [
+                            "container",
+                            "clusters",
+                            "update",
+                            &req.name,
+                            "--enable-identity-service"
+                        ]
+                    )
+                    .to_shell(),
+                    Command::new(
+                        "kubectl",
+                        [
+                            "patch",
+                            "clientconfig",
+                            "default",
+                            "--namespace",
+                            "kube-public",
+                            "--type",
+                            "merge",
+                            "--patch-file",
+                            "clientconfig-patch.yaml",
+                        ]
+                    )
+                    .to_shell()
+                ),
+            );
+            r.push(
+                "ClientConfig patch",
+                Some("clientconfig-patch.yaml".into()),
+                "yaml",
+                patch,
+            );
+            return Ok(r);
+        }
+        let pool = p.workforce_pool.as_deref().unwrap_or(DEFAULT_POOL);
+        let org = p.organization.as_deref().unwrap_or("ORGANIZATION_ID");
+        let commands = workforce_commands(s, pool, org)?;
+        let mut r = Rendering::new(Distribution::Gke, s)?;
+        r.via =
+            Some("Workforce Identity Federation (Google IAM; GKE's API server is Google's)".into());
+        r.username_prefix = user_prefix(pool);
+        r.username_prefix_reason =
+            "GKE names Workforce Identity Federation users by IAM principal identifier".into();
+        r.groups_prefix = group_prefix(pool);
+        r.sample = format!(
+            "a token with {}=\"jane@example.com\"{} becomes user \"{}jane@example.com\"{}",
+            s.username_claim,
+            if s.groups_claim.is_some() {
+                ", groups=[\"k8s-admins\"]"
+            } else {
+                ""
+            },
+            user_prefix(pool),
+            if s.groups_claim.is_some() {
+                format!(
+                    " in groups \"{}k8s-admins\", \"system:authenticated\"",
+                    group_prefix(pool)
+                )
+            } else {
+                String::new()
+            }
+        );
+        r.warnings = s.warnings.clone();
+        if p.organization.is_none() {
+            r.warnings.push("no --organization given: `ORGANIZATION_ID` below is a placeholder for your Google Cloud organization id".into());
+        }
+        r.warnings.push(format!(
+            "users log in with `gcloud auth login --login-config=FILE` and `gcloud container clusters get-credentials {}`, not kubelogin; Identity Service for GKE is deprecated since {IDENTITY_SERVICE_DEPRECATED} ({DOCS})",
+            req.name
+        ));
+        let shell: String = commands.iter().map(|c| c.to_shell() + "\n").collect();
+        r.push(
+            "Workforce Identity Federation: the pool and its OIDC provider (organization-wide; no cluster change)",
+            None,
+            "shell",
+            shell,
+        );
+        r.push(
+            "RBAC subjects (`k8soidc rbac --workforce-pool POOL` writes the bindings)",
+            None,
+            "text",
+            format!(
+                "user:  {}USER (the `{}` claim)\ngroup: {}GROUP\n",
+                user_prefix(pool),
+                s.username_claim,
+                group_prefix(pool)
+            ),
+        );
+        Ok(r)
+    }
+}
