@@ -400,6 +400,13 @@ pub(crate) struct PlatformArgs {
     /// GKE: for a cluster still on Identity Service for GKE (deprecated since July 1, 2026).
     #[arg(long)]
     pub(crate) identity_service: bool,
+    /// AKS: the cluster's resource group.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) resource_group: Option<String>,
+    /// AKS: use AKS structured authentication (JWT authenticators) although it is a PREVIEW
+    /// feature (opt-in, not meant for production).
+    #[arg(long)]
+    pub(crate) aks_preview: bool,
 }
 
 /// How to reach hosts over SSH (shared by check, patch, rollback, backups and create --ssh).

@@ -63,6 +63,8 @@ pub(crate) fn platform(args: &PlatformArgs, poll_interval: Option<u64>) -> Resul
         workforce_pool: args.workforce_pool.clone(),
         organization: args.organization.clone(),
         identity_service: args.identity_service,
+        resource_group: args.resource_group.clone(),
+        aks_preview: args.aks_preview,
     })
 }
 

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aks;
 pub mod apiserver;
 pub mod capi;
 pub mod charmed;
@@ -81,11 +82,13 @@ pub enum Distribution {
     Eks,
     /// Google GKE (Workforce Identity Federation; Identity Service for GKE, deprecated).
     Gke,
+    /// Azure AKS (JWT authenticators, a preview: only with `--aks-preview`).
+    Aks,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 12] = [
+    pub const ALL: [Distribution; 13] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -98,6 +101,7 @@ impl Distribution {
         Distribution::Kubespray,
         Distribution::Eks,
         Distribution::Gke,
+        Distribution::Aks,
     ];
 
     /// The lowercase name used on the command line.
@@ -115,12 +119,16 @@ impl Distribution {
             Distribution::Kubespray => "kubespray",
             Distribution::Eks => "eks",
             Distribution::Gke => "gke",
+            Distribution::Aks => "aks",
         }
     }
 
     /// A managed service: the provider runs the API server, its API takes the settings.
     pub fn is_managed(self) -> bool {
-        matches!(self, Distribution::Eks | Distribution::Gke)
+        matches!(
+            self,
+            Distribution::Eks | Distribution::Gke | Distribution::Aks
+        )
     }
 
     /// Parses a name as given to `--distro`.
@@ -164,6 +172,10 @@ pub struct Platform {
     pub organization: Option<String>,
     /// GKE: render for Identity Service for GKE (deprecated) instead.
     pub identity_service: bool,
+    /// AKS: the resource group of the cluster.
+    pub resource_group: Option<String>,
+    /// AKS: the user accepts AKS' structured authentication although it is a preview.
+    pub aks_preview: bool,
 }
 
 /// What a cluster is called and where local files for it are staged.
@@ -345,6 +357,7 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::Kubespray => Box::new(kubespray::Kubespray),
         Distribution::Eks => Box::new(eks::Eks),
         Distribution::Gke => Box::new(gke::Gke),
+        Distribution::Aks => Box::new(aks::Aks),
     }
 }
 
@@ -453,7 +466,11 @@ pub(crate) mod testutil {
             name: "oidc".into(),
             staging_dir: "/home/me/.local/share/k8soidc/oidc".into(),
             extra_args: vec![],
-            platform: Platform::default(),
+            // AKS renders only with its preview accepted; the others ignore it.
+            platform: Platform {
+                aks_preview: true,
+                ..Platform::default()
+            },
         }
     }
 }
