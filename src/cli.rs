@@ -455,8 +455,8 @@ pub(crate) struct PatchArgs {
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub(crate) poll_interval: Option<u64>,
     /// Distribution; `auto` detects it on each host; `eks` patches the managed cluster --name
-    /// through the AWS API.
-    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks"]))]
+    /// through the AWS API; `gke` sets up Workforce Identity Federation with gcloud.
+    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks", "gke"]))]
     pub(crate) distro: String,
     /// With --distro eks: the cluster's name.
     #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "capi", "file", "inventory"])]

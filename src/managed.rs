@@ -168,3 +168,93 @@ pub(crate) fn run_eks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+const GCLOUD_HINT: &str = "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install";
+
+/// `k8soidc patch --distro gke --organization ORG [--workforce-pool POOL]`: the workforce
+/// pool and its OIDC provider, created or updated with gcloud (organization-wide: no cluster
+/// is touched).
+pub(crate) fn run_gke(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    if !args.ssh.hosts.is_empty() || args.local || args.name.is_some() {
+        return Err(Error::Input(
+            "invalid --ssh/--local/--name with --distro gke: Workforce Identity Federation is set up for the organization, not on a cluster; drop them".into(),
+        ));
+    }
+    if args.platform.identity_service {
+        return Err(Error::Input(
+            "invalid --identity-service with patch: k8soidc does not change Identity Service for GKE (deprecated since July 1, 2026); apply what `k8soidc render --distro gke --identity-service` prints, or move to Workforce Identity Federation (patch without --identity-service)".into(),
+        ));
+    }
+    let p = platform(&args.platform, None)?;
+    let Some(org) = p.organization.clone() else {
+        return Err(Error::Input(
+            "missing --organization: the workforce pool belongs to a Google Cloud organization; give its id (`gcloud organizations list`)".into(),
+        ));
+    };
+    let pool = p
+        .workforce_pool
+        .clone()
+        .unwrap_or_else(|| backends::gke::DEFAULT_POOL.to_string());
+    let settings = if args.remove {
+        None
+    } else {
+        let s = crate::config::settings(&args.oidc, env)?;
+        backends::gke::workforce_commands(&s, &pool, &org)?;
+        Some(s)
+    };
+    if let (Some(s), false) = (&settings, args.skip_check) {
+        crate::check::gate(s, args.dry_run)?;
+    }
+    crate::exec::check_programs(&[("gcloud", GCLOUD_HINT)])?;
+    let pool_exists = backends::gke::parse_pools(
+        &crate::capi::capture(&backends::gke::list_pools(&org))?,
+        &pool,
+    )?;
+    let current = if pool_exists {
+        backends::gke::parse_providers(&crate::capi::capture(&backends::gke::list_providers(
+            &pool,
+        ))?)?
+    } else {
+        None
+    };
+    let Some(plan) = backends::gke::patch_plan(
+        settings.as_ref(),
+        &pool,
+        &org,
+        pool_exists,
+        current.as_ref(),
+    )?
+    else {
+        crate::patch::out(&format!(
+            "workforce pool `{pool}` {}; nothing to do\n",
+            if args.remove {
+                format!("has no provider `{}`", backends::gke::PROVIDER_ID)
+            } else {
+                format!(
+                    "already has provider `{}` with these settings",
+                    backends::gke::PROVIDER_ID
+                )
+            }
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.dry_run {
+        crate::patch::out(&plan.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{plan}");
+    if !env.confirm(
+        &format!("Change workforce pool `{pool}` of organization {org}?"),
+        args.yes,
+    )? {
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::exec::run_plan(&plan, env, args.verbose)?;
+    eprintln!(
+        "workforce pool `{pool}`: provider `{}` {}",
+        backends::gke::PROVIDER_ID,
+        if args.remove { "deleted" } else { "set" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -226,6 +226,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     if args.distro == "eks" {
         return crate::managed::run_eks(args, env);
     }
+    if args.distro == "gke" {
+        return crate::managed::run_gke(args, env);
+    }
     let (specs, opts) = if args.local {
         let me = HostSpec {
             user: None,

@@ -190,3 +190,168 @@ fn kubeconfig_for_gke_names_the_gcloud_login_and_writes_nothing() {
     );
     assert!(!out.root.join("kc").exists());
 }
+
+fn patch() -> Vec<&'static str> {
+    [
+        &[
+            "patch",
+            "--distro",
+            "gke",
+            "--organization",
+            "123456789",
+            "--workforce-pool",
+            "corp-pool",
+            "--skip-check",
+        ][..],
+        &WIF,
+    ]
+    .concat()
+}
+
+fn ops(calls: &[Vec<String>]) -> Vec<String> {
+    calls
+        .iter()
+        .map(|c| {
+            c.iter()
+                .skip(2)
+                .take_while(|a| !a.starts_with("--"))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+const STATE: &str = r#"{"pools": {"corp-pool": {"org": "123456789", "providers": {"k8soidc": {"name": "locations/global/workforcePools/corp-pool/providers/k8soidc", "state": "ACTIVE", "oidc": {"issuerUri": "https://idp.example.com", "clientId": "kubernetes"}, "attributeMapping": {"google.subject": "assertion.email", "google.groups": "assertion.groups"}}}}}}"#;
+
+#[test]
+fn patch_creates_the_pool_and_provider_with_gcloud() {
+    let dry = Test::new()
+        .fake("gcloud")
+        .args(patch())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert_eq!(
+        dry.stdout,
+        "# set OIDC for GKE through Workforce Identity Federation (pool `corp-pool`)
+# note: bind RBAC to principalSet://iam.googleapis.com/locations/global/workforcePools/corp-pool/group/GROUP subjects (`k8soidc rbac --workforce-pool corp-pool`)
+
+# create workforce pool `corp-pool` in organization 123456789
++ gcloud iam workforce-pools create corp-pool --organization=123456789 --location=global --display-name=k8soidc
+
+# create OIDC provider `k8soidc` in workforce pool `corp-pool`
++ gcloud iam workforce-pools providers create-oidc k8soidc --workforce-pool=corp-pool --location=global --issuer-uri=https://idp.example.com --client-id=kubernetes --attribute-mapping=google.subject=assertion.email,google.groups=assertion.groups --web-sso-response-type=id-token --web-sso-assertion-claims-behavior=only-id-token-claims
+"
+    );
+    assert_eq!(ops(&dry.calls()), ["workforce-pools list"]);
+    let out = Test::new()
+        .fake("gcloud")
+        .args(patch())
+        .args(["--yes"])
+        .run()
+        .success();
+    assert_eq!(
+        ops(&out.calls()),
+        [
+            "workforce-pools list",
+            "workforce-pools create corp-pool",
+            "workforce-pools providers create-oidc k8soidc"
+        ]
+    );
+    assert!(
+        out.stderr
+            .ends_with("workforce pool `corp-pool`: provider `k8soidc` set\n"),
+        "{}",
+        out.stderr
+    );
+    // What it made is what it wants: a second run has nothing to do.
+    let state = out.file("fake-state/gcloud/state.json");
+    let again = Test::new()
+        .fake("gcloud")
+        .write("fake-state/gcloud/state.json", &state)
+        .args(patch())
+        .args(["--yes"])
+        .run()
+        .success();
+    assert_eq!(
+        again.stdout,
+        "workforce pool `corp-pool` already has provider `k8soidc` with these settings; nothing to do\n"
+    );
+    assert_eq!(
+        ops(&again.calls()),
+        ["workforce-pools list", "workforce-pools providers list"]
+    );
+}
+
+#[test]
+fn changed_settings_update_the_provider_and_remove_deletes_it() {
+    let mut settings = patch();
+    let i = settings.iter().position(|a| *a == "kubernetes").unwrap();
+    settings[i] = "other-client";
+    let out = Test::new()
+        .fake("gcloud")
+        .write("fake-state/gcloud/state.json", STATE)
+        .args(settings)
+        .args(["--yes"])
+        .run()
+        .success();
+    assert_eq!(
+        ops(&out.calls()),
+        [
+            "workforce-pools list",
+            "workforce-pools providers list",
+            "workforce-pools providers update-oidc k8soidc"
+        ]
+    );
+    assert!(out
+        .file("fake-state/gcloud/state.json")
+        .contains("\"clientId\": \"other-client\""));
+    let removed = Test::new()
+        .fake("gcloud")
+        .write("fake-state/gcloud/state.json", STATE)
+        .args([
+            "patch",
+            "--distro",
+            "gke",
+            "--organization",
+            "123456789",
+            "--workforce-pool",
+            "corp-pool",
+            "--remove",
+            "--yes",
+        ])
+        .run()
+        .success();
+    let calls = removed.calls();
+    assert_eq!(
+        calls[2],
+        [
+            "gcloud",
+            "iam",
+            "workforce-pools",
+            "providers",
+            "delete",
+            "k8soidc",
+            "--workforce-pool=corp-pool",
+            "--location=global",
+            "--quiet"
+        ]
+    );
+    assert!(removed
+        .file("fake-state/gcloud/state.json")
+        .contains("\"providers\": {}"));
+    // Without --organization nothing runs.
+    let out = Test::new()
+        .fake("gcloud")
+        .args(["patch", "--distro", "gke", "--skip-check"])
+        .args(WIF)
+        .run()
+        .status(2);
+    assert!(
+        out.stderr.starts_with("error: missing --organization"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty());
+}

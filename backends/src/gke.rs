@@ -367,3 +367,204 @@ impl Backend for Gke {
         Ok(r)
     }
 }
+
+/// The provider as `gcloud iam workforce-pools providers list --format=json` shows it: what
+/// k8soidc compares with what it would create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderState {
+    /// `oidc.issuerUri`.
+    pub issuer_uri: String,
+    /// `oidc.clientId`.
+    pub client_id: String,
+    /// `attributeMapping`, as `KEY=VALUE` joined by `,` in key order.
+    pub attribute_mapping: String,
+    /// `attributeCondition` ("" when none).
+    pub attribute_condition: String,
+}
+
+fn bad_gcloud(what: &str, why: impl std::fmt::Display) -> PlanError {
+    PlanError::patch(
+        format!("the output of `gcloud iam {what}`"),
+        format!("it is not what the IAM API returns ({why})"),
+        "check gcloud (`gcloud version`) and run the command by hand",
+    )
+}
+
+fn json_list(output: &str, what: &str) -> Result<Vec<serde_json::Value>, PlanError> {
+    let v: serde_json::Value =
+        serde_json::from_str(output).map_err(|e| bad_gcloud(what, format!("not JSON: {e}")))?;
+    v.as_array()
+        .cloned()
+        .ok_or_else(|| bad_gcloud(what, "not a list"))
+}
+
+fn last_segment(v: &serde_json::Value) -> Option<&str> {
+    v.get("name")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|n| n.rsplit('/').next())
+}
+
+/// Whether `workforce-pools list` shows pool `pool` (deleted pools do not count).
+pub fn parse_pools(output: &str, pool: &str) -> Result<bool, PlanError> {
+    Ok(json_list(output, "workforce-pools list")?.iter().any(|p| {
+        last_segment(p) == Some(pool)
+            && p.get("state").and_then(serde_json::Value::as_str) != Some("DELETED")
+    }))
+}
+
+/// Provider [`PROVIDER_ID`] as `workforce-pools providers list` shows it.
+pub fn parse_providers(output: &str) -> Result<Option<ProviderState>, PlanError> {
+    let what = "workforce-pools providers list";
+    for p in json_list(output, what)? {
+        if last_segment(&p) != Some(PROVIDER_ID)
+            || p.get("state").and_then(serde_json::Value::as_str) == Some("DELETED")
+        {
+            continue;
+        }
+        let text = |ptr: &str| {
+            p.pointer(ptr)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mapping = p
+            .get("attributeMapping")
+            .and_then(serde_json::Value::as_object)
+            .ok_or_else(|| bad_gcloud(what, "no `attributeMapping`"))?;
+        let mut pairs: Vec<String> = mapping
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        pairs.sort();
+        return Ok(Some(ProviderState {
+            issuer_uri: text("/oidc/issuerUri"),
+            client_id: text("/oidc/clientId"),
+            attribute_mapping: pairs.join(","),
+            attribute_condition: text("/attributeCondition"),
+        }));
+    }
+    Ok(None)
+}
+
+fn gcloud(args: Vec<String>) -> Command {
+    Command::new("gcloud", args)
+}
+
+/// `gcloud iam workforce-pools list` of the organization.
+pub fn list_pools(organization: &str) -> Command {
+    gcloud(vec![
+        "iam".into(),
+        "workforce-pools".into(),
+        "list".into(),
+        format!("--organization={organization}"),
+        "--location=global".into(),
+        "--format=json".into(),
+    ])
+}
+
+/// `gcloud iam workforce-pools providers list` of the pool.
+pub fn list_providers(pool: &str) -> Command {
+    gcloud(vec![
+        "iam".into(),
+        "workforce-pools".into(),
+        "providers".into(),
+        "list".into(),
+        format!("--workforce-pool={pool}"),
+        "--location=global".into(),
+        "--format=json".into(),
+    ])
+}
+
+/// The plan that brings the pool's provider to the settings (`None`: delete the provider),
+/// from what the lists showed. `Ok(None)`: nothing to do.
+pub fn patch_plan(
+    s: Option<&OidcSettings>,
+    pool: &str,
+    organization: &str,
+    pool_exists: bool,
+    current: Option<&ProviderState>,
+) -> Result<Option<crate::Plan>, PlanError> {
+    use crate::Step;
+    check_pool(pool)?;
+    let Some(s) = s else {
+        if current.is_none() {
+            return Ok(None);
+        }
+        return Ok(Some(crate::Plan {
+            title: format!("remove OIDC provider `{PROVIDER_ID}` from workforce pool `{pool}`"),
+            notes: vec![format!("the workforce pool `{pool}` is kept (other providers may use it); `gcloud iam workforce-pools delete {pool} --location=global` deletes it")],
+            steps: vec![Step::run(
+                gcloud(vec![
+                    "iam".into(),
+                    "workforce-pools".into(),
+                    "providers".into(),
+                    "delete".into(),
+                    PROVIDER_ID.into(),
+                    format!("--workforce-pool={pool}"),
+                    "--location=global".into(),
+                    "--quiet".into(),
+                ]),
+                format!("delete OIDC provider `{PROVIDER_ID}` of workforce pool `{pool}` (its users can no longer log in)"),
+            )],
+        }));
+    };
+    let mut commands = workforce_commands(s, pool, organization)?;
+    let create_provider = commands.pop().expect("two commands");
+    let create_pool = commands.pop().expect("two commands");
+    let wanted = wanted_state(&create_provider);
+    let mut steps = Vec::new();
+    if !pool_exists {
+        steps.push(Step::run(
+            create_pool,
+            format!("create workforce pool `{pool}` in organization {organization}"),
+        ));
+    }
+    match current {
+        Some(c) if *c == wanted => {}
+        Some(_) => {
+            let mut update = create_provider;
+            update.args[3] = "update-oidc".into();
+            steps.push(Step::run(
+                update,
+                format!("update OIDC provider `{PROVIDER_ID}` of workforce pool `{pool}`"),
+            ));
+        }
+        None => steps.push(Step::run(
+            create_provider,
+            format!("create OIDC provider `{PROVIDER_ID}` in workforce pool `{pool}`"),
+        )),
+    }
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(crate::Plan {
+        title: format!("set OIDC for GKE through Workforce Identity Federation (pool `{pool}`)"),
+        steps,
+        notes: vec![format!(
+            "bind RBAC to {}GROUP subjects (`k8soidc rbac --workforce-pool {pool}`)",
+            group_prefix(pool)
+        )],
+    }))
+}
+
+/// What the provider looks like once `create-oidc` (as built) has run.
+fn wanted_state(create: &Command) -> ProviderState {
+    let flag = |name: &str| {
+        create
+            .args
+            .iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut pairs: Vec<&str> = Vec::new();
+    let mapping = flag("attribute-mapping");
+    pairs.extend(mapping.split(','));
+    pairs.sort();
+    ProviderState {
+        issuer_uri: flag("issuer-uri"),
+        client_id: flag("client-id"),
+        attribute_mapping: pairs.join(","),
+        attribute_condition: flag("attribute-condition"),
+    }
+}
