@@ -456,9 +456,9 @@ pub(crate) struct PatchArgs {
     pub(crate) poll_interval: Option<u64>,
     /// Distribution; `auto` detects it on each host; `eks` patches the managed cluster --name
     /// through the AWS API; `gke` sets up Workforce Identity Federation with gcloud.
-    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks", "gke"]))]
+    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks", "gke", "aks"]))]
     pub(crate) distro: String,
-    /// With --distro eks: the cluster's name.
+    /// With --distro eks or aks: the cluster's name.
     #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "capi", "file", "inventory"])]
     pub(crate) name: Option<String>,
     #[command(flatten)]

@@ -258,3 +258,80 @@ pub(crate) fn run_gke(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+const AZ_HINT: &str = "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli), then `az extension add --name aks-preview`";
+
+/// `k8soidc patch --distro aks --aks-preview --name CLUSTER --resource-group RG`: the JWT
+/// authenticator, added, updated or (`--remove`) deleted with `az aks jwtauthenticator`.
+pub(crate) fn run_aks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    if !args.ssh.hosts.is_empty() || args.local {
+        return Err(Error::Input(
+            "invalid --ssh/--local with --distro aks: Azure runs the control plane; k8soidc changes it through the AKS API; drop --ssh/--local".into(),
+        ));
+    }
+    let Some(name) = args.name.clone() else {
+        return Err(Error::Input(
+            "missing --name: say which AKS cluster to patch, e.g. `--distro aks --name dev`".into(),
+        ));
+    };
+    let req = ClusterRequest {
+        staging_dir: crate::render::staging_dir(backends::Distribution::Aks, &name)?,
+        name,
+        platform: platform(&args.platform, None)?,
+        ..ClusterRequest::default()
+    };
+    let settings = if args.remove {
+        None
+    } else {
+        Some(crate::config::settings(&args.oidc, env)?)
+    };
+    // Everything refusable is refused before any program runs: plan against "none yet".
+    backends::aks::patch_plan(settings.as_ref(), &req, None)?;
+    let list = backends::aks::list(&req)?;
+    if let (Some(s), false) = (&settings, args.skip_check) {
+        crate::check::gate(s, args.dry_run)?;
+    }
+    crate::exec::check_programs(&[("az", AZ_HINT)])?;
+    let current = backends::aks::parse_list(&crate::capi::capture(&list)?)?;
+    let Some(plan) = backends::aks::patch_plan(settings.as_ref(), &req, current.as_ref())? else {
+        crate::patch::out(&format!(
+            "AKS cluster `{}` {}; nothing to do\n",
+            req.name,
+            if args.remove {
+                format!(
+                    "has no JWT authenticator `{}`",
+                    backends::aks::AUTHENTICATOR
+                )
+            } else {
+                format!(
+                    "already has JWT authenticator `{}` with these settings",
+                    backends::aks::AUTHENTICATOR
+                )
+            }
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.dry_run {
+        crate::patch::out(&plan.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{plan}");
+    if !env.confirm(
+        &format!(
+            "Change the JWT authenticator of AKS cluster `{}`?",
+            req.name
+        ),
+        args.yes,
+    )? {
+        eprintln!("not confirmed: nothing done");
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::exec::run_plan(&plan, env, args.verbose)?;
+    eprintln!(
+        "AKS cluster `{}`: JWT authenticator `{}` {}",
+        req.name,
+        backends::aks::AUTHENTICATOR,
+        if args.remove { "deleted" } else { "set" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

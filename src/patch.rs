@@ -185,8 +185,8 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
-            args.distro == "eks",
-            "--distro eks",
+            matches!(args.distro.as_str(), "eks" | "aks"),
+            "--distro eks or aks",
             vec![
                 ("--name", args.name.is_some()),
                 ("--region", args.platform.region.is_some()),
@@ -228,6 +228,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.distro == "gke" {
         return crate::managed::run_gke(args, env);
+    }
+    if args.distro == "aks" {
+        return crate::managed::run_aks(args, env);
     }
     let (specs, opts) = if args.local {
         let me = HostSpec {

@@ -92,3 +92,165 @@ fn entra_id_as_the_issuer_is_refused() {
         out.stderr
     );
 }
+
+fn patch() -> Vec<&'static str> {
+    [
+        &[
+            "patch",
+            "--distro",
+            "aks",
+            "--aks-preview",
+            "--name",
+            "dev",
+            "--resource-group",
+            "rg1",
+            "--skip-check",
+        ][..],
+        &SETTINGS,
+    ]
+    .concat()
+}
+
+const CLUSTER: &str = r#"{"resourceGroup": "rg1", "authenticators": {}}"#;
+
+fn verbs(calls: &[Vec<String>]) -> Vec<String> {
+    calls.iter().map(|c| c[3].clone()).collect()
+}
+
+#[test]
+fn patch_adds_the_authenticator_then_has_nothing_to_do() {
+    let dry = Test::new()
+        .fake("az")
+        .write("fake-state/az/dev.json", CLUSTER)
+        .args(patch())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    let file = dry.root.join("data/k8soidc/aks-dev/jwt-authenticator.json");
+    assert!(
+        dry.stdout.starts_with("# set OIDC on AKS cluster `dev` (JWT authenticator `k8soidc`, PREVIEW)\n# note: PREVIEW: AKS structured authentication is an opt-in preview"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.ends_with(&format!(
+            "+ az aks jwtauthenticator add --resource-group rg1 --cluster-name dev --name k8soidc --config-file {}\n",
+            file.display()
+        )),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(verbs(&dry.calls()), ["list"]);
+    assert!(!file.exists());
+    let out = Test::new()
+        .fake("az")
+        .write("fake-state/az/dev.json", CLUSTER)
+        .args(patch())
+        .args(["--yes"])
+        .run()
+        .success();
+    assert_eq!(verbs(&out.calls()), ["list", "add"]);
+    assert!(
+        out.stderr
+            .ends_with("AKS cluster `dev`: JWT authenticator `k8soidc` set\n"),
+        "{}",
+        out.stderr
+    );
+    let state = out.file("fake-state/az/dev.json");
+    assert!(state.contains("'oidc:' + claims.email"), "{state}");
+    let again = Test::new()
+        .fake("az")
+        .write("fake-state/az/dev.json", &state)
+        .args(patch())
+        .args(["--yes"])
+        .run()
+        .success();
+    assert_eq!(
+        again.stdout,
+        "AKS cluster `dev` already has JWT authenticator `k8soidc` with these settings; nothing to do\n"
+    );
+    assert_eq!(verbs(&again.calls()), ["list"]);
+    // Changed settings: update; --remove: delete.
+    let mut changed = patch();
+    let i = changed.iter().position(|a| *a == "kubernetes").unwrap();
+    changed[i] = "other";
+    let updated = Test::new()
+        .fake("az")
+        .write("fake-state/az/dev.json", &state)
+        .args(changed)
+        .args(["--yes"])
+        .run()
+        .success();
+    assert_eq!(verbs(&updated.calls()), ["list", "update"]);
+    let removed = Test::new()
+        .fake("az")
+        .write("fake-state/az/dev.json", &state)
+        .args([
+            "patch",
+            "--distro",
+            "aks",
+            "--aks-preview",
+            "--name",
+            "dev",
+            "--resource-group",
+            "rg1",
+            "--remove",
+            "--yes",
+        ])
+        .run()
+        .success();
+    assert_eq!(verbs(&removed.calls()), ["list", "delete"]);
+    assert!(removed
+        .file("fake-state/az/dev.json")
+        .contains("\"authenticators\": {}"));
+}
+
+#[test]
+fn patch_is_refused_before_az_runs_without_the_preview_flag_or_resource_group() {
+    let mut no_flag = patch();
+    no_flag.retain(|a| *a != "--aks-preview");
+    let out = Test::new().fake("az").args(no_flag).run().status(2);
+    assert!(
+        out.stderr.starts_with(
+            "error: aks: AKS takes an external OIDC issuer only through structured authentication"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty());
+    let out = Test::new()
+        .fake("az")
+        .args([
+            "patch",
+            "--distro",
+            "aks",
+            "--aks-preview",
+            "--name",
+            "dev",
+            "--skip-check",
+        ])
+        .args(SETTINGS)
+        .run()
+        .status(2);
+    assert!(
+        out.stderr.starts_with("error: missing --resource-group"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty());
+    // Without the aks-preview extension, az's own error is shown.
+    let out = Test::new()
+        .fake("az")
+        .write("fake-state/az/dev.json", CLUSTER)
+        .env("FAKE_AZ_NO_PREVIEW", "1")
+        .args(patch())
+        .args(["--yes"])
+        .run()
+        .status(1);
+    assert!(
+        out.stderr
+            .contains("'jwtauthenticator' is misspelled or not recognized"),
+        "{}",
+        out.stderr
+    );
+}

@@ -212,6 +212,116 @@ impl Backend for Aks {
     }
 }
 
+fn az(req: &ClusterRequest, verb: &str, rg: &str, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "aks".to_string(),
+        "jwtauthenticator".into(),
+        verb.into(),
+        "--resource-group".into(),
+        rg.to_string(),
+        "--cluster-name".into(),
+        req.name.clone(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Command::new("az", args)
+}
+
+fn resource_group(req: &ClusterRequest) -> Result<&str, PlanError> {
+    req.platform
+        .resource_group
+        .as_deref()
+        .ok_or_else(|| PlanError::MissingSetting {
+            field: "--resource-group",
+            fix: "give the AKS cluster's resource group, e.g. `--resource-group rg1`".into(),
+        })
+}
+
+/// `az aks jwtauthenticator list` of the cluster.
+pub fn list(req: &ClusterRequest) -> Result<Command, PlanError> {
+    Ok(az(req, "list", resource_group(req)?, &["--output", "json"]))
+}
+
+/// The properties of authenticator [`AUTHENTICATOR`] in `az aks jwtauthenticator list`'s
+/// output (its `provisioningState` left out), or None.
+pub fn parse_list(output: &str) -> Result<Option<Value>, PlanError> {
+    let bad = |why: String| {
+        PlanError::patch(
+            "the output of `az aks jwtauthenticator list`",
+            format!("it is not what the AKS API returns ({why})"),
+            "check the aks-preview extension (`az extension show --name aks-preview`) and run the command by hand",
+        )
+    };
+    let v: Value = serde_json::from_str(output).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let items = v.as_array().ok_or_else(|| bad("not a list".into()))?;
+    Ok(items
+        .iter()
+        .find(|i| i.get("name").and_then(Value::as_str) == Some(AUTHENTICATOR))
+        .map(|i| {
+            let mut p = i.get("properties").cloned().unwrap_or(Value::Null);
+            if let Some(o) = p.as_object_mut() {
+                o.remove("provisioningState");
+            }
+            p
+        }))
+}
+
+/// The plan that brings the cluster's authenticator to the settings (`None`: delete it), from
+/// what `list` showed. The config file goes to the staging directory first. `Ok(None)`:
+/// nothing to do.
+pub fn patch_plan(
+    s: Option<&OidcSettings>,
+    req: &ClusterRequest,
+    current: Option<&Value>,
+) -> Result<Option<crate::Plan>, PlanError> {
+    use crate::{Step, Target};
+    if !req.platform.aks_preview {
+        return Err(preview_refusal());
+    }
+    let rg = resource_group(req)?;
+    let cluster = &req.name;
+    let Some(s) = s else {
+        return Ok(current.map(|_| crate::Plan {
+            title: format!(
+                "remove JWT authenticator `{AUTHENTICATOR}` from AKS cluster `{cluster}`"
+            ),
+            notes: vec![],
+            steps: vec![Step::run(
+                az(req, "delete", rg, &["--name", AUTHENTICATOR, "--yes"]),
+                format!(
+                    "delete JWT authenticator `{AUTHENTICATOR}` (its users can no longer log in)"
+                ),
+            )],
+        }));
+    };
+    let config = authenticator_config(s)?;
+    let wanted: Value = serde_json::from_str(&config).expect("rendered JSON parses");
+    if current == Some(&wanted) {
+        return Ok(None);
+    }
+    let file = format!("{}/jwt-authenticator.json", req.staging_dir);
+    let verb = if current.is_some() { "update" } else { "add" };
+    Ok(Some(crate::Plan {
+        title: format!("set OIDC on AKS cluster `{cluster}` (JWT authenticator `{AUTHENTICATOR}`, PREVIEW)"),
+        notes: vec![format!(
+            "PREVIEW: AKS structured authentication is an opt-in preview, not meant for production use ({DOCS})"
+        )],
+        steps: vec![
+            Step::WriteFile {
+                on: Target::Local,
+                path: file.clone(),
+                before: None,
+                after: config,
+                mode: 0o644,
+                why: "write the JWT authenticator's configuration".into(),
+            },
+            Step::run(
+                az(req, verb, rg, &["--name", AUTHENTICATOR, "--config-file", &file]),
+                format!("{verb} JWT authenticator `{AUTHENTICATOR}` on AKS cluster `{cluster}` (the Azure CLI waits until it is applied)"),
+            ),
+        ],
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
