@@ -23,6 +23,17 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     if !args.ssh.hosts.is_empty() {
         return crate::create_ssh::run(d, args, env);
     }
+    let managed = match d {
+        Distribution::Gke => Some("Workforce Identity Federation needs nothing at cluster creation: create the cluster with `gcloud container clusters create`, then set up the pool with `k8soidc patch --distro gke --organization ORG`"),
+        Distribution::Aks => Some("create the cluster with `az aks create` (Kubernetes 1.30 or later), then `k8soidc patch --distro aks --aks-preview --name NAME --resource-group RG`"),
+        _ => None,
+    };
+    if let Some(how) = managed {
+        return Err(Error::Plan(backends::PlanError::Unsupported {
+            distribution: d,
+            message: format!("k8soidc does not create {d} clusters; {how}"),
+        }));
+    }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
             "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed and eks clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",

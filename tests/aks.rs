@@ -254,3 +254,16 @@ fn patch_is_refused_before_az_runs_without_the_preview_flag_or_resource_group() 
         out.stderr
     );
 }
+
+#[test]
+fn create_says_how_aks_clusters_are_made() {
+    let out = Test::new()
+        .args(["create", "--distro", "aks", "--skip-check"])
+        .args(SETTINGS)
+        .run()
+        .status(2);
+    assert_eq!(
+        out.stderr,
+        "error: aks: k8soidc does not create aks clusters; create the cluster with `az aks create` (Kubernetes 1.30 or later), then `k8soidc patch --distro aks --aks-preview --name NAME --resource-group RG`\n"
+    );
+}

@@ -355,3 +355,16 @@ fn changed_settings_update_the_provider_and_remove_deletes_it() {
     );
     assert!(out.calls().is_empty());
 }
+
+#[test]
+fn create_says_how_gke_clusters_are_made() {
+    let out = Test::new()
+        .args(["create", "--distro", "gke", "--skip-check"])
+        .args(WIF)
+        .run()
+        .status(2);
+    assert_eq!(
+        out.stderr,
+        "error: gke: k8soidc does not create gke clusters; Workforce Identity Federation needs nothing at cluster creation: create the cluster with `gcloud container clusters create`, then set up the pool with `k8soidc patch --distro gke --organization ORG`\n"
+    );
+}
