@@ -62,10 +62,16 @@ pub(crate) enum FileKind {
     /// eksctl ClusterConfig (`identityProviders`).
     #[value(name = "eksctl-config")]
     EksctlConfig,
+    /// Identity Service for GKE ClientConfig (deprecated).
+    #[value(name = "gke-clientconfig")]
+    GkeClientConfig,
+    /// AKS JWT authenticator configuration (`az aks jwtauthenticator --config-file`).
+    #[value(name = "aks-jwt-authenticator")]
+    AksJwtAuthenticator,
 }
 
 impl FileKind {
-    const ALL: [FileKind; 10] = [
+    const ALL: [FileKind; 12] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -76,6 +82,8 @@ impl FileKind {
         FileKind::CapiKcp,
         FileKind::KubesprayGroupVars,
         FileKind::EksctlConfig,
+        FileKind::GkeClientConfig,
+        FileKind::AksJwtAuthenticator,
     ];
 
     fn name(self) -> &'static str {
@@ -90,6 +98,8 @@ impl FileKind {
             FileKind::CapiKcp => "capi-kcp",
             FileKind::KubesprayGroupVars => "kubespray-group-vars",
             FileKind::EksctlConfig => "eksctl-config",
+            FileKind::GkeClientConfig => "gke-clientconfig",
+            FileKind::AksJwtAuthenticator => "aks-jwt-authenticator",
         }
     }
 }
@@ -158,6 +168,15 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
     }
     if has_line(text, "kind: ClusterConfig") && text.contains("eksctl.io/") {
         kinds.push(FileKind::EksctlConfig);
+    }
+    if has_line(text, "kind: ClientConfig") && text.contains("authentication.gke.io/") {
+        kinds.push(FileKind::GkeClientConfig);
+    }
+    if text.trim_start().starts_with('{')
+        && text.contains("\"issuer\"")
+        && text.contains("\"claimMappings\"")
+    {
+        kinds.push(FileKind::AksJwtAuthenticator);
     }
     kinds
 }
@@ -272,6 +291,14 @@ fn patch(
         FileKind::CapiKcp => simple(capi::patch_kcp(text, s, remove)?, vec![]),
         FileKind::KubesprayGroupVars => {
             simple(kubespray::patch_group_vars(text, s, remove)?, vec![])
+        }
+        FileKind::GkeClientConfig => {
+            let after = backends::gke::merge_client_config(text, (!remove).then_some(s))?;
+            simple((after != text).then_some(after), vec![])
+        }
+        FileKind::AksJwtAuthenticator => {
+            let after = backends::aks::merge_authenticator_file(text, (!remove).then_some(s))?;
+            simple((after != text).then_some(after), vec![])
         }
         FileKind::EksctlConfig => {
             let after =

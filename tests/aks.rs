@@ -267,3 +267,81 @@ fn create_says_how_aks_clusters_are_made() {
         "error: aks: k8soidc does not create aks clusters; create the cluster with `az aks create` (Kubernetes 1.30 or later), then `k8soidc patch --distro aks --aks-preview --name NAME --resource-group RG`\n"
     );
 }
+
+#[test]
+fn patch_file_on_a_jwt_authenticator_keeps_what_k8soidc_does_not_write() {
+    let file = r#"{
+  "issuer": { "url": "https://old.example.com", "audiences": ["old"] },
+  "claimMappings": {
+    "username": { "expression": "claims.sub" },
+    "extra": [ { "key": "example.com/team", "valueExpression": "claims.team" } ]
+  },
+  "userValidationRules": [ { "expression": "!user.username.startsWith('system:')", "message": "no system users" } ]
+}
+"#;
+    let out = Test::new()
+        .write("jwt.json", file)
+        .args(["patch", "--file", "jwt.json"])
+        .args(SETTINGS)
+        .run()
+        .success();
+    assert_eq!(
+        out.stderr,
+        "jwt.json: detected --file-kind aks-jwt-authenticator\n"
+    );
+    assert_eq!(
+        out.stdout,
+        r#"{
+  "claimMappings": {
+    "extra": [
+      {
+        "key": "example.com/team",
+        "valueExpression": "claims.team"
+      }
+    ],
+    "groups": {
+      "expression": "claims.groups.map(g, 'oidc:' + g)"
+    },
+    "username": {
+      "expression": "'oidc:' + claims.email"
+    }
+  },
+  "claimValidationRules": [
+    {
+      "expression": "claims.?email_verified.orValue(true) == true",
+      "message": "the token's email is not verified"
+    }
+  ],
+  "issuer": {
+    "audiences": [
+      "kubernetes"
+    ],
+    "url": "https://idp.example.com"
+  },
+  "userValidationRules": [
+    {
+      "expression": "!user.username.startsWith('system:')",
+      "message": "no system users"
+    }
+  ]
+}
+"#
+    );
+    let again = Test::new()
+        .write("jwt.json", &out.stdout)
+        .args(["patch", "--file", "jwt.json", "--dry-run"])
+        .args(SETTINGS)
+        .run()
+        .success();
+    assert_eq!(again.stdout, "", "already configured: no diff");
+    let removed = Test::new()
+        .write("jwt.json", file)
+        .args(["patch", "--file", "jwt.json", "--remove"])
+        .run()
+        .status(2);
+    assert!(
+        removed.stderr.contains("delete the authenticator instead"),
+        "{}",
+        removed.stderr
+    );
+}

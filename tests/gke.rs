@@ -368,3 +368,64 @@ fn create_says_how_gke_clusters_are_made() {
         "error: gke: k8soidc does not create gke clusters; Workforce Identity Federation needs nothing at cluster creation: create the cluster with `gcloud container clusters create`, then set up the pool with `k8soidc patch --distro gke --organization ORG`\n"
     );
 }
+
+const CLIENT_CONFIG: &str = "apiVersion: authentication.gke.io/v2alpha1
+kind: ClientConfig
+metadata:
+  name: default
+  namespace: kube-public
+spec:
+  authentication:
+  - name: ldap
+    ldap:
+      host: ldap.example.com
+  name: dev
+  server: https://10.0.0.2:443
+";
+
+#[test]
+fn patch_file_sets_and_removes_the_oidc_method_of_a_clientconfig() {
+    let out = Test::new()
+        .write("clientconfig.yaml", CLIENT_CONFIG)
+        .args(["patch", "--file", "clientconfig.yaml"])
+        .args(WIF)
+        .args(["--username-prefix", "oidc:", "--groups-prefix", "oidc:"])
+        .run()
+        .success();
+    assert_eq!(
+        out.stderr,
+        "clientconfig.yaml: detected --file-kind gke-clientconfig\n"
+    );
+    assert_eq!(
+        out.stdout,
+        "apiVersion: authentication.gke.io/v2alpha1
+kind: ClientConfig
+metadata:
+  name: default
+  namespace: kube-public
+spec:
+  authentication:
+  - name: ldap
+    ldap:
+      host: ldap.example.com
+  - name: oidc
+    oidc:
+      clientID: kubernetes
+      issuerURI: https://idp.example.com
+      kubectlRedirectURI: http://localhost:8000/callback
+      scopes: openid,email,groups,offline_access
+      userClaim: email
+      userPrefix: 'oidc:'
+      groupsClaim: groups
+      groupPrefix: 'oidc:'
+  name: dev
+  server: https://10.0.0.2:443
+"
+    );
+    let removed = Test::new()
+        .write("clientconfig.yaml", &out.stdout)
+        .args(["patch", "--file", "clientconfig.yaml", "--remove"])
+        .run()
+        .success();
+    assert_eq!(removed.stdout, CLIENT_CONFIG);
+}

@@ -322,6 +322,61 @@ pub fn patch_plan(
     }))
 }
 
+/// `patch --file` on a JWT authenticator configuration (the `--config-file` JSON): sets the
+/// issuer, the username and groups mappings and the validation rules from the settings, and
+/// keeps what k8soidc does not write (`claimMappings.uid`/`extra`, `userValidationRules`).
+/// Removing OIDC from such a file would leave nothing: refused, naming the command that
+/// deletes the authenticator.
+pub fn merge_authenticator_file(text: &str, s: Option<&OidcSettings>) -> Result<String, PlanError> {
+    let Some(s) = s else {
+        return Err(PlanError::patch(
+            "the JWT authenticator file",
+            "it holds nothing but the OIDC settings, so --remove would leave an empty authenticator",
+            format!("delete the authenticator instead: `az aks jwtauthenticator delete --name {AUTHENTICATOR} ...` or `k8soidc patch --distro aks --remove`"),
+        ));
+    };
+    let mut current: Value = serde_json::from_str(text).map_err(|e| {
+        PlanError::patch(
+            "the JWT authenticator file",
+            format!("it is not JSON ({e})"),
+            "give the file `az aks jwtauthenticator add --config-file` takes",
+        )
+    })?;
+    let Some(obj) = current.as_object_mut() else {
+        return Err(PlanError::patch(
+            "the JWT authenticator file",
+            "it is not a JSON object",
+            "give the file `az aks jwtauthenticator add --config-file` takes",
+        ));
+    };
+    let wanted: Value =
+        serde_json::from_str(&authenticator_config(s)?).expect("rendered JSON parses");
+    obj.insert("issuer".into(), wanted["issuer"].clone());
+    match wanted.get("claimValidationRules") {
+        Some(r) => obj.insert("claimValidationRules".into(), r.clone()),
+        None => obj.remove("claimValidationRules"),
+    };
+    let mappings = obj.entry("claimMappings").or_insert_with(|| json!({}));
+    let Some(m) = mappings.as_object_mut() else {
+        return Err(PlanError::patch(
+            "the JWT authenticator file",
+            "`claimMappings` is not an object",
+            "fix the file by hand",
+        ));
+    };
+    m.insert(
+        "username".into(),
+        wanted["claimMappings"]["username"].clone(),
+    );
+    match wanted["claimMappings"].get("groups") {
+        Some(g) => m.insert("groups".into(), g.clone()),
+        None => m.remove("groups"),
+    };
+    let out = serde_json::to_string_pretty(&current).expect("plain JSON") + "\n";
+    let unchanged = serde_json::from_str::<Value>(text).ok() == serde_json::from_str(&out).ok();
+    Ok(if unchanged { text.to_string() } else { out })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

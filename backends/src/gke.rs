@@ -568,3 +568,64 @@ fn wanted_state(create: &Command) -> ProviderState {
         attribute_condition: flag("attribute-condition"),
     }
 }
+
+/// `patch --file` on an Identity Service for GKE `ClientConfig` (`kubectl get clientconfig
+/// default -n kube-public -o yaml`): sets (or, with `s` = `None`, removes) the authentication
+/// method named `oidc` in `spec.authentication`, keeping the others. The document is written
+/// again through the YAML emitter (as `kubectl get` prints it, comments are not kept).
+pub fn merge_client_config(text: &str, s: Option<&OidcSettings>) -> Result<String, PlanError> {
+    let refuse = |reason: String| {
+        PlanError::patch(
+            "the ClientConfig",
+            reason,
+            "give `kubectl get clientconfig default -n kube-public -o yaml` (authentication.gke.io)",
+        )
+    };
+    let mut doc: Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| refuse(format!("it is not one YAML document ({e})")))?;
+    let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if doc.get("kind").and_then(Value::as_str) != Some("ClientConfig")
+        || !api.starts_with("authentication.gke.io/")
+    {
+        return Err(refuse(
+            "it is not an authentication.gke.io ClientConfig".into(),
+        ));
+    }
+    let method = match s {
+        Some(s) => {
+            let patch: Value =
+                serde_yaml_ng::from_str(&client_config_patch(s)?).expect("rendered YAML parses");
+            Some(patch["spec"]["authentication"][0].clone())
+        }
+        None => None,
+    };
+    let Some(root) = doc.as_mapping_mut() else {
+        return Err(refuse("it is not a mapping".into()));
+    };
+    if root.get("spec").is_none_or(Value::is_null) {
+        root.insert("spec".into(), Value::Mapping(Mapping::new()));
+    }
+    let Some(spec) = root.get_mut("spec").and_then(Value::as_mapping_mut) else {
+        return Err(refuse("`spec` is not a mapping".into()));
+    };
+    let mut list = match spec.get("authentication") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Sequence(l)) => l.clone(),
+        Some(_) => return Err(refuse("`spec.authentication` is not a list".into())),
+    };
+    let pos = list
+        .iter()
+        .position(|m| m.get("name").and_then(Value::as_str) == Some("oidc"));
+    match (method, pos) {
+        (Some(m), Some(i)) => list[i] = m,
+        (Some(m), None) => list.push(m),
+        (None, Some(i)) => {
+            list.remove(i);
+        }
+        (None, None) => return Ok(text.to_string()),
+    }
+    spec.insert("authentication".into(), Value::Sequence(list));
+    let out = yaml::to_string(&doc).expect("untagged values always serialise");
+    let same = serde_yaml_ng::from_str::<Value>(text).ok() == serde_yaml_ng::from_str(&out).ok();
+    Ok(if same { text.to_string() } else { out })
+}
