@@ -674,3 +674,31 @@ fn check_says_eks_needs_a_public_issuer_and_certificate() {
         .success();
     assert!(!plain.stdout.contains("eks-"), "{}", plain.stdout);
 }
+
+#[test]
+fn kubeconfig_for_eks_writes_the_kubelogin_user_and_names_the_cluster_entry() {
+    let out = Test::new()
+        .args([
+            "kubeconfig",
+            "--distro",
+            "eks",
+            "--cluster",
+            "dev",
+            "--server",
+            "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+        ])
+        .args(["--kubeconfig", "kc"])
+        .args(SETTINGS)
+        .run()
+        .success();
+    assert!(
+        out.stderr.contains("note: eks: the user below logs in with kubelogin and EKS validates its ID token; the cluster entry (server and CA) comes from `aws eks update-kubeconfig --name dev`\n"),
+        "{}",
+        out.stderr
+    );
+    let kc = out.file("kc");
+    assert!(
+        kc.contains("- --oidc-issuer-url=https://idp.example.com\n"),
+        "{kc}"
+    );
+}
