@@ -454,8 +454,10 @@ pub(crate) struct PatchArgs {
     /// With --capi or --distro eks: seconds between status checks [default: 10; 30 for eks].
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub(crate) poll_interval: Option<u64>,
-    /// Distribution; `auto` detects it on each host; `eks` patches the managed cluster --name
-    /// through the AWS API; `gke` sets up Workforce Identity Federation with gcloud.
+    /// Distribution; `auto` detects it on each host.
+    ///
+    /// `eks` and `aks` patch the managed cluster --name through the provider's API; `gke` sets
+    /// up Workforce Identity Federation with gcloud.
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks", "gke", "aks"]))]
     pub(crate) distro: String,
     /// With --distro eks or aks: the cluster's name.
