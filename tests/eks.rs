@@ -702,3 +702,105 @@ fn kubeconfig_for_eks_writes_the_kubelogin_user_and_names_the_cluster_entry() {
         "{kc}"
     );
 }
+
+#[test]
+fn eksctl_configs_validate_against_eksctls_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::test::fixtures().join("schemas/eksctl-v1alpha5.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // eksctl's generated `$ref`s name Go packages (`#/definitions/github.com|aws|…`); `|` is
+    // not allowed in a URI reference, so it is percent-encoded (a JSON-pointer fragment is
+    // percent-decoded before it is resolved, RFC 6901 section 6): the same references.
+    fn encode_refs(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match x {
+                        serde_json::Value::String(s) if k == "$ref" => *s = s.replace('|', "%7C"),
+                        _ => encode_refs(x),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(encode_refs),
+            _ => {}
+        }
+    }
+    let mut schema = schema;
+    encode_refs(&mut schema);
+    let whole = jsonschema::validator_for(&schema).unwrap();
+    // eksctl's generated schema cannot accept any identity provider: `IdentityProvider`
+    // requires `type` and is `oneOf` `OIDCIdentityProvider`, which has no `type` and
+    // `additionalProperties: false` (eksctl marshals `type` next to the fields by hand,
+    // identity_provider.go). So each entry is checked for `type: oidc`, then without it
+    // against `OIDCIdentityProvider`, and the rest of the document against the whole schema.
+    let entry = jsonschema::validator_for(&serde_json::json!({
+        "$ref": "#/definitions/OIDCIdentityProvider",
+        "definitions": schema["definitions"],
+    }))
+    .unwrap();
+    let as_json = |yaml: &str| -> serde_json::Value { serde_yaml_ng::from_str(yaml).unwrap() };
+    let problems = |yaml: &str| -> Vec<String> {
+        let mut doc = as_json(yaml);
+        let entries = doc
+            .as_object_mut()
+            .unwrap()
+            .remove("identityProviders")
+            .expect("identityProviders");
+        let mut out: Vec<String> = whole.iter_errors(&doc).map(|e| e.to_string()).collect();
+        for mut e in entries.as_array().unwrap().clone() {
+            let t = e.as_object_mut().unwrap().remove("type");
+            if t != Some(serde_json::json!("oidc")) {
+                out.push(format!("type {t:?}"));
+            }
+            out.extend(entry.iter_errors(&e).map(|e| e.to_string()));
+        }
+        out
+    };
+    let created = Test::new()
+        .fake("eksctl")
+        .args([
+            "create",
+            "--distro",
+            "eks",
+            "--name",
+            "dev",
+            "--region",
+            "eu-west-1",
+            "--yes",
+            "--skip-check",
+        ])
+        .args(SETTINGS)
+        .args([
+            "--required-claim",
+            "hd=example.com",
+            "--required-claim",
+            "env=prod",
+        ])
+        .run()
+        .success();
+    let file = created.file("data/k8soidc/eks-dev/eksctl-config.yaml");
+    assert_eq!(problems(&file), Vec::<String>::new(), "{file}");
+    let patched = Test::new()
+        .write("cluster.yaml", EKSCTL_FILE)
+        .args(["patch", "--file", "cluster.yaml"])
+        .args(SETTINGS)
+        .run()
+        .success();
+    assert_eq!(
+        problems(&patched.stdout),
+        Vec::<String>::new(),
+        "{}",
+        patched.stdout
+    );
+    // The checks do catch broken entries and documents.
+    let saml = patched.stdout.replace("type: oidc", "type: saml");
+    assert_eq!(problems(&saml), ["type Some(String(\"saml\"))"]);
+    let typo = patched.stdout.replace("clientID:", "clientId:");
+    assert!(!problems(&typo).is_empty());
+    let no_meta = patched.stdout.replace("metadata:", "metadatum:");
+    assert!(!problems(&no_meta).is_empty());
+}
