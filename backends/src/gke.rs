@@ -629,3 +629,83 @@ pub fn merge_client_config(text: &str, s: Option<&OidcSettings>) -> Result<Strin
     let same = serde_yaml_ng::from_str::<Value>(text).ok() == serde_yaml_ng::from_str(&out).ok();
     Ok(if same { text.to_string() } else { out })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+
+    fn wif() -> OidcSettings {
+        with(|i| {
+            i.username_prefix = None;
+            i.groups_prefix = None;
+        })
+    }
+
+    #[test]
+    fn what_gcloud_lists_is_read_and_bad_output_refused() {
+        let providers = r#"[{"name": "locations/global/workforcePools/p/providers/k8soidc", "state": "ACTIVE",
+            "oidc": {"issuerUri": "https://idp.example.com", "clientId": "kubernetes"},
+            "attributeMapping": {"google.subject": "assertion.email", "google.groups": "assertion.groups"}}]"#;
+        let current = parse_providers(providers).unwrap().unwrap();
+        assert_eq!(
+            patch_plan(Some(&wif()), "corp-pool", "1", true, Some(&current)).unwrap(),
+            None
+        );
+        let deleted = providers.replace("ACTIVE", "DELETED");
+        assert_eq!(parse_providers(&deleted).unwrap(), None);
+        assert!(parse_pools(
+            r#"[{"name": "locations/global/workforcePools/corp-pool", "state": "ACTIVE"}]"#,
+            "corp-pool"
+        )
+        .unwrap());
+        for bad in ["", "{}", "<html>"] {
+            let e = parse_providers(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(
+                    "cannot patch the output of `gcloud iam workforce-pools providers list`"
+                ),
+                "{e}"
+            );
+            assert!(parse_pools(bad, "p").is_err());
+        }
+        let other = with(|i| {
+            i.username_prefix = None;
+            i.groups_prefix = None;
+            i.required_claim = vec!["hd=example.com".into()];
+        });
+        let plan = patch_plan(Some(&other), "corp-pool", "1", true, Some(&current))
+            .unwrap()
+            .unwrap();
+        assert_eq!(plan.steps.len(), 1);
+        assert!(
+            plan.to_string().contains("+ gcloud iam workforce-pools providers update-oidc k8soidc --workforce-pool=corp-pool"),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn claims_that_are_not_cel_identifiers_are_refused() {
+        let s = with(|i| {
+            i.username_prefix = None;
+            i.groups_prefix = None;
+            i.groups_claim = Some("cognito:groups".into());
+        });
+        let e = workforce_commands(&s, "corp-pool", "1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("gke cannot carry --groups-claim `cognito:groups`"),
+            "{e}"
+        );
+        let quoted = with(|i| {
+            i.username_prefix = None;
+            i.groups_prefix = None;
+            i.required_claim = vec!["hd=it's".into()];
+        });
+        let cmds = workforce_commands(&quoted, "corp-pool", "1").unwrap();
+        assert!(cmds[1]
+            .args
+            .contains(&"--attribute-condition=assertion.hd == 'it\\'s'".to_string()));
+    }
+}
