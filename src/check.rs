@@ -435,6 +435,9 @@ pub(crate) fn run(args: CheckArgs, env: &Env) -> Result<ExitCode, Error> {
                 .any(|c| c.name == "discovery" && c.status == Status::Pass);
         checks.extend(backends::eks::preflight(&s, fetched));
     }
+    if distro == Some(backends::Distribution::Gke) {
+        checks.push(backends::gke::preflight(&s));
+    }
     if !args.ssh.hosts.is_empty() {
         checks.extend(ssh_checks(&args, &s)?);
     }

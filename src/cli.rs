@@ -314,7 +314,8 @@ pub(crate) struct CheckArgs {
     /// Output format (text or json).
     #[arg(short, long, value_enum, default_value_t)]
     pub(crate) output: Output,
-    /// Also check what this distribution needs of the issuer (eks: public URL and certificate).
+    /// Also check what this distribution needs of the issuer (eks: public URL and certificate;
+    /// gke: a public URL).
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: Option<String>,
     #[command(flatten)]

@@ -429,3 +429,33 @@ spec:
         .success();
     assert_eq!(removed.stdout, CLIENT_CONFIG);
 }
+
+#[test]
+fn check_warns_that_google_must_reach_the_issuer() {
+    let p = crate::provider::Provider::start();
+    let ca = p.pki.ca().display().to_string();
+    let out = Test::new()
+        .args([
+            "check",
+            "--distro",
+            "gke",
+            "--issuer-url",
+            &p.issuer,
+            "--client-id",
+            "kubernetes",
+        ])
+        .args(["--username-claim", "email", "--ca-file", &ca])
+        .run()
+        .success();
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("gke-public-issuer"))
+        .collect();
+    assert_eq!(
+        row,
+        ["WARN  gke-public-issuer  `127.0.0.1` is a loopback, private or link-local address: Google fetches the issuer's discovery document and keys from its network"],
+        "{}",
+        out.stdout
+    );
+}

@@ -630,6 +630,25 @@ pub fn merge_client_config(text: &str, s: Option<&OidcSettings>) -> Result<Strin
     Ok(if same { text.to_string() } else { out })
 }
 
+/// What `k8soidc check --distro gke` adds: Google fetches the workforce provider's discovery
+/// document and keys from its own network, so the issuer should be public (else upload the
+/// keys to the provider with `--jwk-json-path`).
+pub fn preflight(s: &OidcSettings) -> crate::preflight::Check {
+    use crate::preflight::Check;
+    let host = crate::eks::issuer_host(&s.issuer_url);
+    match crate::eks::public_host(host) {
+        Err(why) => Check::warn(
+            "gke-public-issuer",
+            format!("{why}: Google fetches the issuer's discovery document and keys from its network"),
+            "serve the provider at a public https URL, or upload its keys with `gcloud iam workforce-pools providers create-oidc --jwk-json-path`",
+        ),
+        Ok(()) => Check::pass(
+            "gke-public-issuer",
+            format!("`{host}` is a public name; Google must reach it from the internet (checked from here only)"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
