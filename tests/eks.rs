@@ -804,3 +804,62 @@ fn eksctl_configs_validate_against_eksctls_schema() {
     let no_meta = patched.stdout.replace("metadata:", "metadatum:");
     assert!(!problems(&no_meta).is_empty());
 }
+
+#[test]
+fn create_dry_run_prints_the_file_and_the_command_and_runs_nothing() {
+    let out = Test::new()
+        .fake("eksctl")
+        .args([
+            "create",
+            "--distro",
+            "eks",
+            "--name",
+            "dev",
+            "--region",
+            "eu-west-1",
+            "--dry-run",
+            "--skip-check",
+        ])
+        .args(SETTINGS)
+        .run()
+        .success();
+    let dir = out.root.join("data/k8soidc/eks-dev");
+    let dir = dir.display();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "# create EKS cluster `dev` with OIDC (eksctl)
+# note: eks: OIDC identity provider config (EKS API)
+# note: username prefix: `oidc:` (`--username-prefix oidc:` was given)
+# note: groups prefix: `oidc:`
+# note: a token with email=\"jane@example.com\", groups=[\"k8s-admins\"] becomes user \"oidc:jane@example.com\" in groups \"oidc:k8s-admins\", \"system:authenticated\"
+# note: warning: EKS fetches the issuer's discovery document itself: it must be reachable from the internet with a publicly trusted certificate (https://docs.aws.amazon.com/eks/latest/userguide/authenticate-oidc-identity-provider.html)
+
+# write the eksctl ClusterConfig with the OIDC identity provider
++ write {dir}/eksctl-config.yaml (mode 0644, new file):
+    apiVersion: eksctl.io/v1alpha5
+    kind: ClusterConfig
+    metadata:
+      name: dev
+      region: eu-west-1
+    identityProviders:
+    - name: k8soidc
+      type: oidc
+      issuerURL: https://idp.example.com
+      clientID: kubernetes
+      usernameClaim: email
+      usernamePrefix: 'oidc:'
+      groupsClaim: groups
+      groupsPrefix: 'oidc:'
+
+# create EKS cluster `dev`; eksctl associates the identity provider once the cluster is up
++ eksctl create cluster -f {dir}/eksctl-config.yaml
+"
+        )
+    );
+    assert!(out.calls().is_empty());
+    assert!(!out
+        .root
+        .join("data/k8soidc/eks-dev/eksctl-config.yaml")
+        .exists());
+}
