@@ -67,7 +67,7 @@ impl CapiArgs {
             dry_run: args.dry_run,
             yes: args.yes,
             timeout,
-            poll_interval: args.poll_interval,
+            poll_interval: args.poll_interval.unwrap_or(10),
             oidc: args.oidc,
         })
     }

@@ -423,7 +423,22 @@ async fn node_checks(spec: &HostSpec, opts: &SshOptions, s: &OidcSettings) -> Ve
 
 pub(crate) fn run(args: CheckArgs, env: &Env) -> Result<ExitCode, Error> {
     let s = crate::config::settings(&args.oidc, env)?;
+    let distro = args
+        .distro
+        .as_deref()
+        .map(backends::Distribution::parse)
+        .transpose()?;
     let mut checks = local_checks(&s)?;
+    if distro == Some(backends::Distribution::Eks) {
+        let fetched = s.ca.is_none()
+            && checks
+                .iter()
+                .any(|c| c.name == "discovery" && c.status == Status::Pass);
+        checks.extend(backends::eks::preflight(&s, fetched));
+    }
+    if distro == Some(backends::Distribution::Gke) {
+        checks.push(backends::gke::preflight(&s));
+    }
     if !args.ssh.hosts.is_empty() {
         checks.extend(ssh_checks(&args, &s)?);
     }

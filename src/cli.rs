@@ -162,11 +162,13 @@ pub(crate) struct RenderArgs {
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops or charmed; with --ssh: kubeadm, microk8s or k3s.
+    /// Distribution: k3d, kind, kops, charmed or eks; with --ssh: kubeadm, microk8s or k3s.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
@@ -188,6 +190,8 @@ pub(crate) struct CreateArgs {
     /// Do not run the preflight check (`k8soidc check`) first.
     #[arg(long)]
     pub(crate) skip_check: bool,
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
     /// Arguments passed through to the distribution's tool (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) extra: Vec<String>,
@@ -213,6 +217,10 @@ pub(crate) struct RbacArgs {
     /// Binding name [default: oidc-<subject>-<role>].
     #[arg(long, value_name = "BINDING")]
     pub(crate) name: Option<String>,
+    /// GKE with Workforce Identity Federation: write subjects as this pool's IAM principal
+    /// identifiers (principal://…, principalSet://…) instead of prefixed names.
+    #[arg(long, value_name = "POOL")]
+    pub(crate) workforce_pool: Option<String>,
     /// Apply it with `kubectl apply -f -`.
     #[arg(long)]
     pub(crate) apply: bool,
@@ -245,6 +253,13 @@ pub(crate) struct KubeconfigArgs {
     /// kubeconfig to edit [default: first path of $KUBECONFIG, else ~/.kube/config].
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
+    /// The cluster's distribution, where its login differs (eks: note on the cluster entry;
+    /// gke: Workforce Identity Federation logs in through gcloud, not kubelogin).
+    #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
+    pub(crate) distro: Option<String>,
+    /// With --distro gke: the Workforce Identity Federation pool (for the login commands).
+    #[arg(long, value_name = "POOL")]
+    pub(crate) workforce_pool: Option<String>,
     #[command(flatten)]
     pub(crate) dry_run: DryRun,
     #[command(flatten)]
@@ -260,6 +275,10 @@ pub(crate) struct CheckArgs {
     /// Output format: text (a table), yaml or json.
     #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t)]
     pub(crate) output: Output,
+    /// Also check what this distribution needs of the issuer (eks: public URL and certificate;
+    /// gke: a public URL).
+    #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
+    pub(crate) distro: Option<String>,
     #[command(flatten)]
     pub(crate) oidc: OidcArgs,
 }
@@ -312,6 +331,33 @@ pub(crate) struct IdpArgs {
     pub(crate) oidc: OidcArgs,
 }
 
+/// Where a managed cluster lives (EKS), for render, create and patch.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PlatformArgs {
+    /// EKS: the AWS region (`aws --region`, eksctl `metadata.region`) [default: the AWS CLI's].
+    #[arg(long, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// EKS: the name of the OIDC identity provider config [default: k8soidc].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) idp_config_name: Option<String>,
+    /// GKE: the Workforce Identity Federation pool id [default: k8soidc-pool].
+    #[arg(long, value_name = "POOL")]
+    pub(crate) workforce_pool: Option<String>,
+    /// GKE: the Google Cloud organization id that owns the workforce pool.
+    #[arg(long, value_name = "ID")]
+    pub(crate) organization: Option<String>,
+    /// GKE: for a cluster still on Identity Service for GKE (deprecated since July 1, 2026).
+    #[arg(long)]
+    pub(crate) identity_service: bool,
+    /// AKS: the cluster's resource group.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) resource_group: Option<String>,
+    /// AKS: use AKS structured authentication (JWT authenticators) although it is a PREVIEW
+    /// feature (opt-in, not meant for production).
+    #[arg(long)]
+    pub(crate) aks_preview: bool,
+}
+
 /// How to reach hosts over SSH (shared by check, patch, rollback, backups and create --ssh).
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SshArgs {
@@ -354,9 +400,9 @@ pub(crate) struct PatchArgs {
     /// With --capi: context in that kubeconfig.
     #[arg(long, value_name = "CONTEXT", requires = "capi")]
     pub(crate) context: Option<String>,
-    /// With --capi: seconds between rollout status checks.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
-    pub(crate) poll_interval: u64,
+    /// With --capi or --distro eks: seconds between status checks [default: 10; 30 for eks].
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub(crate) poll_interval: Option<u64>,
     /// A running kOps cluster to patch with kops (get, replace, update, rolling-update of the
     /// control plane).
     #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "file", "capi", "juju", "k3d"])]
@@ -379,8 +425,16 @@ pub(crate) struct PatchArgs {
     #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "file", "capi"])]
     pub(crate) k3d: Option<String>,
     /// Distribution; `auto` detects it on each host.
-    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
+    ///
+    /// `eks` and `aks` patch the managed cluster --name through the provider's API; `gke` sets
+    /// up Workforce Identity Federation with gcloud.
+    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks", "gke", "aks"]))]
     pub(crate) distro: String,
+    /// With --distro eks or aks: the cluster's name.
+    #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "capi", "file", "inventory"])]
+    pub(crate) name: Option<String>,
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
     #[command(flatten)]
     pub(crate) dry_run: DryRun,
     /// How long to wait for the API server to become healthy before rolling back (e.g. 90s,
@@ -548,4 +602,13 @@ pub(crate) enum FileKind {
     /// kubespray inventory group_vars.
     #[value(name = "kubespray-group-vars")]
     KubesprayGroupVars,
+    /// eksctl ClusterConfig (`identityProviders`).
+    #[value(name = "eksctl-config")]
+    EksctlConfig,
+    /// Identity Service for GKE ClientConfig (deprecated).
+    #[value(name = "gke-clientconfig")]
+    GkeClientConfig,
+    /// AKS JWT authenticator configuration (`az aks jwtauthenticator --config-file`).
+    #[value(name = "aks-jwt-authenticator")]
+    AksJwtAuthenticator,
 }

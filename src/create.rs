@@ -10,11 +10,12 @@ use crate::error::Error;
 use crate::render::{check_name, staging_dir};
 use crate::ui::Env;
 
-const LOCAL_CREATE: [Distribution; 4] = [
+const LOCAL_CREATE: [Distribution; 5] = [
     Distribution::K3d,
     Distribution::Kind,
     Distribution::Kops,
     Distribution::Charmed,
+    Distribution::Eks,
 ];
 
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
@@ -22,9 +23,20 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     if !args.ssh.hosts.is_empty() {
         return crate::create_ssh::run(d, args, env);
     }
+    let managed = match d {
+        Distribution::Gke => Some("Workforce Identity Federation needs nothing at cluster creation: create the cluster with `gcloud container clusters create`, then set up the pool with `k8soidc patch --distro gke --organization ORG`"),
+        Distribution::Aks => Some("create the cluster with `az aks create` (Kubernetes 1.30 or later), then `k8soidc patch --distro aks --aks-preview --name NAME --resource-group RG`"),
+        _ => None,
+    };
+    if let Some(how) = managed {
+        return Err(Error::Plan(backends::PlanError::Unsupported {
+            distribution: d,
+            message: format!("k8soidc does not create {d} clusters; {how}"),
+        }));
+    }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops and charmed clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed and eks clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
             backends::node::create_supported()
         )));
     }
@@ -34,6 +46,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
         name: args.name.clone(),
         staging_dir: staging_dir(d, &args.name)?,
         extra_args: args.extra.clone(),
+        platform: crate::managed::platform(&args.platform, None)?,
     };
     let b = backend(d);
     let plan = b.create_plan(&s, &req)?;

@@ -61,6 +61,33 @@ fn warn_plugin() {
 }
 
 pub(crate) fn run(args: KubeconfigArgs, env: &Env) -> Result<ExitCode, Error> {
+    let distro = args
+        .distro
+        .as_deref()
+        .map(backends::Distribution::parse)
+        .transpose()?;
+    if distro == Some(backends::Distribution::Gke) {
+        let pool = args
+            .workforce_pool
+            .as_deref()
+            .unwrap_or(backends::gke::DEFAULT_POOL);
+        backends::gke::check_pool(pool)?;
+        return Err(Error::Plan(backends::PlanError::Unsupported {
+            distribution: backends::Distribution::Gke,
+            message: format!(
+                "with Workforce Identity Federation kubectl logs in through gcloud (gke-gcloud-auth-plugin), not kubelogin, so k8soidc writes no kubeconfig user; run `gcloud iam workforce-pools create-login-config locations/global/workforcePools/{pool}/providers/{} --output-file=login.json`, `gcloud auth login --login-config=login.json`, then `gcloud container clusters get-credentials {}` ({})",
+                backends::gke::PROVIDER_ID,
+                args.cluster,
+                backends::gke::DOCS
+            ),
+        }));
+    }
+    if distro == Some(backends::Distribution::Eks) {
+        eprintln!(
+            "note: eks: the user below logs in with kubelogin and EKS validates its ID token; the cluster entry (server and CA) comes from `aws eks update-kubeconfig --name {}`",
+            args.cluster
+        );
+    }
     let s = crate::config::settings(&args.oidc, env)?;
     let path = absolute(&target(args.kubeconfig.as_deref())?)?;
     let shown = path.display().to_string();

@@ -21,6 +21,7 @@ mod inventory;
 mod kubeconfig;
 mod live;
 mod man;
+mod managed;
 mod patch;
 mod patch_file;
 mod rbac;

@@ -83,6 +83,14 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
+            matches!(args.distro.as_str(), "eks" | "aks"),
+            "--distro eks or aks",
+            vec![
+                ("--name", args.name.is_some()),
+                ("--region", args.platform.region.is_some()),
+            ],
+        ),
+        (
             args.capi.is_some(),
             "--capi NAME",
             vec![
@@ -115,6 +123,15 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);
+    }
+    if args.distro == "eks" {
+        return crate::managed::run_eks(args, env);
+    }
+    if args.distro == "gke" {
+        return crate::managed::run_gke(args, env);
+    }
+    if args.distro == "aks" {
+        return crate::managed::run_aks(args, env);
     }
     let (specs, opts) = if args.local {
         let me = HostSpec {

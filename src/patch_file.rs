@@ -31,7 +31,7 @@ const MANIFEST_NODE_DIR: &str = "/etc/kubernetes/oidc";
 pub(crate) use crate::cli::FileKind;
 
 impl FileKind {
-    const ALL: [FileKind; 9] = [
+    const ALL: [FileKind; 12] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -41,6 +41,9 @@ impl FileKind {
         FileKind::K3dConfig,
         FileKind::CapiKcp,
         FileKind::KubesprayGroupVars,
+        FileKind::EksctlConfig,
+        FileKind::GkeClientConfig,
+        FileKind::AksJwtAuthenticator,
     ];
 
     fn name(self) -> &'static str {
@@ -54,6 +57,9 @@ impl FileKind {
             FileKind::K3dConfig => "k3d-config",
             FileKind::CapiKcp => "capi-kcp",
             FileKind::KubesprayGroupVars => "kubespray-group-vars",
+            FileKind::EksctlConfig => "eksctl-config",
+            FileKind::GkeClientConfig => "gke-clientconfig",
+            FileKind::AksJwtAuthenticator => "aks-jwt-authenticator",
         }
     }
 }
@@ -120,6 +126,18 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
     if kubespray::looks_like_group_vars(text) {
         kinds.push(FileKind::KubesprayGroupVars);
     }
+    if has_line(text, "kind: ClusterConfig") && text.contains("eksctl.io/") {
+        kinds.push(FileKind::EksctlConfig);
+    }
+    if has_line(text, "kind: ClientConfig") && text.contains("authentication.gke.io/") {
+        kinds.push(FileKind::GkeClientConfig);
+    }
+    if text.trim_start().starts_with('{')
+        && text.contains("\"issuer\"")
+        && text.contains("\"claimMappings\"")
+    {
+        kinds.push(FileKind::AksJwtAuthenticator);
+    }
     kinds
 }
 
@@ -165,7 +183,13 @@ fn node_files(s: &OidcSettings, remove: bool, dir: &str) -> Result<Vec<NodeFile>
     Ok(apiserver::node_files(s, s.mode()?, dir))
 }
 
-fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<Patched, PlanError> {
+fn patch(
+    kind: FileKind,
+    text: &str,
+    s: &OidcSettings,
+    remove: bool,
+    idp_config_name: &str,
+) -> Result<Patched, PlanError> {
     let simple = |after: Option<String>, files: Vec<NodeFile>| Patched {
         after,
         notes: vec![],
@@ -224,6 +248,19 @@ fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<P
         FileKind::CapiKcp => simple(capi::patch_kcp(text, s, remove)?, vec![]),
         FileKind::KubesprayGroupVars => {
             simple(kubespray::patch_group_vars(text, s, remove)?, vec![])
+        }
+        FileKind::GkeClientConfig => {
+            let after = backends::gke::merge_client_config(text, (!remove).then_some(s))?;
+            simple((after != text).then_some(after), vec![])
+        }
+        FileKind::AksJwtAuthenticator => {
+            let after = backends::aks::merge_authenticator_file(text, (!remove).then_some(s))?;
+            simple((after != text).then_some(after), vec![])
+        }
+        FileKind::EksctlConfig => {
+            let after =
+                backends::eks::merge_cluster_config(text, (!remove).then_some(s), idp_config_name)?;
+            simple((after != text).then_some(after), vec![])
         }
     })
 }
@@ -295,7 +332,12 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     } else {
         crate::config::settings(&args.oidc, env)?
     };
-    let mut patched = patch(kind, &text, &settings, args.remove)?;
+    let platform = crate::managed::platform(&args.platform, None)?;
+    let idp_name = platform
+        .idp_config_name
+        .as_deref()
+        .unwrap_or(backends::eks::DEFAULT_CONFIG_NAME);
+    let mut patched = patch(kind, &text, &settings, args.remove, idp_name)?;
     if !args.remove {
         patched
             .notes

@@ -40,7 +40,8 @@ fn settings(args: &RbacArgs) -> Result<OidcSettings, Error> {
     input
         .client_id
         .get_or_insert_with(|| UNUSED_CLIENT_ID.into());
-    let implicit_prefix = !args.user.is_empty()
+    let implicit_prefix = args.workforce_pool.is_none()
+        && !args.user.is_empty()
         && input.username_prefix.is_none()
         && input.username_claim.as_deref().unwrap_or("sub") != "email";
     if input.issuer_url.is_none() {
@@ -65,6 +66,7 @@ pub(crate) fn run(args: RbacArgs, env: &Env) -> Result<ExitCode, Error> {
         cluster_role: args.clusterrole.clone(),
         role: args.role.clone(),
         namespace: args.namespace.clone(),
+        workforce_pool: args.workforce_pool.clone(),
     };
     let generated = binding(&s, &req)?;
     let text = match args.output {

@@ -46,6 +46,9 @@ pub(crate) fn check_name(d: Distribution, name: &str) -> Result<(), Error> {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
+    if d == Distribution::Eks {
+        return crate::managed::check_eks_name(name);
+    }
     let (ok, rule) = if d == Distribution::Kops {
         (
             name.len() <= 253 && name.contains('.') && name.split('.').all(label),
@@ -90,6 +93,7 @@ pub(crate) fn run(args: RenderArgs, env: &Env) -> Result<ExitCode, Error> {
         name: name.to_string(),
         staging_dir: staging_dir(d, name)?,
         extra_args: vec![],
+        platform: crate::managed::platform(&args.platform, None)?,
     };
     let r = backend(d).render(&s, &req)?;
     // kops has no default cluster name: say that the one shown is a placeholder (on stderr for

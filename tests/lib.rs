@@ -1,12 +1,15 @@
 //! Black-box tests of the `k8soidc` binary: one integration target (ripgrep/just style).
 //! Each test runs the real binary in a temporary HOME with fake distribution tools on PATH.
 
+mod aks;
 mod bad_input;
 mod capi;
 mod check;
 mod create;
 mod dry_run;
+mod eks;
 mod explain;
+mod gke;
 mod idp;
 mod input;
 mod inventory;

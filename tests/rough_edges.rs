@@ -81,9 +81,9 @@ fn p4_render_kops_with_an_explicit_bad_name_is_still_refused() {
 }
 
 // Point 8: completions offer the values of value enums; a man page is generated.
-const DISTROS: &str = "k3d kind kubeadm kops microk8s charmed k3s rke2 capi kubespray";
-const PATCH_DISTROS: &str = "auto kubeadm microk8s k3s rke2";
-const FILE_KINDS: &str = "manifest k3s-config rke2-config microk8s-args kubeadm-config kops-cluster k3d-config capi-kcp kubespray-group-vars";
+const DISTROS: &str = "k3d kind kubeadm kops microk8s charmed k3s rke2 capi kubespray eks gke aks";
+const PATCH_DISTROS: &str = "auto kubeadm microk8s k3s rke2 eks gke aks";
+const FILE_KINDS: &str = "manifest k3s-config rke2-config microk8s-args kubeadm-config kops-cluster k3d-config capi-kcp kubespray-group-vars eksctl-config gke-clientconfig aks-jwt-authenticator";
 
 fn completions(shell: &str) -> String {
     Test::new()

@@ -281,6 +281,7 @@ pub fn live_patch(
                         name: app.application.clone(),
                         staging_dir: String::new(),
                         extra_args: vec![],
+                        ..Default::default()
                     },
                 )?
                 .summary();

@@ -606,6 +606,7 @@ pub fn live_patch(
                     name: name.clone(),
                     staging_dir: dir.clone(),
                     extra_args: vec![],
+                    ..Default::default()
                 },
             )?
             .summary(),

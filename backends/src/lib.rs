@@ -9,12 +9,15 @@
 
 #![warn(missing_docs)]
 
+pub mod aks;
 pub mod apiserver;
 pub mod authn;
 pub mod capi;
 pub mod charmed;
 pub mod create_node;
+pub mod eks;
 mod error;
+pub mod gke;
 pub mod identity;
 pub mod idp;
 pub mod k3d;
@@ -45,7 +48,10 @@ use std::fmt;
 use serde::Serialize;
 
 pub use error::{escape, PlanError};
-pub use plan::{redact, unified_diff, Command, Plan, PlanDisplay, Step, Target, Until, K8SOIDC};
+pub use plan::{
+    poll_count, redact, unified_diff, Command, Plan, PlanDisplay, Progress, Step, Target, Until,
+    K8SOIDC,
+};
 pub use settings::{AuthMode, CaBundle, ConfigApiVersion, Mode, OidcSettings, SettingsInput};
 pub use source::Source;
 pub use version::KubeVersion;
@@ -74,11 +80,17 @@ pub enum Distribution {
     Capi,
     /// kubespray (Ansible group_vars).
     Kubespray,
+    /// Amazon EKS (an OIDC identity provider config associated through the AWS API).
+    Eks,
+    /// Google GKE (Workforce Identity Federation; Identity Service for GKE, deprecated).
+    Gke,
+    /// Azure AKS (JWT authenticators, a preview: only with `--aks-preview`).
+    Aks,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 10] = [
+    pub const ALL: [Distribution; 13] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -89,6 +101,9 @@ impl Distribution {
         Distribution::Rke2,
         Distribution::Capi,
         Distribution::Kubespray,
+        Distribution::Eks,
+        Distribution::Gke,
+        Distribution::Aks,
     ];
 
     /// The lowercase name used on the command line.
@@ -104,7 +119,18 @@ impl Distribution {
             Distribution::Rke2 => "rke2",
             Distribution::Capi => "capi",
             Distribution::Kubespray => "kubespray",
+            Distribution::Eks => "eks",
+            Distribution::Gke => "gke",
+            Distribution::Aks => "aks",
         }
+    }
+
+    /// A managed service: the provider runs the API server, its API takes the settings.
+    pub fn is_managed(self) -> bool {
+        matches!(
+            self,
+            Distribution::Eks | Distribution::Gke | Distribution::Aks
+        )
     }
 
     /// Parses a name as given to `--distro`.
@@ -132,8 +158,31 @@ impl fmt::Display for Distribution {
     }
 }
 
+/// Where a managed cluster lives and what its provider's API needs besides the OIDC settings
+/// (`--region`, `--idp-config-name`, ...); empty for the other distributions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Platform {
+    /// EKS: the AWS region (`aws --region`, eksctl `metadata.region`); none: the AWS CLI's own.
+    pub region: Option<String>,
+    /// EKS: the identity provider config's name [default: `k8soidc`].
+    pub idp_config_name: Option<String>,
+    /// Seconds between polls of the provider's API while waiting [default: the platform's].
+    pub poll_interval: Option<u64>,
+    /// GKE: the Workforce Identity Federation pool id [default: `k8soidc-pool`].
+    pub workforce_pool: Option<String>,
+    /// GKE: the Google Cloud organization id that owns the workforce pool.
+    pub organization: Option<String>,
+    /// GKE: render for Identity Service for GKE (deprecated) instead.
+    pub identity_service: bool,
+    /// AKS: the resource group of the cluster.
+    pub resource_group: Option<String>,
+    /// AKS: the user accepts AKS' structured authentication although it is a preview.
+    pub aks_preview: bool,
+}
+
 /// What a cluster is called and where local files for it are staged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterRequest {
     /// Cluster name (`--name`).
@@ -142,6 +191,8 @@ pub struct ClusterRequest {
     pub staging_dir: String,
     /// Extra arguments passed through to the distribution's own tool (after `--`).
     pub extra_args: Vec<String>,
+    /// Managed services: where the cluster lives.
+    pub platform: Platform,
 }
 
 /// One piece of rendered output: a file, a snippet or a command.
@@ -178,6 +229,9 @@ pub struct Rendering {
     pub artifacts: Vec<Artifact>,
     /// Things the user should know.
     pub warnings: Vec<String>,
+    /// How the settings reach the API server when it is not a flag or file k8soidc writes
+    /// (managed services: the provider's API); shown instead of the mode.
+    pub via: Option<String>,
 }
 
 impl Rendering {
@@ -219,6 +273,7 @@ impl Rendering {
                 ),
                 artifacts: Vec::new(),
                 warnings,
+                via: None,
             });
         }
         Ok(Rendering {
@@ -230,6 +285,7 @@ impl Rendering {
             sample: identity::describe_sample(s),
             artifacts: Vec::new(),
             warnings,
+            via: None,
         })
     }
 
@@ -252,6 +308,7 @@ impl Rendering {
     /// The explanation lines shared by the text output and every plan.
     pub fn summary(&self) -> Vec<String> {
         let mode = match self.mode {
+            _ if self.via.is_some() => self.via.clone().unwrap_or_default(),
             Mode::Flags => "--oidc-* flags".to_string(),
             Mode::Config(v) => format!(
                 "AuthenticationConfiguration {} via --authentication-config",
@@ -340,6 +397,9 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         }),
         Distribution::Capi => Box::new(capi::Capi),
         Distribution::Kubespray => Box::new(kubespray::Kubespray),
+        Distribution::Eks => Box::new(eks::Eks),
+        Distribution::Gke => Box::new(gke::Gke),
+        Distribution::Aks => Box::new(aks::Aks),
     }
 }
 
@@ -448,6 +508,11 @@ pub(crate) mod testutil {
             name: "oidc".into(),
             staging_dir: "/home/me/.local/share/k8soidc/oidc".into(),
             extra_args: vec![],
+            // AKS renders only with its preview accepted; the others ignore it.
+            platform: Platform {
+                aks_preview: true,
+                ..Platform::default()
+            },
         }
     }
 }

@@ -211,36 +211,71 @@ pub enum Until {
         /// The KubeadmControlPlane.
         name: String,
     },
+    /// `aws eks describe-identity-provider-config` shows the config `name` as `ACTIVE`.
+    EksActive {
+        /// The identity provider config.
+        name: String,
+    },
+    /// `aws eks list-identity-provider-configs` no longer lists the config `name`.
+    EksGone {
+        /// The identity provider config.
+        name: String,
+    },
+}
+
+/// One poll's reading of a [`Step::Await`] command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The condition holds; what was seen.
+    Done(String),
+    /// Not yet; what was seen (shown as progress).
+    Pending(String),
 }
 
 impl Until {
-    /// Where the wait stands, from one poll's output.
-    pub fn check(&self, output: &str) -> Result<crate::capi::Rollout, crate::PlanError> {
+    /// Reads one poll's output; an error when it can never become true (e.g. `DELETING`).
+    pub fn check(&self, output: &str) -> Result<Progress, crate::PlanError> {
         match self {
-            Until::CapiRollout { .. } => crate::capi::rollout(output),
-        }
-    }
-
-    /// What is waited for, for progress lines (`KubeadmControlPlane `cp``).
-    pub fn subject(&self) -> String {
-        match self {
-            Until::CapiRollout { name } => format!("KubeadmControlPlane `{name}`"),
+            Until::CapiRollout { name } => {
+                let r = crate::capi::rollout(output)?;
+                Ok(if r.done {
+                    Progress::Done(format!(
+                        "KubeadmControlPlane `{name}` rolled out: {}",
+                        r.summary
+                    ))
+                } else {
+                    Progress::Pending(format!("KubeadmControlPlane `{name}`: {}", r.summary))
+                })
+            }
+            Until::EksActive { name } => crate::eks::active_progress(output, name),
+            Until::EksGone { name } => crate::eks::gone_progress(output, name),
         }
     }
 
     /// The condition, as the dry run shows it.
-    pub fn describe(&self) -> &'static str {
+    pub fn describe(&self) -> String {
         match self {
-            Until::CapiRollout { .. } => "every control-plane machine is rolled out",
+            Until::CapiRollout { .. } => "until every control-plane machine is rolled out".into(),
+            Until::EksActive { name } => format!("until `{name}` is ACTIVE"),
+            Until::EksGone { name } => format!("until `{name}` is no longer listed"),
         }
     }
 
-    /// What the user should know when the wait gives up.
-    pub fn on_timeout(&self) -> String {
+    /// What the user should know when the wait gives up, given the last output read.
+    pub fn on_timeout(&self, read: &Command, last_output: &str) -> String {
         match self {
-            Until::CapiRollout { name } => format!(
-                "the patch is applied and the controller keeps going; watch it with `kubectl get kubeadmcontrolplane {name} -w`"
-            ),
+            Until::CapiRollout { name } => {
+                let conditions: String = crate::capi::rollout(last_output)
+                    .map(|r| r.conditions.iter().map(|c| format!("\n  | {c}")).collect())
+                    .unwrap_or_default();
+                format!(
+                    "the patch is applied and the controller keeps going; watch it with `kubectl get kubeadmcontrolplane {name} -w`; conditions:{}",
+                    if conditions.is_empty() { " none reported".to_string() } else { conditions }
+                )
+            }
+            Until::EksActive { .. } | Until::EksGone { .. } => {
+                format!("the change was made and the provider keeps going; watch it with `{read}`")
+            }
         }
     }
 }
@@ -278,7 +313,8 @@ pub enum Step {
         why: String,
     },
     /// Runs a read-only command every `interval_secs` until its output says done ([`Until`]),
-    /// or gives up after `timeout_secs` (e.g. a Cluster API rollout).
+    /// or gives up after `timeout_secs` (at most [`poll_count`] polls; e.g. a Cluster API rollout,
+    /// an EKS identity provider association).
     Await {
         /// Where.
         on: Target,
@@ -337,6 +373,11 @@ impl Step {
             why: why.into(),
         }
     }
+}
+
+/// How many polls a [`Step::Await`] makes at most: one at the start, then one per interval.
+pub fn poll_count(interval_secs: u64, timeout_secs: u64) -> u64 {
+    timeout_secs / interval_secs.max(1) + 1
 }
 
 /// An ordered list of steps plus what the user should know about them.
@@ -436,11 +477,16 @@ impl Step {
                 interval_secs,
                 timeout_secs,
                 ..
-            } => writeln!(
-                f,
-                "+ {at}{read}   # every {interval_secs}s, up to {timeout_secs}s, until {}",
-                until.describe()
-            ),
+            } => {
+                writeln!(f, "+ {at}{read}")?;
+                writeln!(
+                    f,
+                    "#   again every {interval_secs}s {}, up to {} ({} polls at most)",
+                    until.describe(),
+                    crate::shell::duration(*timeout_secs),
+                    poll_count(*interval_secs, *timeout_secs)
+                )
+            }
         }
     }
 }

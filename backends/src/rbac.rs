@@ -34,6 +34,10 @@ pub struct BindingRequest {
     pub role: Option<String>,
     /// Namespace: makes it a RoleBinding.
     pub namespace: Option<String>,
+    /// GKE with Workforce Identity Federation: subjects are this pool's IAM principal
+    /// identifiers (`principal://…/subject/USER`, `principalSet://…/group/GROUP`), not prefixed
+    /// names ([`crate::gke`]).
+    pub workforce_pool: Option<String>,
 }
 
 /// `metadata` of a binding.
@@ -233,8 +237,16 @@ pub fn binding(s: &OidcSettings, req: &BindingRequest) -> Result<Generated, Plan
             "add `--groups-claim groups` (the claim your provider uses), or bind `--user` instead",
         ));
     }
-    let uprefix = s.effective_username_prefix();
-    let gprefix = s.effective_groups_prefix();
+    if let Some(pool) = &req.workforce_pool {
+        crate::gke::check_pool(pool)?;
+    }
+    let (uprefix, gprefix) = match &req.workforce_pool {
+        Some(pool) => (
+            crate::gke::user_prefix(pool),
+            crate::gke::group_prefix(pool),
+        ),
+        None => (s.effective_username_prefix(), s.effective_groups_prefix()),
+    };
     let mut notes = Vec::new();
     let mut subjects = Vec::new();
     for u in &req.users {
@@ -246,7 +258,12 @@ pub fn binding(s: &OidcSettings, req: &BindingRequest) -> Result<Generated, Plan
             namespace: None,
         });
     }
-    if !req.users.is_empty() {
+    if let (Some(pool), false) = (&req.workforce_pool, req.users.is_empty()) {
+        notes.push(format!(
+            "user subjects are IAM principal identifiers of workforce pool `{pool}`, as GKE with Workforce Identity Federation names users (its `google.subject`, the `{}` claim); --username-prefix does not apply",
+            s.username_claim
+        ));
+    } else if !req.users.is_empty() {
         notes.push(format!(
             "user subjects carry the username prefix {:?}: {}",
             uprefix,
@@ -265,7 +282,11 @@ pub fn binding(s: &OidcSettings, req: &BindingRequest) -> Result<Generated, Plan
             namespace: None,
         });
     }
-    if !req.groups.is_empty() {
+    if let (Some(pool), false) = (&req.workforce_pool, req.groups.is_empty()) {
+        notes.push(format!(
+            "group subjects are IAM principal-set identifiers of workforce pool `{pool}`, as GKE with Workforce Identity Federation names groups (its `google.groups`); --groups-prefix does not apply"
+        ));
+    } else if !req.groups.is_empty() {
         notes.push(match &s.groups_prefix {
             Some(p) => format!("group subjects carry the groups prefix {p:?}: `--groups-prefix {p}` was given"),
             None => "group subjects carry no prefix: no --groups-prefix is set, so kube-apiserver uses the groups as sent".to_string(),

@@ -19,6 +19,22 @@ pub fn join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
         .join(" ")
 }
 
+/// A number of seconds as people write it: `45m`, `90s`, `1h30m`.
+pub fn duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -433,6 +433,7 @@ fn every_renderer_writes_yaml_1_1_and_1_2_read_alike() {
         name: "demo".into(),
         staging_dir: "/home/me/.local/share/k8soidc/demo".into(),
         extra_args: vec![],
+        platform: Default::default(),
     };
     let mut written = Vec::new();
     for s in cases(96) {

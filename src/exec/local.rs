@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use backends::{Command, Plan, Step, Target, Until};
+use backends::{Command, Plan, Progress, Step, Target, Until};
 
 use crate::error::Error;
 use crate::ui::Env;
@@ -191,9 +191,10 @@ fn run_step(plan: &Plan, i: usize, step: &Step, env: &Env, verbose: bool) -> Res
     Ok(())
 }
 
-/// [`Step::Await`]: polls `read` every `interval` seconds until `until` says done, printing a
-/// progress line whenever it changes (a spinner on a terminal); gives up after `timeout`
-/// seconds with what was last seen.
+/// [`Step::Await`]: runs the read-only command `read` until its output says `until` holds: at
+/// most [`backends::poll_count`] polls, `interval` apart, within `timeout` seconds. Progress goes
+/// to the spinner on a terminal, else a line whenever what is seen changes (and every 5
+/// minutes); giving up says what was last seen and what the user can do.
 fn await_until(
     read: &Command,
     until: &Until,
@@ -202,52 +203,46 @@ fn await_until(
     env: &Env,
     label: &str,
 ) -> Result<(), Error> {
-    let subject = until.subject();
     let started = Instant::now();
-    let every = Duration::from_secs(interval);
-    let spinner = env.spinner(format!("waiting for {subject}"));
+    let spinner = env.spinner(label.to_string());
     let mut last = String::new();
-    loop {
+    let mut last_output = String::new();
+    let mut last_line = Instant::now();
+    for n in 1..=backends::poll_count(interval, timeout) {
         let out = run_command(read, None, env, false, label)?;
-        let out = String::from_utf8(out)
+        let text = String::from_utf8(out)
             .map_err(|_| Error::Other(format!("`{read}` printed text that is not UTF-8")))?;
-        let status = until.check(&out)?;
-        if status.done {
-            spinner.finish_and_clear();
-            eprintln!(
-                "{subject} rolled out: {} after {}s",
-                status.summary,
-                started.elapsed().as_secs()
-            );
-            return Ok(());
-        }
-        let line = format!("waiting for {subject}: {}", status.summary);
-        if line != last {
-            if env.stderr_tty {
-                spinner.set_message(line.clone());
-            } else {
-                eprintln!("{line} ({}s)", started.elapsed().as_secs());
+        let elapsed = backends::shell::duration(started.elapsed().as_secs());
+        match until.check(&text) {
+            Ok(Progress::Done(seen)) => {
+                spinner.finish_and_clear();
+                eprintln!("{seen} (after {elapsed}, poll {n})");
+                return Ok(());
             }
-            last = line;
-        }
-        if started.elapsed() + every > Duration::from_secs(timeout) {
-            spinner.finish_and_clear();
-            let conditions: String = status
-                .conditions
-                .iter()
-                .map(|c| format!("\n  | {c}"))
-                .collect();
-            return Err(Error::Other(format!(
-                "gave up after {timeout}s waiting for {subject} to roll out ({}); {}; conditions:{}",
-                status.summary,
-                until.on_timeout(),
-                if conditions.is_empty() {
-                    " none reported".to_string()
-                } else {
-                    conditions
+            Ok(Progress::Pending(seen)) => {
+                if env.stderr_tty {
+                    spinner.set_message(format!("{label}: {seen} ({elapsed})"));
+                } else if seen != last || last_line.elapsed() >= Duration::from_secs(300) {
+                    eprintln!("{seen} ({elapsed})");
+                    last_line = Instant::now();
                 }
-            )));
+                last = seen;
+            }
+            Err(e) => {
+                spinner.finish_and_clear();
+                return Err(e.into());
+            }
         }
-        std::thread::sleep(every);
+        last_output = text;
+        if started.elapsed() + Duration::from_secs(interval) > Duration::from_secs(timeout) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(interval));
     }
+    spinner.finish_and_clear();
+    Err(Error::Other(format!(
+        "gave up after {}: {label} (last seen: {last}); {}",
+        backends::shell::duration(timeout),
+        until.on_timeout(read, &last_output),
+    )))
 }

@@ -202,6 +202,7 @@ pub fn live_patch(
                         name: name.clone(),
                         staging_dir: cluster.staging_dir.clone(),
                         extra_args: vec![],
+                ..Default::default()
                     };
                     K3d.render(s, &req)?;
                     format!(
@@ -230,6 +231,7 @@ pub fn live_patch(
                 name: name.clone(),
                 staging_dir: cluster.staging_dir.clone(),
                 extra_args: vec![],
+                ..Default::default()
             };
             let notes = K3d.render(s, &req)?.summary();
             let files = apiserver::node_files(s, mode, NODE_DIR);
