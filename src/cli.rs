@@ -14,6 +14,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+// Parsed once at start and moved into its command: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Print the OIDC settings in a distribution's own syntax (no cluster needed).
