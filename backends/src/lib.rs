@@ -26,6 +26,7 @@ pub mod kubespray;
 mod lines;
 pub mod manifest;
 pub mod microk8s;
+pub mod migrate;
 pub mod node;
 pub mod patch;
 mod plan;
