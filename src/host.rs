@@ -26,6 +26,8 @@ pub(crate) struct HostJob {
     pub(crate) opts: SshOptions,
     pub(crate) settings: Option<OidcSettings>,
     pub(crate) remove: bool,
+    /// `--auth-mode config|flags` without settings: convert what the node runs.
+    pub(crate) convert: Option<backends::migrate::Convert>,
     pub(crate) distro: Option<Distribution>,
     pub(crate) timeout: u64,
     pub(crate) dry_run: bool,
@@ -117,6 +119,7 @@ impl HostJob {
             distribution: self.distro,
             timeout_secs: self.timeout,
             sudo: remote.sudo(),
+            convert: self.convert,
         };
         let hp = patch::plan_host(&req, &files)?;
         *distro = Some(hp.distribution);

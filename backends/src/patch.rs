@@ -14,7 +14,7 @@ use crate::apiserver;
 use crate::manifest::ApiEndpoint;
 pub use crate::node::{
     node_backend, node_backends, FileChange, Health, HostPlan, NodeBackend, NodeFiles, NodeStep,
-    ReadCommand, Restart, RestoreFile, Restored, BACKUP_PLACEHOLDER, STATE_DIR,
+    ReadCommand, Restart, RestoreFile, Restored, Running, BACKUP_PLACEHOLDER, STATE_DIR,
 };
 use crate::{Command, Distribution, Mode, OidcSettings, Plan, PlanError, Step, Target};
 
@@ -119,6 +119,9 @@ pub struct PatchRequest<'a> {
     pub timeout_secs: u64,
     /// The login is not root: steps run through `sudo -n`.
     pub sudo: bool,
+    /// `--auth-mode config|flags` without settings: convert what the node runs
+    /// ([`crate::migrate`]).
+    pub convert: Option<crate::migrate::Convert>,
 }
 
 impl PatchRequest<'_> {
@@ -222,7 +225,41 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
         None => detect(req.host, files)?,
     };
     let backend = node_backend(d)?;
+    let converted;
+    let with_settings;
+    let mut conversion_notes = Vec::new();
+    let req = match (req.convert, req.settings, req.remove) {
+        (Some(c), None, false) => match backend.running_settings(req, files, c)? {
+            Running::Already(why) => {
+                let health = backend.after_restore(files, req.timeout_secs)?.health;
+                return Ok(HostPlan {
+                    host: req.host.to_string(),
+                    distribution: d,
+                    sudo: req.sudo,
+                    plan: Plan {
+                        title: format!("{}: {d} already {why}", req.host),
+                        steps: vec![],
+                        notes: vec![],
+                    },
+                    on_failure: vec![],
+                    health,
+                    restart_after_restore: vec![],
+                });
+            }
+            Running::Settings(s, notes) => {
+                converted = s;
+                conversion_notes = notes;
+                with_settings = PatchRequest {
+                    settings: Some(&converted),
+                    ..req.clone()
+                };
+                &with_settings
+            }
+        },
+        _ => req,
+    };
     let mut p = backend.patch(req, files)?;
+    p.notes.splice(0..0, conversion_notes);
     let on = Target::Host(req.host.to_string());
     let node = |why: String, step: NodeStep| Step::Node {
         on: on.clone(),
@@ -526,6 +563,7 @@ mod tests {
             distribution: None,
             timeout_secs: 30,
             sudo: false,
+            convert: None,
         };
         plan_host(&req, f)
     }

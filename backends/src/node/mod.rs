@@ -667,6 +667,15 @@ pub struct Restored {
     pub health: Health,
 }
 
+/// What a node runs, for a conversion between flags and the file ([`crate::migrate`]).
+#[derive(Debug, Clone)]
+pub enum Running {
+    /// It already runs the wanted mode (the reason, for the plan's title).
+    Already(String),
+    /// The settings it runs, in the wanted mode, with notes for the dry run.
+    Settings(crate::OidcSettings, Vec<String>),
+}
+
 /// A node's distribution as k8soidc patches it: what to read, how to tell it is there, how to
 /// patch, restart and probe it. One implementation per distribution, in that distribution's
 /// module; [`node_backends`] registers them.
@@ -700,6 +709,19 @@ pub trait NodeBackend: Sync {
         req: &crate::patch::PatchRequest<'_>,
         files: &NodeFiles,
     ) -> Result<crate::patch::Patched, PlanError>;
+    /// The OIDC settings the node runs, for `patch --auth-mode config|flags` without settings.
+    fn running_settings(
+        &self,
+        req: &crate::patch::PatchRequest<'_>,
+        files: &NodeFiles,
+        convert: crate::migrate::Convert,
+    ) -> Result<Running, PlanError> {
+        let _ = (req, files, convert);
+        Err(PlanError::Unsupported {
+            distribution: self.distribution(),
+            message: "converting the running settings between --oidc-* flags and the AuthenticationConfiguration is supported on kubeadm nodes; give the OIDC settings explicitly".into(),
+        })
+    }
     /// The restarts and health check once a backup is back in place.
     fn after_restore(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Restored, PlanError>;
     /// The plan of `create --ssh` on a fresh host (`files`: what the first round trip read).
