@@ -12,11 +12,14 @@
 
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
+use crate::node::Reload;
 pub use crate::node::{
     node_backend, node_backends, FileChange, Health, HostPlan, NodeBackend, NodeFiles, NodeStep,
     ReadCommand, Restart, RestoreFile, Restored, Running, BACKUP_PLACEHOLDER, STATE_DIR,
 };
-use crate::{Command, Distribution, Mode, OidcSettings, Plan, PlanError, Step, Target};
+use crate::{
+    Command, ConfigApiVersion, Distribution, Mode, OidcSettings, Plan, PlanError, Step, Target,
+};
 
 /// The kubeadm static pod manifest of the API server.
 pub use crate::kubeadm::node::{KUBEADM_CONFIGMAP, MANIFEST as KUBEADM_MANIFEST};
@@ -260,6 +263,23 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
     };
     let mut p = backend.patch(req, files)?;
     p.notes.splice(0..0, conversion_notes);
+    // kube-apiserver exits when both meet ("authentication-config file and oidc-* flags are
+    // mutually exclusive", pkg/kubeapiserver/options/authentication.go): no plan writes both.
+    let after = &p.health.flags_after;
+    if after
+        .iter()
+        .any(|f| f.starts_with("--authentication-config"))
+        && after.iter().any(|f| f.starts_with("--oidc-"))
+    {
+        return Err(PlanError::Patch {
+            what: format!("the plan for `{}`", req.host),
+            reason: format!(
+                "it would leave the API server with both `--authentication-config` and `--oidc-*` flags ({}), which kube-apiserver refuses",
+                after.join(" ")
+            ),
+            fix: "report this as a bug; nothing was changed".into(),
+        });
+    }
     let on = Target::Host(req.host.to_string());
     let node = |why: String, step: NodeStep| Step::Node {
         on: on.clone(),
@@ -298,7 +318,43 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 restart: p.restart.clone(),
             },
         ));
-        steps.push(node(
+        // Only the AuthenticationConfiguration changes and nothing restarts: the running API
+        // server reloads it by itself, and only its metrics tell whether it took it.
+        let reload = match (req.wanted()?, backend.metrics_command()) {
+            (Some((_, Mode::Config(v))), Some(metrics))
+                if p.after == p.before && p.restart.is_empty() =>
+            {
+                changes
+                    .iter()
+                    .find(|c| {
+                        c.path
+                            .ends_with(&format!("/{}", apiserver::AUTH_CONFIG_FILE))
+                    })
+                    .map(|c| Reload {
+                        path: c.path.clone(),
+                        hash: format!("sha256:{}", crate::node::sha256_hex(&c.after)),
+                        info_metric: v == ConfigApiVersion::V1,
+                        metrics,
+                        unit: h.unit.clone(),
+                        timeout_secs: h.timeout_secs,
+                    })
+            }
+            _ => None,
+        };
+        match reload {
+            Some(r) => steps.push(node(
+                format!(
+                    "the API server is not restarted: wait until it reports that it reloaded {} ({}); if it rejects the file or does not report it in time, restore the backup",
+                    r.path,
+                    if r.info_metric {
+                        "its last_config_info metric names the new file's hash"
+                    } else {
+                        "a successful reload after the write, and no failed one"
+                    }
+                ),
+                NodeStep::AwaitReload(r),
+            )),
+            None => steps.push(node(
             match (&h.process, &h.unit) {
                 (Some(_), _) => format!(
                     "wait until a new kube-apiserver process carrying exactly [{}] answers /readyz; otherwise restore the backup",
@@ -308,7 +364,8 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 (None, None) => "wait until the restarted API server answers /readyz; otherwise restore the backup and restart again".into(),
             },
             NodeStep::AwaitHealthy(h.clone()),
-        ));
+        )),
+        }
         if !checked.is_empty() {
             steps.push(node(
                 "read back what was written: each file must be what this run wrote".into(),

@@ -263,6 +263,10 @@ impl NodeBackend for Kubeadm {
         })
     }
 
+    fn metrics_command(&self) -> Option<Command> {
+        Some(node_kubectl(["get", "--raw", "/metrics"]))
+    }
+
     fn running_settings(
         &self,
         req: &PatchRequest<'_>,
