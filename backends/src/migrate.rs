@@ -241,8 +241,8 @@ pub fn settings_from_file(
                             for (i, r) in v.as_sequence().into_iter().flatten().enumerate() {
                                 let at = format!("{at}[{i}]");
                                 let m = r.as_mapping();
-                                let claim = r.get("claim").and_then(|c| s(c));
-                                let value = r.get("requiredValue").and_then(|c| s(c));
+                                let claim = r.get("claim").and_then(s);
+                                let value = r.get("requiredValue").and_then(s);
                                 for (k, _) in m.into_iter().flatten() {
                                     let key = k.as_str().unwrap_or("?");
                                     if key != "claim" && key != "requiredValue" {

@@ -250,7 +250,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 });
             }
             Running::Settings(s, notes) => {
-                converted = s;
+                converted = *s;
                 conversion_notes = notes;
                 with_settings = PatchRequest {
                     settings: Some(&converted),

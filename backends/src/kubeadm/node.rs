@@ -303,7 +303,7 @@ impl NodeBackend for Kubeadm {
                             fix: "check the file, or give the OIDC settings explicitly".into(),
                         })?;
                     let s = migrate::settings_from_file(req.host, &path, &text, version)?;
-                    Ok(Running::Settings(s, vec![format!("converted from {path}; the file itself is left in place (unused)")]))
+                    Ok(Running::Settings(Box::new(s), vec![format!("converted from {path}; the file itself is left in place (unused)")]))
                 }
                 (None, true) => Ok(Running::Already("runs --oidc-* flags".into())),
                 (None, false) => Err(PlanError::Patch {
@@ -334,7 +334,7 @@ impl NodeBackend for Kubeadm {
                     .and_then(|h| files.get(&h).cloned().flatten());
                 let (s, notes) =
                     migrate::settings_from_flags(req.host, &flags, ca, convert, Some(version))?;
-                Ok(Running::Settings(s, notes))
+                Ok(Running::Settings(Box::new(s), notes))
             }
         }
     }

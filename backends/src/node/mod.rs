@@ -742,7 +742,7 @@ pub enum Running {
     /// It already runs the wanted mode (the reason, for the plan's title).
     Already(String),
     /// The settings it runs, in the wanted mode, with notes for the dry run.
-    Settings(crate::OidcSettings, Vec<String>),
+    Settings(Box<crate::OidcSettings>, Vec<String>),
 }
 
 /// A node's distribution as k8soidc patches it: what to read, how to tell it is there, how to

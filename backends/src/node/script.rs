@@ -353,7 +353,7 @@ verdict() {
       if ($0 ~ /status="failure"/) f = $NF + 0
     }
     /^apiserver_authentication_config_controller_last_config_info[{]/ {
-      if ((index($0, ",hash="" h """) || index($0, "{hash="" h """)) && $NF + 0 == 1) info = 1
+      if ((index($0, ",hash=\"" h "\"") || index($0, "{hash=\"" h "\"")) && $NF + 0 == 1) info = 1
     }
     END {
       if (f != "" && f >= w && (s == "" || f >= s)) { print "failure"; exit }
