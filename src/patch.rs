@@ -279,7 +279,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         };
         if let Outcome::RolledBack { .. } = outcome {
             failure = Some(Error::Other(format!(
-                "`{}` did not become healthy with the new settings; it was rolled back and the run stopped",
+                "`{}` did not take the new settings (not healthy, or the API server rejected its new AuthenticationConfiguration: see above); it was rolled back and the run stopped",
                 spec.label
             )));
         }

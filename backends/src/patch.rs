@@ -971,4 +971,101 @@ mod tests {
         assert_eq!(before, None);
         assert!(after.contains("kube-apiserver-arg"), "{after}");
     }
+
+    fn convert(mode: crate::AuthMode, files: &NodeFiles) -> Result<HostPlan, PlanError> {
+        let req = PatchRequest {
+            host: "cp1",
+            settings: None,
+            remove: false,
+            distribution: None,
+            timeout_secs: 30,
+            sudo: false,
+            convert: Some(crate::migrate::Convert {
+                auth_mode: mode,
+                kubernetes_version: None,
+            }),
+        };
+        plan_host(&req, files)
+    }
+
+    #[test]
+    fn migration_from_flags_leaves_only_the_file_flag_and_converts_back() {
+        let m = manifest().replace(
+            "    - --profiling=false\n",
+            "    - --profiling=false\n    - --oidc-issuer-url=https://idp.example.com\n    - --oidc-client-id=kubernetes\n",
+        );
+        let f = files(&m);
+        let hp = convert(crate::AuthMode::Config, &f).unwrap();
+        assert_eq!(
+            hp.health.flags_after,
+            ["--authentication-config=/etc/kubernetes/oidc/authentication-config.yaml"]
+        );
+        let w = writes(&hp);
+        let file = &w["/etc/kubernetes/oidc/authentication-config.yaml"];
+        // v1.32.2 in the image tag: v1beta1; the implicit prefix stated.
+        assert!(
+            file.starts_with("apiVersion: apiserver.config.k8s.io/v1beta1\n"),
+            "{file}"
+        );
+        assert!(
+            file.contains("      prefix: https://idp.example.com#\n"),
+            "{file}"
+        );
+        // Converted: a second conversion is a no-op, and back to flags gives the same flags
+        // with the prefix explicit.
+        let done = apply(&f, &hp);
+        assert!(convert(crate::AuthMode::Config, &done).unwrap().is_noop());
+        let back = convert(crate::AuthMode::Flags, &done).unwrap();
+        assert_eq!(
+            back.health.flags_after,
+            [
+                "--oidc-client-id=kubernetes",
+                "--oidc-issuer-url=https://idp.example.com",
+                "--oidc-username-claim=sub",
+                "--oidc-username-prefix=https://idp.example.com#",
+            ]
+        );
+        assert!(convert(crate::AuthMode::Flags, &f).unwrap().is_noop());
+    }
+
+    #[test]
+    fn a_file_only_change_waits_for_the_reload_by_hash_from_134() {
+        let v = |version: &str| {
+            with(|i| {
+                i.auth_mode = Some("config".into());
+                i.kubernetes_version = Some(version.into());
+            })
+        };
+        for (version, info) in [("1.33", false), ("1.34", true)] {
+            let s = v(version);
+            let f = files(&manifest());
+            let first = plan(Some(&s), false, &f).unwrap();
+            assert!(node_steps(&first)
+                .iter()
+                .any(|s| matches!(s, NodeStep::AwaitHealthy(_))));
+            let now = apply(&f, &first);
+            let mut other = s.clone();
+            other.client_id = "other".into();
+            let hp = plan(Some(&other), false, &now).unwrap();
+            let w = writes(&hp);
+            assert_eq!(w.len(), 1, "only the file changes: {w:?}");
+            let (path, content) = w.iter().next().unwrap();
+            let reload = node_steps(&hp)
+                .into_iter()
+                .find_map(|s| match s {
+                    NodeStep::AwaitReload(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .expect("a reload wait");
+            assert_eq!(&reload.path, path);
+            assert_eq!(
+                reload.hash,
+                format!("sha256:{}", crate::node::sha256_hex(content))
+            );
+            assert_eq!(reload.info_metric, info, "{version}");
+            assert!(!node_steps(&hp)
+                .iter()
+                .any(|s| matches!(s, NodeStep::AwaitHealthy(_))));
+        }
+    }
 }
