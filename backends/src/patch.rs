@@ -1068,4 +1068,57 @@ mod tests {
                 .any(|s| matches!(s, NodeStep::AwaitHealthy(_))));
         }
     }
+
+    #[test]
+    fn microk8s_flags_convert_to_the_file_with_the_version_given() {
+        let args = format!(
+            "{}--oidc-issuer-url=https://idp.example.com\n--oidc-client-id=kubernetes\n--oidc-username-claim=email\n",
+            crate::yamltext::fixture("microk8s-args/001-microk8s-2025-03f0791.args")
+        );
+        let mut f = NodeFiles::new();
+        f.insert(crate::microk8s::ARGS_FILE.into(), Some(args));
+        let e = convert(crate::AuthMode::Config, &f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("add `--kubernetes-version`"), "{e}");
+        let req = PatchRequest {
+            host: "cp1",
+            settings: None,
+            remove: false,
+            distribution: None,
+            timeout_secs: 30,
+            sudo: false,
+            convert: Some(crate::migrate::Convert {
+                auth_mode: crate::AuthMode::Config,
+                kubernetes_version: crate::KubeVersion::parse("1.34").ok(),
+            }),
+        };
+        let hp = plan_host(&req, &f).unwrap();
+        let w = writes(&hp);
+        let args = &w[crate::microk8s::ARGS_FILE];
+        assert!(!args.contains("--oidc-"), "{args}");
+        let path = format!(
+            "{}/{}",
+            crate::microk8s::NODE_DIR,
+            apiserver::AUTH_CONFIG_FILE
+        );
+        assert!(
+            args.contains(&format!("--authentication-config={path}\n")),
+            "{args}"
+        );
+        let file = &w[&path];
+        assert!(
+            file.starts_with("apiVersion: apiserver.config.k8s.io/v1\n"),
+            "{file}"
+        );
+        assert!(
+            file.contains("      claim: email\n      prefix: ''\n"),
+            "{file}"
+        );
+        // And back.
+        let back = convert(crate::AuthMode::Flags, &apply(&f, &hp)).unwrap();
+        let args = &writes(&back)[crate::microk8s::ARGS_FILE];
+        assert!(args.contains("--oidc-username-prefix=-\n"), "{args}");
+        assert!(!args.contains("--authentication-config"), "{args}");
+    }
 }
