@@ -1121,4 +1121,46 @@ mod tests {
         assert!(args.contains("--oidc-username-prefix=-\n"), "{args}");
         assert!(!args.contains("--authentication-config"), "{args}");
     }
+
+    #[test]
+    fn k3s_flags_convert_to_the_file_and_back() {
+        let mut f = NodeFiles::new();
+        f.insert(
+            "/etc/rancher/k3s/config.yaml".into(),
+            Some("write-kubeconfig-mode: \"0644\"\nkube-apiserver-arg:\n- oidc-issuer-url=https://idp.example.com\n- oidc-client-id=kubernetes\n- oidc-groups-claim=groups\n".into()),
+        );
+        let req = |mode| PatchRequest {
+            host: "cp1",
+            settings: None,
+            remove: false,
+            distribution: Some(crate::Distribution::K3s),
+            timeout_secs: 30,
+            sudo: false,
+            convert: Some(crate::migrate::Convert {
+                auth_mode: mode,
+                kubernetes_version: crate::KubeVersion::parse("1.33").ok(),
+            }),
+        };
+        let hp = plan_host(&req(crate::AuthMode::Config), &f).unwrap();
+        let w = writes(&hp);
+        let config = &w["/etc/rancher/k3s/config.yaml"];
+        assert!(!config.contains("oidc-"), "{config}");
+        assert!(config.contains("authentication-config="), "{config}");
+        let file = w
+            .iter()
+            .find(|(p, _)| p.ends_with(apiserver::AUTH_CONFIG_FILE))
+            .map(|(_, c)| c.clone())
+            .expect("the file");
+        assert!(
+            file.contains("      prefix: https://idp.example.com#\n"),
+            "{file}"
+        );
+        let back = plan_host(&req(crate::AuthMode::Flags), &apply(&f, &hp)).unwrap();
+        let config = &writes(&back)["/etc/rancher/k3s/config.yaml"];
+        assert!(
+            config.contains("- oidc-username-prefix=https://idp.example.com#\n"),
+            "{config}"
+        );
+        assert!(!config.contains("authentication-config"), "{config}");
+    }
 }

@@ -788,7 +788,7 @@ pub trait NodeBackend: Sync {
         let _ = (req, files, convert);
         Err(PlanError::Unsupported {
             distribution: self.distribution(),
-            message: "converting the running settings between --oidc-* flags and the AuthenticationConfiguration is supported on kubeadm and MicroK8s nodes; give the OIDC settings explicitly".into(),
+            message: "converting the running settings between --oidc-* flags and the AuthenticationConfiguration is not supported for this distribution; give the OIDC settings explicitly".into(),
         })
     }
     /// Prints the API server's `/metrics` on the node (for [`NodeStep::AwaitReload`]); None
