@@ -430,3 +430,25 @@ fn file_with_a_cel_mapping_is_not_converted_to_flags() {
     );
     assert_eq!(node.fingerprint(), fp, "nothing changed");
 }
+
+/// Converting takes the node's settings: another OIDC setting beside `--auth-mode` is refused
+/// before anything connects, naming where it came from.
+#[test]
+fn conversion_refuses_other_settings_before_connecting() {
+    let out = crate::test::Test::new()
+        .args([
+            "patch",
+            "--ssh",
+            "root@127.0.0.1:1",
+            "--auth-mode",
+            "config",
+            "--yes",
+        ])
+        .env("K8SOIDC_USERNAME_CLAIM", "email")
+        .run()
+        .status(2);
+    assert_eq!(
+        out.stderr,
+        "error: invalid --username-claim (from K8SOIDC_USERNAME_CLAIM): without --issuer-url and --client-id, `patch --auth-mode config` converts the settings the node runs and takes no other OIDC setting; give every setting (--issuer-url, --client-id, ...) to set new ones, or drop --username-claim\n"
+    );
+}
