@@ -249,7 +249,10 @@ pub fn settings_from_file(
                                         cannot.push(path_of(&at, key));
                                     }
                                 }
-                                if let (Some(c), Some(val)) = (claim, value) {
+                                // An absent requiredValue is "" (the claim must be present
+                                // and empty), as `--oidc-required-claim=KEY=` says it.
+                                if let Some(c) = claim {
+                                    let val = value.unwrap_or_default();
                                     input.required_claim.push(format!("{c}={val}"));
                                 }
                             }
