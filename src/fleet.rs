@@ -318,6 +318,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
             opts: shared.opts.clone(),
             settings: c.settings.clone(),
             remove: shared.remove,
+            convert: None,
             distro: c.distro,
             timeout: shared.timeout,
             dry_run: shared.dry_run,

@@ -26,6 +26,8 @@ pub(crate) struct HostJob {
     pub(crate) opts: SshOptions,
     pub(crate) settings: Option<OidcSettings>,
     pub(crate) remove: bool,
+    /// `--auth-mode config|flags` without settings: convert what the node runs.
+    pub(crate) convert: Option<backends::migrate::Convert>,
     pub(crate) distro: Option<Distribution>,
     pub(crate) timeout: u64,
     pub(crate) dry_run: bool,
@@ -117,6 +119,7 @@ impl HostJob {
             distribution: self.distro,
             timeout_secs: self.timeout,
             sudo: remote.sudo(),
+            convert: self.convert,
         };
         let hp = patch::plan_host(&req, &files)?;
         *distro = Some(hp.distribution);
@@ -237,6 +240,16 @@ pub(crate) async fn run_steps(
                             h.timeout_secs
                         )))
                     }
+                },
+            },
+            NodeStep::AwaitReload(r) => match await_reload(remote, step).await {
+                Ok(()) => say.line(&format!("API server reloaded {} {healthy}", r.path)),
+                Err(why) => match &backup {
+                    Some(b) if !on_failure.is_empty() => {
+                        say.line(&format!("{why}; restoring backup {b}"));
+                        return recover(remote, on_failure, b, &why, say).await;
+                    }
+                    _ => return Err(Error::Other(format!("`{label}`: {why}; check the node"))),
                 },
             },
             NodeStep::Verify { files } => verify(remote, step, files, backup.as_deref()).await?,
@@ -417,6 +430,41 @@ async fn recover(
         Err(again) => Err(Error::Other(format!(
             "`{label}` restored from backup {backup} but the API server is still not healthy ({again}; first: {why}); check the node"
         ))),
+    }
+}
+
+/// Runs an [`NodeStep::AwaitReload`] (one round trip: the loop runs on the node) and reads its
+/// verdict; the error quotes the API server's log line when the node found one.
+pub(crate) async fn await_reload(remote: &Remote, step: &NodeStep) -> Result<(), String> {
+    let o = remote.step(step).await.map_err(|e| e.to_string())?;
+    let log = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("K8SOIDC-LOG "))
+        .map(|l| format!("; its log: {}", l.trim()))
+        .unwrap_or_default();
+    let verdict = o.stdout.lines().rev().find_map(|l| {
+        if let Some(rest) = l.strip_prefix("K8SOIDC-RELOADED ") {
+            return Some((true, rest.trim(), ""));
+        }
+        let rest = l.strip_prefix("K8SOIDC-NOT-RELOADED ")?;
+        let (polls, why) = rest.split_once(' ').unwrap_or((rest, ""));
+        Some((false, polls, why.trim()))
+    });
+    match verdict {
+        Some((ok, polls, why)) => {
+            remote.add_polls(polls.parse::<u32>().unwrap_or(0));
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("not reloaded: {why}{log}"))
+            }
+        }
+        None => Err(format!(
+            "the reload wait ended without a verdict (exit {:?}): {}",
+            o.code,
+            o.stderr.trim().replace('\n', " ")
+        )),
     }
 }
 

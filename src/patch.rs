@@ -146,7 +146,8 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     };
     let distro = parse_distro(&args.distro)?;
     let timeout = parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
-    let settings = if args.remove {
+    let convert = conversion(&args)?;
+    let settings = if args.remove || convert.is_some() {
         None
     } else {
         Some(crate::config::settings(&args.oidc, env)?)
@@ -172,6 +173,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             opts: opts.clone(),
             settings: settings.clone(),
             remove: args.remove,
+            convert,
             distro,
             timeout,
             dry_run: args.dry_run.on,
@@ -195,7 +197,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         };
         if let Outcome::RolledBack { .. } = outcome {
             failure = Some(Error::Other(format!(
-                "`{}` did not become healthy with the new settings; it was rolled back and the run stopped",
+                "`{}` did not take the new settings (not healthy, or the API server rejected its new AuthenticationConfiguration: see above); it was rolled back and the run stopped",
                 spec.label
             )));
         }
@@ -210,6 +212,51 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `patch --auth-mode config|flags` with no issuer and no client id (from any source): convert
+/// the settings the node runs ([`backends::migrate`]). Other OIDC settings beside it are
+/// refused: the node's own are used, so they would be ignored.
+fn conversion(args: &PatchArgs) -> Result<Option<backends::migrate::Convert>, Error> {
+    if args.remove {
+        return Ok(None);
+    }
+    let input = crate::config::merged_input(&args.oidc)?;
+    let mode = match input.auth_mode.as_deref() {
+        Some(m) if input.issuer_url.is_none() && input.client_id.is_none() => {
+            backends::AuthMode::parse(m).map_err(|e| e.with_source(&input.sources))?
+        }
+        _ => return Ok(None),
+    };
+    if mode == backends::AuthMode::Auto {
+        return Ok(None);
+    }
+    if let Some(other) = input
+        .given()
+        .into_iter()
+        .find(|f| *f != "--auth-mode" && *f != "--kubernetes-version")
+    {
+        let from = input
+            .sources
+            .get(other)
+            .map(|s| format!(" (from {})", s.name(other)))
+            .unwrap_or_default();
+        return Err(Error::Input(format!(
+            "invalid {other}{from}: without --issuer-url and --client-id, `patch --auth-mode {}` converts the settings the node runs and takes no other OIDC setting; give every setting (--issuer-url, --client-id, ...) to set new ones, or drop {other}",
+            input.auth_mode.as_deref().unwrap_or_default()
+        )));
+    }
+    let kubernetes_version = match input.kubernetes_version.as_deref() {
+        Some(v) => Some(
+            backends::KubeVersion::parse(v)
+                .map_err(|e| Error::Plan(e.with_source(&input.sources)))?,
+        ),
+        None => None,
+    };
+    Ok(Some(backends::migrate::Convert {
+        auth_mode: mode,
+        kubernetes_version,
+    }))
 }
 
 /// `--distro`: `auto` (None) or a distribution `patch` supports.

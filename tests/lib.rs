@@ -15,6 +15,7 @@ mod input;
 mod inventory;
 mod kubeconfig;
 mod messages;
+mod migrate;
 mod node;
 mod patch_file;
 mod plan_is_what_runs;

@@ -2,7 +2,8 @@
 //! — recorded on the node by sshd's ForceCommand (`scripts/test-node`, NODE_RECORD=1;
 //! `tests/fakes/node/k8soidc-record`) — are, byte for byte, the scripts `--dry-run -v` printed
 //! for the same steps, in the same order. The one run-time value is the backup id, which the
-//! dry run shows as `<backup-id>`. Node numbers 160..=179 belong to this file.
+//! dry run shows as `<backup-id>`. Node numbers 160..=179 belong to this file, and 195..=196
+//! (issue 12: the flags -> file migration and the reload wait).
 
 use backends::node::{shown_scripts, BACKUP_PLACEHOLDER};
 
@@ -276,4 +277,127 @@ fn create_microk8s_sends_what_the_dry_run_shows() {
         "{args}"
     );
     assert!(args.contains("--authorization-mode=RBAC,Node\n"), "{args}");
+}
+
+/// The dry run (with -v) of `patch ARGS`, then the real run (exit `status`): the scripts the
+/// dry run showed, those the node received (the backup id as the placeholder), and the dry run.
+fn shown_and_sent(node: &Node, args: &[&str], status: i32) -> (Vec<String>, Vec<String>, String) {
+    let dry = node
+        .k8soidc("patch")
+        .args(args)
+        .args(["--dry-run", "-v", "--timeout", "20s"])
+        .run()
+        .success();
+    let shown = shown_scripts(&dry.stdout);
+    recorded(node);
+    let run = node
+        .k8soidc("patch")
+        .args(args)
+        .args(["--yes", "--timeout", "20s"])
+        .run()
+        .status(status);
+    let sent = recorded(node);
+    let sent = match run
+        .stderr
+        .contains("backed up to /var/lib/k8soidc/backups/")
+    {
+        true => with_placeholder(sent, &backup_id(&run.stderr)),
+        false => sent,
+    };
+    (shown, sent, dry.stdout.clone())
+}
+
+/// A successful run sent the shown scripts up to the on-failure branch, which is all that is
+/// left.
+fn sent_all_but_the_on_failure_branch(shown: &[String], sent: &[String], dry: &str) {
+    assert!(sent.len() <= shown.len(), "{dry}");
+    assert_eq!(names(sent), names(&shown[..sent.len()]), "{dry}");
+    assert_eq!(sent, &shown[..sent.len()], "sent != shown");
+    assert_eq!(
+        names(&shown[sent.len()..]),
+        [
+            "# k8soidc: the API server's last log lines",
+            "# k8soidc: restore a backup",
+            "# k8soidc: wait until the API server is healthy",
+        ],
+        "only the on-failure branch is left"
+    );
+}
+
+/// Issue 12: the flags -> file migration (settings read from the node) sends what it shows.
+#[test]
+fn kubeadm_migration_to_the_file_sends_what_the_dry_run_shows() {
+    let m = crate::node::kubeadm_manifest("127.0.0.195").replace(
+        "    - --profiling=false\n",
+        "    - --profiling=false\n    - --oidc-issuer-url=https://idp.example.com\n    - --oidc-client-id=kubernetes\n    - --oidc-required-claim=hd=example.com\n",
+    );
+    let node = Node::on(195)
+        .file("/etc/kubernetes/manifests/kube-apiserver.yaml", &m, 0o600)
+        .env("NODE_RECORD", "1")
+        .start();
+    let (shown, sent, dry) = shown_and_sent(&node, &["--auth-mode", "config"], 0);
+    sent_all_but_the_on_failure_branch(&shown, &sent, &dry);
+    assert!(
+        dry.contains(
+            "+    - --authentication-config=/etc/kubernetes/oidc/authentication-config.yaml\n"
+        ),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("-    - --oidc-issuer-url=https://idp.example.com\n"),
+        "{dry}"
+    );
+}
+
+/// Issue 12: a file-only change waits for the reload on the node (metrics), and a rejected
+/// one restores the backup: both send what the dry run shows.
+#[test]
+fn kubeadm_reload_wait_and_its_restore_send_what_the_dry_run_shows() {
+    let n = 196;
+    let admin = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.{n}:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nusers:\n- name: kubernetes-admin\n  user: {{}}\n"
+    );
+    let node = Node::on(n)
+        .kubeadm()
+        .file("/etc/kubernetes/admin.conf", &admin, 0o600)
+        .env("NODE_RECORD", "1")
+        .start();
+    let config = |issuer: &'static str| {
+        vec![
+            "--skip-check",
+            "--issuer-url",
+            issuer,
+            "--client-id",
+            "kubernetes",
+            "--auth-mode",
+            "config",
+            "--kubernetes-version",
+            "1.33",
+        ]
+    };
+    node.k8soidc("patch")
+        .args(config("https://idp.example.com"))
+        .args(["--yes", "--timeout", "20s"])
+        .run()
+        .success();
+    // Accepted: Begin, Commit, AwaitReload, Verify.
+    let (shown, sent, dry) = shown_and_sent(&node, &config("https://idp2.example.com"), 0);
+    sent_all_but_the_on_failure_branch(&shown, &sent, &dry);
+    assert!(
+        names(&sent).contains(
+            &"# k8soidc: wait until the API server reloads the AuthenticationConfiguration"
+        ),
+        "{dry}"
+    );
+    // Rejected (the service account issuer): Begin, Commit, AwaitReload, then Logs, Restore,
+    // AwaitHealthy; the Verify step is never reached.
+    let (shown, sent, _) = shown_and_sent(
+        &node,
+        &config("https://kubernetes.default.svc.cluster.local"),
+        1,
+    );
+    let mut want = shown.clone();
+    want.retain(|s| !s.starts_with("# k8soidc: read back checksums"));
+    assert_eq!(names(&sent), names(&want));
+    assert_eq!(sent, want, "sent != shown");
 }

@@ -30,6 +30,7 @@ pub mod kubespray;
 pub mod live;
 pub mod manifest;
 pub mod microk8s;
+pub mod migrate;
 pub mod node;
 pub mod patch;
 mod plan;

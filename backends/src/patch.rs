@@ -12,11 +12,14 @@
 
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
+use crate::node::Reload;
 pub use crate::node::{
     node_backend, node_backends, FileChange, Health, HostPlan, NodeBackend, NodeFiles, NodeStep,
-    ReadCommand, Restart, RestoreFile, Restored, BACKUP_PLACEHOLDER, STATE_DIR,
+    ReadCommand, Restart, RestoreFile, Restored, Running, BACKUP_PLACEHOLDER, STATE_DIR,
 };
-use crate::{Command, Distribution, Mode, OidcSettings, Plan, PlanError, Step, Target};
+use crate::{
+    Command, ConfigApiVersion, Distribution, Mode, OidcSettings, Plan, PlanError, Step, Target,
+};
 
 /// The kubeadm static pod manifest of the API server.
 pub use crate::kubeadm::node::{KUBEADM_CONFIGMAP, MANIFEST as KUBEADM_MANIFEST};
@@ -119,6 +122,9 @@ pub struct PatchRequest<'a> {
     pub timeout_secs: u64,
     /// The login is not root: steps run through `sudo -n`.
     pub sudo: bool,
+    /// `--auth-mode config|flags` without settings: convert what the node runs
+    /// ([`crate::migrate`]).
+    pub convert: Option<crate::migrate::Convert>,
 }
 
 impl PatchRequest<'_> {
@@ -222,7 +228,58 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
         None => detect(req.host, files)?,
     };
     let backend = node_backend(d)?;
+    let converted;
+    let with_settings;
+    let mut conversion_notes = Vec::new();
+    let req = match (req.convert, req.settings, req.remove) {
+        (Some(c), None, false) => match backend.running_settings(req, files, c)? {
+            Running::Already(why) => {
+                let health = backend.after_restore(files, req.timeout_secs)?.health;
+                return Ok(HostPlan {
+                    host: req.host.to_string(),
+                    distribution: d,
+                    sudo: req.sudo,
+                    plan: Plan {
+                        title: format!("{}: {d} already {why}", req.host),
+                        steps: vec![],
+                        notes: vec![],
+                    },
+                    on_failure: vec![],
+                    health,
+                    restart_after_restore: vec![],
+                });
+            }
+            Running::Settings(s, notes) => {
+                converted = *s;
+                conversion_notes = notes;
+                with_settings = PatchRequest {
+                    settings: Some(&converted),
+                    ..req.clone()
+                };
+                &with_settings
+            }
+        },
+        _ => req,
+    };
     let mut p = backend.patch(req, files)?;
+    p.notes.splice(0..0, conversion_notes);
+    // kube-apiserver exits when both meet ("authentication-config file and oidc-* flags are
+    // mutually exclusive", pkg/kubeapiserver/options/authentication.go): no plan writes both.
+    let after = &p.health.flags_after;
+    if after
+        .iter()
+        .any(|f| f.starts_with("--authentication-config"))
+        && after.iter().any(|f| f.starts_with("--oidc-"))
+    {
+        return Err(PlanError::Patch {
+            what: format!("the plan for `{}`", req.host),
+            reason: format!(
+                "it would leave the API server with both `--authentication-config` and `--oidc-*` flags ({}), which kube-apiserver refuses",
+                after.join(" ")
+            ),
+            fix: "report this as a bug; nothing was changed".into(),
+        });
+    }
     let on = Target::Host(req.host.to_string());
     let node = |why: String, step: NodeStep| Step::Node {
         on: on.clone(),
@@ -264,7 +321,43 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 restart: p.restart.clone(),
             },
         ));
-        steps.push(node(
+        // Only the AuthenticationConfiguration changes and nothing restarts: the running API
+        // server reloads it by itself, and only its metrics tell whether it took it.
+        let reload = match (req.wanted()?, backend.metrics_command()) {
+            (Some((_, Mode::Config(v))), Some(metrics))
+                if p.after == p.before && p.restart.is_empty() =>
+            {
+                changes
+                    .iter()
+                    .find(|c| {
+                        c.path
+                            .ends_with(&format!("/{}", apiserver::AUTH_CONFIG_FILE))
+                    })
+                    .map(|c| Reload {
+                        path: c.path.clone(),
+                        hash: format!("sha256:{}", crate::node::sha256_hex(&c.after)),
+                        info_metric: v == ConfigApiVersion::V1,
+                        metrics,
+                        unit: h.unit.clone(),
+                        timeout_secs: h.timeout_secs,
+                    })
+            }
+            _ => None,
+        };
+        match reload {
+            Some(r) => steps.push(node(
+                format!(
+                    "the API server is not restarted: wait until it reports that it reloaded {} ({}); if it rejects the file or does not report it in time, restore the backup",
+                    r.path,
+                    if r.info_metric {
+                        "its last_config_info metric names the new file's hash"
+                    } else {
+                        "a successful reload after the write, and no failed one"
+                    }
+                ),
+                NodeStep::AwaitReload(r),
+            )),
+            None => steps.push(node(
             match (&h.process, &h.unit) {
                 (Some(_), _) => format!(
                     "wait until a new kube-apiserver process carrying exactly [{}] answers /readyz; otherwise restore the backup",
@@ -274,7 +367,8 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 (None, None) => "wait until the restarted API server answers /readyz; otherwise restore the backup and restart again".into(),
             },
             NodeStep::AwaitHealthy(h.clone()),
-        ));
+        )),
+        }
         if !checked.is_empty() {
             steps.push(node(
                 "read back what was written: each file must be what this run wrote".into(),
@@ -529,6 +623,7 @@ mod tests {
             distribution: None,
             timeout_secs: 30,
             sudo: false,
+            convert: None,
         };
         plan_host(&req, f)
     }
@@ -878,5 +973,197 @@ mod tests {
         let (before, after) = new.expect("config.yaml written");
         assert_eq!(before, None);
         assert!(after.contains("kube-apiserver-arg"), "{after}");
+    }
+
+    fn convert(mode: crate::AuthMode, files: &NodeFiles) -> Result<HostPlan, PlanError> {
+        let req = PatchRequest {
+            host: "cp1",
+            settings: None,
+            remove: false,
+            distribution: None,
+            timeout_secs: 30,
+            sudo: false,
+            convert: Some(crate::migrate::Convert {
+                auth_mode: mode,
+                kubernetes_version: None,
+            }),
+        };
+        plan_host(&req, files)
+    }
+
+    #[test]
+    fn migration_from_flags_leaves_only_the_file_flag_and_converts_back() {
+        let m = manifest().replace(
+            "    - --profiling=false\n",
+            "    - --profiling=false\n    - --oidc-issuer-url=https://idp.example.com\n    - --oidc-client-id=kubernetes\n",
+        );
+        let f = files(&m);
+        let hp = convert(crate::AuthMode::Config, &f).unwrap();
+        assert_eq!(
+            hp.health.flags_after,
+            ["--authentication-config=/etc/kubernetes/oidc/authentication-config.yaml"]
+        );
+        let w = writes(&hp);
+        let file = &w["/etc/kubernetes/oidc/authentication-config.yaml"];
+        // v1.32.2 in the image tag: v1beta1; the implicit prefix stated.
+        assert!(
+            file.starts_with("apiVersion: apiserver.config.k8s.io/v1beta1\n"),
+            "{file}"
+        );
+        assert!(
+            file.contains("      prefix: https://idp.example.com#\n"),
+            "{file}"
+        );
+        // Converted: a second conversion is a no-op, and back to flags gives the same flags
+        // with the prefix explicit.
+        let done = apply(&f, &hp);
+        assert!(convert(crate::AuthMode::Config, &done).unwrap().is_noop());
+        let back = convert(crate::AuthMode::Flags, &done).unwrap();
+        assert_eq!(
+            back.health.flags_after,
+            [
+                "--oidc-client-id=kubernetes",
+                "--oidc-issuer-url=https://idp.example.com",
+                "--oidc-username-claim=sub",
+                "--oidc-username-prefix=https://idp.example.com#",
+            ]
+        );
+        assert!(convert(crate::AuthMode::Flags, &f).unwrap().is_noop());
+    }
+
+    #[test]
+    fn a_file_only_change_waits_for_the_reload_by_hash_from_134() {
+        let v = |version: &str| {
+            with(|i| {
+                i.auth_mode = Some("config".into());
+                i.kubernetes_version = Some(version.into());
+            })
+        };
+        for (version, info) in [("1.33", false), ("1.34", true)] {
+            let s = v(version);
+            let f = files(&manifest());
+            let first = plan(Some(&s), false, &f).unwrap();
+            assert!(node_steps(&first)
+                .iter()
+                .any(|s| matches!(s, NodeStep::AwaitHealthy(_))));
+            let now = apply(&f, &first);
+            let mut other = s.clone();
+            other.client_id = "other".into();
+            let hp = plan(Some(&other), false, &now).unwrap();
+            let w = writes(&hp);
+            assert_eq!(w.len(), 1, "only the file changes: {w:?}");
+            let (path, content) = w.iter().next().unwrap();
+            let reload = node_steps(&hp)
+                .into_iter()
+                .find_map(|s| match s {
+                    NodeStep::AwaitReload(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .expect("a reload wait");
+            assert_eq!(&reload.path, path);
+            assert_eq!(
+                reload.hash,
+                format!("sha256:{}", crate::node::sha256_hex(content))
+            );
+            assert_eq!(reload.info_metric, info, "{version}");
+            assert!(!node_steps(&hp)
+                .iter()
+                .any(|s| matches!(s, NodeStep::AwaitHealthy(_))));
+        }
+    }
+
+    #[test]
+    fn microk8s_flags_convert_to_the_file_with_the_version_given() {
+        let args = format!(
+            "{}--oidc-issuer-url=https://idp.example.com\n--oidc-client-id=kubernetes\n--oidc-username-claim=email\n",
+            crate::yamltext::fixture("microk8s-args/001-microk8s-2025-03f0791.args")
+        );
+        let mut f = NodeFiles::new();
+        f.insert(crate::microk8s::ARGS_FILE.into(), Some(args));
+        let e = convert(crate::AuthMode::Config, &f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("add `--kubernetes-version`"), "{e}");
+        let req = PatchRequest {
+            host: "cp1",
+            settings: None,
+            remove: false,
+            distribution: None,
+            timeout_secs: 30,
+            sudo: false,
+            convert: Some(crate::migrate::Convert {
+                auth_mode: crate::AuthMode::Config,
+                kubernetes_version: crate::KubeVersion::parse("1.34").ok(),
+            }),
+        };
+        let hp = plan_host(&req, &f).unwrap();
+        let w = writes(&hp);
+        let args = &w[crate::microk8s::ARGS_FILE];
+        assert!(!args.contains("--oidc-"), "{args}");
+        let path = format!(
+            "{}/{}",
+            crate::microk8s::NODE_DIR,
+            apiserver::AUTH_CONFIG_FILE
+        );
+        assert!(
+            args.contains(&format!("--authentication-config={path}\n")),
+            "{args}"
+        );
+        let file = &w[&path];
+        assert!(
+            file.starts_with("apiVersion: apiserver.config.k8s.io/v1\n"),
+            "{file}"
+        );
+        assert!(
+            file.contains("      claim: email\n      prefix: ''\n"),
+            "{file}"
+        );
+        // And back.
+        let back = convert(crate::AuthMode::Flags, &apply(&f, &hp)).unwrap();
+        let args = &writes(&back)[crate::microk8s::ARGS_FILE];
+        assert!(args.contains("--oidc-username-prefix=-\n"), "{args}");
+        assert!(!args.contains("--authentication-config"), "{args}");
+    }
+
+    #[test]
+    fn k3s_flags_convert_to_the_file_and_back() {
+        let mut f = NodeFiles::new();
+        f.insert(
+            "/etc/rancher/k3s/config.yaml".into(),
+            Some("write-kubeconfig-mode: \"0644\"\nkube-apiserver-arg:\n- oidc-issuer-url=https://idp.example.com\n- oidc-client-id=kubernetes\n- oidc-groups-claim=groups\n".into()),
+        );
+        let req = |mode| PatchRequest {
+            host: "cp1",
+            settings: None,
+            remove: false,
+            distribution: Some(crate::Distribution::K3s),
+            timeout_secs: 30,
+            sudo: false,
+            convert: Some(crate::migrate::Convert {
+                auth_mode: mode,
+                kubernetes_version: crate::KubeVersion::parse("1.33").ok(),
+            }),
+        };
+        let hp = plan_host(&req(crate::AuthMode::Config), &f).unwrap();
+        let w = writes(&hp);
+        let config = &w["/etc/rancher/k3s/config.yaml"];
+        assert!(!config.contains("oidc-"), "{config}");
+        assert!(config.contains("authentication-config="), "{config}");
+        let file = w
+            .iter()
+            .find(|(p, _)| p.ends_with(apiserver::AUTH_CONFIG_FILE))
+            .map(|(_, c)| c.clone())
+            .expect("the file");
+        assert!(
+            file.contains("      prefix: https://idp.example.com#\n"),
+            "{file}"
+        );
+        let back = plan_host(&req(crate::AuthMode::Flags), &apply(&f, &hp)).unwrap();
+        let config = &writes(&back)["/etc/rancher/k3s/config.yaml"];
+        assert!(
+            config.contains("- oidc-username-prefix=https://idp.example.com#\n"),
+            "{config}"
+        );
+        assert!(!config.contains("authentication-config"), "{config}");
     }
 }

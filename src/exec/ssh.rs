@@ -564,7 +564,7 @@ impl Remote {
     /// A health wait is reported as the polls it ran on the node, not as a round trip.
     pub(crate) async fn step(&self, step: &NodeStep) -> Result<Output, Error> {
         let script = self.checked_script(step)?;
-        if matches!(step, NodeStep::AwaitHealthy(_)) {
+        if matches!(step, NodeStep::AwaitHealthy(_) | NodeStep::AwaitReload(_)) {
             self.run(&script, &[], None).await
         } else {
             self.sh(&script, &[], None).await

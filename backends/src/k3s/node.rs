@@ -13,8 +13,12 @@
 
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
-use crate::node::{FileChange, Health, NodeBackend, NodeFiles, ReadCommand, Restart, Restored};
+use crate::migrate::{self, Convert};
+use crate::node::{
+    FileChange, Health, NodeBackend, NodeFiles, ReadCommand, Restart, Restored, Running,
+};
 use crate::patch::{endpoint_of, node_file_changes, PatchRequest, Patched};
+use crate::settings::AuthMode;
 use crate::{Command, Distribution, OidcSettings, Plan, PlanError, Target};
 
 /// The k3s / RKE2 node backend.
@@ -155,6 +159,93 @@ impl NodeBackend for K3sNode {
             after_healthy: vec![],
             rewritten_by_restart: false,
         })
+    }
+
+    /// The `kube-apiserver-arg` entries (`name=value`) of the file `patch` edits (k8soidc's
+    /// drop-in when present, else config.yaml); the paths they name are read on the node as
+    /// they are (k3s runs the API server in its own process; RKE2 mounts k8soidc's directory
+    /// at the same path). The version is in no file read: config mode needs
+    /// `--kubernetes-version`.
+    fn running_settings(
+        &self,
+        req: &PatchRequest<'_>,
+        files: &NodeFiles,
+        convert: Convert,
+    ) -> Result<Running, PlanError> {
+        let d = self.distribution;
+        let target = super::dropin_path(d)
+            .ok()
+            .filter(|p| matches!(files.get(p), Some(Some(_))))
+            .unwrap_or_else(|| self.config.to_string());
+        let text = files.get(&target).cloned().flatten().unwrap_or_default();
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).map_err(|e| PlanError::Patch {
+                what: format!("`{target}` on `{}`", req.host),
+                reason: format!("it is not YAML ({e})"),
+                fix: "fix the file by hand first".into(),
+            })?;
+        let entries: Vec<String> = match &doc["kube-apiserver-arg"] {
+            serde_yaml_ng::Value::Sequence(v) => v
+                .iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect(),
+            serde_yaml_ng::Value::String(one) => vec![one.clone()],
+            _ => vec![],
+        };
+        let flags: Vec<(String, Option<String>)> = entries
+            .iter()
+            .map(|e| match e.trim_start_matches('-').split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (e.trim_start_matches('-').to_string(), None),
+            })
+            .collect();
+        let value = |name: &str| {
+            flags
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone().unwrap_or_default())
+        };
+        let read = |path: &str| files.get(path).cloned().flatten();
+        let config = value("authentication-config");
+        let oidc = flags.iter().any(|(n, _)| n.starts_with("oidc-"));
+        match (convert.auth_mode, config, oidc) {
+            (AuthMode::Flags, Some(path), _) => {
+                let text = read(&path).ok_or_else(|| PlanError::Patch {
+                    what: format!("`{path}` on `{}`", req.host),
+                    reason: "the AuthenticationConfiguration could not be read (k8soidc reads it only where it writes it)".into(),
+                    fix: "give the OIDC settings explicitly".into(),
+                })?;
+                let s = migrate::settings_from_file(req.host, &path, &text, convert.kubernetes_version)?;
+                Ok(Running::Settings(Box::new(s), vec![format!("converted from {path}; the file itself is left in place (unused)")]))
+            }
+            (AuthMode::Flags, None, true) => Ok(Running::Already("runs --oidc-* flags".into())),
+            (AuthMode::Flags, None, false) => Err(PlanError::Patch {
+                what: format!("`{target}` on `{}`", req.host),
+                reason: "its kube-apiserver-arg has neither `oidc-*` flags nor `authentication-config`, so there is nothing to convert".into(),
+                fix: "give the OIDC settings (`--issuer-url`, `--client-id`, ...) to set them".into(),
+            }),
+            (_, Some(_), false) => Ok(Running::Already("runs --authentication-config".into())),
+            _ => {
+                if convert.kubernetes_version.is_none() {
+                    return Err(PlanError::invalid(
+                        "--auth-mode",
+                        "config",
+                        format!("{d}'s Kubernetes version is in none of the files k8soidc reads, and it chooses the AuthenticationConfiguration apiVersion"),
+                        format!("add `--kubernetes-version` (`{d} --version` shows it)"),
+                    ));
+                }
+                let ca = value("oidc-ca-file").and_then(|p| read(&p));
+                let (s, notes) = migrate::settings_from_flags(
+                    req.host,
+                    &flags,
+                    ca,
+                    convert,
+                    convert.kubernetes_version,
+                )?;
+                Ok(Running::Settings(Box::new(s), notes))
+            }
+        }
     }
 
     fn after_restore(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Restored, PlanError> {

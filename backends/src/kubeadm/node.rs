@@ -23,8 +23,13 @@
 
 use crate::apiserver;
 use crate::manifest::{self, NodeMount};
-use crate::node::{FileChange, Health, NodeBackend, NodeFiles, NodeStep, ReadCommand, Restored};
+use crate::migrate::{self, Convert};
+use crate::node::{
+    FileChange, Health, NodeBackend, NodeFiles, NodeStep, ReadCommand, Restored, Running,
+};
 use crate::patch::{node_file_changes, PatchRequest, Patched};
+use crate::settings::AuthMode;
+use crate::ConfigApiVersion;
 use crate::{Command, Distribution, Mode, OidcSettings, Plan, PlanError, Target};
 
 /// The kubeadm static pod manifest of the API server.
@@ -221,11 +226,14 @@ impl NodeBackend for Kubeadm {
                 format!("place {label} where the API server pod can read it ({how})")
             });
         }
-        let patched = if req.remove {
+        let mut patched = if req.remove {
             manifest::remove_oidc(&current, super::VOLUME_NAME)?
         } else {
             manifest::patch_manifest(&current, &args, mount.as_ref())?
         };
+        if let Some((s, Mode::Config(ConfigApiVersion::V1))) = wanted {
+            anonymous_health(req, s, files, &current, &mut patched, &mut changes)?;
+        }
         let endpoint = manifest::api_endpoint(&current);
         let health = Health {
             process: Some("kube-apiserver".into()),
@@ -253,6 +261,82 @@ impl NodeBackend for Kubeadm {
             after_healthy,
             rewritten_by_restart: false,
         })
+    }
+
+    fn metrics_command(&self) -> Option<Command> {
+        Some(node_kubectl(["get", "--raw", "/metrics"]))
+    }
+
+    fn running_settings(
+        &self,
+        req: &PatchRequest<'_>,
+        files: &NodeFiles,
+        convert: Convert,
+    ) -> Result<Running, PlanError> {
+        let current = files
+            .get(MANIFEST)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| PlanError::Patch {
+                what: format!("`{MANIFEST}` on `{}`", req.host),
+                reason: "the file does not exist".into(),
+                fix: format!("check that `{}` is a kubeadm control-plane node", req.host),
+            })?;
+        let flags = manifest::current_flags(&current)?;
+        let version = convert
+            .kubernetes_version
+            .or_else(|| migrate::image_version(&current));
+        let config = flags
+            .iter()
+            .find(|(n, _)| n == "authentication-config")
+            .map(|(_, v)| v.clone().unwrap_or_default());
+        let oidc = flags.iter().any(|(n, _)| n.starts_with("oidc-"));
+        match convert.auth_mode {
+            AuthMode::Flags => match (config, oidc) {
+                (Some(path), _) => {
+                    refuse_foreign_config(req, &current)?;
+                    let text = host_path(&current, &path)
+                        .and_then(|h| files.get(&h).cloned().flatten())
+                        .ok_or_else(|| PlanError::Patch {
+                            what: format!("`{path}` on `{}`", req.host),
+                            reason: "the AuthenticationConfiguration could not be read".into(),
+                            fix: "check the file, or give the OIDC settings explicitly".into(),
+                        })?;
+                    let s = migrate::settings_from_file(req.host, &path, &text, version)?;
+                    Ok(Running::Settings(Box::new(s), vec![format!("converted from {path}; the file itself is left in place (unused)")]))
+                }
+                (None, true) => Ok(Running::Already("runs --oidc-* flags".into())),
+                (None, false) => Err(PlanError::Patch {
+                    what: format!("`{MANIFEST}` on `{}`", req.host),
+                    reason: "the API server runs neither `--oidc-*` flags nor `--authentication-config`, so there is nothing to convert".into(),
+                    fix: "give the OIDC settings (`--issuer-url`, `--client-id`, ...) to set them".into(),
+                }),
+            },
+            _ => {
+                if config.is_some() && !oidc {
+                    return Ok(Running::Already("runs --authentication-config".into()));
+                }
+                let version = version.ok_or_else(|| {
+                    PlanError::invalid(
+                        "--auth-mode",
+                        "config",
+                        "the node's kube-apiserver image has no version tag to choose the AuthenticationConfiguration apiVersion from",
+                        "add `--kubernetes-version 1.30` or newer",
+                    )
+                })?;
+                let ca_path = flags
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == "oidc-ca-file")
+                    .and_then(|(_, v)| v.clone());
+                let ca = ca_path
+                    .and_then(|p| host_path(&current, &p))
+                    .and_then(|h| files.get(&h).cloned().flatten());
+                let (s, notes) =
+                    migrate::settings_from_flags(req.host, &flags, ca, convert, Some(version))?;
+                Ok(Running::Settings(Box::new(s), notes))
+            }
+        }
     }
 
     fn after_restore(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Restored, PlanError> {
@@ -333,6 +417,97 @@ impl NodeBackend for Kubeadm {
             notes: vec![],
         })
     }
+}
+
+/// From 1.34, on a node that runs `--anonymous-auth=false`: the file gets
+/// [`migrate::ANONYMOUS_HEALTH`] and the flag goes (kube-apiserver refuses both; see
+/// [`crate::migrate`]); a file that has the section already keeps it (kube-apiserver rejects a
+/// reload that changes `anonymous`: "changed from initial configuration file",
+/// pkg/kubeapiserver/options/authentication.go).
+fn anonymous_health(
+    req: &PatchRequest<'_>,
+    s: &OidcSettings,
+    files: &NodeFiles,
+    current: &str,
+    patched: &mut manifest::ManifestPatch,
+    changes: &mut Vec<FileChange>,
+) -> Result<(), PlanError> {
+    let path = auth_config_path();
+    let before = files.get(&path).cloned().flatten();
+    let had = before
+        .as_deref()
+        .is_some_and(|t| t.contains(migrate::ANONYMOUS_HEALTH));
+    let off = manifest::current_flags(current)?
+        .iter()
+        .any(|(n, v)| n == "anonymous-auth" && v.as_deref() == Some("false"));
+    if !off && !had {
+        return Ok(());
+    }
+    let want =
+        migrate::with_anonymous_health(&apiserver::authentication_config(s, ConfigApiVersion::V1));
+    let why = changes
+        .iter()
+        .find(|c| c.path == path)
+        .map(|c| c.why.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "place the AuthenticationConfiguration where the API server pod can read it ({} is mounted into the pod)",
+                super::NODE_DIR
+            )
+        });
+    changes.retain(|c| c.path != path);
+    if before.as_deref() != Some(want.as_str()) {
+        changes.push(FileChange {
+            path: path.clone(),
+            before,
+            after: want,
+            mode: 0o600,
+            why,
+        });
+    }
+    if off {
+        patched.text = migrate::remove_anonymous_auth(&patched.text).ok_or_else(|| PlanError::Patch {
+            what: format!("`{MANIFEST}` on `{}`", req.host),
+            reason: "its `--anonymous-auth` item could not be removed (written several times, or not as one `- --anonymous-auth=false` item)".into(),
+            fix: "leave one `- --anonymous-auth=false` item, or remove it by hand".into(),
+        })?;
+        patched.changed = patched.text != current;
+        patched.notes.push("`--anonymous-auth=false` is replaced by the file's `anonymous` section (only /livez, /readyz and /healthz answer anonymous requests, as the kubelet's probes need): kube-apiserver 1.34 refuses the flag beside the section".into());
+        if files.get(KUBEADM_CONFIGMAP).is_some_and(Option::is_some) {
+            patched.notes.push("the kubeadm-config ConfigMap may still set `anonymous-auth` in apiServer.extraArgs: take it out by hand, or `kubeadm upgrade` would write both and the API server would not start".into());
+        }
+    }
+    Ok(())
+}
+
+/// The host path behind `path` inside the kube-apiserver container (through its hostPath
+/// volumes), if a mount shows it.
+fn host_path(manifest_text: &str, path: &str) -> Option<String> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(manifest_text).ok()?;
+    let spec = &doc["spec"];
+    let c = spec["containers"]
+        .as_sequence()?
+        .iter()
+        .find(|c| c["name"].as_str() == Some("kube-apiserver"))?;
+    let mut best: Option<(String, String)> = None;
+    for m in c["volumeMounts"].as_sequence()? {
+        let (Some(mp), Some(name)) = (m["mountPath"].as_str(), m["name"].as_str()) else {
+            continue;
+        };
+        let mp = mp.trim_end_matches('/');
+        if !(path == mp || path.starts_with(&format!("{mp}/"))) {
+            continue;
+        }
+        let Some(hp) = spec["volumes"].as_sequence()?.iter().find_map(|v| {
+            (v["name"].as_str() == Some(name)).then(|| v["hostPath"]["path"].as_str())?
+        }) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(b, _)| mp.len() > b.len()) {
+            best = Some((mp.to_string(), hp.trim_end_matches('/').to_string()));
+        }
+    }
+    best.map(|(mp, hp)| format!("{hp}{}", &path[mp.len()..]))
 }
 
 /// kubeadm keeps the cluster's configuration in the `kube-system/kubeadm-config` ConfigMap;

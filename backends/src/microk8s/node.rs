@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
-use crate::node::{Health, NodeBackend, NodeFiles, NodeStep, Restart, Restored};
+use crate::migrate::{self, Convert};
+use crate::node::{Health, NodeBackend, NodeFiles, NodeStep, Restart, Restored, Running};
 use crate::patch::{endpoint_of, node_file_changes, PatchRequest, Patched};
+use crate::settings::AuthMode;
 use crate::{Command, Distribution, OidcSettings, Plan, PlanError, Step, Target};
 
 /// The MicroK8s node backend.
@@ -40,6 +42,25 @@ pub fn endpoint(text: &str) -> ApiEndpoint {
         flags.get("secure-port").and_then(|p| p.parse().ok()),
         16443,
     )
+}
+
+/// The flags of an args file, in order, names without `--` (MicroK8s' own parser drops
+/// quotes), comments skipped.
+fn args_flags(text: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        for word in line.split_whitespace() {
+            let word = word.trim_start_matches('-');
+            match word.split_once('=') {
+                Some((k, v)) => out.push((k.to_string(), Some(v.replace(['"', '\''], "")))),
+                None => out.push((word.to_string(), None)),
+            }
+        }
+    }
+    out
 }
 
 fn restarts() -> Vec<Restart> {
@@ -115,6 +136,74 @@ impl NodeBackend for Microk8sNode {
             after_healthy: vec![],
             rewritten_by_restart: one_way,
         })
+    }
+
+    /// MicroK8s' API server runs on the host (kubelite), so the paths its flags name are the
+    /// node's own; its version is not in any file read, so config mode needs
+    /// `--kubernetes-version`.
+    fn running_settings(
+        &self,
+        req: &PatchRequest<'_>,
+        files: &NodeFiles,
+        convert: Convert,
+    ) -> Result<Running, PlanError> {
+        let current = files
+            .get(super::ARGS_FILE)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| PlanError::Patch {
+                what: format!("`{}` on `{}`", super::ARGS_FILE, req.host),
+                reason: "the file does not exist".into(),
+                fix: format!("check that `{}` is a microk8s control-plane node", req.host),
+            })?;
+        let flags = args_flags(&current);
+        let value = |name: &str| {
+            flags
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone().unwrap_or_default())
+        };
+        let config = value("authentication-config");
+        let oidc = flags.iter().any(|(n, _)| n.starts_with("oidc-"));
+        let read = |path: &str| files.get(path).cloned().flatten();
+        match (convert.auth_mode, config, oidc) {
+            (AuthMode::Flags, Some(path), _) => {
+                let text = read(&path).ok_or_else(|| PlanError::Patch {
+                    what: format!("`{path}` on `{}`", req.host),
+                    reason: "the AuthenticationConfiguration could not be read (k8soidc reads it only where it writes it)".into(),
+                    fix: "give the OIDC settings explicitly".into(),
+                })?;
+                let s = migrate::settings_from_file(req.host, &path, &text, convert.kubernetes_version)?;
+                Ok(Running::Settings(Box::new(s), vec![format!("converted from {path}; the file itself is left in place (unused)")]))
+            }
+            (AuthMode::Flags, None, true) => Ok(Running::Already("runs --oidc-* flags".into())),
+            (AuthMode::Flags, None, false) => Err(PlanError::Patch {
+                what: format!("`{}` on `{}`", super::ARGS_FILE, req.host),
+                reason: "the API server runs neither `--oidc-*` flags nor `--authentication-config`, so there is nothing to convert".into(),
+                fix: "give the OIDC settings (`--issuer-url`, `--client-id`, ...) to set them".into(),
+            }),
+            (_, Some(_), false) => Ok(Running::Already("runs --authentication-config".into())),
+            _ => {
+                if convert.kubernetes_version.is_none() {
+                    return Err(PlanError::invalid(
+                        "--auth-mode",
+                        "config",
+                        "MicroK8s' Kubernetes version is in none of the files k8soidc reads, and it chooses the AuthenticationConfiguration apiVersion",
+                        "add `--kubernetes-version` (`microk8s version` shows it)",
+                    ));
+                }
+                let ca = value("oidc-ca-file").and_then(|p| read(&p));
+                let (s, notes) = migrate::settings_from_flags(
+                    req.host,
+                    &flags,
+                    ca,
+                    convert,
+                    convert.kubernetes_version,
+                )?;
+                Ok(Running::Settings(Box::new(s), notes))
+            }
+        }
     }
 
     fn after_restore(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Restored, PlanError> {

@@ -146,6 +146,36 @@ impl Health {
     }
 }
 
+/// How the executor proves that a running API server took a new AuthenticationConfiguration
+/// without a restart. kube-apiserver watches the file and reloads it; a file it rejects is
+/// ignored, the old configuration stays and the server stays healthy, so health says nothing.
+/// What it reports instead (kubernetes/kubernetes `pkg/kubeapiserver/options/authentication.go`,
+/// the `filesystem.WatchUntil` callback, and k8s.io/apiserver
+/// `pkg/server/options/authenticationconfig/metrics/metrics.go`):
+/// - every reload records `apiserver_authentication_config_controller_automatic_reload_last_timestamp_seconds`
+///   with `status="success"` or `status="failure"` (a file that does not decode or validate is
+///   a failure, and logged as "failed to load authentication config" / "failed to validate
+///   authentication config");
+/// - from 1.34, `apiserver_authentication_config_controller_last_config_info{hash="sha256:HEX"}`
+///   names the configuration in use, HEX being the SHA-256 of the file's bytes exactly as read
+///   (`getHash`: `fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(data)))`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reload {
+    /// The file on the node.
+    pub path: String,
+    /// `sha256:HEX` of the new content.
+    pub hash: String,
+    /// 1.34 and later: wait for `last_config_info` with [`Reload::hash`]; before: for a
+    /// success timestamp not older than the file's modification time, and no failure after it.
+    pub info_metric: bool,
+    /// Prints the API server's `/metrics` (run on the node).
+    pub metrics: Command,
+    /// The systemd unit whose journal has the API server's log (None: the static pod's log).
+    pub unit: Option<String>,
+    /// Give up after this many seconds.
+    pub timeout_secs: u64,
+}
+
 /// One thing done on a node, in one round trip.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "step")]
@@ -171,6 +201,9 @@ pub enum NodeStep {
     },
     /// One loop on the node until the API server is healthy with the expected flags.
     AwaitHealthy(Health),
+    /// One loop on the node until the running API server reports that it reloaded the new
+    /// AuthenticationConfiguration (or that it rejected it).
+    AwaitReload(Reload),
     /// Reads back the SHA-256 of files: they must be what was written.
     Verify {
         /// (path, expected SHA-256 in hex).
@@ -303,6 +336,17 @@ impl NodeStep {
                 args.extend(h.flags_after.iter().cloned());
                 script::await_healthy(&args)
             }
+            NodeStep::AwaitReload(r) => {
+                let mut args = vec![
+                    r.timeout_secs.to_string(),
+                    r.path.clone(),
+                    r.hash.clone(),
+                    if r.info_metric { "info" } else { "timestamp" }.to_string(),
+                    r.unit.clone().unwrap_or_else(|| "-".into()),
+                ];
+                script::push_commands(&mut args, std::slice::from_ref(&r.metrics));
+                script::await_reload(&args)
+            }
             NodeStep::Verify { files } => {
                 let paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
                 script::verify(&paths)
@@ -422,6 +466,31 @@ impl NodeStep {
                     writeln!(f, "+ {at}{sudo}{a}   # when the anonymous probe gets 401/403")?;
                 }
                 Ok(())
+            }
+            NodeStep::AwaitReload(r) => {
+                writeln!(
+                    f,
+                    "#   one loop on the node: every 0.5 s, up to {}s, read the API server's metrics",
+                    r.timeout_secs
+                )?;
+                writeln!(f, "+ {at}{sudo}{}", r.metrics)?;
+                if r.info_metric {
+                    writeln!(
+                        f,
+                        "#   reloaded = apiserver_authentication_config_controller_last_config_info{{hash=\"{}\"}} (the SHA-256 of the bytes written to {})",
+                        r.hash, r.path
+                    )?;
+                } else {
+                    writeln!(
+                        f,
+                        "#   reloaded = apiserver_authentication_config_controller_automatic_reload_last_timestamp_seconds{{status=\"success\"}} not older than {} (its modification time) and no newer failure",
+                        r.path
+                    )?;
+                }
+                writeln!(
+                    f,
+                    "#   rejected = a status=\"failure\" reload not older than the write; then the API server's log line is quoted and the backup restored"
+                )
             }
             NodeStep::Verify { files } => {
                 let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
@@ -667,6 +736,15 @@ pub struct Restored {
     pub health: Health,
 }
 
+/// What a node runs, for a conversion between flags and the file ([`crate::migrate`]).
+#[derive(Debug, Clone)]
+pub enum Running {
+    /// It already runs the wanted mode (the reason, for the plan's title).
+    Already(String),
+    /// The settings it runs, in the wanted mode, with notes for the dry run.
+    Settings(Box<crate::OidcSettings>, Vec<String>),
+}
+
 /// A node's distribution as k8soidc patches it: what to read, how to tell it is there, how to
 /// patch, restart and probe it. One implementation per distribution, in that distribution's
 /// module; [`node_backends`] registers them.
@@ -700,6 +778,25 @@ pub trait NodeBackend: Sync {
         req: &crate::patch::PatchRequest<'_>,
         files: &NodeFiles,
     ) -> Result<crate::patch::Patched, PlanError>;
+    /// The OIDC settings the node runs, for `patch --auth-mode config|flags` without settings.
+    fn running_settings(
+        &self,
+        req: &crate::patch::PatchRequest<'_>,
+        files: &NodeFiles,
+        convert: crate::migrate::Convert,
+    ) -> Result<Running, PlanError> {
+        let _ = (req, files, convert);
+        Err(PlanError::Unsupported {
+            distribution: self.distribution(),
+            message: "converting the running settings between --oidc-* flags and the AuthenticationConfiguration is not supported for this distribution; give the OIDC settings explicitly".into(),
+        })
+    }
+    /// Prints the API server's `/metrics` on the node (for [`NodeStep::AwaitReload`]); None
+    /// when the distribution has no such command here (a file-only change then waits for
+    /// health only).
+    fn metrics_command(&self) -> Option<Command> {
+        None
+    }
     /// The restarts and health check once a backup is back in place.
     fn after_restore(&self, files: &NodeFiles, timeout_secs: u64) -> Result<Restored, PlanError>;
     /// The plan of `create --ssh` on a fresh host (`files`: what the first round trip read).

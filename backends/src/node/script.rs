@@ -328,6 +328,81 @@ done
 echo "K8SOIDC-UNHEALTHY $polls $why" | tr '\n' ' '; echo
 exit 1"#;
 
+/// `TIMEOUT PATH HASH info|timestamp UNIT|- COUNT METRICS_WORD...`: polls the metrics
+/// command every 0.5 s until the API server reports the file at PATH reloaded (see
+/// [`super::Reload`]): `K8SOIDC-RELOADED <polls>`, exit 0; else, when it recorded a failed
+/// reload after PATH was written or TIMEOUT passed, `K8SOIDC-LOG <line>` with the API server's
+/// last log line about the authentication config (when one can be read), then
+/// `K8SOIDC-NOT-RELOADED <polls> <why>`, exit 1. "After the write" compares with PATH's
+/// modification time (the commit renames a file written just before).
+pub(crate) fn await_reload(args: &[String]) -> String {
+    render(
+        "wait until the API server reloads the AuthenticationConfiguration",
+        args,
+        &format!("{FIRST_FN}{RELOAD_BODY}"),
+        None,
+    )
+}
+
+const RELOAD_BODY: &str = r#"timeout=$1 path=$2 hash=$3 mode=$4 unit=$5 c=$6; shift 6
+w=$(stat -c %.9Y "$path" 2>/dev/null) || w=$(stat -c %Y "$path" 2>/dev/null) || { echo "K8SOIDC-NOT-RELOADED 0 $path is missing"; exit 1; }
+verdict() {
+  awk -v w="$w" -v h="$hash" -v mode="$mode" '
+    /^apiserver_authentication_config_controller_automatic_reload_last_timestamp_seconds[{]/ {
+      if ($0 ~ /status="success"/) s = $NF + 0
+      if ($0 ~ /status="failure"/) f = $NF + 0
+    }
+    /^apiserver_authentication_config_controller_last_config_info[{]/ {
+      if ((index($0, ",hash=\"" h "\"") || index($0, "{hash=\"" h "\"")) && $NF + 0 == 1) info = 1
+    }
+    END {
+      if (f != "" && f >= w && (s == "" || f >= s)) { print "failure"; exit }
+      if (mode == "info") { print (info ? "ok" : "wait"); exit }
+      if (s != "" && s >= w) print "ok"; else print "wait"
+    }'
+}
+logline() {
+  if [ "$unit" != - ]; then l=$(journalctl -u "$unit" -n 200 --no-pager 2>/dev/null)
+  else
+    l=
+    if command -v crictl >/dev/null 2>&1; then
+      c=$(crictl ps -a --name kube-apiserver -q 2>/dev/null | head -n1)
+      [ -n "$c" ] && l=$(crictl logs --tail 200 "$c" 2>&1)
+    fi
+    if [ -z "$l" ]; then
+      f=$(ls -t /var/log/pods/*kube-apiserver*/kube-apiserver/*.log 2>/dev/null | head -n1)
+      [ -n "$f" ] && l=$(tail -n 200 "$f")
+    fi
+  fi
+  printf '%s
+' "$l" | grep -E 'failed to (read|load|validate|update) authentication config' | tail -n1
+}
+start=$(date +%s) polls=0 why="no answer yet"
+while [ "$polls" -lt $((timeout * 2 + 24)) ]; do
+  polls=$((polls + 1))
+  if m=$(first "$c" "$@" </dev/null 2>&1); then
+    case $(printf '%s
+' "$m" | verdict) in
+      ok) echo "K8SOIDC-RELOADED $polls"; exit 0 ;;
+      failure)
+        l=$(logline); [ -n "$l" ] && printf 'K8SOIDC-LOG %s
+' "$l"
+        echo "K8SOIDC-NOT-RELOADED $polls the API server rejected the new file (a failed reload after it was written) and keeps its previous configuration"; exit 1 ;;
+    esac
+    why="the API server has not reported the new configuration yet"
+  else
+    why="the metrics could not be read: $(printf '%s
+' "$m" | head -n1)"
+  fi
+  [ $(($(date +%s) - start)) -ge "$timeout" ] && break
+  sleep 0.5
+done
+l=$(logline); [ -n "$l" ] && printf 'K8SOIDC-LOG %s
+' "$l"
+echo "K8SOIDC-NOT-RELOADED $polls $why" | tr '
+' ' '; echo
+exit 1"#;
+
 /// `PATH...`: `SHA256 PATH` per file (`absent PATH` when missing).
 pub(crate) fn verify(paths: &[String]) -> String {
     render("read back checksums", paths, VERIFY_BODY, None)

@@ -30,17 +30,52 @@ Rules (each from kubernetes/kubernetes, pkg/kubeapiserver/options/authentication
 8. It listens on --bind-address (or, when that is 0.0.0.0 or unset, --advertise-address, since
    test nodes share one network namespace) and --secure-port (default 6443).
 
+9. Its version is the image tag's (`FAKE_IMAGE`, set by the fake kubelet, e.g.
+   `registry.k8s.io/kube-apiserver:v1.34.1`), else FAKE_APISERVER_VERSION, else 1.34.
+10. --authentication-config validation (start-up and reload) also refuses an issuer URL equal to
+   a --service-account-issuer: `jwt[0].issuer.url: Invalid value: "URL": URL must not overlap
+   with disallowed issuers: [URL...]` (staging/src/k8s.io/apiserver/pkg/apis/apiserver/validation/
+   validation.go, validateURL; kube-apiserver passes its service account issuers as the
+   disallowed ones).
+11. The file's `anonymous` section (1.32+): with `--anonymous-auth` also given, start-up fails
+   with `anonymous: Forbidden: --anonymous-auth flag cannot be set when anonymous field is
+   configured in authentication configuration file` (pkg/kubeapiserver/options/authentication.go,
+   ToAuthenticationConfig). `enabled: false` refuses every anonymous request; `enabled: true`
+   with `conditions` allows anonymous requests only to those paths (k8s.io/apiserver
+   pkg/authentication/request/anonymous).
+12. Reloads (pkg/kubeapiserver/options/authentication.go, ApplyTo: filesystem.WatchUntil on the
+   file, then the callback): the file is read (here polled every 0.2 s through the pod's mounts);
+   content equal to the last one tracked is ignored; content that fails to decode or validate
+   (the rules of 6 and 10), or whose `anonymous` differs from the start-up file ("anonymous:
+   Forbidden: changed from initial configuration file"), is logged as klog's ErrorS
+   `"failed to load authentication config"` / `"failed to validate authentication config"` with
+   the error, counted as a failed reload and tracked (not retried); the old configuration stays
+   in use and the server stays healthy. Valid content is applied, logged as `"reloaded
+   authentication config"` and counted as a successful reload.
+13. /metrics (any authenticated or allowed anonymous request; authorization is not modelled)
+   serves, when --authentication-config is given, the series of k8s.io/apiserver
+   pkg/server/options/authenticationconfig/metrics/metrics.go:
+   `apiserver_authentication_config_controller_automatic_reloads_total{apiserver_id_hash,status}`,
+   `..._automatic_reload_last_timestamp_seconds{apiserver_id_hash,status}` (once a reload of
+   that status happened) and, from 1.34 (kubernetes/kubernetes#132299),
+   `apiserver_authentication_config_controller_last_config_info{apiserver_id_hash,hash} 1` with
+   hash = "sha256:" + hex SHA-256 of the file's bytes as read (getHash). Values are written as
+   client_golang writes floats (strconv 'g', shortest: an exponent from 1e+06 up).
+
 Test switch: when NODE_DIR/never-ready exists and one of the arguments contains its content, the
 process runs but /readyz answers 500 forever (an API server that never becomes ready).
 FAKE_APISERVER_STARTUP=SECONDS (default 0.3): the pause before it listens (scripts/bench-patch
 sets 0, so the benchmark measures k8soidc rather than a pretend start-up).
 """
+import decimal
+import hashlib
 import http.server
 import json
 import os
 import socketserver
 import ssl
 import sys
+import threading
 import time
 
 import yaml
@@ -84,6 +119,66 @@ def read_visible(flag, path):
         return f.read()
 
 
+def version():
+    image = os.environ.get("FAKE_IMAGE", "")
+    tag = image.rsplit(":", 1)[1] if ":" in image else os.environ.get("FAKE_APISERVER_VERSION", "v1.34")
+    try:
+        major, minor = tag.lstrip("v").split(".")[:2]
+        return (int(major), int(minor.split("-")[0]))
+    except ValueError:
+        return (1, 34)
+
+
+def go_float(v):
+    """A float as client_golang's text format writes it (strconv.FormatFloat(v, 'g', -1, 64))."""
+    v = float(v)
+    if v == int(v) and abs(v) < 1e6:
+        return str(int(v))
+    sign, digits, exp = decimal.Decimal(repr(v)).normalize().as_tuple()
+    x = len(digits) + exp - 1
+    if x < -4 or x >= 6:
+        d = "".join(map(str, digits))
+        m = d[0] + ("." + d[1:] if len(d) > 1 else "")
+        return ("-" if sign else "") + f"{m}e{'+' if x >= 0 else '-'}{abs(x):02d}"
+    return repr(v)
+
+
+def check_config(raw, disallowed):
+    """The error of an AuthenticationConfiguration (rules 6 and 10), or (None, doc)."""
+    try:
+        doc = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        return (f"load", f"{e}".replace("\n", " ")), None
+    ok = (
+        isinstance(doc, dict)
+        and doc.get("kind") == "AuthenticationConfiguration"
+        and doc.get("apiVersion") in (
+            "apiserver.config.k8s.io/v1alpha1",
+            "apiserver.config.k8s.io/v1beta1",
+            "apiserver.config.k8s.io/v1",
+        )
+        and isinstance(doc.get("jwt"), list)
+        and all(
+            str((j.get("issuer") or {}).get("url", "")).startswith("https://")
+            and (j.get("issuer") or {}).get("audiences")
+            and (j.get("claimMappings") or {}).get("username")
+            for j in doc["jwt"]
+        )
+    )
+    if not ok:
+        return ("load", "invalid authentication config"), None
+    for i, j in enumerate(doc["jwt"]):
+        url = j["issuer"]["url"]
+        if url in disallowed:
+            return ("validate", f'jwt[{i}].issuer.url: Invalid value: "{url}": URL must not overlap with disallowed issuers: [{" ".join(sorted(disallowed))}]'), None
+    return None, doc
+
+
+def klog(level, msg, err=None):
+    tail = f" err={json.dumps(str(err))}" if err is not None else ""
+    print(f'{level}0000 00:00:00.000000       1 authentication.go:0] "{msg}"{tail}', flush=True)
+
+
 def main(argv):
     flags = {}
     for a in argv:
@@ -100,31 +195,78 @@ def main(argv):
         die("authentication-config file and oidc-* flags are mutually exclusive")
     if "oidc-ca-file" in flags:
         read_visible("--oidc-ca-file", flags["oidc-ca-file"][-1])
+    disallowed = set(flags.get("service-account-issuer") or [])
+    state = {"config": None, "tracked": None, "hash": None, "reloads": {}, "last": {}}
+    lock = threading.Lock()
     if "authentication-config" in flags:
         path = flags["authentication-config"][-1]
-        try:
-            doc = yaml.safe_load(read_visible("--authentication-config", path))
-        except yaml.YAMLError as e:
-            die(f"failed to load authentication config {path}: {e}")
-        ok = (
-            isinstance(doc, dict)
-            and doc.get("kind") == "AuthenticationConfiguration"
-            and doc.get("apiVersion") in (
-                "apiserver.config.k8s.io/v1alpha1",
-                "apiserver.config.k8s.io/v1beta1",
-                "apiserver.config.k8s.io/v1",
-            )
-            and isinstance(doc.get("jwt"), list)
-            and all(
-                str((j.get("issuer") or {}).get("url", "")).startswith("https://")
-                and (j.get("issuer") or {}).get("audiences")
-                and (j.get("claimMappings") or {}).get("username")
-                for j in doc["jwt"]
-            )
-        )
-        if not ok:
-            die(f"invalid authentication config {path}")
-    anonymous = (flags.get("anonymous-auth") or ["true"])[-1] != "false"
+        raw = read_visible("--authentication-config", path)
+        err, doc = check_config(raw, disallowed)
+        if err:
+            die(f"failed to load authentication config {path}: {err[1]}")
+        if "anonymous" in doc and "anonymous-auth" in flags:
+            die("anonymous: Forbidden: --anonymous-auth flag cannot be set when anonymous field is configured in authentication configuration file")
+        state.update(config=doc, tracked=raw, hash="sha256:" + hashlib.sha256(raw).hexdigest())
+        initial_anonymous = doc.get("anonymous")
+
+        def watch():
+            while True:
+                time.sleep(0.2)
+                host_path = visible(path)
+                try:
+                    with open(host_path, "rb") as f:
+                        raw = f.read()
+                except (OSError, TypeError) as e:
+                    with lock:
+                        klog("E", "failed to read authentication config file", e)
+                        state["reloads"]["failure"] = state["reloads"].get("failure", 0) + 1
+                        state["last"]["failure"] = time.time()
+                    continue
+                with lock:
+                    if raw == state["tracked"]:
+                        continue
+                    err, doc = check_config(raw, disallowed)
+                    if not err and doc.get("anonymous") != initial_anonymous:
+                        err = ("validate", "anonymous: Forbidden: changed from initial configuration file")
+                    state["tracked"] = raw
+                    if err:
+                        klog("E", f"failed to {err[0]} authentication config", err[1])
+                        state["reloads"]["failure"] = state["reloads"].get("failure", 0) + 1
+                        state["last"]["failure"] = time.time()
+                        trace(f"reload rejected: {err[1]}")
+                        continue
+                    state.update(config=doc, hash="sha256:" + hashlib.sha256(raw).hexdigest())
+                    klog("I", "reloaded authentication config")
+                    state["reloads"]["success"] = state["reloads"].get("success", 0) + 1
+                    state["last"]["success"] = time.time()
+                    trace("reloaded authentication config")
+
+        threading.Thread(target=watch, daemon=True).start()
+    api_id = "sha256:" + hashlib.sha256(f"apiserver-{os.getpid()}".encode()).hexdigest()
+
+    def metrics():
+        if "authentication-config" not in flags:
+            return ""
+        out = []
+        with lock:
+            name = "apiserver_authentication_config_controller"
+            for status, n in sorted(state["reloads"].items()):
+                out.append(f'{name}_automatic_reloads_total{{apiserver_id_hash="{api_id}",status="{status}"}} {n}')
+            for status, t in sorted(state["last"].items()):
+                out.append(f'{name}_automatic_reload_last_timestamp_seconds{{apiserver_id_hash="{api_id}",status="{status}"}} {go_float(t)}')
+            if version() >= (1, 34):
+                out.append(f'{name}_last_config_info{{apiserver_id_hash="{api_id}",hash="{state["hash"]}"}} 1')
+        return "".join(line + "\n" for line in out)
+
+    def anonymous_allowed(path):
+        section = (state["config"] or {}).get("anonymous")
+        if section is None:
+            return (flags.get("anonymous-auth") or ["true"])[-1] != "false"
+        if not section.get("enabled"):
+            return False
+        conditions = section.get("conditions") or []
+        return not conditions or any(c.get("path") == path for c in conditions)
+
     tokens = set()
     if "token-auth-file" in flags:
         for line in read_visible("--token-auth-file", flags["token-auth-file"][-1]).decode().splitlines():
@@ -148,7 +290,7 @@ def main(argv):
             path = self.path.split("?")[0]
             auth = self.headers.get("Authorization") or ""
             known = auth.startswith("Bearer ") and auth[len("Bearer "):] in tokens
-            if (auth and not known) or (not auth and not anonymous):
+            if (auth and not known) or (not auth and not anonymous_allowed(path)):
                 body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                    "message": "Unauthorized", "reason": "Unauthorized", "code": 401}).encode()
                 self.send_response(401)
@@ -160,6 +302,8 @@ def main(argv):
             if path in ("/readyz", "/livez", "/healthz"):
                 code = 500 if never_ready and path == "/readyz" else 200
                 body = b"ok" if code == 200 else b"[-]etcd failed: reason withheld\nreadyz check failed"
+            elif path == "/metrics":
+                code, body = 200, metrics().encode()
             else:
                 code, body = 404, b"404 page not found"
             self.send_response(code)

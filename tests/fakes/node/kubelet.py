@@ -135,6 +135,8 @@ class Runner:
         logf = open(os.path.join(logdir, f"{self.restarts}.log"), "ab")
         env = dict(os.environ)
         env["FAKE_MOUNTS"] = json.dumps(mounts_of(spec, c))
+        # The binary's version is the image's (kube-apiserver.py reads it from the tag).
+        env["FAKE_IMAGE"] = str(c.get("image") or "")
         log(f"starting kube-apiserver pod {uid}: {argv}")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "kube-apiserver.py")] + argv,
