@@ -422,12 +422,12 @@ async fn node_checks(spec: &HostSpec, opts: &SshOptions, s: &OidcSettings) -> Ve
 }
 
 pub(crate) fn run(args: CheckArgs, env: &Env) -> Result<ExitCode, Error> {
-    let s = crate::config::settings(&args.oidc, env)?;
     let distro = args
         .distro
         .as_deref()
         .map(backends::Distribution::parse)
         .transpose()?;
+    let s = crate::config::settings_on(&args.oidc, env, distro)?;
     let mut checks = local_checks(&s)?;
     if distro == Some(backends::Distribution::Eks) {
         let fetched = s.ca.is_none()

@@ -267,7 +267,19 @@ pub(crate) fn read_ca(input: &SettingsInput) -> Result<Option<CaBundle>, Error> 
 
 /// The validated settings, prompting for a missing issuer or client id only on a terminal.
 pub(crate) fn settings(args: &OidcArgs, env: &Env) -> Result<OidcSettings, Error> {
+    settings_on(args, env, None)
+}
+
+/// [`settings`] for a known distribution: on GKE (Workforce Identity Federation) every user and
+/// group is a `principal://` identifier, so the reserved-names policy (backends/src/reserved.rs)
+/// has nothing to guard.
+pub(crate) fn settings_on(
+    args: &OidcArgs,
+    env: &Env,
+    distro: Option<backends::Distribution>,
+) -> Result<OidcSettings, Error> {
     let mut input = merged_input(args)?;
+    input.reserved_names_policy_off = distro == Some(backends::Distribution::Gke);
     let structured = input.jwt.is_some() || input.anonymous.is_some();
     if input.issuer_url.is_none() && !structured {
         input.issuer_url = env.prompt("Issuer URL (https://…)")?;

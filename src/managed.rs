@@ -198,7 +198,7 @@ pub(crate) fn run_gke(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let settings = if args.remove {
         None
     } else {
-        let s = crate::config::settings(&args.oidc, env)?;
+        let s = crate::config::settings_on(&args.oidc, env, Some(backends::Distribution::Gke))?;
         backends::gke::workforce_commands(&s, &pool, &org)?;
         Some(s)
     };

@@ -88,7 +88,7 @@ pub(crate) fn run(args: RenderArgs, env: &Env) -> Result<ExitCode, Error> {
         None => Some(default_name(d)),
     };
     let name = args.name.as_deref().unwrap_or(default_name(d));
-    let s = crate::config::settings(&args.oidc, env)?;
+    let s = crate::config::settings_on(&args.oidc, env, Some(d))?;
     let req = ClusterRequest {
         name: name.to_string(),
         staging_dir: staging_dir(d, name)?,

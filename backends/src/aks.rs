@@ -54,6 +54,15 @@ pub fn preview_refusal() -> PlanError {
 }
 
 fn check(s: &OidcSettings) -> Result<(), PlanError> {
+    if s.structured.is_some() {
+        return Err(PlanError::unrepresentable(
+            Distribution::Aks,
+            "jwt",
+            "(settings file)",
+            "k8soidc writes one AKS JWT authenticator from the single-issuer settings; the settings file's `jwt`/`anonymous` sections are not mapped to AKS yet",
+            "give one issuer with the single-issuer settings (--issuer-url, --client-id, ...)",
+        ));
+    }
     if s.auth_mode == AuthMode::Flags {
         return Err(PlanError::unrepresentable(
             Distribution::Aks,

@@ -129,6 +129,14 @@ pub fn issuer_host(url: &str) -> &str {
 
 /// Refuses what EKS does not take (module docs list each rule and its source).
 pub fn check(s: &OidcSettings) -> Result<(), PlanError> {
+    if s.structured.is_some() {
+        return Err(refuse(
+            "jwt",
+            "(settings file)",
+            "EKS takes one OIDC identity provider config through its API; the settings file's `jwt`/`anonymous` sections need an AuthenticationConfiguration, which EKS does not take".into(),
+            "give one issuer with the single-issuer settings (--issuer-url, --client-id, ...)",
+        ));
+    }
     if s.auth_mode == AuthMode::Config {
         return Err(refuse(
             "--auth-mode",

@@ -98,6 +98,14 @@ fn cel_string(v: &str) -> String {
 }
 
 fn check_wif(s: &OidcSettings) -> Result<(), PlanError> {
+    if s.structured.is_some() {
+        return Err(refuse(
+            "jwt",
+            "(settings file)",
+            "GKE runs the API server; Workforce Identity Federation takes one OIDC provider in Google IAM, not the settings file's `jwt`/`anonymous` sections",
+            "give one issuer with the single-issuer settings (--issuer-url, --client-id, ...)",
+        ));
+    }
     if s.auth_mode == AuthMode::Config {
         return Err(refuse(
             "--auth-mode",
@@ -658,6 +666,7 @@ mod tests {
         with(|i| {
             i.username_prefix = None;
             i.groups_prefix = None;
+            i.reserved_names_policy_off = true;
         })
     }
 
@@ -691,6 +700,7 @@ mod tests {
         let other = with(|i| {
             i.username_prefix = None;
             i.groups_prefix = None;
+            i.reserved_names_policy_off = true;
             i.required_claim = vec!["hd=example.com".into()];
         });
         let plan = patch_plan(Some(&other), "corp-pool", "1", true, Some(&current))
@@ -708,6 +718,7 @@ mod tests {
         let s = with(|i| {
             i.username_prefix = None;
             i.groups_prefix = None;
+            i.reserved_names_policy_off = true;
             i.groups_claim = Some("cognito:groups".into());
         });
         let e = workforce_commands(&s, "corp-pool", "1")
@@ -720,6 +731,7 @@ mod tests {
         let quoted = with(|i| {
             i.username_prefix = None;
             i.groups_prefix = None;
+            i.reserved_names_policy_off = true;
             i.required_claim = vec!["hd=it's".into()];
         });
         let cmds = workforce_commands(&quoted, "corp-pool", "1").unwrap();

@@ -125,6 +125,8 @@ pub fn settings_from_flags(
         .into(),
     );
     input.kubernetes_version = version.map(|v| v.to_string());
+    // The conversion keeps what the node runs: the reserved-names policy warns here instead.
+    input.reserved_names_policy_off = true;
     let ca = match (ca_path, ca_pem) {
         (Some(path), Some(pem)) => Some(CaBundle {
             local_path: path,
@@ -146,6 +148,11 @@ pub fn settings_from_flags(
             "fix the flag on the node, or give the settings explicitly",
         )
     })?;
+    if let Err(e) = crate::reserved::check(&s) {
+        notes.push(format!(
+            "warning: the node's flags already allow this, and the file keeps it: {e}"
+        ));
+    }
     if s.username_prefix.is_none() {
         notes.push(format!(
             "`--oidc-username-prefix` is not set: the file states kube-apiserver's implicit prefix `{}` ({})",
@@ -322,6 +329,8 @@ pub fn settings_from_file(
     }
     input.auth_mode = Some("flags".into());
     input.kubernetes_version = version.map(|v| v.to_string());
+    // The conversion keeps what the node runs (see above).
+    input.reserved_names_policy_off = true;
     OidcSettings::validate(&input, ca).map_err(|e| {
         refused(
             host,

@@ -104,6 +104,13 @@ pub struct SettingsInput {
     pub kubernetes_version: Option<String>,
     /// `--allow-system-names`: accept prefixes that let a token claim a `system:` name.
     pub allow_system_names: Option<bool>,
+    /// The reserved-names policy (backends/src/reserved.rs) does not apply: set by the caller,
+    /// never read from flags, environment or file, where k8soidc adds no exposure: on GKE
+    /// (Workforce Identity Federation) every user and group is a `principal://…` identifier, so
+    /// no IdP value can become a `system:` name; a flags<->file conversion (migrate.rs) keeps
+    /// what the node already runs and says so in a warning instead.
+    #[serde(skip)]
+    pub reserved_names_policy_off: bool,
     /// Settings file only: several JWT authenticators (`AuthenticationConfiguration.jwt`).
     pub jwt: Option<Vec<crate::authn::JwtAuthenticator>>,
     /// Settings file only: the `anonymous` section (1.34+).
@@ -526,7 +533,9 @@ impl OidcSettings {
                 "use `--auth-mode flags`, or leave --signing-algs out",
             ));
         }
-        crate::reserved::check(&settings)?;
+        if !input.reserved_names_policy_off {
+            crate::reserved::check(&settings)?;
+        }
         Ok(settings)
     }
 
@@ -645,7 +654,9 @@ impl OidcSettings {
             settings.structured.as_ref().expect("set above"),
             kubernetes_version,
         )?;
-        crate::reserved::check(&settings)?;
+        if !input.reserved_names_policy_off {
+            crate::reserved::check(&settings)?;
+        }
         Ok(settings)
     }
 

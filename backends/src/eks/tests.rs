@@ -43,11 +43,17 @@ fn every_setting_is_mapped_into_the_request() {
 fn eks_rules_are_refused_up_front() {
     let cases: Vec<(OidcSettings, &str)> = vec![
         (
-            with(|i| i.groups_prefix = Some("system:oidc:".into())),
+            with(|i| {
+                i.groups_prefix = Some("system:oidc:".into());
+                i.allow_system_names = Some(true);
+            }),
             "eks cannot carry --groups-prefix `system:oidc:`: EKS refuses a prefix containing `system:`",
         ),
         (
-            with(|i| i.username_prefix = Some("system:".into())),
+            with(|i| {
+                i.username_prefix = Some("system:".into());
+                i.allow_system_names = Some(true);
+            }),
             "eks cannot carry --username-prefix `system:`",
         ),
         (
