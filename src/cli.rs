@@ -158,7 +158,7 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops or charmed; with --ssh: kubeadm, microk8s or k3s.
+    /// Distribution: k3d, kind, kops, charmed or k0s (k0sctl); with --ssh: kubeadm, microk8s or k3s.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
@@ -410,7 +410,7 @@ pub(crate) struct PatchArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
     pub(crate) poll_interval: u64,
     /// Distribution; `auto` detects it on each host.
-    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2"]))]
+    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "k0s"]))]
     pub(crate) distro: String,
     /// Print the diff of every file (and, over SSH, every step); change nothing. `--dry-run=client` is the
     /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.

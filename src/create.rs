@@ -10,11 +10,12 @@ use crate::error::Error;
 use crate::render::{check_name, staging_dir};
 use crate::ui::Env;
 
-const LOCAL_CREATE: [Distribution; 4] = [
+const LOCAL_CREATE: [Distribution; 5] = [
     Distribution::K3d,
     Distribution::Kind,
     Distribution::Kops,
     Distribution::Charmed,
+    Distribution::K0s,
 ];
 
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
@@ -24,7 +25,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops and charmed clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed and k0s (k0sctl) clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
             backends::node::create_supported()
         )));
     }

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use backends::apiserver::{self, NodeFile};
 use backends::manifest::NodeMount;
 use backends::{
-    capi, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, Plan,
+    capi, k0s, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, Plan,
     PlanError, SettingsInput, Step, Target,
 };
 use clap::ValueEnum;
@@ -59,10 +59,16 @@ pub(crate) enum FileKind {
     /// kubespray inventory group_vars.
     #[value(name = "kubespray-group-vars")]
     KubesprayGroupVars,
+    /// k0s ClusterConfig (`/etc/k0s/k0s.yaml`).
+    #[value(name = "k0s-config")]
+    K0sConfig,
+    /// k0sctl Cluster file (`k0sctl.yaml`).
+    #[value(name = "k0sctl")]
+    K0sctl,
 }
 
 impl FileKind {
-    const ALL: [FileKind; 9] = [
+    const ALL: [FileKind; 11] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -72,6 +78,8 @@ impl FileKind {
         FileKind::K3dConfig,
         FileKind::CapiKcp,
         FileKind::KubesprayGroupVars,
+        FileKind::K0sConfig,
+        FileKind::K0sctl,
     ];
 
     fn name(self) -> &'static str {
@@ -85,6 +93,8 @@ impl FileKind {
             FileKind::K3dConfig => "k3d-config",
             FileKind::CapiKcp => "capi-kcp",
             FileKind::KubesprayGroupVars => "kubespray-group-vars",
+            FileKind::K0sConfig => "k0s-config",
+            FileKind::K0sctl => "k0sctl",
         }
     }
 }
@@ -150,6 +160,12 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
     }
     if kubespray::looks_like_group_vars(text) {
         kinds.push(FileKind::KubesprayGroupVars);
+    }
+    if k0s::looks_like_config(text) {
+        kinds.push(FileKind::K0sConfig);
+    }
+    if k0s::looks_like_k0sctl(text) {
+        kinds.push(FileKind::K0sctl);
     }
     kinds
 }
@@ -259,6 +275,14 @@ fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<P
         FileKind::KubesprayGroupVars => {
             simple(kubespray::patch_group_vars(text, s, remove)?, vec![])
         }
+        FileKind::K0sConfig => simple(
+            k0s::patch_config(text, s, remove)?,
+            node_files(s, remove, k0s::NODE_DIR)?,
+        ),
+        FileKind::K0sctl => simple(
+            k0s::patch_k0sctl(text, s, remove)?,
+            node_files(s, remove, k0s::NODE_DIR)?,
+        ),
     })
 }
 

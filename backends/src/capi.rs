@@ -427,7 +427,7 @@ fn edit_object(obj: &mut Value, v: KcpVersion, d: &Desired) -> Result<(), PlanEr
 
 /// `v` with every empty mapping made null: taking the last entry out of a block leaves its key
 /// with no value (null), where the structural edit leaves `{}`; the API decodes both alike.
-fn empty_as_null(v: Value) -> Value {
+pub(crate) fn empty_as_null(v: Value) -> Value {
     match v {
         Value::Mapping(m) if m.is_empty() => Value::Null,
         Value::Mapping(m) => {
@@ -440,9 +440,9 @@ fn empty_as_null(v: Value) -> Value {
 
 // ---------- text edit ----------
 
-fn refuse_text(path: &[&str], reason: &str) -> PlanError {
+fn refuse_text(what: &str, path: &[&str], reason: &str) -> PlanError {
     PlanError::patch(
-        WHAT,
+        what,
         format!("`{}` {reason}", path.join(".")),
         "rewrite that part in block style (one entry a line) and run again, or edit it by hand",
     )
@@ -477,6 +477,19 @@ pub(crate) fn edit_text(
     eol: &str,
     seq_offset: usize,
 ) -> Result<(), PlanError> {
+    edit_text_of(WHAT, lines, doc, path, new, eol, seq_offset)
+}
+
+/// [`edit_text`] for another kind of file; refusals name `what` (e.g. "the k0s config").
+pub(crate) fn edit_text_of(
+    what: &str,
+    lines: &mut Vec<Line>,
+    doc: &Value,
+    path: &[&str],
+    new: &[Entry],
+    eol: &str,
+    seq_offset: usize,
+) -> Result<(), PlanError> {
     let is_map = matches!(new.first(), Some(Entry::Pair(..)))
         || matches!(get(doc, path), Some(Value::Mapping(_)));
     // Walk the path.
@@ -487,7 +500,11 @@ pub(crate) fn edit_text(
         let Some(l) = found else {
             if new.is_empty() {
                 if get(doc, path).is_some() {
-                    return Err(refuse_text(&path[..=n], "could not be found in the text"));
+                    return Err(refuse_text(
+                        what,
+                        &path[..=n],
+                        "could not be found in the text",
+                    ));
                 }
                 return Ok(());
             }
@@ -522,6 +539,7 @@ pub(crate) fn edit_text(
                 return Ok(());
             }
             return Err(refuse_text(
+                what,
                 &path[..=n],
                 "is written on one line (flow style)",
             ));
@@ -533,7 +551,11 @@ pub(crate) fn edit_text(
     let (_, rest) = yamltext::key_of(&lines[l].text).expect("a key");
     let flow_empty = !yamltext::value_is_block(&rest);
     if flow_empty && !yamltext::value_is_empty(&rest) {
-        return Err(refuse_text(path, "is written on one line (flow style)"));
+        return Err(refuse_text(
+            what,
+            path,
+            "is written on one line (flow style)",
+        ));
     }
     let block = if flow_empty { l + 1..l + 1 } else { range };
     let entries = yamltext::entries(lines, block.clone());
@@ -548,7 +570,7 @@ pub(crate) fn edit_text(
             let want: Vec<Option<String>> =
                 m.keys().map(|k| k.as_str().map(str::to_string)).collect();
             if keys != want {
-                return Err(refuse_text(path, "has entries the text model cannot follow (anchors, merge keys or multi-line keys)"));
+                return Err(refuse_text(what, path, "has entries the text model cannot follow (anchors, merge keys or multi-line keys)"));
             }
             m.keys()
                 .map(|k| k.as_str().map(is_managed_flag).unwrap_or(false))
@@ -561,16 +583,18 @@ pub(crate) fn edit_text(
                     .any(|r| !yamltext::is_item_line(&lines[r.start].text))
             {
                 return Err(refuse_text(
+                    what,
                     path,
                     "has items the text model cannot follow (flow style or anchors)",
                 ));
             }
             items.iter().map(|i| is_managed_item(path, i)).collect()
         }
-        Some(_) => return Err(refuse_text(path, "has an unexpected type")),
+        Some(_) => return Err(refuse_text(what, path, "has an unexpected type")),
     };
     if entries.len() != managed.len() {
         return Err(refuse_text(
+            what,
             path,
             "could not be matched with its parsed value",
         ));
@@ -647,7 +671,7 @@ fn create_path(
     Ok(())
 }
 
-fn parse_doc(text: &str) -> Result<Value, PlanError> {
+pub(crate) fn parse_doc(text: &str) -> Result<Value, PlanError> {
     serde_yaml_ng::from_str(text).map_err(|e| {
         PlanError::patch(
             "the file",

@@ -16,6 +16,7 @@ pub mod create_node;
 mod error;
 pub mod identity;
 pub mod idp;
+pub mod k0s;
 pub mod k3d;
 pub mod k3s;
 pub mod kind;
@@ -74,11 +75,13 @@ pub enum Distribution {
     Capi,
     /// kubespray (Ansible group_vars).
     Kubespray,
+    /// k0s (`spec.api.extraArgs` in k0s.yaml or a k0sctl cluster file).
+    K0s,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 10] = [
+    pub const ALL: [Distribution; 11] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -89,6 +92,7 @@ impl Distribution {
         Distribution::Rke2,
         Distribution::Capi,
         Distribution::Kubespray,
+        Distribution::K0s,
     ];
 
     /// The lowercase name used on the command line.
@@ -104,6 +108,7 @@ impl Distribution {
             Distribution::Rke2 => "rke2",
             Distribution::Capi => "capi",
             Distribution::Kubespray => "kubespray",
+            Distribution::K0s => "k0s",
         }
     }
 
@@ -302,6 +307,7 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         }),
         Distribution::Capi => Box::new(capi::Capi),
         Distribution::Kubespray => Box::new(kubespray::Kubespray),
+        Distribution::K0s => Box::new(k0s::K0s),
     }
 }
 
