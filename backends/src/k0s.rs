@@ -102,9 +102,9 @@ pub fn patch_config(
     remove: bool,
 ) -> Result<Option<String>, PlanError> {
     if text.trim().is_empty() {
-        return Ok((!remove).then(|| new_config(s)).transpose()?);
+        return (!remove).then(|| new_config(s)).transpose();
     }
-    patch_at(text, s, remove, &ARGS, "the k0s config", "ClusterConfig")
+    patch_at(text, s, remove, &ARGS, "the k0s config", K0S_API)
 }
 
 /// The same in a k0sctl `Cluster` file (`spec.k0s.config.spec.api.extraArgs`).
@@ -119,9 +119,15 @@ pub fn patch_k0sctl(
         remove,
         &K0SCTL_ARGS,
         "the k0sctl cluster file",
-        "Cluster",
+        K0SCTL_API,
     )
 }
+
+/// The API group of k0s' own config; its kind is `ClusterConfig`, or `Cluster` as k0sctl
+/// (v0.25) still writes it under spec.k0s.config and k0s reads it.
+const K0S_API: &str = "k0s.k0sproject.io/";
+/// The API group of k0sctl's `Cluster`.
+const K0SCTL_API: &str = "k0sctl.k0sproject.io/";
 
 fn patch_at(
     text: &str,
@@ -129,14 +135,21 @@ fn patch_at(
     remove: bool,
     path: &[&str],
     what: &str,
-    kind: &str,
+    api: &str,
 ) -> Result<Option<String>, PlanError> {
     let new = entries(s, remove)?;
     let doc = capi::parse_doc(text)?;
-    if doc.get("kind").and_then(Value::as_str) != Some(kind) {
+    let api_ok = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.starts_with(api));
+    let kind = doc.get("kind").and_then(Value::as_str);
+    let kind_ok = matches!(kind, Some("Cluster"))
+        || (api == K0S_API && matches!(kind, Some("ClusterConfig")));
+    if !api_ok || !kind_ok {
         return Err(PlanError::patch(
             what,
-            format!("it is not a `kind: {kind}` document"),
+            format!("it is not a `{api}*` cluster document"),
             "give the file itself (one document), or pass the right --file-kind",
         ));
     }
@@ -161,15 +174,17 @@ fn patch_at(
     Ok(Some(out))
 }
 
-/// Whether `text` is a k0s ClusterConfig (for `patch --file` detection).
+/// Whether `text` is a k0s config (for `patch --file` detection): a top-level
+/// `apiVersion: k0s.k0sproject.io/…`.
 pub fn looks_like_config(text: &str) -> bool {
-    text.lines().any(|l| l.trim_end() == "kind: ClusterConfig")
-        && text.contains("k0s.k0sproject.io/")
+    text.lines()
+        .any(|l| l.starts_with("apiVersion: k0s.k0sproject.io/"))
 }
 
 /// Whether `text` is a k0sctl Cluster file.
 pub fn looks_like_k0sctl(text: &str) -> bool {
-    text.lines().any(|l| l.trim_end() == "kind: Cluster") && text.contains("k0sctl.k0sproject.io/")
+    text.lines()
+        .any(|l| l.starts_with("apiVersion: k0sctl.k0sproject.io/"))
 }
 
 /// `systemctl restart k0scontroller`.
@@ -227,7 +242,11 @@ impl Backend for K0s {
         if req.extra_args.iter().all(|a| a.starts_with('-')) {
             return Err(PlanError::invalid(
                 "--",
-                req.extra_args.join(" "),
+                if req.extra_args.is_empty() {
+                    "(nothing)".to_string()
+                } else {
+                    req.extra_args.join(" ")
+                },
                 "k0sctl init needs the hosts of the new cluster",
                 "give them after `--`, e.g. `-- --controller-count 1 root@10.0.0.1 root@10.0.0.2` (k0sctl init's own arguments)",
             ));
@@ -281,7 +300,7 @@ impl Backend for K0s {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::*;
+    use crate::testutil::{ca as ca_bundle, *};
 
     const K0S_YAML: &str = "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nmetadata:\n  name: k0s\nspec:\n  api:\n    address: 192.168.68.104\n    port: 6443\n    # hardening\n    extraArgs:\n      audit-log-path: /var/log/audit.log\n  network:\n    provider: kuberouter\n";
 
@@ -325,7 +344,9 @@ mod tests {
         let e = patch_config("kind: Pod\n", &settings(), false)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("ClusterConfig"), "{e}");
+        assert!(e.contains("k0s.k0sproject.io/"), "{e}");
+        let old = K0S_YAML.replace("kind: ClusterConfig", "kind: Cluster");
+        assert!(patch_config(&old, &settings(), false).unwrap().is_some());
     }
 
     #[test]
@@ -341,5 +362,53 @@ mod tests {
         let removed = patch_k0sctl(&out, &settings(), true).unwrap().unwrap();
         assert!(!removed.contains("oidc-"), "{removed}");
         assert!(removed.starts_with(&text[..text.len() - 1]), "{removed}");
+    }
+
+    /// Every `spec.api` k8soidc writes is valid against k0s' own CRD schema (APISpec:
+    /// `extraArgs` is a map of strings), for each settings variant, with prefixes that YAML
+    /// would otherwise read as other types.
+    #[test]
+    fn written_api_sections_follow_the_k0s_crd_schema() {
+        let schema: serde_json::Value = serde_json::from_str(&crate::yamltext::fixture(
+            "schemas/k0s-v1beta1-api.schema.json",
+        ))
+        .unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let mut ca = settings();
+        ca.ca = Some(ca_bundle());
+        let variants = [
+            settings(),
+            ca,
+            with(|i| {
+                i.username_prefix = Some("true".into());
+                i.groups_prefix = Some("1.30".into());
+                i.required_claim = vec!["hd=yes".into()];
+            }),
+            with(|i| {
+                i.auth_mode = Some("config".into());
+                i.kubernetes_version = Some("1.34".into());
+            }),
+        ];
+        for s in variants {
+            for text in [
+                patch_config(K0S_YAML, &s, false).unwrap().unwrap(),
+                new_config(&s).unwrap(),
+            ] {
+                let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+                let errors: Vec<String> = validator
+                    .iter_errors(&doc["spec"]["api"])
+                    .map(|e| format!("{}: {e}", e.instance_path()))
+                    .collect();
+                assert!(errors.is_empty(), "{errors:?}\n{text}");
+                assert!(doc["spec"]["api"]["extraArgs"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .all(serde_json::Value::is_string));
+            }
+        }
+        // The schema does refuse what k0s refuses: a value that is not a string.
+        let bad = serde_json::json!({"extraArgs": {"oidc-username-prefix": true}});
+        assert!(!validator.is_valid(&bad));
     }
 }
