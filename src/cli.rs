@@ -158,7 +158,8 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops, charmed or k0s (k0sctl); with --ssh: kubeadm, microk8s or k3s.
+    /// Distribution: k3d, kind, kops, charmed, k0s (k0sctl) or talos (talosctl gen config); with
+    /// --ssh: kubeadm, microk8s or k3s.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
@@ -397,6 +398,10 @@ pub(crate) struct PatchArgs {
     /// A Cluster API KubeadmControlPlane to patch on the management cluster (with kubectl).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local"])]
     pub(crate) capi: Option<String>,
+    /// A Talos control-plane node to patch with `talosctl patch machineconfig --mode=no-reboot`
+    /// (repeatable; one at a time, `talosctl health` after each; TALOSCONFIG as talosctl reads it).
+    #[arg(long, value_name = "NODE", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory"])]
+    pub(crate) talos: Vec<String>,
     /// With --capi: its namespace [default: the kubeconfig context's].
     #[arg(long, short = 'n', value_name = "NAMESPACE", requires = "capi")]
     pub(crate) namespace: Option<String>,

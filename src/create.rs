@@ -10,12 +10,13 @@ use crate::error::Error;
 use crate::render::{check_name, staging_dir};
 use crate::ui::Env;
 
-const LOCAL_CREATE: [Distribution; 5] = [
+const LOCAL_CREATE: [Distribution; 6] = [
     Distribution::K3d,
     Distribution::Kind,
     Distribution::Kops,
     Distribution::Charmed,
     Distribution::K0s,
+    Distribution::Talos,
 ];
 
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
@@ -25,7 +26,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed and k0s (k0sctl) clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed, k0s (k0sctl) and talos (talosctl gen config) clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
             backends::node::create_supported()
         )));
     }

@@ -22,6 +22,7 @@ mod patch;
 mod patch_file;
 mod rbac;
 mod render;
+mod talos;
 mod ui;
 mod yamlpos;
 

@@ -212,6 +212,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     if args.file.is_some() {
         return crate::patch_file::run(&args, env);
     }
+    if !args.talos.is_empty() {
+        return crate::talos::run(&args, env);
+    }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);
     }

@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use backends::apiserver::{self, NodeFile};
 use backends::manifest::NodeMount;
 use backends::{
-    capi, k0s, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, Plan,
-    PlanError, SettingsInput, Step, Target,
+    capi, k0s, k3d, k3s, kops, kubeadm, kubespray, microk8s, talos, Distribution, OidcSettings,
+    Plan, PlanError, SettingsInput, Step, Target,
 };
 use clap::ValueEnum;
 
@@ -65,10 +65,13 @@ pub(crate) enum FileKind {
     /// k0sctl Cluster file (`k0sctl.yaml`).
     #[value(name = "k0sctl")]
     K0sctl,
+    /// Talos machine config, or a talhelper/Omni-style patch of one.
+    #[value(name = "talos-config")]
+    TalosConfig,
 }
 
 impl FileKind {
-    const ALL: [FileKind; 11] = [
+    const ALL: [FileKind; 12] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -80,6 +83,7 @@ impl FileKind {
         FileKind::KubesprayGroupVars,
         FileKind::K0sConfig,
         FileKind::K0sctl,
+        FileKind::TalosConfig,
     ];
 
     fn name(self) -> &'static str {
@@ -95,6 +99,7 @@ impl FileKind {
             FileKind::KubesprayGroupVars => "kubespray-group-vars",
             FileKind::K0sConfig => "k0s-config",
             FileKind::K0sctl => "k0sctl",
+            FileKind::TalosConfig => "talos-config",
         }
     }
 }
@@ -166,6 +171,9 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
     }
     if k0s::looks_like_k0sctl(text) {
         kinds.push(FileKind::K0sctl);
+    }
+    if talos::looks_like_machine_config(text) {
+        kinds.push(FileKind::TalosConfig);
     }
     kinds
 }
@@ -283,6 +291,8 @@ fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<P
             k0s::patch_k0sctl(text, s, remove)?,
             node_files(s, remove, k0s::NODE_DIR)?,
         ),
+        // The files the API server reads travel in the machine config itself.
+        FileKind::TalosConfig => simple(talos::patch_config(text, s, remove)?, vec![]),
     })
 }
 

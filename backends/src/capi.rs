@@ -120,6 +120,8 @@ pub(crate) enum Field {
     Str(String),
     Bool(bool),
     Block(String),
+    /// A YAML scalar written as is (e.g. Talos' `permissions: 0o644`).
+    Raw(&'static str),
 }
 
 impl Entry {
@@ -132,6 +134,7 @@ impl Entry {
                     let v = match f {
                         Field::Str(s) | Field::Block(s) => Value::String(s.clone()),
                         Field::Bool(b) => Value::Bool(*b),
+                        Field::Raw(r) => serde_yaml_ng::from_str(r).unwrap_or(Value::Null),
                     };
                     m.insert(Value::String((*k).to_string()), v);
                 }
@@ -159,6 +162,7 @@ impl Entry {
                     match f {
                         Field::Str(s) => out.push(format!("{lead}{k}: {}", yamltext::scalar(s))),
                         Field::Bool(b) => out.push(format!("{lead}{k}: {b}")),
+                        Field::Raw(r) => out.push(format!("{lead}{k}: {r}")),
                         Field::Block(s) => {
                             out.extend(yamltext::literal(&format!("{lead}{k}: "), s, indent + 4))
                         }
@@ -301,7 +305,10 @@ fn is_managed_item(path: &[&str], item: &Value) -> bool {
                 || field("mountPath").map(|p| p.trim_end_matches('/')) == Some(NODE_DIR)
         }
         Some("files") => field("path")
-            .map(|p| p.starts_with(&format!("{NODE_DIR}/")))
+            .map(|p| {
+                p.starts_with(&format!("{NODE_DIR}/"))
+                    || p.starts_with(&format!("{}/", crate::talos::HOST_DIR))
+            })
             .unwrap_or(false),
         _ => false,
     }

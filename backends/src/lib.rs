@@ -35,6 +35,7 @@ pub mod rbac;
 pub mod settings;
 pub mod shell;
 pub mod source;
+pub mod talos;
 mod version;
 mod yamlout;
 mod yamltext;
@@ -77,11 +78,13 @@ pub enum Distribution {
     Kubespray,
     /// k0s (`spec.api.extraArgs` in k0s.yaml or a k0sctl cluster file).
     K0s,
+    /// Talos Linux (machine configuration patches).
+    Talos,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 11] = [
+    pub const ALL: [Distribution; 12] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -93,6 +96,7 @@ impl Distribution {
         Distribution::Capi,
         Distribution::Kubespray,
         Distribution::K0s,
+        Distribution::Talos,
     ];
 
     /// The lowercase name used on the command line.
@@ -109,6 +113,7 @@ impl Distribution {
             Distribution::Capi => "capi",
             Distribution::Kubespray => "kubespray",
             Distribution::K0s => "k0s",
+            Distribution::Talos => "talos",
         }
     }
 
@@ -308,6 +313,7 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::Capi => Box::new(capi::Capi),
         Distribution::Kubespray => Box::new(kubespray::Kubespray),
         Distribution::K0s => Box::new(k0s::K0s),
+        Distribution::Talos => Box::new(talos::Talos),
     }
 }
 
