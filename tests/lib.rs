@@ -22,5 +22,6 @@ mod rough_edges;
 mod settings;
 mod ssh;
 mod sshd;
+mod talos;
 mod test;
 mod tools;
