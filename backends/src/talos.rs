@@ -10,8 +10,9 @@
 //!   `anonymous-auth`, `oidc-*` and `authentication-config` in its `extraArgs` ("kube-apiserver
 //!   extra argument %q is not allowed: use KubeAuthenticationConfig"): siderolabs/talos
 //!   `pkg/machinery/config/types/k8s/apiserver.go` (`validateArgs`) and `authentication.go`;
-//!   both documents are new in v1.14 (docs.siderolabs.com/talos/v1.14/reference/configuration/
-//!   document-map). `configuration` is `merge:"replace"`, so a patch replaces it whole: the
+//!   both documents are new in v1.14: in the tags of siderolabs/talos, `KubeAuthenticationConfig`
+//!   and the `oidc-` refusal first appear in v1.14.0-alpha.2 and are absent from v1.13.9
+//!   (also docs.siderolabs.com/talos/v1.14/reference/configuration/document-map). `configuration` is `merge:"replace"`, so a patch replaces it whole: the
 //!   document k8soidc writes keeps Talos' default `anonymous` section (`/livez`, `/readyz`,
 //!   `/healthz`: `DefaultAuthenticationConfig`), which health checks need, and `--remove` puts
 //!   that default back. Without `KubeAPIServerConfig` (`.cluster.apiServer`) Talos does not use
@@ -684,5 +685,58 @@ mod tests {
         let mut ca = settings();
         ca.ca = Some(ca_bundle());
         assert!(live_plan(&ca, false, &nodes, "/stage", 300).is_err());
+    }
+
+    fn schema_errors(schema_file: &str, text: &str) -> Vec<String> {
+        use serde::Deserialize;
+        let schema: serde_json::Value =
+            serde_json::from_str(&crate::yamltext::fixture(&format!("schemas/{schema_file}")))
+                .unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let mut errors = Vec::new();
+        for doc in serde_yaml_ng::Deserializer::from_str(text) {
+            let v = serde_json::Value::deserialize(doc).unwrap();
+            if v.is_null() {
+                continue;
+            }
+            errors.extend(
+                validator
+                    .iter_errors(&v)
+                    .map(|e| format!("{}: {e}", e.instance_path())),
+            );
+        }
+        errors
+    }
+
+    /// What k8soidc writes follows Talos' published schema: `.cluster.apiServer` patches
+    /// (flags mode, with the CA as machine.files and extraVolumes) the v1.13 one, the
+    /// KubeAuthenticationConfig document (and the 1.14 config it is added to) the v1.14 one.
+    #[test]
+    fn written_configs_follow_talos_schemas() {
+        let mut with_ca = settings();
+        with_ca.ca = Some(ca_bundle());
+        for s in [settings(), with_ca.clone()] {
+            for text in [
+                legacy_patch(&s).unwrap(),
+                patch_config(LEGACY, &s, false).unwrap().unwrap(),
+            ] {
+                let errors = schema_errors("talos-v1.13-config.schema.json", &text);
+                assert!(errors.is_empty(), "{errors:?}\n{text}");
+            }
+        }
+        let mut config = config_mode();
+        config.ca = Some(ca_bundle());
+        for remove in [false, true] {
+            let text = auth_document(&config, remove).unwrap();
+            let errors = schema_errors("talos-v1.14-config.schema.json", &text);
+            assert!(errors.is_empty(), "{errors:?}\n{text}");
+        }
+        // The schemas do tell: a file op outside the enum, or the legacy apiServer on 1.14.
+        let bad = legacy_patch(&with_ca)
+            .unwrap()
+            .replace("op: create", "op: replace");
+        assert!(!schema_errors("talos-v1.13-config.schema.json", &bad).is_empty());
+        let legacy_on_114 = legacy_patch(&settings()).unwrap();
+        assert!(!schema_errors("talos-v1.14-config.schema.json", &legacy_on_114).is_empty());
     }
 }
