@@ -158,8 +158,8 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops, charmed, k0s (k0sctl) or talos (talosctl gen config); with
-    /// --ssh: kubeadm, microk8s or k3s.
+    /// Distribution: k3d, kind, kops, charmed, k0s (k0sctl), talos (talosctl gen config) or
+    /// vcluster; with --ssh: kubeadm, microk8s or k3s.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).

@@ -10,13 +10,14 @@ use crate::error::Error;
 use crate::render::{check_name, staging_dir};
 use crate::ui::Env;
 
-const LOCAL_CREATE: [Distribution; 6] = [
+const LOCAL_CREATE: [Distribution; 7] = [
     Distribution::K3d,
     Distribution::Kind,
     Distribution::Kops,
     Distribution::Charmed,
     Distribution::K0s,
     Distribution::Talos,
+    Distribution::Vcluster,
 ];
 
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
@@ -26,7 +27,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if !LOCAL_CREATE.contains(&d) {
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed, k0s (k0sctl) and talos (talosctl gen config) clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed, k0s (k0sctl), talos (talosctl gen config) and vcluster clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
             backends::node::create_supported()
         )));
     }

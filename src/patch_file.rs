@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use backends::apiserver::{self, NodeFile};
 use backends::manifest::NodeMount;
 use backends::{
-    capi, k0s, k3d, k3s, kops, kubeadm, kubespray, microk8s, talos, Distribution, OidcSettings,
-    Plan, PlanError, SettingsInput, Step, Target,
+    capi, k0s, k3d, k3s, kops, kubeadm, kubespray, microk8s, talos, vcluster, Distribution,
+    OidcSettings, Plan, PlanError, SettingsInput, Step, Target,
 };
 use clap::ValueEnum;
 
@@ -68,10 +68,13 @@ pub(crate) enum FileKind {
     /// Talos machine config, or a talhelper/Omni-style patch of one.
     #[value(name = "talos-config")]
     TalosConfig,
+    /// vCluster values (`vcluster.yaml`).
+    #[value(name = "vcluster-values")]
+    VclusterValues,
 }
 
 impl FileKind {
-    const ALL: [FileKind; 12] = [
+    const ALL: [FileKind; 13] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -84,6 +87,7 @@ impl FileKind {
         FileKind::K0sConfig,
         FileKind::K0sctl,
         FileKind::TalosConfig,
+        FileKind::VclusterValues,
     ];
 
     fn name(self) -> &'static str {
@@ -100,6 +104,7 @@ impl FileKind {
             FileKind::K0sConfig => "k0s-config",
             FileKind::K0sctl => "k0sctl",
             FileKind::TalosConfig => "talos-config",
+            FileKind::VclusterValues => "vcluster-values",
         }
     }
 }
@@ -174,6 +179,9 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
     }
     if talos::looks_like_machine_config(text) {
         kinds.push(FileKind::TalosConfig);
+    }
+    if vcluster::looks_like_values(text) {
+        kinds.push(FileKind::VclusterValues);
     }
     kinds
 }
@@ -293,6 +301,19 @@ fn patch(kind: FileKind, text: &str, s: &OidcSettings, remove: bool) -> Result<P
         ),
         // The files the API server reads travel in the machine config itself.
         FileKind::TalosConfig => simple(talos::patch_config(text, s, remove)?, vec![]),
+        FileKind::VclusterValues => Patched {
+            after: vcluster::patch_values(text, s, remove)?,
+            notes: if remove || vcluster::configmap(s, "NAMESPACE")?.is_none() {
+                vec![]
+            } else {
+                vec![format!(
+                    "the API server reads its files from ConfigMap `{}` in the vCluster's host namespace (mounted at {}); `k8soidc render --distro vcluster` prints it",
+                    vcluster::VOLUME,
+                    vcluster::NODE_DIR
+                )]
+            },
+            node_files: vec![],
+        },
     })
 }
 

@@ -25,3 +25,4 @@ mod sshd;
 mod talos;
 mod test;
 mod tools;
+mod vcluster;

@@ -196,7 +196,7 @@ fn patch_file_legacy_machine_config() {
     assert_eq!(
         out.stdout,
         format!("{LEGACY_CONFIG}    extraArgs:\n      oidc-issuer-url: https://idp.example.com\n      oidc-client-id: kubernetes\n      oidc-username-claim: email\n      oidc-username-prefix: \"oidc:\"\n      oidc-groups-claim: groups\n      oidc-groups-prefix: \"oidc:\"\n      oidc-ca-file: /etc/kubernetes/oidc/oidc-ca.pem\n    extraVolumes:\n      - hostPath: /var/etc/k8soidc\n        mountPath: /etc/kubernetes/oidc\n        readonly: true\n")
-            .replace("machine:\n  type: controlplane\n  token: fake-token\n", "machine:\n  type: controlplane\n  token: fake-token\n  files:\n    - content: |\n        -----BEGIN CERTIFICATE-----\n        MIIBkTCB+wIJAK\n        -----END CERTIFICATE-----\n      permissions: 0o644\n      path: /var/etc/k8soidc/oidc-ca.pem\n      op: create\n")
+            .replace("machine:\n  type: controlplane\n  token: fake-token\n", "machine:\n  type: controlplane\n  token: fake-token\n  files:\n    - content: |\n        -----BEGIN CERTIFICATE-----\n        MIIBkTCB+wIJAK\n        -----END CERTIFICATE-----\n      permissions: 420\n      path: /var/etc/k8soidc/oidc-ca.pem\n      op: create\n")
     );
     let again = patch_file(&out.stdout, &args).success();
     assert!(

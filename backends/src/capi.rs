@@ -111,6 +111,8 @@ pub struct Capi;
 pub(crate) enum Entry {
     /// `key: value` in a map.
     Pair(String, String),
+    /// A string item of a sequence (vCluster's `extraArgs: ["--flag=value"]`).
+    Scalar(String),
     /// A mapping item of a sequence, fields in order.
     Item(Vec<(&'static str, Field)>),
 }
@@ -127,7 +129,7 @@ pub(crate) enum Field {
 impl Entry {
     fn value(&self) -> Value {
         match self {
-            Entry::Pair(_, v) => Value::String(v.clone()),
+            Entry::Pair(_, v) | Entry::Scalar(v) => Value::String(v.clone()),
             Entry::Item(fields) => {
                 let mut m = Mapping::new();
                 for (k, f) in fields {
@@ -151,6 +153,7 @@ impl Entry {
                 yamltext::scalar(k),
                 yamltext::scalar(v)
             )],
+            Entry::Scalar(v) => vec![format!("{pad}- {}", yamltext::scalar(v))],
             Entry::Item(fields) => {
                 let mut out = Vec::new();
                 for (n, (k, f)) in fields.iter().enumerate() {
@@ -299,7 +302,15 @@ fn refuse_dollar(s: &OidcSettings, d: &Desired, template: bool) -> Result<(), Pl
 fn is_managed_item(path: &[&str], item: &Value) -> bool {
     let field = |k: &str| item.get(k).and_then(Value::as_str);
     match path.last().copied() {
-        Some("extraArgs") => field("name").map(is_managed_flag).unwrap_or(false),
+        Some("extraArgs") => match item {
+            // `--flag=value`, or k3s' `--kube-apiserver-arg=flag=value` (vCluster).
+            Value::String(s) => {
+                let s = s.strip_prefix("--kube-apiserver-arg=").unwrap_or(s);
+                is_managed_flag(s.split('=').next().unwrap_or_default())
+            }
+            _ => field("name").map(is_managed_flag).unwrap_or(false),
+        },
+        Some("addVolumes" | "addVolumeMounts") => field("name") == Some(crate::vcluster::VOLUME),
         Some("extraVolumes") => {
             field("name") == Some(VOLUME_NAME)
                 || field("mountPath").map(|p| p.trim_end_matches('/')) == Some(NODE_DIR)

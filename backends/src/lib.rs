@@ -36,6 +36,7 @@ pub mod settings;
 pub mod shell;
 pub mod source;
 pub mod talos;
+pub mod vcluster;
 mod version;
 mod yamlout;
 mod yamltext;
@@ -80,11 +81,13 @@ pub enum Distribution {
     K0s,
     /// Talos Linux (machine configuration patches).
     Talos,
+    /// vCluster (vcluster.yaml, `vcluster create`).
+    Vcluster,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 12] = [
+    pub const ALL: [Distribution; 13] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -97,6 +100,7 @@ impl Distribution {
         Distribution::Kubespray,
         Distribution::K0s,
         Distribution::Talos,
+        Distribution::Vcluster,
     ];
 
     /// The lowercase name used on the command line.
@@ -114,6 +118,7 @@ impl Distribution {
             Distribution::Kubespray => "kubespray",
             Distribution::K0s => "k0s",
             Distribution::Talos => "talos",
+            Distribution::Vcluster => "vcluster",
         }
     }
 
@@ -314,6 +319,7 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::Kubespray => Box::new(kubespray::Kubespray),
         Distribution::K0s => Box::new(k0s::K0s),
         Distribution::Talos => Box::new(talos::Talos),
+        Distribution::Vcluster => Box::new(vcluster::Vcluster),
     }
 }
 

@@ -146,7 +146,7 @@ fn legacy(s: &OidcSettings, remove: bool) -> Result<Legacy, PlanError> {
         .map(|f| {
             Entry::Item(vec![
                 ("content", Field::Block(f.content.clone())),
-                ("permissions", Field::Raw("0o644")),
+                ("permissions", Field::Raw("420")), // 0o644, written in decimal: YAML 1.1 reads `0o644` as a string
                 ("path", Field::Str(f.path.replacen(NODE_DIR, HOST_DIR, 1))),
                 ("op", Field::Str("create".into())),
             ])
@@ -616,7 +616,7 @@ mod tests {
         s.ca = Some(ca_bundle());
         assert_eq!(
             legacy_patch(&s).unwrap(),
-            "cluster:\n  apiServer:\n    extraArgs:\n      oidc-issuer-url: https://idp.example.com\n      oidc-client-id: kubernetes\n      oidc-username-claim: email\n      oidc-username-prefix: \"oidc:\"\n      oidc-groups-claim: groups\n      oidc-groups-prefix: \"oidc:\"\n      oidc-ca-file: /etc/kubernetes/oidc/oidc-ca.pem\n    extraVolumes:\n    - hostPath: /var/etc/k8soidc\n      mountPath: /etc/kubernetes/oidc\n      readonly: true\nmachine:\n  files:\n  - content: |\n      -----BEGIN CERTIFICATE-----\n      MIIBdummy\n      -----END CERTIFICATE-----\n    permissions: 0o644\n    path: /var/etc/k8soidc/oidc-ca.pem\n    op: create\n"
+            "cluster:\n  apiServer:\n    extraArgs:\n      oidc-issuer-url: https://idp.example.com\n      oidc-client-id: kubernetes\n      oidc-username-claim: email\n      oidc-username-prefix: \"oidc:\"\n      oidc-groups-claim: groups\n      oidc-groups-prefix: \"oidc:\"\n      oidc-ca-file: /etc/kubernetes/oidc/oidc-ca.pem\n    extraVolumes:\n    - hostPath: /var/etc/k8soidc\n      mountPath: /etc/kubernetes/oidc\n      readonly: true\nmachine:\n  files:\n  - content: |\n      -----BEGIN CERTIFICATE-----\n      MIIBdummy\n      -----END CERTIFICATE-----\n    permissions: 420\n    path: /var/etc/k8soidc/oidc-ca.pem\n    op: create\n"
         );
     }
 
