@@ -402,14 +402,19 @@ pub(crate) struct PatchArgs {
     /// (repeatable; one at a time, `talosctl health` after each; TALOSCONFIG as talosctl reads it).
     #[arg(long, value_name = "NODE", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory"])]
     pub(crate) talos: Vec<String>,
-    /// With --capi: its namespace [default: the kubeconfig context's].
-    #[arg(long, short = 'n', value_name = "NAMESPACE", requires = "capi")]
+    /// A Gardener Shoot to patch in the garden cluster (with kubectl; its project namespace
+    /// with --namespace).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory", "talos"])]
+    pub(crate) shoot: Option<String>,
+    /// With --capi or --shoot: its namespace [--capi: default the kubeconfig context's;
+    /// --shoot: required, `garden-<project>`].
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub(crate) namespace: Option<String>,
-    /// With --capi: kubeconfig of the management cluster.
-    #[arg(long, value_name = "FILE", requires = "capi")]
+    /// With --capi or --shoot: kubeconfig of the management / garden cluster.
+    #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
-    /// With --capi: context in that kubeconfig.
-    #[arg(long, value_name = "CONTEXT", requires = "capi")]
+    /// With --capi or --shoot: context in that kubeconfig.
+    #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
     /// With --capi: seconds between rollout status checks.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
@@ -418,7 +423,7 @@ pub(crate) struct PatchArgs {
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "k0s"]))]
     pub(crate) distro: String,
     /// Print the diff of every file (and, over SSH, every step); change nothing. `--dry-run=client` is the
-    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi`.
+    /// same (kubectl's spelling); `--dry-run=server` only with `patch --capi` or `--shoot`.
     #[arg(
         long,
         value_name = "MODE",

@@ -14,6 +14,7 @@ pub mod capi;
 pub mod charmed;
 pub mod create_node;
 mod error;
+pub mod gardener;
 pub mod identity;
 pub mod idp;
 pub mod k0s;
@@ -83,11 +84,13 @@ pub enum Distribution {
     Talos,
     /// vCluster (vcluster.yaml, `vcluster create`).
     Vcluster,
+    /// Gardener (a Shoot in the garden cluster).
+    Gardener,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 13] = [
+    pub const ALL: [Distribution; 14] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -101,6 +104,7 @@ impl Distribution {
         Distribution::K0s,
         Distribution::Talos,
         Distribution::Vcluster,
+        Distribution::Gardener,
     ];
 
     /// The lowercase name used on the command line.
@@ -119,6 +123,7 @@ impl Distribution {
             Distribution::K0s => "k0s",
             Distribution::Talos => "talos",
             Distribution::Vcluster => "vcluster",
+            Distribution::Gardener => "gardener",
         }
     }
 
@@ -320,6 +325,7 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::K0s => Box::new(k0s::K0s),
         Distribution::Talos => Box::new(talos::Talos),
         Distribution::Vcluster => Box::new(vcluster::Vcluster),
+        Distribution::Gardener => Box::new(gardener::Gardener),
     }
 }
 
