@@ -169,7 +169,8 @@ pub fn live_plan(
     ));
     }
     if !remove {
-        notes.extend(Rendering::new(Distribution::Gardener, s)?.summary());
+        let summary = Rendering::new(Distribution::Gardener, s)?.summary();
+        notes.splice(0..0, summary);
         if s.mode()? == Mode::Flags {
             notes.push(deprecation().into());
         }
@@ -306,6 +307,18 @@ mod tests {
             ),
             "{plan}"
         );
-        assert!(plan.contains("+ kubectl --kubeconfig garden.yaml patch shoot prod -n garden-core --type merge -p "), "{plan}");
+        assert!(
+            plan.contains("# note: --dry-run=server checks the ConfigMap only"),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("+ kubectl --kubeconfig garden.yaml patch"),
+            "{plan}"
+        );
+        let plan = live_plan(&s, false, &shoot, false).unwrap().to_string();
+        assert!(
+            plan.contains("+ kubectl --kubeconfig garden.yaml patch shoot prod -n garden-core --type merge -p "),
+            "{plan}"
+        );
     }
 }
