@@ -170,7 +170,8 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops, charmed or eks; with --ssh: kubeadm, microk8s or k3s.
+    /// Distribution: k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config)
+    /// or vcluster; with --ssh: kubeadm, microk8s or k3s.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
@@ -393,14 +394,23 @@ pub(crate) struct PatchArgs {
     /// A Cluster API KubeadmControlPlane to patch on the management cluster (with kubectl).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local"])]
     pub(crate) capi: Option<String>,
-    /// With --capi: its namespace [default: the kubeconfig context's].
-    #[arg(long, short = 'n', value_name = "NAMESPACE", requires = "capi")]
+    /// A Talos control-plane node to patch with `talosctl patch machineconfig --mode=no-reboot`
+    /// (repeatable; one at a time, `talosctl health` after each; TALOSCONFIG as talosctl reads it).
+    #[arg(long, value_name = "NODE", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory"])]
+    pub(crate) talos: Vec<String>,
+    /// A Gardener Shoot to patch in the garden cluster (with kubectl; its project namespace
+    /// with --namespace).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory", "talos"])]
+    pub(crate) shoot: Option<String>,
+    /// With --capi or --shoot: its namespace [--capi: default the kubeconfig context's;
+    /// --shoot: required, `garden-<project>`].
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub(crate) namespace: Option<String>,
-    /// With --capi: kubeconfig of the management cluster.
-    #[arg(long, value_name = "FILE", requires = "capi")]
+    /// With --capi or --shoot: kubeconfig of the management / garden cluster.
+    #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
-    /// With --capi: context in that kubeconfig.
-    #[arg(long, value_name = "CONTEXT", requires = "capi")]
+    /// With --capi or --shoot: context in that kubeconfig.
+    #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
     /// With --capi or --distro eks: seconds between status checks [default: 10; 30 for eks].
     #[arg(long, value_name = "SECONDS", hide = true)]
@@ -430,7 +440,7 @@ pub(crate) struct PatchArgs {
     ///
     /// `eks` and `aks` patch the managed cluster --name through the provider's API; `gke` sets
     /// up Workforce Identity Federation with gcloud.
-    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "eks", "gke", "aks"]))]
+    #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "k0s", "eks", "gke", "aks"]))]
     pub(crate) distro: String,
     /// With --distro eks or aks: the cluster's name.
     #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "capi", "file", "inventory"])]
@@ -613,4 +623,16 @@ pub(crate) enum FileKind {
     /// AKS JWT authenticator configuration (`az aks jwtauthenticator --config-file`).
     #[value(name = "aks-jwt-authenticator")]
     AksJwtAuthenticator,
+    /// k0s ClusterConfig (`/etc/k0s/k0s.yaml`).
+    #[value(name = "k0s-config")]
+    K0sConfig,
+    /// k0sctl Cluster file (`k0sctl.yaml`).
+    #[value(name = "k0sctl")]
+    K0sctl,
+    /// Talos machine config, or a talhelper/Omni-style patch of one.
+    #[value(name = "talos-config")]
+    TalosConfig,
+    /// vCluster values (`vcluster.yaml`).
+    #[value(name = "vcluster-values")]
+    VclusterValues,
 }

@@ -14,6 +14,7 @@ mod error;
 mod exec;
 mod explain;
 mod fleet;
+mod gardener;
 mod host;
 mod idp;
 mod input;
@@ -27,6 +28,7 @@ mod patch_file;
 mod rbac;
 mod render;
 mod report;
+mod talos;
 mod testing;
 mod ui;
 mod yamlpos;
@@ -63,12 +65,12 @@ fn parse() -> (cli::Cli, bool) {
 /// patch --dry-run=server); elsewhere it is refused rather than silently run client-side.
 fn server_dry_run(command: &mut cli::Command) -> Result<(), error::Error> {
     match command {
-        cli::Command::Patch(a) if a.capi.is_some() => {
+        cli::Command::Patch(a) if a.capi.is_some() || a.shoot.is_some() => {
             a.dry_run.server = true;
             Ok(())
         }
         _ => Err(error::Error::Input(
-            "--dry-run=server needs a server-side check; only `patch --capi` has one; use --dry-run".into(),
+            "--dry-run=server needs a server-side check; only `patch --capi` and `patch --shoot` have one; use --dry-run".into(),
         )),
     }
 }

@@ -91,8 +91,8 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
-            args.capi.is_some(),
-            "--capi NAME",
+            args.capi.is_some() || args.shoot.is_some(),
+            "--capi NAME or --shoot NAME",
             vec![
                 ("--namespace", args.namespace.is_some()),
                 ("--kubeconfig", args.kubeconfig.is_some()),
@@ -120,6 +120,12 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.kops.is_some() || args.juju || args.k3d.is_some() {
         return crate::live::run(&args, env);
+    }
+    if !args.talos.is_empty() {
+        return crate::talos::run(&args, env);
+    }
+    if args.shoot.is_some() {
+        return crate::gardener::run(&args, env);
     }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);

@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use backends::apiserver::{self, NodeFile};
 use backends::manifest::NodeMount;
 use backends::{
-    capi, k3d, k3s, kops, kubeadm, kubespray, microk8s, Distribution, OidcSettings, Plan,
-    PlanError, SettingsInput, Step, Target,
+    capi, k0s, k3d, k3s, kops, kubeadm, kubespray, microk8s, talos, vcluster, Distribution,
+    OidcSettings, Plan, PlanError, SettingsInput, Step, Target,
 };
 
 use crate::cli::PatchArgs;
@@ -31,7 +31,7 @@ const MANIFEST_NODE_DIR: &str = "/etc/kubernetes/oidc";
 pub(crate) use crate::cli::FileKind;
 
 impl FileKind {
-    const ALL: [FileKind; 12] = [
+    const ALL: [FileKind; 16] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -44,6 +44,10 @@ impl FileKind {
         FileKind::EksctlConfig,
         FileKind::GkeClientConfig,
         FileKind::AksJwtAuthenticator,
+        FileKind::K0sConfig,
+        FileKind::K0sctl,
+        FileKind::TalosConfig,
+        FileKind::VclusterValues,
     ];
 
     fn name(self) -> &'static str {
@@ -60,6 +64,10 @@ impl FileKind {
             FileKind::EksctlConfig => "eksctl-config",
             FileKind::GkeClientConfig => "gke-clientconfig",
             FileKind::AksJwtAuthenticator => "aks-jwt-authenticator",
+            FileKind::K0sConfig => "k0s-config",
+            FileKind::K0sctl => "k0sctl",
+            FileKind::TalosConfig => "talos-config",
+            FileKind::VclusterValues => "vcluster-values",
         }
     }
 }
@@ -137,6 +145,18 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
         && text.contains("\"claimMappings\"")
     {
         kinds.push(FileKind::AksJwtAuthenticator);
+    }
+    if k0s::looks_like_config(text) {
+        kinds.push(FileKind::K0sConfig);
+    }
+    if k0s::looks_like_k0sctl(text) {
+        kinds.push(FileKind::K0sctl);
+    }
+    if talos::looks_like_machine_config(text) {
+        kinds.push(FileKind::TalosConfig);
+    }
+    if vcluster::looks_like_values(text) {
+        kinds.push(FileKind::VclusterValues);
     }
     kinds
 }
@@ -262,6 +282,29 @@ fn patch(
                 backends::eks::merge_cluster_config(text, (!remove).then_some(s), idp_config_name)?;
             simple((after != text).then_some(after), vec![])
         }
+        FileKind::K0sConfig => simple(
+            k0s::patch_config(text, s, remove)?,
+            node_files(s, remove, k0s::NODE_DIR)?,
+        ),
+        FileKind::K0sctl => simple(
+            k0s::patch_k0sctl(text, s, remove)?,
+            node_files(s, remove, k0s::NODE_DIR)?,
+        ),
+        // The files the API server reads travel in the machine config itself.
+        FileKind::TalosConfig => simple(talos::patch_config(text, s, remove)?, vec![]),
+        FileKind::VclusterValues => Patched {
+            after: vcluster::patch_values(text, s, remove)?,
+            notes: if remove || vcluster::configmap(s, "NAMESPACE")?.is_none() {
+                vec![]
+            } else {
+                vec![format!(
+                    "the API server reads its files from ConfigMap `{}` in the vCluster's host namespace (mounted at {}); `k8soidc render --distro vcluster` prints it",
+                    vcluster::VOLUME,
+                    vcluster::NODE_DIR
+                )]
+            },
+            node_files: vec![],
+        },
     })
 }
 

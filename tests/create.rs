@@ -762,3 +762,71 @@ fn fake_k3d_rejects_what_k3d_v5_rejects() {
     .status
     .success());
 }
+
+fn k0s_create(extra: &str) -> Test {
+    Test::new()
+        .fake("k0sctl")
+        .args(["create", "--distro", "k0s", "--name", "lab", extra])
+        .args(oidc())
+        .args(["--", "root@10.0.0.1", "root@10.0.0.2"])
+}
+
+/// Issue 15 (k0s): `create --distro k0s` is `k0sctl init`, k8soidc's own k0sctl patcher, then
+/// `k0sctl apply`; the dry run shows exactly those commands, and the applied k0sctl file carries
+/// the flags in spec.k0s.config.spec.api.extraArgs.
+#[test]
+fn k0s_create_through_k0sctl() {
+    let dry = k0s_create("--dry-run").run().success();
+    assert!(dry.calls().is_empty(), "dry run called {:?}", dry.calls());
+    let root = dry.root.display().to_string();
+    assert_eq!(
+        dry.stdout.replace(&root, "ROOT"),
+        "# create k0s cluster `lab` with OIDC (k0sctl)
+# note: k0s: --oidc-* flags
+# note: username prefix: `oidc:` (`--username-prefix oidc:` was given)
+# note: groups prefix: `oidc:`
+# note: a token with email=\"jane@example.com\", groups=[\"k8s-admins\"] becomes user \"oidc:jane@example.com\" in groups \"oidc:k8s-admins\", \"system:authenticated\"
+# note: warning: do this on every controller, one at a time (`k8soidc patch --ssh` does)
+
+# write a k0sctl cluster file for the hosts, with k0s' default config (a file, kept for later `k0sctl apply` runs)
++ sh -c 'mkdir -p ROOT/data/k8soidc/k0s-lab && k0sctl init --k0s root@10.0.0.1 root@10.0.0.2 > ROOT/data/k8soidc/k0s-lab/k0sctl.yaml'
+
+# add the API server's OIDC flags to spec.k0s.config.spec.api.extraArgs, with k8soidc's k0sctl patcher
++ k8soidc patch --file ROOT/data/k8soidc/k0s-lab/k0sctl.yaml --file-kind k0sctl --in-place --config /dev/null --issuer-url https://idp.example.com --client-id kubernetes --username-claim email --username-prefix oidc: --groups-claim groups --groups-prefix oidc:
+
+# install k0s on the hosts and start the cluster
++ k0sctl apply --config ROOT/data/k8soidc/k0s-lab/k0sctl.yaml
+"
+    );
+    let real = k0s_create("--yes").run().success();
+    let calls = real.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0][..4], ["k0sctl", "init", "--k0s", "root@10.0.0.1"]);
+    assert_eq!(calls[1][..3], ["k0sctl", "apply", "--config"]);
+    let applied = read_state(&real, "k0sctl/applied.yaml");
+    let api = &applied["spec"]["k0s"]["config"]["spec"]["api"];
+    assert_eq!(
+        api["extraArgs"]["oidc-issuer-url"],
+        "https://idp.example.com"
+    );
+    assert_eq!(api["extraArgs"]["oidc-username-prefix"], "oidc:");
+    assert_eq!(api["extraArgs"]["oidc-groups-prefix"], "oidc:");
+    assert_eq!(api["port"], 6443, "k0sctl's defaults kept");
+    assert_eq!(applied["spec"]["hosts"][1]["role"], "worker");
+}
+
+/// Issue 15 (k0s): `create` without hosts after `--` is bad input (exit 2, nothing run).
+#[test]
+fn k0s_create_needs_hosts() {
+    let out = Test::new()
+        .fake("k0sctl")
+        .args(["create", "--distro", "k0s", "--yes"])
+        .args(oidc())
+        .run()
+        .status(2);
+    assert_eq!(
+        out.stderr,
+        "error: invalid -- `(nothing)`: k0sctl init needs the hosts of the new cluster; give them after `--`, e.g. `-- --controller-count 1 root@10.0.0.1 root@10.0.0.2` (k0sctl init's own arguments)\n"
+    );
+    assert!(out.calls().is_empty());
+}

@@ -352,7 +352,7 @@ impl Node {
     /// Path, mode and checksum of every file k8soidc could touch: the before/after fingerprint
     /// (k8soidc's own empty lock file aside).
     pub(crate) fn fingerprint(&self) -> String {
-        self.sh("cd / && find etc/kubernetes var/lib/k8soidc var/snap/microk8s etc/rancher -type f ! -path var/lib/k8soidc/lock -printf '%p %m ' -exec sha256sum {} \\; 2>/dev/null | sort")
+        self.sh("cd / && find etc/kubernetes var/lib/k8soidc var/snap/microk8s etc/rancher etc/k0s -type f ! -path var/lib/k8soidc/lock -printf '%p %m ' -exec sha256sum {} \\; 2>/dev/null | sort")
     }
 
     pub(crate) fn set_never_ready(&self, needle: &str) {

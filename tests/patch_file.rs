@@ -493,3 +493,82 @@ fn in_place_dry_run_prints_the_plan_that_runs() {
         .collect();
     assert_eq!(real.file("conf/FILE"), format!("{original}{shown}"));
 }
+
+/// k0s' own config as `k0s config create` writes its `spec.api` (k0s docs/configuration.md).
+const K0S_YAML: &str = "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nmetadata:\n  name: k0s\nspec:\n  api:\n    address: 192.168.68.104\n    k0sApiPort: 9443\n    port: 6443\n    sans:\n    - 192.168.68.104\n  network:\n    provider: kuberouter\n";
+
+/// Issue 15 (k0s): `patch --file` on /etc/k0s/k0s.yaml: detected, printed, a second run
+/// changes nothing, `--in-place` writes it, `--remove` gives the original back, and a second
+/// `--required-claim` (extraArgs is a map) is refused with the file untouched.
+#[test]
+fn k0s_config() {
+    let out = patch(K0S_YAML, &oidc()).success();
+    assert!(
+        out.stderr
+            .contains("conf/FILE: detected --file-kind k0s-config"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stdout,
+        K0S_YAML.replace(
+            "    - 192.168.68.104\n",
+            "    - 192.168.68.104\n    extraArgs:\n      oidc-issuer-url: https://idp.example.com\n      oidc-client-id: kubernetes\n      oidc-username-claim: email\n      oidc-username-prefix: \"oidc:\"\n      oidc-groups-claim: groups\n      oidc-groups-prefix: \"oidc:\"\n"
+        )
+    );
+    let patched = out.stdout.clone();
+    let again = patch(&patched, &oidc()).success();
+    assert!(
+        again.stderr.contains("already configured"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.stdout, patched);
+    let mut in_place = vec!["--in-place"];
+    in_place.extend(oidc());
+    let out = patch(K0S_YAML, &in_place).success();
+    assert_eq!(out.file("conf/FILE"), patched);
+    let removed = patch(&patched, &["--remove"]).success();
+    assert_eq!(removed.stdout, K0S_YAML);
+    let mut two = oidc();
+    two.extend(["--required-claim", "a=b", "--required-claim", "c=d"]);
+    let out = patch(K0S_YAML, &two).status(2);
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("spec.api.extraArgs is a map, so it holds a flag once"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.file("conf/FILE"), K0S_YAML);
+}
+
+/// Issue 15 (k0s): a k0sctl cluster file (as `k0sctl init --k0s` writes it, inner `kind:
+/// Cluster`): the flags go to spec.k0s.config.spec.api.extraArgs, the CA is named as a file
+/// to place on every controller.
+#[test]
+fn k0sctl_cluster_file() {
+    let text = "apiVersion: k0sctl.k0sproject.io/v1beta1\nkind: Cluster\nmetadata:\n  name: k0s-cluster\n  user: admin\nspec:\n  hosts:\n  - ssh:\n      address: 10.0.0.1\n      user: root\n      port: 22\n      keyPath: null\n    role: controller\n  k0s:\n    config:\n      apiVersion: k0s.k0sproject.io/v1beta1\n      kind: Cluster\n      metadata:\n        name: k0s\n      spec:\n        api:\n          k0sApiPort: 9443\n          port: 6443\n        network:\n          provider: kuberouter\n";
+    let mut args = oidc();
+    args.extend(["--ca-file", "ca.pem"]);
+    let out = patch(text, &args).success();
+    assert!(
+        out.stderr.contains("detected --file-kind k0sctl"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the API server also needs /etc/k0s/oidc/oidc-ca.pem (the IdP CA certificate) on every control-plane node"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stdout,
+        text.replace(
+            "          port: 6443\n",
+            "          port: 6443\n          extraArgs:\n            oidc-issuer-url: https://idp.example.com\n            oidc-client-id: kubernetes\n            oidc-username-claim: email\n            oidc-username-prefix: \"oidc:\"\n            oidc-groups-claim: groups\n            oidc-groups-prefix: \"oidc:\"\n            oidc-ca-file: /etc/k0s/oidc/oidc-ca.pem\n"
+        )
+    );
+    let removed = patch(&out.stdout, &["--remove"]).success();
+    assert_eq!(removed.stdout, text);
+}

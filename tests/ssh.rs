@@ -1087,6 +1087,55 @@ fn k3s_patch_noop_rerun_and_rollback() {
     );
 }
 
+/// k0s (issue 15): `spec.api.extraArgs` in /etc/k0s/k0s.yaml, `systemctl restart
+/// k0scontroller`, health on `spec.api.address`; a rerun changes nothing; an API server that
+/// never becomes ready is rolled back byte for byte; `--remove` gives back the original file.
+#[test]
+fn k0s_patch_noop_rollback_and_remove() {
+    const CONFIG: &str = "/etc/k0s/k0s.yaml";
+    let config = "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nmetadata:\n  name: k0s\nspec:\n  api:\n    address: 127.0.0.200\n    port: 6443\n    extraArgs:\n      audit-log-maxage: \"30\"\n  network:\n    provider: kuberouter\n";
+    let node = Node::on(200).file(CONFIG, config, 0o600).start();
+    node.sh("systemctl start k0scontroller");
+    let dry = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert!(
+        dry.stdout.contains("patch k0s (set OIDC)")
+            && dry
+                .stdout
+                .contains("+      oidc-username-prefix: \"oidc:\"\n")
+            && dry.stdout.contains("systemctl restart k0scontroller")
+            && dry.stdout.contains("https://127.0.0.200:6443/readyz"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        node.read(CONFIG).unwrap(),
+        config,
+        "a dry run changes nothing"
+    );
+    patch_noop_rollback(
+        &node,
+        CONFIG,
+        &[],
+        "      oidc-issuer-url: https://idp.example.com\n",
+    );
+    let calls = node.sh("cat /var/log/pods/fake-systemctl.log");
+    assert!(
+        calls.contains("[\"restart\", \"k0scontroller\"]"),
+        "{calls}"
+    );
+    node.k8soidc("patch")
+        .args(["--remove", "--yes", "--timeout", "20s"])
+        .run()
+        .success();
+    assert_eq!(node.read(CONFIG).unwrap(), config);
+    assert!(running_flags_any(&node).is_empty());
+}
+
 /// `rollback` on k3s restarts the unit so the restored config is what runs, and waits for it.
 #[test]
 fn k3s_rollback_restarts_the_unit_and_waits_for_health() {

@@ -111,6 +111,8 @@ pub struct Capi;
 pub(crate) enum Entry {
     /// `key: value` in a map.
     Pair(String, String),
+    /// A string item of a sequence (vCluster's `extraArgs: ["--flag=value"]`).
+    Scalar(String),
     /// A mapping item of a sequence, fields in order.
     Item(Vec<(&'static str, Field)>),
 }
@@ -120,18 +122,21 @@ pub(crate) enum Field {
     Str(String),
     Bool(bool),
     Block(String),
+    /// A YAML scalar written as is (e.g. Talos' `permissions: 0o644`).
+    Raw(&'static str),
 }
 
 impl Entry {
     fn value(&self) -> Value {
         match self {
-            Entry::Pair(_, v) => Value::String(v.clone()),
+            Entry::Pair(_, v) | Entry::Scalar(v) => Value::String(v.clone()),
             Entry::Item(fields) => {
                 let mut m = Mapping::new();
                 for (k, f) in fields {
                     let v = match f {
                         Field::Str(s) | Field::Block(s) => Value::String(s.clone()),
                         Field::Bool(b) => Value::Bool(*b),
+                        Field::Raw(r) => serde_yaml_ng::from_str(r).unwrap_or(Value::Null),
                     };
                     m.insert(Value::String((*k).to_string()), v);
                 }
@@ -148,6 +153,7 @@ impl Entry {
                 yamltext::scalar(k),
                 yamltext::scalar(v)
             )],
+            Entry::Scalar(v) => vec![format!("{pad}- {}", yamltext::scalar(v))],
             Entry::Item(fields) => {
                 let mut out = Vec::new();
                 for (n, (k, f)) in fields.iter().enumerate() {
@@ -159,6 +165,7 @@ impl Entry {
                     match f {
                         Field::Str(s) => out.push(format!("{lead}{k}: {}", yamltext::scalar(s))),
                         Field::Bool(b) => out.push(format!("{lead}{k}: {b}")),
+                        Field::Raw(r) => out.push(format!("{lead}{k}: {r}")),
                         Field::Block(s) => {
                             out.extend(yamltext::literal(&format!("{lead}{k}: "), s, indent + 4))
                         }
@@ -295,13 +302,24 @@ fn refuse_dollar(s: &OidcSettings, d: &Desired, template: bool) -> Result<(), Pl
 fn is_managed_item(path: &[&str], item: &Value) -> bool {
     let field = |k: &str| item.get(k).and_then(Value::as_str);
     match path.last().copied() {
-        Some("extraArgs") => field("name").map(is_managed_flag).unwrap_or(false),
+        Some("extraArgs") => match item {
+            // `--flag=value`, or k3s' `--kube-apiserver-arg=flag=value` (vCluster).
+            Value::String(s) => {
+                let s = s.strip_prefix("--kube-apiserver-arg=").unwrap_or(s);
+                is_managed_flag(s.split('=').next().unwrap_or_default())
+            }
+            _ => field("name").map(is_managed_flag).unwrap_or(false),
+        },
+        Some("addVolumes" | "addVolumeMounts") => field("name") == Some(crate::vcluster::VOLUME),
         Some("extraVolumes") => {
             field("name") == Some(VOLUME_NAME)
                 || field("mountPath").map(|p| p.trim_end_matches('/')) == Some(NODE_DIR)
         }
         Some("files") => field("path")
-            .map(|p| p.starts_with(&format!("{NODE_DIR}/")))
+            .map(|p| {
+                p.starts_with(&format!("{NODE_DIR}/"))
+                    || p.starts_with(&format!("{}/", crate::talos::HOST_DIR))
+            })
             .unwrap_or(false),
         _ => false,
     }
@@ -427,7 +445,7 @@ fn edit_object(obj: &mut Value, v: KcpVersion, d: &Desired) -> Result<(), PlanEr
 
 /// `v` with every empty mapping made null: taking the last entry out of a block leaves its key
 /// with no value (null), where the structural edit leaves `{}`; the API decodes both alike.
-fn empty_as_null(v: Value) -> Value {
+pub(crate) fn empty_as_null(v: Value) -> Value {
     match v {
         Value::Mapping(m) if m.is_empty() => Value::Null,
         Value::Mapping(m) => {
@@ -440,9 +458,9 @@ fn empty_as_null(v: Value) -> Value {
 
 // ---------- text edit ----------
 
-fn refuse_text(path: &[&str], reason: &str) -> PlanError {
+fn refuse_text(what: &str, path: &[&str], reason: &str) -> PlanError {
     PlanError::patch(
-        WHAT,
+        what,
         format!("`{}` {reason}", path.join(".")),
         "rewrite that part in block style (one entry a line) and run again, or edit it by hand",
     )
@@ -467,6 +485,19 @@ pub(crate) fn edit_text(
     eol: &str,
     seq_offset: usize,
 ) -> Result<(), PlanError> {
+    edit_text_of(WHAT, lines, doc, path, new, eol, seq_offset)
+}
+
+/// [`edit_text`] for another kind of file; refusals name `what` (e.g. "the k0s config").
+pub(crate) fn edit_text_of(
+    what: &str,
+    lines: &mut Vec<Line>,
+    doc: &Value,
+    path: &[&str],
+    new: &[Entry],
+    eol: &str,
+    seq_offset: usize,
+) -> Result<(), PlanError> {
     let is_map = matches!(new.first(), Some(Entry::Pair(..)))
         || matches!(get(doc, path), Some(Value::Mapping(_)));
     // Walk the path.
@@ -477,7 +508,11 @@ pub(crate) fn edit_text(
         let Some(l) = found else {
             if new.is_empty() {
                 if get(doc, path).is_some() {
-                    return Err(refuse_text(&path[..=n], "could not be found in the text"));
+                    return Err(refuse_text(
+                        what,
+                        &path[..=n],
+                        "could not be found in the text",
+                    ));
                 }
                 return Ok(());
             }
@@ -512,6 +547,7 @@ pub(crate) fn edit_text(
                 return Ok(());
             }
             return Err(refuse_text(
+                what,
                 &path[..=n],
                 "is written on one line (flow style)",
             ));
@@ -523,7 +559,11 @@ pub(crate) fn edit_text(
     let (_, rest) = yamltext::key_of(&lines[l].text).expect("a key");
     let flow_empty = !yamltext::value_is_block(&rest);
     if flow_empty && !yamltext::value_is_empty(&rest) {
-        return Err(refuse_text(path, "is written on one line (flow style)"));
+        return Err(refuse_text(
+            what,
+            path,
+            "is written on one line (flow style)",
+        ));
     }
     let block = if flow_empty { l + 1..l + 1 } else { range };
     let entries = yamltext::entries(lines, block.clone());
@@ -538,7 +578,7 @@ pub(crate) fn edit_text(
             let want: Vec<Option<String>> =
                 m.keys().map(|k| k.as_str().map(str::to_string)).collect();
             if keys != want {
-                return Err(refuse_text(path, "has entries the text model cannot follow (anchors, merge keys or multi-line keys)"));
+                return Err(refuse_text(what, path, "has entries the text model cannot follow (anchors, merge keys or multi-line keys)"));
             }
             m.keys()
                 .map(|k| k.as_str().map(is_managed_flag).unwrap_or(false))
@@ -551,16 +591,18 @@ pub(crate) fn edit_text(
                     .any(|r| !yamltext::is_item_line(&lines[r.start].text))
             {
                 return Err(refuse_text(
+                    what,
                     path,
                     "has items the text model cannot follow (flow style or anchors)",
                 ));
             }
             items.iter().map(|i| is_managed_item(path, i)).collect()
         }
-        Some(_) => return Err(refuse_text(path, "has an unexpected type")),
+        Some(_) => return Err(refuse_text(what, path, "has an unexpected type")),
     };
     if entries.len() != managed.len() {
         return Err(refuse_text(
+            what,
             path,
             "could not be matched with its parsed value",
         ));
@@ -637,7 +679,7 @@ fn create_path(
     Ok(())
 }
 
-fn parse_doc(text: &str) -> Result<Value, PlanError> {
+pub(crate) fn parse_doc(text: &str) -> Result<Value, PlanError> {
     serde_yaml_ng::from_str(text).map_err(|e| {
         PlanError::patch(
             "the file",

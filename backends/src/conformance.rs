@@ -91,9 +91,14 @@ fn every_backend_renders_deterministically_without_secrets() {
                     .replace(&format!("{flag}: null"), "")
                     .replace(&format!("\"{flag}\":null"), "");
             }
-            let has_flags = ["oidc-issuer-url", "oidcIssuerURL", "kube_oidc_url"]
-                .iter()
-                .any(|k| body.contains(k));
+            let has_flags = [
+                "oidc-issuer-url",
+                "oidcIssuerURL",
+                "kube_oidc_url",
+                "oidcConfig:\n",
+            ]
+            .iter()
+            .any(|k| body.contains(k));
             let has_config = [
                 "authentication-config",
                 "authenticationConfigFile",

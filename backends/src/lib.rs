@@ -17,9 +17,11 @@ pub mod charmed;
 pub mod create_node;
 pub mod eks;
 mod error;
+pub mod gardener;
 pub mod gke;
 pub mod identity;
 pub mod idp;
+pub mod k0s;
 pub mod k3d;
 pub mod k3s;
 pub mod kind;
@@ -40,6 +42,8 @@ pub mod reserved;
 pub mod settings;
 pub mod shell;
 pub mod source;
+pub mod talos;
+pub mod vcluster;
 mod version;
 mod yamlout;
 mod yamltext;
@@ -87,11 +91,19 @@ pub enum Distribution {
     Gke,
     /// Azure AKS (JWT authenticators, a preview: only with `--aks-preview`).
     Aks,
+    /// k0s (`spec.api.extraArgs` in k0s.yaml or a k0sctl cluster file).
+    K0s,
+    /// Talos Linux (machine configuration patches).
+    Talos,
+    /// vCluster (vcluster.yaml, `vcluster create`).
+    Vcluster,
+    /// Gardener (a Shoot in the garden cluster).
+    Gardener,
 }
 
 impl Distribution {
     /// Every distribution, for conformance tests and help text.
-    pub const ALL: [Distribution; 13] = [
+    pub const ALL: [Distribution; 17] = [
         Distribution::K3d,
         Distribution::Kind,
         Distribution::Kubeadm,
@@ -105,6 +117,10 @@ impl Distribution {
         Distribution::Eks,
         Distribution::Gke,
         Distribution::Aks,
+        Distribution::K0s,
+        Distribution::Talos,
+        Distribution::Vcluster,
+        Distribution::Gardener,
     ];
 
     /// The lowercase name used on the command line.
@@ -123,6 +139,10 @@ impl Distribution {
             Distribution::Eks => "eks",
             Distribution::Gke => "gke",
             Distribution::Aks => "aks",
+            Distribution::K0s => "k0s",
+            Distribution::Talos => "talos",
+            Distribution::Vcluster => "vcluster",
+            Distribution::Gardener => "gardener",
         }
     }
 
@@ -401,6 +421,10 @@ pub fn backend(d: Distribution) -> Box<dyn Backend> {
         Distribution::Eks => Box::new(eks::Eks),
         Distribution::Gke => Box::new(gke::Gke),
         Distribution::Aks => Box::new(aks::Aks),
+        Distribution::K0s => Box::new(k0s::K0s),
+        Distribution::Talos => Box::new(talos::Talos),
+        Distribution::Vcluster => Box::new(vcluster::Vcluster),
+        Distribution::Gardener => Box::new(gardener::Gardener),
     }
 }
 

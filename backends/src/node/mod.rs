@@ -823,12 +823,13 @@ pub trait NodeBackend: Sync {
 }
 
 /// Every node backend: one registration line per distribution.
-pub fn node_backends() -> [&'static dyn NodeBackend; 4] {
+pub fn node_backends() -> [&'static dyn NodeBackend; 5] {
     [
         &crate::kubeadm::node::KUBEADM,
         &crate::microk8s::node::MICROK8S,
         &crate::k3s::node::K3S,
         &crate::k3s::node::RKE2,
+        &crate::k0s::node::K0S,
     ]
 }
 
