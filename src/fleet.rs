@@ -49,18 +49,60 @@ struct ClusterReport {
     plans: String,
 }
 
+/// One host's line of a JSON report (`--inventory`, and `--ssh`/`--local` with `-o json`).
 #[derive(Debug, Serialize)]
-struct HostRow {
+pub(crate) struct HostRow {
     host: String,
     /// The distribution found on the host (None: not known, e.g. never reached).
     distro: Option<String>,
     /// changed, unchanged, planned, rolled-back, failed, skipped.
-    result: &'static str,
+    pub(crate) result: &'static str,
     round_trips: u32,
     health_polls: u32,
-    error: Option<String>,
-    #[serde(skip)]
+    pub(crate) error: Option<String>,
+    /// The backup id on the host (`k8soidc rollback --to ID`), when one was taken.
+    #[serde(skip_serializing_if = "String::is_empty")]
     backup: String,
+}
+
+impl HostRow {
+    /// A host that was not started because an earlier one failed.
+    pub(crate) fn skipped(host: &str) -> HostRow {
+        HostRow {
+            host: host.to_string(),
+            distro: None,
+            result: "skipped",
+            round_trips: 0,
+            health_polls: 0,
+            error: None,
+            backup: String::new(),
+        }
+    }
+
+    /// The row of a finished host job.
+    pub(crate) fn of(host: &str, report: &crate::host::HostReport) -> HostRow {
+        let (result, error, backup) = match &report.result {
+            Ok(Outcome::Planned) => ("planned", None, String::new()),
+            Ok(Outcome::Unchanged) => ("unchanged", None, String::new()),
+            Ok(Outcome::Patched { backup }) => ("changed", None, backup.clone()),
+            Ok(Outcome::RolledBack { backup }) => (
+                "rolled-back",
+                Some("not healthy with the new settings: rolled back".to_string()),
+                backup.clone(),
+            ),
+            Ok(Outcome::Failed) | Ok(Outcome::Skipped) => ("failed", None, String::new()),
+            Err(e) => ("failed", Some(e.to_string()), String::new()),
+        };
+        HostRow {
+            host: host.to_string(),
+            distro: report.distro.map(|d| d.to_string()),
+            result,
+            round_trips: report.round_trips,
+            health_polls: report.health_polls,
+            error,
+            backup,
+        }
+    }
 }
 
 /// `k8soidc patch --inventory FILE`.
@@ -289,15 +331,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
     for (i, (spec, remote)) in c.hosts.iter().zip(remotes).enumerate() {
         if stopped {
             remote.close().await;
-            rows.push(HostRow {
-                host: spec.label.clone(),
-                distro: None,
-                result: "skipped",
-                round_trips: 0,
-                health_polls: 0,
-                error: None,
-                backup: String::new(),
-            });
+            rows.push(HostRow::skipped(&spec.label));
             continue;
         }
         progress.set_message(format!("host {}/{n} {}", i + 1, spec.label));
@@ -326,34 +360,14 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
         if let Some(p) = &report.plan {
             plans.push_str(p);
         }
-        let (result, error, backup) = match report.result {
-            Ok(Outcome::Planned) => ("planned", None, String::new()),
-            Ok(Outcome::Unchanged) => ("unchanged", None, String::new()),
-            Ok(Outcome::Patched { backup }) => ("changed", None, backup),
-            Ok(Outcome::RolledBack { backup }) => (
-                "rolled-back",
-                Some("not healthy with the new settings: rolled back".to_string()),
-                backup,
-            ),
-            Ok(Outcome::Failed) | Ok(Outcome::Skipped) => ("failed", None, String::new()),
-            Err(e) => {
-                let msg = e.to_string();
-                say.line(&format!("failed: {}", msg.replace('\n', "\n  ")));
-                ("failed", Some(msg), String::new())
-            }
-        };
-        if matches!(result, "failed" | "rolled-back") {
+        let row = HostRow::of(&spec.label, &report);
+        if let Some(msg) = row.error.as_deref().filter(|_| report.result.is_err()) {
+            say.line(&format!("failed: {}", msg.replace('\n', "\n  ")));
+        }
+        if matches!(row.result, "failed" | "rolled-back") {
             stopped = true;
         }
-        rows.push(HostRow {
-            host: spec.label.clone(),
-            distro: report.distro.map(|d| d.to_string()),
-            result,
-            round_trips: report.round_trips,
-            health_polls: report.health_polls,
-            error,
-            backup,
-        });
+        rows.push(row);
     }
     progress.finish_and_clear();
     ClusterReport {

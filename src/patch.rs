@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use backends::Distribution;
 
-use crate::cli::{PatchArgs, SshArgs};
+use crate::cli::{PatchArgs, ReportFormat, SshArgs};
 use crate::error::Error;
 use crate::exec::ssh::{HostSpec, SshOptions};
+use crate::fleet::HostRow;
 use crate::host::HostJob;
 use crate::ui::Env;
 
@@ -171,10 +172,7 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
         (
             args.inventory.is_some(),
             "--inventory FILE",
-            vec![
-                ("--parallel", args.parallel.is_some()),
-                ("--output", args.output.is_some()),
-            ],
+            vec![("--parallel", args.parallel.is_some())],
         ),
         (
             args.file.is_some(),
@@ -237,7 +235,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         crate::check::gate(s, args.dry_run)?;
     }
     let rt = runtime()?;
+    let json = args.output == Some(ReportFormat::Json);
     let mut rows: Vec<Row> = Vec::new();
+    let mut json_rows: Vec<HostRow> = Vec::new();
     let mut failure = None;
     for spec in &specs {
         if failure.is_some() {
@@ -246,6 +246,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
                 distro: String::new(),
                 outcome: Outcome::Skipped,
             });
+            json_rows.push(HostRow::skipped(&spec.label));
             continue;
         }
         let job = HostJob {
@@ -266,15 +267,24 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             eprintln!("{}", report.debug_line(&spec.label));
         }
         if let Some(plan) = &report.plan {
-            out(plan)?;
-        }
-        let outcome = match report.result {
-            Ok(o) => o,
-            Err(e) => {
-                failure = Some(e);
-                Outcome::Failed
+            // With `-o json` stdout is the report alone; the plan goes to stderr.
+            if json {
+                eprint!("{plan}");
+            } else {
+                out(plan)?;
             }
+        }
+        let distro = report.distro.map(|d| d.to_string()).unwrap_or_default();
+        let outcome = match &report.result {
+            Ok(o) => o.clone(),
+            Err(_) => Outcome::Failed,
         };
+        if json {
+            json_rows.push(HostRow::of(&spec.label, &report));
+        }
+        if let Err(e) = report.result {
+            failure = Some(e);
+        }
         if let Outcome::RolledBack { .. } = outcome {
             failure = Some(Error::Other(format!(
                 "`{}` did not become healthy with the new settings; it was rolled back and the run stopped",
@@ -283,11 +293,24 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         }
         rows.push(Row {
             host: spec.label.clone(),
-            distro: report.distro.map(|d| d.to_string()).unwrap_or_default(),
+            distro,
             outcome,
         });
     }
-    eprint!("{}", summary(&rows));
+    if json {
+        let failed = json_rows
+            .iter()
+            .filter(|r| matches!(r.result, "failed" | "rolled-back"))
+            .count();
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "hosts": json_rows,
+            "failed_hosts": failed,
+        }))
+        .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?;
+        out(&format!("{text}\n"))?;
+    } else {
+        eprint!("{}", summary(&rows));
+    }
     match failure {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
