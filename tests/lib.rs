@@ -11,6 +11,7 @@ mod explain;
 mod idp;
 mod input;
 mod inventory;
+mod kex;
 mod kubeconfig;
 mod messages;
 mod node;
