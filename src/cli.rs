@@ -471,9 +471,9 @@ pub(crate) struct PatchArgs {
     /// cluster are always done one at a time.
     #[arg(long, value_name = "N", requires = "inventory", value_parser = clap::value_parser!(u8).range(1..=64))]
     pub(crate) parallel: Option<u8>,
-    /// With --inventory: the report format: text (a table on stderr), yaml or json (on stdout)
-    /// [default: text].
-    #[arg(short, long, value_enum, value_name = "FORMAT", requires = "inventory")]
+    /// The report format (--inventory, --ssh, --local): text (a table on stderr), yaml or json
+    /// (on stdout; one object per host: result, backup, error) [default: text].
+    #[arg(short, long, value_enum, value_name = "FORMAT", conflicts_with_all = ["file", "capi"])]
     pub(crate) output: Option<Output>,
     /// Print debug lines (SSH round trips per host) on stderr.
     #[arg(long, short)]

@@ -51,20 +51,63 @@ struct ClusterReport {
     plans: String,
 }
 
+/// One host's line of a JSON report (`--inventory`, and `--ssh`/`--local` with `-o json`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct HostRow {
+pub(crate) struct HostRow {
     host: String,
     /// The distribution found on the host (None: not known, e.g. never reached).
     distro: Option<String>,
     /// The words of `patch --ssh`'s summary ([`Outcome::word`]): dry run, unchanged,
     /// patched, rolled back, failed, not started.
-    result: &'static str,
+    pub(crate) result: &'static str,
     round_trips: u32,
     health_polls: u32,
-    error: Option<String>,
-    #[serde(skip)]
+    pub(crate) error: Option<String>,
+    /// The backup id on the host (`k8soidc rollback --to ID`), when one was taken.
+    #[serde(skip_serializing_if = "String::is_empty")]
     backup: String,
+}
+
+impl HostRow {
+    /// A host that was not started because an earlier one failed.
+    pub(crate) fn skipped(host: &str) -> HostRow {
+        HostRow {
+            host: host.to_string(),
+            distro: None,
+            result: Outcome::Skipped.word(),
+            round_trips: 0,
+            health_polls: 0,
+            error: None,
+            backup: String::new(),
+        }
+    }
+
+    /// The row of a finished host job, in the words of `patch --ssh`'s summary.
+    pub(crate) fn of(host: &str, report: &crate::host::HostReport) -> HostRow {
+        let (result, error, backup) = match &report.result {
+            Ok(o @ Outcome::Patched { backup }) => (o.word(), None, backup.clone()),
+            Ok(o @ Outcome::RolledBack { backup }) => (
+                o.word(),
+                Some("not healthy with the new settings: rolled back".to_string()),
+                backup.clone(),
+            ),
+            Ok(Outcome::Failed) | Ok(Outcome::Skipped) => {
+                (Outcome::Failed.word(), None, String::new())
+            }
+            Ok(o) => (o.word(), None, String::new()),
+            Err(e) => (Outcome::Failed.word(), Some(e.to_string()), String::new()),
+        };
+        HostRow {
+            host: host.to_string(),
+            distro: report.distro.map(|d| d.to_string()),
+            result,
+            round_trips: report.round_trips,
+            health_polls: report.health_polls,
+            error,
+            backup,
+        }
+    }
 }
 
 /// `k8soidc patch --inventory FILE`.
@@ -299,15 +342,7 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
     for (i, (spec, remote)) in c.hosts.iter().zip(remotes).enumerate() {
         if stopped {
             remote.close().await;
-            rows.push(HostRow {
-                host: spec.label.clone(),
-                distro: None,
-                result: Outcome::Skipped.word(),
-                round_trips: 0,
-                health_polls: 0,
-                error: None,
-                backup: String::new(),
-            });
+            rows.push(HostRow::skipped(&spec.label));
             continue;
         }
         progress.set_message(format!("host {}/{n} {}", i + 1, spec.label));
@@ -337,34 +372,14 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
         if let Some(p) = &report.plan {
             plans.push_str(p);
         }
-        let (result, error, backup) = match report.result {
-            Ok(Outcome::Planned) => (Outcome::Planned.word(), None, String::new()),
-            Ok(Outcome::Unchanged) => (Outcome::Unchanged.word(), None, String::new()),
-            Ok(Outcome::Patched { backup }) => ("patched", None, backup),
-            Ok(Outcome::RolledBack { backup }) => (
-                "rolled back",
-                Some("not healthy with the new settings: rolled back".to_string()),
-                backup,
-            ),
-            Ok(Outcome::Failed) | Ok(Outcome::Skipped) => ("failed", None, String::new()),
-            Err(e) => {
-                let msg = e.to_string();
-                say.line(&format!("failed: {}", msg.replace('\n', "\n  ")));
-                ("failed", Some(msg), String::new())
-            }
-        };
-        if matches!(result, "failed" | "rolled back") {
+        let row = HostRow::of(&spec.label, &report);
+        if let Some(msg) = row.error.as_deref().filter(|_| report.result.is_err()) {
+            say.line(&format!("failed: {}", msg.replace('\n', "\n  ")));
+        }
+        if matches!(row.result, "failed" | "rolled back") {
             stopped = true;
         }
-        rows.push(HostRow {
-            host: spec.label.clone(),
-            distro: report.distro.map(|d| d.to_string()),
-            result,
-            round_trips: report.round_trips,
-            health_polls: report.health_polls,
-            error,
-            backup,
-        });
+        rows.push(row);
     }
     progress.finish_and_clear();
     ClusterReport {

@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use backends::Distribution;
 
-use crate::cli::PatchArgs;
+use crate::cli::{Output, PatchArgs};
 use crate::config::parse_duration;
 use crate::error::Error;
 use crate::exec::runtime;
 use crate::exec::ssh::{hosts, HostSpec, SshOptions};
+use crate::fleet::HostRow;
 use crate::host::HostJob;
 use crate::report::{out, Outcome, Say};
 use crate::ui::Env;
@@ -56,10 +57,7 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
         (
             args.inventory.is_some(),
             "--inventory FILE",
-            vec![
-                ("--parallel", args.parallel.is_some()),
-                ("--output", args.output.is_some()),
-            ],
+            vec![("--parallel", args.parallel.is_some())],
         ),
         (
             args.file.is_some(),
@@ -162,7 +160,11 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         crate::check::gate(s, args.dry_run.on)?;
     }
     let rt = runtime()?;
+    // `-o json|yaml`: stdout is the report alone (one object per host); plans go to stderr.
+    let data = args.output.filter(|o| *o != Output::Text);
+    let json = data.is_some();
     let mut rows: Vec<Row> = Vec::new();
+    let mut json_rows: Vec<HostRow> = Vec::new();
     let mut failure = None;
     for spec in &specs {
         if failure.is_some() {
@@ -171,6 +173,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
                 distro: String::new(),
                 outcome: Outcome::Skipped,
             });
+            json_rows.push(HostRow::skipped(&spec.label));
             continue;
         }
         let job = HostJob {
@@ -192,15 +195,24 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             eprintln!("{}", report.debug_line(&spec.label));
         }
         if let Some(plan) = &report.plan {
-            out(plan)?;
-        }
-        let outcome = match report.result {
-            Ok(o) => o,
-            Err(e) => {
-                failure = Some(e);
-                Outcome::Failed
+            // With `-o json` stdout is the report alone; the plan goes to stderr.
+            if json {
+                eprint!("{plan}");
+            } else {
+                out(plan)?;
             }
+        }
+        let distro = report.distro.map(|d| d.to_string()).unwrap_or_default();
+        let outcome = match &report.result {
+            Ok(o) => o.clone(),
+            Err(_) => Outcome::Failed,
         };
+        if json {
+            json_rows.push(HostRow::of(&spec.label, &report));
+        }
+        if let Err(e) = report.result {
+            failure = Some(e);
+        }
         if let Outcome::RolledBack { .. } = outcome {
             failure = Some(Error::Other(format!(
                 "`{}` did not take the new settings (not healthy, or the API server rejected its new AuthenticationConfiguration: see above); it was rolled back and the run stopped",
@@ -209,11 +221,30 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         }
         rows.push(Row {
             host: spec.label.clone(),
-            distro: report.distro.map(|d| d.to_string()).unwrap_or_default(),
+            distro,
             outcome,
         });
     }
-    eprint!("{}", summary(&rows));
+    if let Some(format) = data {
+        let failed = json_rows
+            .iter()
+            .filter(|r| matches!(r.result, "failed" | "rolled back"))
+            .count();
+        let report = serde_json::json!({
+            "hosts": json_rows,
+            "failedHosts": failed,
+        });
+        let text = match format {
+            Output::Yaml => serde_yaml_ng::to_string(&report)
+                .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?,
+            _ => serde_json::to_string_pretty(&report)
+                .map(|t| t + "\n")
+                .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?,
+        };
+        out(&text)?;
+    } else {
+        eprint!("{}", summary(&rows));
+    }
     match failure {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),

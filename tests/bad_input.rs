@@ -147,10 +147,6 @@ fn patch_options_without_their_mode_are_refused() {
             "invalid `--parallel`: it only applies with --inventory FILE",
         ),
         (
-            vec!["-o", "json"],
-            "invalid `--output`: it only applies with --inventory FILE",
-        ),
-        (
             vec!["--in-place"],
             "invalid `--in-place`: it only applies with --file PATH",
         ),
@@ -173,6 +169,36 @@ fn patch_options_without_their_mode_are_refused() {
         assert!(out.stderr.contains(message), "{extra:?}: {}", out.stderr);
         assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
     }
+}
+
+/// `-o json` reports hosts (`--inventory`, `--ssh`, `--local`); with `--file` there is none.
+#[test]
+fn patch_output_json_with_file_is_refused() {
+    let out = Test::new()
+        .args([
+            "patch",
+            "--file",
+            "config.yaml",
+            "-o",
+            "json",
+            "--skip-check",
+        ])
+        .args([
+            "--issuer-url",
+            "https://idp.example.com",
+            "--client-id",
+            "k",
+        ])
+        .run()
+        .status(2);
+    assert!(
+        out.stderr.starts_with(
+            "error: the argument '--file <PATH>' cannot be used with '--output <FORMAT>'"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty());
 }
 
 /// Issue 13, point 11: a `--ca-file` holding a private key of any kind, even beside a valid

@@ -2,6 +2,7 @@
 //! Each test runs the real binary in a temporary HOME with fake distribution tools on PATH.
 
 mod aks;
+mod ansible;
 mod bad_input;
 mod capi;
 mod check;
@@ -14,6 +15,7 @@ mod gke;
 mod idp;
 mod input;
 mod inventory;
+mod kex;
 mod kubeconfig;
 mod messages;
 mod migrate;

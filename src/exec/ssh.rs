@@ -190,10 +190,11 @@ impl Remote {
         if let Some(c) = &opts.config {
             b.config_file(c);
         }
-        let session = b
-            .connect(&spec.host)
-            .await
-            .map_err(|e| connect_error(spec, &e))?;
+        #[cfg(not(feature = "native-mux"))]
+        let session = b.connect(&spec.host).await;
+        #[cfg(feature = "native-mux")]
+        let session = b.connect_mux(&spec.host).await;
+        let session = session.map_err(|e| connect_error(spec, &e))?;
         Ok(Remote {
             session: Some(Arc::new(session)),
             spec: spec.clone(),

@@ -16,8 +16,12 @@ private mount and PID namespaces and does, for static pods, what the real kubele
   hostPath volumes (the API server itself checks what it can open: kube-apiserver.py).
 * Container logs go to /var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log as with CRI.
 
-Only the `kube-apiserver` container is run, by tests/fakes/node/kube-apiserver.py.
+Only the `kube-apiserver` container is run, by tests/fakes/node/kube-apiserver.py, or, in bench
+mode (FAKE_APISERVER_BENCH=1, scripts/bench-patch), by tests/fakes/node/kube-apiserver-bench: a
+`sleep` of NODE_DIR/apiserver-delay seconds (read at each start; default 0.5), then a compiled
+HTTPS server, so a restart costs no CPU while it lasts.
 """
+import signal
 import hashlib
 import json
 import os
@@ -28,6 +32,7 @@ import time
 import yaml
 
 MANIFESTS = "/etc/kubernetes/manifests"
+BENCH = os.environ.get("FAKE_APISERVER_BENCH") == "1"
 LOGS = "/var/log/pods"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -117,7 +122,14 @@ class Runner:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             log(f"stopping pid {self.proc.pid}")
-            self.proc.terminate()
+            if BENCH:
+                # The shell, its sleep and its server: the container's process group.
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+            else:
+                self.proc.terminate()
             try:
                 self.proc.wait(3)
             except subprocess.TimeoutExpired:
@@ -138,8 +150,17 @@ class Runner:
         # The binary's version is the image's (kube-apiserver.py reads it from the tag).
         env["FAKE_IMAGE"] = str(c.get("image") or "")
         log(f"starting kube-apiserver pod {uid}: {argv}")
+        if BENCH:
+            try:
+                with open(os.path.join(os.environ.get("NODE_DIR", "/nonexistent"), "apiserver-delay")) as f:
+                    delay = str(float(f.read().strip()))
+            except (OSError, ValueError):
+                delay = "0.5"
+            program = ["/bin/sh", os.path.join(HERE, "kube-apiserver-bench"), delay]
+        else:
+            program = [sys.executable, os.path.join(HERE, "kube-apiserver.py")]
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "kube-apiserver.py")] + argv,
+            program + argv,
             stdout=logf,
             stderr=logf,
             env=env,
