@@ -33,6 +33,8 @@ const UNUSED_ISSUER: &str = "https://k8soidc-rbac-unused.invalid";
 /// `<issuer>#` prefix and `--client-id` never.
 fn settings(args: &RbacArgs) -> Result<OidcSettings, Error> {
     let mut input = crate::config::merged_input(&args.oidc)?;
+    // GKE's subjects are principal:// identifiers: no IdP name becomes a `system:` one.
+    input.reserved_names_policy_off = args.workforce_pool.is_some();
     if input.jwt.is_some() || input.anonymous.is_some() {
         let ca = crate::config::read_ca(&input)?;
         return crate::config::validate(&mut input, ca);

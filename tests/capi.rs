@@ -127,7 +127,7 @@ fn dry_run_prints_the_command_and_the_diff_and_changes_nothing() {
         out.stdout
     );
     assert!(
-        out.stdout.ends_with("\n\n# wait until the controller has replaced every control-plane machine\n+ kubectl --kubeconfig mgmt.kubeconfig --context mgmt --namespace clusters get kubeadmcontrolplane cp -o json   # every 10s, up to 1800s, until every control-plane machine is rolled out\n"),
+        out.stdout.ends_with("\n\n# wait until the controller has replaced every control-plane machine\n+ kubectl --kubeconfig mgmt.kubeconfig --context mgmt --namespace clusters get kubeadmcontrolplane cp -o json\n#   again every 10s until every control-plane machine is rolled out, up to 30m (181 polls at most)\n"),
         "{}",
         out.stdout
     );
@@ -184,7 +184,7 @@ fn patch_waits_for_the_rollout_and_is_idempotent() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("waiting for KubeadmControlPlane `cp`: 0/3 up to date, 3/3 ready, controller has not seen the change yet"), "{}", out.stderr);
+    assert!(out.stderr.contains("KubeadmControlPlane `cp`: 0/3 up to date, 3/3 ready, controller has not seen the change yet"), "{}", out.stderr);
     assert!(
         out.stderr
             .contains("KubeadmControlPlane `cp` rolled out: 3/3 up to date, 3/3 ready"),
@@ -264,7 +264,7 @@ fn timeout_prints_the_conditions() {
         .run()
         .status(1);
     assert!(
-        out.stderr.contains("error: gave up after 1s waiting for KubeadmControlPlane `cp` to roll out (0/1 up to date, 1/1 ready, controller has not seen the change yet); the patch is applied"),
+        out.stderr.contains("error: gave up after 1s: wait until the controller has replaced every control-plane machine (last seen: KubeadmControlPlane `cp`: 0/1 up to date, 1/1 ready, controller has not seen the change yet); the patch is applied"),
         "{}",
         out.stderr
     );

@@ -148,6 +148,14 @@ fn eks_rules_are_refused_before_any_program_runs() {
                 .write("fake-state/aws/dev.json", NO_CONFIG)
                 .args(verb)
                 .args(settings_with(flag, value))
+                // k8soidc's own reserved-names policy would refuse `system:` first.
+                .args(
+                    value
+                        .starts_with("system:")
+                        .then_some("--allow-system-names"),
+                )
+                // With 1.33, `auto` means config mode, where no settings carry signing algorithms.
+                .args((flag == "--signing-algs").then_some("--auth-mode=flags"))
                 .args(["--kubernetes-version", "1.33"])
                 .run()
                 .status(2);
@@ -390,7 +398,7 @@ fn the_wait_is_bounded_and_says_what_it_last_saw() {
         .count();
     assert_eq!(describes, 2, "{:?}", out.calls());
     assert!(
-        out.stderr.contains("error: gave up after 2s: [2/2] wait until `k8soidc` is ACTIVE (EKS takes tens of minutes) (last seen: `k8soidc` is CREATING); the change was made and the provider keeps going; watch it with `aws eks describe-identity-provider-config --identity-provider-config type=oidc,name=k8soidc --cluster-name dev --region eu-west-1 --output json`"),
+        out.stderr.contains("error: gave up after 2s: wait until `k8soidc` is ACTIVE (EKS takes tens of minutes) (last seen: `k8soidc` is CREATING); the change was made and the provider keeps going; watch it with `aws eks describe-identity-provider-config --identity-provider-config type=oidc,name=k8soidc --cluster-name dev --region eu-west-1 --output json`"),
         "{}",
         out.stderr
     );
@@ -618,6 +626,7 @@ fn patch_file_on_an_eksctl_cluster_config() {
         .write("cluster.yaml", EKSCTL_FILE)
         .args(["patch", "--file", "cluster.yaml"])
         .args(settings_with("--groups-prefix", "system:x"))
+        .args(["--allow-system-names"])
         .run()
         .status(2);
     assert!(

@@ -240,8 +240,10 @@ fn await_until(
         std::thread::sleep(Duration::from_secs(interval));
     }
     spinner.finish_and_clear();
+    // The step's reason without its `[i/n] ` progress prefix.
+    let what = label.split_once("] ").map_or(label, |(_, why)| why);
     Err(Error::Other(format!(
-        "gave up after {}: {label} (last seen: {last}); {}",
+        "gave up after {}: {what} (last seen: {last}); {}",
         backends::shell::duration(timeout),
         until.on_timeout(read, &last_output),
     )))
