@@ -83,16 +83,44 @@ pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
         if text.trim().is_empty() {
             s.push_str("(none)\n");
         }
-        for line in text.lines() {
-            let (id, files) = line.split_once('\t').unwrap_or((line, ""));
-            let _ = writeln!(s, "{id}  {}", files.trim());
+        for b in parse_list(&text) {
+            let _ = write!(s, "{}  {}", b.id, b.paths.join(" "));
+            if !b.complete {
+                s.push_str(
+                    "  (incomplete: it fails its checksums; a run stopped while writing it)",
+                );
+            }
+            s.push('\n');
         }
         out(&s)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs [`list_step`]; the backup list (`ID TAB path...` lines, newest first).
+/// One line of the backup list.
+struct Listed<'a> {
+    id: &'a str,
+    /// SHA256SUMS exists and verifies.
+    complete: bool,
+    paths: Vec<&'a str>,
+}
+
+/// The list script's `ID TAB complete|incomplete TAB path...` lines, newest first.
+fn parse_list(text: &str) -> Vec<Listed<'_>> {
+    text.lines()
+        .filter_map(|l| {
+            let (id, rest) = l.split_once('\t')?;
+            let (state, paths) = rest.split_once('\t').unwrap_or((rest, ""));
+            Some(Listed {
+                id,
+                complete: state == "complete",
+                paths: paths.split_whitespace().collect(),
+            })
+        })
+        .collect()
+}
+
+/// Runs [`list_step`]; the backup list (`ID TAB STATE TAB path...` lines, newest first).
 async fn list(remote: &mut Remote, lock: bool) -> Result<String, Error> {
     let begun = remote.begin(&list_step(lock), lock).await?;
     let files = parse_files(&begun.records)?;
@@ -128,15 +156,9 @@ async fn restore_backup(
         format!("k8soidc backups --ssh {}", spec.label)
     };
     let listed = list(remote, !args.dry_run).await?;
-    let entries: Vec<(&str, Vec<&str>)> = listed
-        .lines()
-        .filter_map(|l| {
-            let (id, paths) = l.split_once('\t')?;
-            Some((id, paths.split_whitespace().collect()))
-        })
-        .collect();
+    let entries = parse_list(&listed);
     let id = match &args.to {
-        Some(id) if entries.iter().any(|(i, _)| i == id) => id.clone(),
+        Some(id) if entries.iter().any(|b| b.id == id) => id.clone(),
         Some(id) => {
             return Err(Error::Input(format!(
                 "invalid --to `{}`: no such backup on `{}`; see `{hint}`",
@@ -144,15 +166,40 @@ async fn restore_backup(
                 spec.label,
             )))
         }
-        None => entries
-            .first()
-            .map(|(i, _)| i.to_string())
-            .ok_or_else(|| Error::Other(format!("no backups on `{}`", spec.label)))?,
+        None => {
+            // The newest complete backup; newer incomplete ones (a run stopped while writing
+            // them) are named and passed over.
+            let skipped: Vec<&str> = entries
+                .iter()
+                .take_while(|b| !b.complete)
+                .map(|b| b.id)
+                .collect();
+            let Some(newest) = entries.iter().find(|b| b.complete) else {
+                return Err(Error::Other(match entries.first() {
+                    None => format!("no backups on `{}`", spec.label),
+                    Some(_) => format!(
+                        "no complete backup on `{}`: every one fails its checksums ({}); see `{hint}`",
+                        spec.label,
+                        skipped.join(", ")
+                    ),
+                }));
+            };
+            if !skipped.is_empty() {
+                eprintln!(
+                    "[{}] backup {} {} incomplete (it fails its checksums); restoring {}, the newest complete backup",
+                    spec.label,
+                    skipped.join(", "),
+                    if skipped.len() == 1 { "is" } else { "are" },
+                    newest.id
+                );
+            }
+            newest.id.to_string()
+        }
     };
     let n = entries
         .iter()
-        .find(|(i, _)| *i == id)
-        .map(|(_, p)| p.len())
+        .find(|b| b.id == id)
+        .map(|b| b.paths.len())
         .unwrap_or(0);
     // Round trip 2: the backup's index and copies, the current files, the units.
     let dir = format!("{STATE_DIR}/backups/{id}");

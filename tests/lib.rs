@@ -7,6 +7,7 @@ mod check;
 mod create;
 mod dry_run;
 mod explain;
+mod hardening;
 mod idp;
 mod input;
 mod inventory;

@@ -387,7 +387,9 @@ while IFS="$(printf '\t')" read -r k state mode owner path; do
 done < "$b/FILES"
 sync"#;
 
-/// `STATE_DIR`: lists backups, newest first: `ID<TAB>path path...`.
+/// `STATE_DIR`: lists backups, newest first: `ID<TAB>complete|incomplete<TAB>path path...`; a
+/// backup is complete when its SHA256SUMS exists and verifies (a run stopped while writing one,
+/// e.g. by a crash of the node, leaves it incomplete).
 pub(crate) fn list(state: &str) -> String {
     render("list backups", &[state.to_string()], LIST_BODY, None)
 }
@@ -395,7 +397,8 @@ pub(crate) fn list(state: &str) -> String {
 const LIST_BODY: &str = r#"cd "$1/backups" 2>/dev/null || exit 0
 for id in $(ls -1r); do
   [ -f "$id/FILES" ] || continue
-  printf '%s\t%s\n' "$id" "$(cut -f5 "$id/FILES" | tr '\n' ' ')"
+  if [ -f "$id/SHA256SUMS" ] && (cd "$id" && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1; then st=complete; else st=incomplete; fi
+  printf '%s\t%s\t%s\n' "$id" "$st" "$(cut -f5 "$id/FILES" | tr '\n' ' ')"
 done"#;
 
 /// `UNIT|-`: the last API server log lines (crictl, else /var/log/pods; journalctl for a unit).
