@@ -100,3 +100,137 @@ fn p7_incomplete_newest_backup_is_listed_and_skipped() {
     assert!(out.stderr.contains("fails its checksums"), "{}", out.stderr);
     assert_eq!(node.fingerprint(), fp);
 }
+
+/// Point 1: a manifest that is a symlink to a 0600 file. The patch once replaced the link by a
+/// regular file of mode 0777 (the link's own mode) and the rollback restored that. Now the
+/// write goes through the link (the link stays; mode and owner are the target's), and both the
+/// automatic restore and `rollback` bring back exactly what was there.
+#[test]
+fn p1_symlinked_manifest_is_written_through_and_restored_exactly() {
+    let node = Node::on(172).kubeadm().start();
+    let before = node.read(MANIFEST).unwrap();
+    node.sh("mkdir -p /etc/kubernetes/real && mv /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/real/ && chown 0:4 /etc/kubernetes/real/kube-apiserver.yaml && chmod 0600 /etc/kubernetes/real/kube-apiserver.yaml && ln -s ../real/kube-apiserver.yaml /etc/kubernetes/manifests/kube-apiserver.yaml");
+    let state = "stat -c '%F %a %u:%g' /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/real/kube-apiserver.yaml; readlink /etc/kubernetes/manifests/kube-apiserver.yaml; ls -A /etc/kubernetes/manifests /etc/kubernetes/real";
+    let expected = "symbolic link 777 0:0\nregular file 600 0:4\n../real/kube-apiserver.yaml\n/etc/kubernetes/manifests:\nkube-apiserver.yaml\n\n/etc/kubernetes/real:\nkube-apiserver.yaml\n";
+    assert_eq!(node.sh(state), expected);
+    let id = patched(&node);
+    assert_eq!(
+        node.sh(state),
+        expected,
+        "the link and the target's mode and owner are kept"
+    );
+    assert!(node.read(MANIFEST).unwrap().contains("--oidc-issuer-url"));
+    assert_eq!(
+        node.sh(&format!(
+            "cut -f2,3,4,5 /var/lib/k8soidc/backups/{id}/FILES"
+        )),
+        format!("present\t600\t0:4\t{MANIFEST}\n"),
+        "the backup records the target's mode and owner"
+    );
+    let patched_text = node.read(MANIFEST).unwrap();
+    // The automatic restore after a failed health wait.
+    node.set_never_ready("--oidc-groups-claim");
+    node.k8soidc("patch")
+        .args(oidc())
+        .args(["--groups-claim", "groups", "--yes", "--timeout", "3s"])
+        .run()
+        .status(1);
+    assert_eq!(node.sh(state), expected);
+    assert_eq!(node.read(MANIFEST).unwrap(), patched_text);
+    // `rollback` to the first backup.
+    node.k8soidc("rollback")
+        .args(["--to", &id, "--yes", "--timeout", "30s"])
+        .run()
+        .success();
+    assert_eq!(node.sh(state), expected);
+    assert_eq!(node.read(MANIFEST).unwrap(), before);
+}
+
+/// Point 6: config mode writes the AuthenticationConfiguration, then renames the manifest into
+/// place; when that rename fails, the file already placed is taken back out and the message
+/// says which file changed and was restored.
+#[test]
+fn p6_failed_rename_restores_every_file_the_commit_changed() {
+    let node = Node::on(173).kubeadm().start();
+    let fp = node.fingerprint();
+    // The manifests directory read-only: the manifest's rename fails, after the other file's.
+    node.sh("mount --bind /etc/kubernetes/manifests /etc/kubernetes/manifests && mount -o remount,bind,ro /etc/kubernetes/manifests");
+    let out = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--auth-mode", "config", "--kubernetes-version", "1.32"])
+        .args(["--yes", "--timeout", "20s"])
+        .run()
+        .status(1);
+    let err = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    assert!(
+        err.starts_with(&format!("error: `{}`: cannot rename the new files into place (", node.target()))
+            && err.contains("k8soidc: cannot rename /etc/kubernetes/.k8soidc-kube-apiserver.yaml.")
+            && err.ends_with(&format!(" to {MANIFEST}); the files this run had already changed (/etc/kubernetes/oidc/authentication-config.yaml) were restored from backup {id}, so every file is as before")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        node.read("/etc/kubernetes/oidc/authentication-config.yaml"),
+        None
+    );
+    // Every file as before; only the backup of this run was added.
+    let now: Vec<String> = node
+        .fingerprint()
+        .lines()
+        .filter(|l| !l.starts_with("var/lib/k8soidc/backups/"))
+        .map(str::to_string)
+        .collect();
+    let was: Vec<String> = fp.lines().map(str::to_string).collect();
+    assert_eq!(now, was);
+    assert_eq!(
+        node.sh("find /etc/kubernetes -name '.k8soidc-*' | wc -l"),
+        "0\n",
+        "no staging file left"
+    );
+}
+
+/// Point 3 (restore is a compare and swap): while this run waits for health, another run (or
+/// a person) changes the manifest; this run's restore must not write over that change.
+#[test]
+fn p3_restore_never_overwrites_another_runs_change() {
+    let node = Node::on(174).kubeadm().start();
+    node.set_never_ready("--oidc-issuer-url");
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "8s"]);
+    let first = std::thread::spawn(move || run.run());
+    // Wait (bounded) for this run's write, then change the file as a second run would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !node.read(MANIFEST).unwrap().contains("--oidc-issuer-url") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never wrote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    node.sh(&format!("sed 's/--oidc-client-id=kubernetes/--oidc-client-id=second-run/' {MANIFEST} > /tmp/m && cat /tmp/m > {MANIFEST}"));
+    let theirs = node.read(MANIFEST).unwrap();
+    let out = first.join().unwrap().status(1);
+    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    assert!(
+        out.stderr.contains(&format!(
+            "not restored: {MANIFEST} changed since this run wrote it (another run or a person changed it), so it is left as it is; backup {id} holds the files from before this run: `k8soidc rollback --ssh {} --ssh-config {} --to {id}`",
+            node.target(),
+            node.ssh_config()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        node.read(MANIFEST).unwrap(),
+        theirs,
+        "the other change stays"
+    );
+}
