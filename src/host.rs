@@ -136,6 +136,9 @@ impl HostJob {
             });
         }
         if hp.is_noop() {
+            for w in hp.plan.notes.iter().filter(|n| n.starts_with("warning: ")) {
+                self.say.line(w);
+            }
             self.say
                 .line(&format!("{}: nothing to change", hp.plan.title));
             return Ok(Outcome::Unchanged);

@@ -234,3 +234,61 @@ fn p3_restore_never_overwrites_another_runs_change() {
         "the other change stays"
     );
 }
+
+/// Point 9: a non-dot copy of the manifest in the manifests directory (the kubelet runs it
+/// too) is named in a warning before patching, in the dry run and in a real run, and again
+/// when there is nothing to change.
+#[test]
+fn p9_copy_of_the_manifest_in_the_manifests_dir_is_warned_about() {
+    let node = Node::on(175).kubeadm().start();
+    node.sh(&format!("cp {MANIFEST} {MANIFEST}.bak; cp {MANIFEST} /etc/kubernetes/manifests/.kube-apiserver.yaml.orig"));
+    let warning = "warning: `/etc/kubernetes/manifests/kube-apiserver.yaml.bak` is a copy of the API server's manifest in the directory the kubelet runs: it runs every file there whose name does not start with a dot, so this copy runs too, with its own settings, which this patch does not change; move it out of /etc/kubernetes/manifests";
+    let dry = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert!(
+        dry.stdout.contains(&format!("# note: {warning}\n")),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        dry.stdout.matches("warning: ").count(),
+        1,
+        "the dot file is not warned about: {}",
+        dry.stdout
+    );
+    // A real run shows it before it changes anything (the fake kubelet, like a real one, runs
+    // both pods, so this run does not become healthy and is rolled back; its status is not the
+    // subject here).
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "3s"])
+        .run();
+    let shown_before = run.stderr.find(warning).expect("warned");
+    let backed_up = run.stderr.find("] backed up to ").expect("backed up");
+    assert!(
+        shown_before < backed_up,
+        "the warning comes before the change: {}",
+        run.stderr
+    );
+    // Already configured: still warned about.
+    node.sh(&format!("rm {MANIFEST}.bak"));
+    patched(&node);
+    node.sh(&format!("cp {MANIFEST} {MANIFEST}.bak"));
+    let again = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes"])
+        .run()
+        .success();
+    assert!(
+        again.stderr.contains(&format!("] {warning}\n"))
+            && again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+}
