@@ -254,10 +254,13 @@ async fn restore_backup(
         return Ok(());
     }
     eprint!("{shown}");
-    if !env.confirm(
-        &format!("Restore backup {id} on `{}`?", spec.label),
-        args.yes,
-    )? {
+    if !env
+        .confirm_async(
+            &format!("Restore backup {id} on `{}`?", spec.label),
+            args.yes,
+        )
+        .await?
+    {
         eprintln!("[{}] not confirmed: nothing done", spec.label);
         return Ok(());
     }

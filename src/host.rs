@@ -145,7 +145,10 @@ impl HostJob {
         }
         self.say.block(&shown);
         if let Some((env, yes)) = &self.confirm {
-            if !env.confirm(&format!("Patch `{}`?", self.spec.label), *yes)? {
+            if !env
+                .confirm_async(&format!("Patch `{}`?", self.spec.label), *yes)
+                .await?
+            {
                 self.say.line("not confirmed: nothing done");
                 return Ok(Outcome::Skipped);
             }
@@ -211,6 +214,12 @@ pub(crate) async fn run_steps(
     let label = remote.spec.label.clone();
     let mut backup: Option<String> = None;
     for s in &plan.steps {
+        if backup.is_none() && remote.lock_lost() {
+            return Err(Error::Other(format!(
+                "lost the lock on `{label}` ({}/lock): its holder on the node ended, so another run may be changing the node; stopped before any change; run again",
+                backends::node::STATE_DIR
+            )));
+        }
         let Step::Node { step, .. } = s else {
             return Err(Error::Other(format!(
                 "internal: a step for `{label}` is not a node step: {s}"

@@ -292,3 +292,62 @@ fn p9_copy_of_the_manifest_in_the_manifests_dir_is_warned_about() {
         again.stderr
     );
 }
+
+/// Point 3: the lock is kept while the confirmation prompt waits (it was lost after 30 s, when
+/// the heartbeats stopped), and a run whose lock channel died stops before any change. The
+/// prompt needs a terminal: the run goes through `script` (util-linux), which gives it a pty.
+#[test]
+fn p3_lock_held_while_the_prompt_waits_and_lost_lock_stops_the_run() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let node = Node::on(176).kubeadm().start();
+    let fp = node.fingerprint();
+    let home = tempfile::tempdir().unwrap();
+    let mut argv = vec![
+        env!("CARGO_BIN_EXE_k8soidc").to_string(),
+        "patch".into(),
+        "--ssh".into(),
+        node.target(),
+        "--ssh-config".into(),
+        node.ssh_config(),
+        "--timeout".into(),
+        "20s".into(),
+    ];
+    argv.extend(oidc().iter().map(|s| s.to_string()));
+    let line = argv
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("timeout")
+        .args(["120", "script", "-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    // Longer than the 30 s after which an unattended lock is released.
+    std::thread::sleep(std::time::Duration::from_secs(36));
+    assert_eq!(
+        node.sh("flock -n /var/lib/k8soidc/lock true && echo free || echo held"),
+        "held\n",
+        "the lock is still held while the prompt waits"
+    );
+    // The lock holder on the node dies (as when the lock is lost); the answer comes after.
+    node.sh("for p in /proc/[0-9]*; do [ \"$(readlink $p/fd/9)\" = /var/lib/k8soidc/lock ] && kill ${p#/proc/}; done; true");
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"y").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("lost the lock on `{}` (/var/lib/k8soidc/lock): its holder on the node ended, so another run may be changing the node; stopped before any change; run again", node.target())),
+        "{text}"
+    );
+    assert_eq!(node.fingerprint(), fp, "nothing changed");
+}

@@ -612,6 +612,12 @@ impl Remote {
         Ok(script)
     }
 
+    /// True when this run took the node lock and its channel has ended (the heartbeat could
+    /// not be written: the holder on the node or the connection is gone).
+    pub(crate) fn lock_lost(&self) -> bool {
+        matches!(&self.lock, Some((_, beat)) if beat.is_finished())
+    }
+
     /// Releases the lock (if held) and closes the connection.
     pub(crate) async fn close(mut self) {
         if let Some((child, beat)) = self.lock.take() {
