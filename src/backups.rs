@@ -83,15 +83,12 @@ pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
             data.push(HostBackups {
                 host: spec.label.clone(),
                 directory: format!("{STATE_DIR}/backups"),
-                backups: text
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|line| {
-                        let (id, files) = line.split_once('\t').unwrap_or((line, ""));
-                        Backup {
-                            id: id.to_string(),
-                            files: files.split_whitespace().map(String::from).collect(),
-                        }
+                backups: parse_list(&text)
+                    .into_iter()
+                    .map(|b| Backup {
+                        id: b.id.to_string(),
+                        complete: b.complete,
+                        files: b.paths.iter().map(|p| p.to_string()).collect(),
                     })
                     .collect(),
             });
@@ -104,9 +101,14 @@ pub(crate) fn backups(args: BackupsArgs) -> Result<ExitCode, Error> {
         if text.trim().is_empty() {
             s.push_str("(none)\n");
         }
-        for line in text.lines() {
-            let (id, files) = line.split_once('\t').unwrap_or((line, ""));
-            let _ = writeln!(s, "{id}  {}", files.trim());
+        for b in parse_list(&text) {
+            let _ = write!(s, "{}  {}", b.id, b.paths.join(" "));
+            if !b.complete {
+                s.push_str(
+                    "  (incomplete: it fails its checksums; a run stopped while writing it)",
+                );
+            }
+            s.push('\n');
         }
         out(&s)?;
     }
@@ -136,11 +138,37 @@ struct HostBackups {
 struct Backup {
     /// The UTC time it was taken, as `rollback --to` takes it.
     id: String,
+    /// Its SHA256SUMS exists and verifies (false: a run stopped while writing it; plain
+    /// `rollback` passes it over).
+    complete: bool,
     /// The files it holds, as they were on the node.
     files: Vec<String>,
 }
 
-/// Runs [`list_step`]; the backup list (`ID TAB path...` lines, newest first).
+/// One line of the backup list.
+struct Listed<'a> {
+    id: &'a str,
+    /// SHA256SUMS exists and verifies.
+    complete: bool,
+    paths: Vec<&'a str>,
+}
+
+/// The list script's `ID TAB complete|incomplete TAB path...` lines, newest first.
+fn parse_list(text: &str) -> Vec<Listed<'_>> {
+    text.lines()
+        .filter_map(|l| {
+            let (id, rest) = l.split_once('\t')?;
+            let (state, paths) = rest.split_once('\t').unwrap_or((rest, ""));
+            Some(Listed {
+                id,
+                complete: state == "complete",
+                paths: paths.split_whitespace().collect(),
+            })
+        })
+        .collect()
+}
+
+/// Runs [`list_step`]; the backup list (`ID TAB STATE TAB path...` lines, newest first).
 async fn list(remote: &mut Remote, lock: bool) -> Result<String, Error> {
     let begun = remote.begin(&list_step(lock), lock).await?;
     let files = parse_files(&begun.records)?;
@@ -220,10 +248,13 @@ async fn restore_backup(
         return Ok(());
     }
     eprint!("{shown}");
-    if !env.confirm(
-        &format!("Restore backup {id} on `{}`?", spec.label),
-        args.yes,
-    )? {
+    if !env
+        .confirm_async(
+            &format!("Restore backup {id} on `{}`?", spec.label),
+            args.yes,
+        )
+        .await?
+    {
         eprintln!("[{}] not confirmed: nothing done", spec.label);
         return Ok(());
     }
@@ -231,37 +262,54 @@ async fn restore_backup(
 }
 
 /// The backup to restore (`--to`, else the newest) from the list the node sent, and how many
-/// files it holds.
+/// The backup to restore: `--to ID`, else the newest complete one (newer incomplete ones, left
+/// by a run stopped while writing them, are named and passed over). Returns its id and how
+/// many files it holds.
 fn choose_backup(
     listed: &str,
     to: Option<&str>,
     label: &str,
     hint: &str,
 ) -> Result<(String, usize), Error> {
-    let entries: Vec<(&str, usize)> = listed
-        .lines()
-        .filter_map(|l| {
-            let (id, paths) = l.split_once('\t')?;
-            Some((id, paths.split_whitespace().count()))
-        })
-        .collect();
+    let entries = parse_list(listed);
     let id = match to {
-        Some(id) if entries.iter().any(|(i, _)| *i == id) => id.to_string(),
+        Some(id) if entries.iter().any(|b| b.id == id) => id.to_string(),
         Some(id) => {
             return Err(Error::Input(format!(
                 "invalid --to `{}`: no such backup on `{label}`; see `{hint}`",
                 backends::escape(id),
             )))
         }
-        None => entries
-            .first()
-            .map(|(i, _)| i.to_string())
-            .ok_or_else(|| Error::Other(format!("no backups on `{label}`")))?,
+        None => {
+            let skipped: Vec<&str> = entries
+                .iter()
+                .take_while(|b| !b.complete)
+                .map(|b| b.id)
+                .collect();
+            let Some(newest) = entries.iter().find(|b| b.complete) else {
+                return Err(Error::Other(match entries.first() {
+                    None => format!("no backups on `{label}`"),
+                    Some(_) => format!(
+                        "no complete backup on `{label}`: every one fails its checksums ({}); see `{hint}`",
+                        skipped.join(", ")
+                    ),
+                }));
+            };
+            if !skipped.is_empty() {
+                eprintln!(
+                    "[{label}] backup {} {} incomplete (it fails its checksums); restoring {}, the newest complete backup",
+                    skipped.join(", "),
+                    if skipped.len() == 1 { "is" } else { "are" },
+                    newest.id
+                );
+            }
+            newest.id.to_string()
+        }
     };
     let n = entries
         .iter()
-        .find(|(i, _)| *i == id)
-        .map_or(0, |(_, n)| *n);
+        .find(|b| b.id == id)
+        .map_or(0, |b| b.paths.len());
     Ok((id, n))
 }
 

@@ -139,13 +139,19 @@ impl HostJob {
             });
         }
         if hp.is_noop() {
+            for w in hp.plan.notes.iter().filter(|n| n.starts_with("warning: ")) {
+                self.say.line(w);
+            }
             self.say
                 .line(&format!("{}: nothing to change", hp.plan.title));
             return Ok(Outcome::Unchanged);
         }
         self.say.block(&shown);
         if let Some((env, yes)) = &self.confirm {
-            if !env.confirm(&format!("Patch `{}`?", self.spec.label), *yes)? {
+            if !env
+                .confirm_async(&format!("Patch `{}`?", self.spec.label), *yes)
+                .await?
+            {
                 self.say.line("not confirmed: nothing done");
                 return Ok(Outcome::Skipped);
             }
@@ -211,6 +217,12 @@ pub(crate) async fn run_steps(
     let label = remote.spec.label.clone();
     let mut backup: Option<String> = None;
     for s in &plan.steps {
+        if backup.is_none() && remote.lock_lost() {
+            return Err(Error::Other(format!(
+                "lost the lock on `{label}` ({}/lock): its holder on the node ended, so another run may be changing the node; stopped before any change; run again",
+                backends::node::STATE_DIR
+            )));
+        }
         let Step::Node { step, .. } = s else {
             return Err(Error::Other(format!(
                 "internal: a step for `{label}` is not a node step: {s}"
@@ -319,6 +331,9 @@ async fn commit(
     let label = &remote.spec.label;
     let o = remote.step(step).await?;
     let c = committed(&o);
+    if o.code == Some(74) && !c.committed {
+        return Err(rename_failed(remote, c.backup.as_deref(), o));
+    }
     if !c.committed || (o.code != Some(0) && !c.restart_failed) {
         return Err(failed("back up, stage and rename the new files", label, o));
     }
@@ -370,6 +385,45 @@ async fn verify(
     Ok(())
 }
 
+/// A commit whose rename into place failed part way (exit 74): the script put back the files
+/// it had already renamed (`K8SOIDC-UNDONE`) or could not (`K8SOIDC-NOT-UNDONE`); the message
+/// says which, and how to restore by hand when needed.
+fn rename_failed(remote: &Remote, backup: Option<&str>, o: Output) -> Error {
+    let label = &remote.spec.label;
+    let list = |prefix: &str| -> Vec<String> {
+        o.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(str::to_string)
+            .collect()
+    };
+    let (undone, not_undone) = (list("K8SOIDC-UNDONE "), list("K8SOIDC-NOT-UNDONE "));
+    let why = o.stderr.trim().replace('\n', " ");
+    let id = backup.unwrap_or("-");
+    let what = if not_undone.is_empty() && undone.is_empty() {
+        "no file was changed".to_string()
+    } else if not_undone.is_empty() {
+        format!(
+            "the files this run had already changed ({}) were restored from backup {id}, so every file is as before",
+            undone.join(", ")
+        )
+    } else {
+        format!(
+            "{} changed and could not be restored{}; restore them with `{}`",
+            not_undone.join(", "),
+            if undone.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} restored)", undone.join(", "))
+            },
+            remote.rollback_command(id)
+        )
+    };
+    Error::Other(format!(
+        "`{label}`: cannot rename the new files into place ({why}); {what}"
+    ))
+}
+
 /// The `on_failure` steps with this run's backup: the log lines, the restore, the wait for the
 /// previous configuration.
 async fn recover(
@@ -399,6 +453,18 @@ async fn recover(
             }
             _ => {
                 let o = remote.step(&step).await?;
+                if o.code == Some(73) && matches!(step, NodeStep::Restore { .. }) {
+                    let changed: Vec<&str> = o
+                        .stdout
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("K8SOIDC-CHANGED "))
+                        .collect();
+                    return Err(Error::Other(format!(
+                        "`{label}`: not restored: {} changed since this run wrote it (another run or a person changed it), so it is left as it is; backup {backup} holds the files from before this run: `{}` (first: {why})",
+                        changed.join(", "),
+                        remote.rollback_command(backup)
+                    )));
+                }
                 if o.code != Some(0) {
                     let what = if matches!(step, NodeStep::Restore { .. }) {
                         "restore the backup"

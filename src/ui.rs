@@ -53,6 +53,15 @@ impl Env {
             .map_err(|e| Error::Other(format!("prompt failed: {e}")))
     }
 
+    /// [`Env::confirm`] on a blocking thread: the async runtime keeps running meanwhile, so a
+    /// held node lock keeps its heartbeat while the question waits (issue 13 point 3).
+    pub(crate) async fn confirm_async(&self, question: &str, yes: bool) -> Result<bool, Error> {
+        let (env, q) = (self.clone(), question.to_string());
+        tokio::task::spawn_blocking(move || env.confirm(&q, yes))
+            .await
+            .map_err(|e| Error::Other(format!("prompt failed: {e}")))?
+    }
+
     /// A spinner drawn only on a terminal.
     pub(crate) fn spinner(&self, message: String) -> ProgressBar {
         let target = if self.stderr_tty {

@@ -266,3 +266,52 @@ fn p11_ca_file_with_any_private_key_is_refused() {
         }
     }
 }
+
+/// Issue 13 point 13: a 100 KB value was written, then the health command went over the
+/// argument limit and the run rolled back; now every value's length is checked first (exit 2,
+/// one line with the limit and the reason, the value shown by its start only).
+#[test]
+fn p13_very_long_values_are_refused_up_front() {
+    let long = "a".repeat(100 * 1024);
+    let issuer = format!("https://idp.example.com/{long}");
+    let prefix = format!("{long}:");
+    let claim = format!("hd={long}");
+    for (flag, value, limit) in [
+        ("--issuer-url", issuer.as_str(), "2048"),
+        ("--client-id", long.as_str(), "1024"),
+        ("--username-claim", long.as_str(), "1024"),
+        ("--groups-claim", long.as_str(), "1024"),
+        ("--username-prefix", prefix.as_str(), "1024"),
+        ("--required-claim", claim.as_str(), "1024"),
+    ] {
+        let expect = format!(
+            "invalid {flag} `{}…` (from {flag}): is {} bytes long, more than the {limit} bytes k8soidc accepts (every value goes on kube-apiserver's command line and into node commands, which Linux limits to 128 KiB per argument)",
+            value.chars().take(40).collect::<String>(),
+            value.len()
+        );
+        refused(&[flag, value], &[], &[], &expect);
+    }
+    // The same limit holds for a value from the environment, named as such.
+    let out = Test::new()
+        .args([
+            "render",
+            "--distro",
+            "k3d",
+            "--issuer-url",
+            "https://idp.example.com",
+        ])
+        .env("K8SOIDC_CLIENT_ID", &long)
+        .run()
+        .status(2);
+    assert!(
+        out.stderr
+            .contains("(from K8SOIDC_CLIENT_ID): is 102400 bytes long, more than the 1024 bytes"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.len() < 600,
+        "the value is not echoed: {}",
+        out.stderr.len()
+    );
+}

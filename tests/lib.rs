@@ -12,6 +12,7 @@ mod eks;
 mod explain;
 mod gardener;
 mod gke;
+mod hardening;
 mod idp;
 mod input;
 mod inventory;

@@ -390,6 +390,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                     })
                     .collect(),
                 diff: false,
+                only_if_unchanged: true,
                 restart: p
                     .restart_after_restore
                     .iter()
@@ -514,6 +515,7 @@ pub fn plan_rollback(
                 backup: id.to_string(),
                 files: back,
                 diff: true,
+                only_if_unchanged: false,
                 restart: after
                     .restart
                     .iter()

@@ -270,6 +270,67 @@ fn check_text(field: &'static str, value: &str) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// The longest issuer URL k8soidc takes: 2 KiB, as URLs go (browsers, proxies and the
+/// providers' own redirect handling stop around 2,000 bytes; the issuer is in every token).
+pub const MAX_ISSUER_URL: usize = 2048;
+/// The longest other value (client id, claim, prefix, required claim, algorithms): 1 KiB.
+/// Every value lands on kube-apiserver's command line, in node scripts sent as one argument
+/// (Linux: 128 KiB per argument, MAX_ARG_STRLEN) and in the health check's argv, so a value of
+/// 100 KB cannot be carried; no real claim name or prefix comes near 1 KiB.
+pub const MAX_VALUE: usize = 1024;
+/// At most this many `--required-claim`s (each one is a flag or a list entry).
+pub const MAX_REQUIRED_CLAIMS: usize = 64;
+
+/// Refuses values too long to carry, before anything else looks at them (exit 2): the error
+/// shows the value's start and its length, never the whole value.
+fn check_lengths(input: &SettingsInput) -> Result<(), PlanError> {
+    let too_long = |field: &'static str, value: &str, max: usize| {
+        if value.len() <= max {
+            return Ok(());
+        }
+        let head: String = value.chars().take(40).collect();
+        Err(PlanError::invalid(
+            field,
+            format!("{head}…"),
+            format!(
+                "is {} bytes long, more than the {max} bytes k8soidc accepts (every value goes on kube-apiserver's command line and into node commands, which Linux limits to 128 KiB per argument)",
+                value.len()
+            ),
+            "give the value exactly as the provider issues it",
+        ))
+    };
+    if let Some(v) = &input.issuer_url {
+        too_long("--issuer-url", v, MAX_ISSUER_URL)?;
+    }
+    for (field, value) in [
+        ("--client-id", &input.client_id),
+        ("--username-claim", &input.username_claim),
+        ("--username-prefix", &input.username_prefix),
+        ("--groups-claim", &input.groups_claim),
+        ("--groups-prefix", &input.groups_prefix),
+        ("--signing-algs", &input.signing_algs),
+        ("--ca-file", &input.ca_file),
+        ("--kubernetes-version", &input.kubernetes_version),
+        ("--auth-mode", &input.auth_mode),
+    ] {
+        if let Some(v) = value {
+            too_long(field, v, MAX_VALUE)?;
+        }
+    }
+    for pair in &input.required_claim {
+        too_long("--required-claim", pair, MAX_VALUE)?;
+    }
+    if input.required_claim.len() > MAX_REQUIRED_CLAIMS {
+        return Err(PlanError::invalid(
+            "--required-claim",
+            format!("{} values", input.required_claim.len()),
+            format!("is given more than {MAX_REQUIRED_CLAIMS} times"),
+            "require only the claims that decide who may log in",
+        ));
+    }
+    Ok(())
+}
+
 fn non_empty(
     field: &'static str,
     value: Option<&String>,
@@ -399,6 +460,7 @@ impl OidcSettings {
     }
 
     fn validate_values(input: &SettingsInput, ca: Option<CaBundle>) -> Result<Self, PlanError> {
+        check_lengths(input)?;
         if input.jwt.is_some() || input.anonymous.is_some() {
             return Self::validate_structured(input);
         }

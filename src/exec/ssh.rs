@@ -112,6 +112,8 @@ pub(crate) struct Remote {
     pub(crate) spec: HostSpec,
     sudo: bool,
     lock: Option<(LockChild, tokio::task::JoinHandle<()>)>,
+    /// `--ssh-config`, for the `k8soidc rollback` command messages name.
+    ssh_config: Option<PathBuf>,
     /// Remote command executions so far (every script, the lock channel), health polls aside.
     trips: AtomicU32,
     /// Health polls run on the node so far (each wait step reports its count).
@@ -200,6 +202,7 @@ impl Remote {
             spec: spec.clone(),
             sudo: false,
             lock: None,
+            ssh_config: opts.config.clone(),
             trips: AtomicU32::new(0),
             polls: AtomicU32::new(0),
         })
@@ -217,9 +220,29 @@ impl Remote {
             },
             sudo: false,
             lock: None,
+            ssh_config: None,
             trips: AtomicU32::new(0),
             polls: AtomicU32::new(0),
         }
+    }
+
+    /// The exact command that restores backup `id` on this host later.
+    pub(crate) fn rollback_command(&self, id: &str) -> String {
+        let mut argv = vec!["k8soidc".to_string(), "rollback".into()];
+        match &self.session {
+            None => argv.push("--local".into()),
+            Some(_) => {
+                argv.push("--ssh".into());
+                argv.push(self.spec.label.clone());
+                if let Some(c) = &self.ssh_config {
+                    argv.push("--ssh-config".into());
+                    argv.push(c.display().to_string());
+                }
+            }
+        }
+        argv.push("--to".into());
+        argv.push(id.to_string());
+        backends::shell::join(&argv)
     }
 
     /// Remote command executions so far (each script and the lock channel), health polls aside.
@@ -594,6 +617,12 @@ impl Remote {
             )));
         }
         Ok(script)
+    }
+
+    /// True when this run took the node lock and its channel has ended (the heartbeat could
+    /// not be written: the holder on the node or the connection is gone).
+    pub(crate) fn lock_lost(&self) -> bool {
+        matches!(&self.lock, Some((_, beat)) if beat.is_finished())
     }
 
     /// Releases the lock (if held) and closes the connection.

@@ -41,6 +41,9 @@ pub const PKI: &str = "/etc/kubernetes/pki";
 /// The key under which the first round trip hands over `data.ClusterConfiguration` of the
 /// `kube-system/kubeadm-config` ConfigMap in [`NodeFiles`] (None: it could not be read).
 pub const KUBEADM_CONFIGMAP: &str = "configmap:kube-system/kubeadm-config#ClusterConfiguration";
+/// The key under which the first round trip hands over the names in [`MANIFESTS_DIR`] that do
+/// not start with a dot (`ls -1`), one a line.
+pub const MANIFESTS_LIST: &str = "kubeadm:manifests-dir";
 /// The cluster-admin kubeconfig kubeadm writes on every control-plane node.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
@@ -162,6 +165,31 @@ fn refuse_foreign_config(req: &PatchRequest<'_>, current: &str) -> Result<(), Pl
     })
 }
 
+/// A warning for each copy of the API server's manifest in [`MANIFESTS_DIR`] (a non-dot file
+/// other than [`MANIFEST`] whose name has `kube-apiserver` in it, such as
+/// `kube-apiserver.yaml.bak`): the kubelet runs every file there whose name does not start with
+/// a dot (kubernetes/kubernetes `pkg/kubelet/config/file.go`, `extractFromDir` skips only
+/// names starting with `.`), so a copy runs as a second API server that the patch does not
+/// change.
+pub fn copies_warnings(files: &NodeFiles) -> Vec<String> {
+    let listing = files
+        .get(MANIFESTS_LIST)
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
+    listing
+        .lines()
+        .map(str::trim)
+        .filter(|n| !n.starts_with('.') && *n != "kube-apiserver.yaml" && n.contains("kube-apiserver"))
+        .map(|n| {
+            format!(
+                "warning: `{MANIFESTS_DIR}/{}` is a copy of the API server's manifest in the directory the kubelet runs: it runs every file there whose name does not start with a dot, so this copy runs too, with its own settings, which this patch does not change; move it out of {MANIFESTS_DIR}",
+                crate::escape(n)
+            )
+        })
+        .collect()
+}
+
 /// The managed flags (`--oidc-*`, `--authentication-config`) of a manifest as `--name=value`
 /// words, sorted: what `/proc/PID/cmdline` of its API server must show.
 pub fn manifest_flags(text: &str) -> Result<Vec<String>, PlanError> {
@@ -191,11 +219,18 @@ impl NodeBackend for Kubeadm {
     }
 
     fn read_commands(&self) -> Vec<ReadCommand> {
-        vec![ReadCommand {
-            key: KUBEADM_CONFIGMAP.into(),
-            if_file: Some(MANIFEST.into()),
-            command: configmap_read(),
-        }]
+        vec![
+            ReadCommand {
+                key: KUBEADM_CONFIGMAP.into(),
+                if_file: Some(MANIFEST.into()),
+                command: configmap_read(),
+            },
+            ReadCommand {
+                key: MANIFESTS_LIST.into(),
+                if_file: Some(MANIFEST.into()),
+                command: Command::new("ls", ["-1", MANIFESTS_DIR]),
+            },
+        ]
     }
 
     fn patch(&self, req: &PatchRequest<'_>, files: &NodeFiles) -> Result<Patched, PlanError> {
@@ -241,7 +276,8 @@ impl NodeBackend for Kubeadm {
             flags_before,
             ..Health::at(&endpoint, req.timeout_secs)
         };
-        let mut notes = patched.notes.clone();
+        let mut notes = copies_warnings(files);
+        notes.extend(patched.notes.iter().cloned());
         let mut after_healthy = Vec::new();
         configmap_step(req, files, &mut changes, &mut after_healthy, &mut notes)?;
         Ok(Patched {

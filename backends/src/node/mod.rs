@@ -237,6 +237,9 @@ pub enum NodeStep {
         files: Vec<RestoreFile>,
         /// Show each file's diff from now to what is restored (`rollback --dry-run`).
         diff: bool,
+        /// Compare and swap: restore only when every file is still its `now` (what the run
+        /// that made the backup wrote), so a run never restores over someone else's change.
+        only_if_unchanged: bool,
         /// Commands that make the API server read the restored files.
         restart: Vec<Restart>,
     },
@@ -367,9 +370,27 @@ impl NodeStep {
             }
             NodeStep::Logs { unit } => script::logs(unit.as_deref()),
             NodeStep::Restore {
-                backup, restart, ..
+                backup,
+                restart,
+                files,
+                only_if_unchanged,
+                ..
             } => {
                 let mut args = vec![STATE_DIR.to_string(), backup.clone()];
+                if *only_if_unchanged {
+                    args.push(files.len().to_string());
+                    for f in files {
+                        args.push(f.path.clone());
+                        args.push(
+                            f.now
+                                .as_deref()
+                                .map(sha256_hex)
+                                .unwrap_or_else(|| "absent".into()),
+                        );
+                    }
+                } else {
+                    args.push("0".into());
+                }
                 let commands: Vec<Command> = restart.iter().map(|r| r.command.clone()).collect();
                 script::push_commands(&mut args, &commands);
                 script::restore(&args)
@@ -390,11 +411,13 @@ impl NodeStep {
                 backup,
                 files,
                 diff,
+                only_if_unchanged,
                 restart,
             } if backup == BACKUP_PLACEHOLDER => NodeStep::Restore {
                 backup: id.to_string(),
                 files: files.clone(),
                 diff: *diff,
+                only_if_unchanged: *only_if_unchanged,
                 restart: restart.clone(),
             },
             other => other.clone(),
@@ -531,11 +554,17 @@ impl NodeStep {
                 backup,
                 files,
                 diff,
+                only_if_unchanged,
                 restart,
             } => {
                 writeln!(
                     f,
-                    "#   checks {STATE_DIR}/backups/{backup}/SHA256SUMS first; each file through a temporary file and a rename, with its recorded owner and mode"
+                    "#   checks {STATE_DIR}/backups/{backup}/SHA256SUMS first{}; each file through a temporary file and a rename, with its recorded owner and mode",
+                    if *only_if_unchanged {
+                        ", and restores only if every file is still what this run wrote (else it changes nothing)"
+                    } else {
+                        ""
+                    }
                 )?;
                 for (k, c) in files.iter().enumerate() {
                     match &c.then {

@@ -62,17 +62,23 @@ const RECORD_FN: &str = r#"record() {
 }
 "#;
 
-/// `staging PATH` prints where the new content of PATH is written before the rename: in the
-/// parent of PATH's directory (outside a watched directory such as /etc/kubernetes/manifests)
-/// when that is the same filesystem, else a dot file beside PATH (the kubelet ignores dot
-/// files).
+/// `staging PATH` creates the file the new content of PATH is written to before the rename,
+/// and prints its name: in the parent of PATH's directory (outside a watched directory such as
+/// /etc/kubernetes/manifests) when that is the same filesystem, else beside PATH; always a dot
+/// file (the kubelet ignores dot files) made by `mktemp`, so it is created exclusively with a
+/// fresh name: whatever was planted at a staging path is never followed or written through.
+/// `real PATH` prints the file PATH names: PATH itself, or the file a symlink at PATH points to
+/// (a symlinked target is written through and the link kept; mode and owner are the target's).
 const STAGING_FN: &str = r#"staging() {
   d=$(dirname "$1"); up=$(dirname "$d"); b=$(basename "$1")
   if [ "$(stat -c %d "$up" 2>/dev/null)" = "$(stat -c %d "$d" 2>/dev/null)" ] && [ -w "$up" ]; then
-    printf '%s/.k8soidc-%s.new\n' "$up" "$b"
+    mktemp "$up/.k8soidc-$b.XXXXXX"
   else
-    printf '%s/.k8soidc-%s.new\n' "$d" "$b"
+    mktemp "$d/.k8soidc-$b.XXXXXX"
   fi
+}
+real() {
+  if [ -L "$1" ]; then readlink -f "$1"; else printf '%s\n' "$1"; fi
 }
 "#;
 
@@ -170,12 +176,16 @@ fi"#;
 /// succeeded: 1. each file still has the content that was read (SHA-256; else exit 73);
 /// 2. every file is backed up to STATE_DIR/backups/<UTC time>/ (0700 dir, 0600 files, `FILES`
 /// index with state, mode, owner and path, `SHA256SUMS`), verified and fsynced (prints
-/// `K8SOIDC-BACKUP <id>`); 3. each new content goes to its staging path with the target's
-/// owner and mode (or MODE for a new file), fsynced (prints `K8SOIDC-STAGED <path>`) — a
-/// failure in 1-3 removes the partial backup, changes nothing and exits 72 or 73; 4. the
-/// renames into place, atomic on one filesystem, directories fsynced (prints
-/// `K8SOIDC-COMMITTED`; exit 74); 5. each restart command in order (`K8SOIDC-RESTART-FAILED`,
-/// exit 79, when one fails; the client then restores the backup).
+/// `K8SOIDC-BACKUP <id>`); 3. each new content goes to a fresh staging file (see `staging`)
+/// with the target's owner and mode (or MODE for a new file), fsynced (prints
+/// `K8SOIDC-STAGED <path>`) — a failure in 1-3 removes the partial backup and the staging
+/// files, changes nothing and exits 72 or 73; 4. the renames into place, atomic on one
+/// filesystem, directories fsynced (prints `K8SOIDC-COMMITTED`); when one fails, the files
+/// already renamed are put back from the backup (`K8SOIDC-UNDONE <path>` each, or
+/// `K8SOIDC-NOT-UNDONE <path>`), the staging files removed, exit 74; 5. each restart command
+/// in order (`K8SOIDC-RESTART-FAILED`, exit 79, when one fails; the client then restores the
+/// backup). A PATH that is a symlink is written through: the file it points to gets the new
+/// content with its own mode and owner (`stat -L`), and the link stays.
 pub(crate) fn commit(args: &[String], data: &[String]) -> String {
     render(
         "back up, stage, rename into place, restart",
@@ -186,7 +196,8 @@ pub(crate) fn commit(args: &[String], data: &[String]) -> String {
 }
 
 const COMMIT_BODY: &str = r#"state=$1 n=$2; shift 2
-fail() { echo "k8soidc: $*" >&2; [ -n "${b:-}" ] && rm -rf "$b"; exit 72; }
+staged=
+fail() { echo "k8soidc: $*" >&2; [ -n "${b:-}" ] && rm -rf "$b"; [ -n "$staged" ] && rm -f $staged; exit 72; }
 k=0
 while [ $k -lt $n ]; do
   k=$((k + 1)); eval "p_$k=\$1 w_$k=\$2 m_$k=\$3"; shift 3
@@ -200,14 +211,19 @@ mkdir "$b" || { b=; fail "cannot create backup directory $state/backups/$id"; }
 k=0
 while [ $k -lt $n ]; do
   k=$((k + 1)); eval "path=\$p_$k want=\$w_$k"
-  if [ -f "$path" ]; then
-    sum=$(sha256sum < "$path" | cut -d' ' -f1)
+  r=$(real "$path") || fail "cannot resolve the symlink $path"
+  eval "r_$k=\$r"
+  if [ -f "$r" ]; then
+    sum=$(sha256sum < "$r" | cut -d' ' -f1)
     if [ "$sum" != "$want" ]; then echo "k8soidc: $path changed since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
-    cp "$path" "$b/$k" || fail "cannot back up $path to $b"
+    cp "$r" "$b/$k" || fail "cannot back up $path to $b"
     chmod 0600 "$b/$k" || fail "cannot chmod $b/$k"
-    printf '%s\tpresent\t%s\t%s\t%s\n' "$k" "$(stat -c %a "$path")" "$(stat -c %u:%g "$path")" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
+    a=$(stat -L -c %a "$r") o=$(stat -L -c %u:%g "$r")
+    eval "s_$k=present a_$k=\$a o_$k=\$o"
+    printf '%s\tpresent\t%s\t%s\t%s\n' "$k" "$a" "$o" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
   else
     if [ "$want" != absent ]; then echo "k8soidc: $path disappeared since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
+    eval "s_$k=absent"
     printf '%s\tabsent\t-\t-\t%s\n' "$k" "$path" >> "$b/FILES" || fail "cannot write $b/FILES"
   fi
 done
@@ -217,27 +233,42 @@ sync "$b" "$b"/* 2>/dev/null || sync
 echo "K8SOIDC-BACKUP $id"
 k=0
 while [ $k -lt $n ]; do
-  k=$((k + 1)); eval "path=\$p_$k mode=\$m_$k"
+  k=$((k + 1)); eval "path=\$p_$k r=\$r_$k mode=\$m_$k"
   IFS= read -r line || fail "missing content for $path"
-  mkdir -p "$(dirname "$path")" || fail "cannot create $(dirname "$path")"
-  t=$(staging "$path")
-  rm -f "$t"
-  printf '%s' "$line" | base64 -d > "$t" || { rm -f "$t"; fail "cannot write $t"; }
-  if [ -f "$path" ]; then
-    chown "$(stat -c %u:%g "$path")" "$t" && chmod "$(stat -c %a "$path")" "$t"
+  mkdir -p "$(dirname "$r")" || fail "cannot create $(dirname "$r")"
+  t=$(staging "$r") || fail "cannot create a staging file for $path"
+  staged="$staged $t"
+  printf '%s' "$line" | base64 -d > "$t" || fail "cannot write $t"
+  if [ -f "$r" ]; then
+    chown "$(stat -L -c %u:%g "$r")" "$t" && chmod "$(stat -L -c %a "$r")" "$t"
   else
     chmod "$mode" "$t"
-  fi || { rm -f "$t"; fail "cannot set owner and mode of $t"; }
+  fi || fail "cannot set owner and mode of $t"
   sync "$t" 2>/dev/null || sync
   eval "t_$k=\$t"
   echo "K8SOIDC-STAGED $t"
 done
-b=
+bk=$b b=
 k=0
 while [ $k -lt $n ]; do
-  k=$((k + 1)); eval "t=\$t_$k path=\$p_$k"
-  mv -f "$t" "$path" || { echo "k8soidc: cannot rename $t to $path" >&2; exit 74; }
-  sync "$(dirname "$path")" 2>/dev/null || sync
+  k=$((k + 1)); eval "t=\$t_$k path=\$p_$k r=\$r_$k"
+  if ! mv -f "$t" "$r"; then
+    echo "k8soidc: cannot rename $t to $r" >&2
+    rm -f $staged
+    j=1
+    while [ $j -lt $k ]; do
+      eval "p=\$p_$j r=\$r_$j s=\$s_$j a=\${a_$j:-} o=\${o_$j:-}"; u=
+      if [ "$s" = present ]; then
+        u=$(staging "$r") && cp "$bk/$j" "$u" && chown "$o" "$u" && chmod "$a" "$u" && mv -f "$u" "$r"
+      else
+        rm -f "$r"
+      fi && echo "K8SOIDC-UNDONE $p" || { [ -n "${u:-}" ] && rm -f "$u"; echo "K8SOIDC-NOT-UNDONE $p"; }
+      j=$((j + 1))
+    done
+    sync
+    exit 74
+  fi
+  sync "$(dirname "$r")" 2>/dev/null || sync
 done
 echo K8SOIDC-COMMITTED"#;
 
@@ -433,9 +464,13 @@ if [ "$sum" != "$want" ]; then echo "k8soidc: it changed since it was read; run 
 shift "$c"
 base64 -d | "$@""#;
 
-/// `STATE_DIR ID (COUNT WORD...)...`: puts back every file of backup ID (checksums verified
-/// first): present files through a staging file (whatever was at the staging path removed
-/// first, never followed) and a rename, with their recorded owner and mode; files that were
+/// `STATE_DIR ID N (PATH SHA256|absent)*N (COUNT WORD...)...`: puts back every file of backup
+/// ID (checksums verified first). With N > 0 it is a compare and swap: each PATH must still
+/// have the SHA-256 given (what the run that made the backup wrote; `absent`: no file), or
+/// nothing is restored (`K8SOIDC-CHANGED <path>` for each that differs, exit 73), so a run
+/// never restores over another run's or a person's change. Present files go through a fresh
+/// staging file (see `staging`: never a planted path) and a rename, with their recorded owner
+/// and mode, through a symlink to the file it points to (the link stays); files that were
 /// absent are removed; then the restart commands, in order.
 pub(crate) fn restore(args: &[String]) -> String {
     render(
@@ -446,23 +481,33 @@ pub(crate) fn restore(args: &[String]) -> String {
     )
 }
 
-const RESTORE_BODY: &str = r#"b=$1/backups/$2; shift 2
+const RESTORE_BODY: &str = r#"b=$1/backups/$2 n=$3; shift 3
 [ -f "$b/FILES" ] || { echo "k8soidc: no backup in $b" >&2; exit 76; }
 (cd "$b" && sha256sum -c --quiet SHA256SUMS) >&2 || { echo "k8soidc: backup $b fails its checksums; not restoring" >&2; exit 77; }
+k=0 changed=
+while [ $k -lt $n ]; do
+  k=$((k + 1)); p=$1 want=$2; shift 2
+  r=$(real "$p")
+  if [ -f "$r" ]; then have=$(sha256sum < "$r" | cut -d' ' -f1); else have=absent; fi
+  if [ "$have" != "$want" ]; then echo "K8SOIDC-CHANGED $p"; changed=1; fi
+done
+if [ -n "$changed" ]; then echo "k8soidc: not restoring: changed since this run wrote it (by another run or a person)" >&2; exit 73; fi
 while IFS="$(printf '\t')" read -r k state mode owner path; do
+  r=$(real "$path") || { echo "k8soidc: cannot resolve the symlink $path" >&2; exit 78; }
   if [ "$state" = present ]; then
-    mkdir -p "$(dirname "$path")"
-    t=$(staging "$path")
-    rm -rf "$t"
-    cp "$b/$k" "$t" && chown "$owner" "$t" && chmod "$mode" "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$path" || { echo "k8soidc: cannot restore $path" >&2; exit 78; }
+    mkdir -p "$(dirname "$r")"
+    t=$(staging "$r") || { echo "k8soidc: cannot create a staging file for $path" >&2; exit 78; }
+    cp "$b/$k" "$t" && chown "$owner" "$t" && chmod "$mode" "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$r" || { rm -f "$t"; echo "k8soidc: cannot restore $path" >&2; exit 78; }
   else
-    rm -f "$path"
+    rm -f "$r"
   fi
   echo "K8SOIDC-RESTORED $path"
 done < "$b/FILES"
 sync"#;
 
-/// `STATE_DIR`: lists backups, newest first: `ID<TAB>path path...`.
+/// `STATE_DIR`: lists backups, newest first: `ID<TAB>complete|incomplete<TAB>path path...`; a
+/// backup is complete when its SHA256SUMS exists and verifies (a run stopped while writing one,
+/// e.g. by a crash of the node, leaves it incomplete).
 pub(crate) fn list(state: &str) -> String {
     render("list backups", &[state.to_string()], LIST_BODY, None)
 }
@@ -470,7 +515,8 @@ pub(crate) fn list(state: &str) -> String {
 const LIST_BODY: &str = r#"cd "$1/backups" 2>/dev/null || exit 0
 for id in $(ls -1r); do
   [ -f "$id/FILES" ] || continue
-  printf '%s\t%s\n' "$id" "$(cut -f5 "$id/FILES" | tr '\n' ' ')"
+  if [ -f "$id/SHA256SUMS" ] && (cd "$id" && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1; then st=complete; else st=incomplete; fi
+  printf '%s\t%s\t%s\n' "$id" "$st" "$(cut -f5 "$id/FILES" | tr '\n' ' ')"
 done"#;
 
 /// `UNIT|-`: the last API server log lines (crictl, else /var/log/pods; journalctl for a unit).
