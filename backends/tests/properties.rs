@@ -1134,7 +1134,11 @@ fn lines_kept<P: Patcher>(p: &P, before: &str, after: &str) -> Result<(), String
         let last = n + 1 == before.len() && !line.ends_with('\n');
         let matches = |a: &str| {
             if last {
-                a.trim_end_matches(['\n', '\r']) == *line || a == *line
+                // Exactly the line, or the line plus one line ending (`\n` or `\r\n`): a last
+                // line that is itself a lone `\r` gains `\n`, not a stripped `\r`.
+                a == *line
+                    || a.strip_suffix('\n') == Some(*line)
+                    || a.strip_suffix("\r\n") == Some(*line)
             } else {
                 a == *line
             }
