@@ -218,6 +218,14 @@ pub(crate) async fn run_steps(
     let mut backup: Option<String> = None;
     for s in &plan.steps {
         if backup.is_none() && remote.lock_lost() {
+            // The lock's channel ends with the connection too: then say that (exit 3).
+            if remote.connection_gone().await {
+                return Err(Error::ConnectionLost {
+                    host: label,
+                    cause: None,
+                    state: crate::error::LostState::NothingChanged,
+                });
+            }
             return Err(Error::Other(format!(
                 "lost the lock on `{label}` ({}/lock): its holder on the node ended, so another run may be changing the node; stopped before any change; run again",
                 backends::node::STATE_DIR

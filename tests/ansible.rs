@@ -155,7 +155,7 @@ fn ansible_example_patches_every_node_and_a_failing_node_is_rolled_back() {
             n.addr
         );
         assert!(
-            stdout.contains(&format!("k8soidc changed on n{}; backup 2", n.port - 20000)),
+            stdout.contains(&format!("k8soidc patched on n{}; backup 2", n.port - 20000)),
             "{all}"
         );
     }

@@ -132,7 +132,8 @@ fn p1_symlinked_manifest_is_written_through_and_restored_exactly() {
     node.set_never_ready("--oidc-groups-claim");
     node.k8soidc("patch")
         .args(oidc())
-        .args(["--groups-claim", "groups", "--yes", "--timeout", "3s"])
+        .args(["--groups-claim", "groups", "--groups-prefix", "oidc:"])
+        .args(["--yes", "--timeout", "3s"])
         .run()
         .status(1);
     assert_eq!(node.sh(state), expected);

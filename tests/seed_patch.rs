@@ -891,7 +891,7 @@ fn backups_take_the_same_output_formats() {
         serde_json::json!([{
             "host": format!("root@{}:{}", node.addr, node.port),
             "directory": "/var/lib/k8soidc/backups",
-            "backups": [{"id": id, "files": ["/etc/kubernetes/manifests/kube-apiserver.yaml"]}],
+            "backups": [{"id": id, "complete": true, "files": ["/etc/kubernetes/manifests/kube-apiserver.yaml"]}],
         }])
     );
     let yaml = node.k8soidc("backups").args(["-o", "yaml"]).run().success();

@@ -625,6 +625,14 @@ impl Remote {
         matches!(&self.lock, Some((_, beat)) if beat.is_finished())
     }
 
+    /// True when the SSH connection itself is gone (its master no longer answers).
+    pub(crate) async fn connection_gone(&self) -> bool {
+        match &self.session {
+            Some(s) => s.check().await.is_err(),
+            None => false,
+        }
+    }
+
     /// Releases the lock (if held) and closes the connection.
     pub(crate) async fn close(mut self) {
         if let Some((child, beat)) = self.lock.take() {
