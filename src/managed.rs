@@ -142,31 +142,23 @@ pub(crate) fn run_eks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         ))?;
         return Ok(ExitCode::SUCCESS);
     };
-    if args.dry_run.on {
-        crate::report::out(&plan.to_string())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprint!("{plan}");
-    if !env.confirm(
+    show_ask_run(
+        &plan,
+        &args,
+        env,
         &format!(
             "{} OIDC on EKS cluster `{name}` (this takes tens of minutes)?",
             if args.remove { "Remove" } else { "Set" }
         ),
-        args.yes,
-    )? {
-        eprintln!("not confirmed: nothing done");
-        return Ok(ExitCode::SUCCESS);
-    }
-    crate::exec::run_plan(&plan, env, args.verbose)?;
-    eprintln!(
-        "EKS cluster `{name}`: {}",
-        if args.remove {
-            "OIDC identity provider config removed"
-        } else {
-            "OIDC identity provider config ACTIVE"
-        }
-    );
-    Ok(ExitCode::SUCCESS)
+        &format!(
+            "EKS cluster `{name}`: {}",
+            if args.remove {
+                "OIDC identity provider config removed"
+            } else {
+                "OIDC identity provider config ACTIVE"
+            }
+        ),
+    )
 }
 
 const GCLOUD_HINT: &str = "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install";
@@ -238,25 +230,17 @@ pub(crate) fn run_gke(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         ))?;
         return Ok(ExitCode::SUCCESS);
     };
-    if args.dry_run.on {
-        crate::report::out(&plan.to_string())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprint!("{plan}");
-    if !env.confirm(
+    show_ask_run(
+        &plan,
+        &args,
+        env,
         &format!("Change workforce pool `{pool}` of organization {org}?"),
-        args.yes,
-    )? {
-        eprintln!("not confirmed: nothing done");
-        return Ok(ExitCode::SUCCESS);
-    }
-    crate::exec::run_plan(&plan, env, args.verbose)?;
-    eprintln!(
-        "workforce pool `{pool}`: provider `{}` {}",
-        backends::gke::PROVIDER_ID,
-        if args.remove { "deleted" } else { "set" }
-    );
-    Ok(ExitCode::SUCCESS)
+        &format!(
+            "workforce pool `{pool}`: provider `{}` {}",
+            backends::gke::PROVIDER_ID,
+            if args.remove { "deleted" } else { "set" }
+        ),
+    )
 }
 
 const AZ_HINT: &str = "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli), then `az extension add --name aks-preview`";
@@ -311,27 +295,42 @@ pub(crate) fn run_aks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         ))?;
         return Ok(ExitCode::SUCCESS);
     };
+    show_ask_run(
+        &plan,
+        &args,
+        env,
+        &format!(
+            "Change the JWT authenticator of AKS cluster `{}`?",
+            req.name
+        ),
+        &format!(
+            "AKS cluster `{}`: JWT authenticator `{}` {}",
+            req.name,
+            backends::aks::AUTHENTICATOR,
+            if args.remove { "deleted" } else { "set" }
+        ),
+    )
+}
+
+/// The end of every managed-service patch: the dry run prints the plan; a real run shows it,
+/// asks (`--yes` answers), runs it with the local executor and says what was done.
+fn show_ask_run(
+    plan: &backends::Plan,
+    args: &PatchArgs,
+    env: &Env,
+    question: &str,
+    done: &str,
+) -> Result<ExitCode, Error> {
     if args.dry_run.on {
         crate::report::out(&plan.to_string())?;
         return Ok(ExitCode::SUCCESS);
     }
     eprint!("{plan}");
-    if !env.confirm(
-        &format!(
-            "Change the JWT authenticator of AKS cluster `{}`?",
-            req.name
-        ),
-        args.yes,
-    )? {
+    if !env.confirm(question, args.yes)? {
         eprintln!("not confirmed: nothing done");
         return Ok(ExitCode::SUCCESS);
     }
-    crate::exec::run_plan(&plan, env, args.verbose)?;
-    eprintln!(
-        "AKS cluster `{}`: JWT authenticator `{}` {}",
-        req.name,
-        backends::aks::AUTHENTICATOR,
-        if args.remove { "deleted" } else { "set" }
-    );
+    crate::exec::run_plan(plan, env, args.verbose)?;
+    eprintln!("{done}");
     Ok(ExitCode::SUCCESS)
 }
