@@ -1,6 +1,7 @@
 //! The binary's errors. Each knows its exit status (README "Exit codes"): 0 done, 1 a failure
 //! while running (a command failed, a host refused: lock held, host key, no sudo), 2 bad input
-//! (nothing was run), 3 the connection to a host was lost mid-run (run again to converge).
+//! (nothing was run), 3 the connection to a host was lost mid-run (run again to converge),
+//! 130 / 143 `patch` stopped by SIGINT / SIGTERM (what each host was left with is said).
 
 use std::fmt;
 
@@ -46,6 +47,8 @@ pub(crate) enum Error {
         path: String,
         source: std::io::Error,
     },
+    /// SIGINT or SIGTERM during a transaction; the message says what the host was left with.
+    Interrupted { signal: i32, message: String },
     /// Anything else at run time, with its context.
     Other(String),
 }
@@ -67,6 +70,8 @@ impl Error {
         match self {
             Error::Input(_) | Error::Plan(_) => 2,
             Error::ConnectionLost { .. } => 3,
+            // As a shell reports a process ended by the signal: 130 (SIGINT), 143 (SIGTERM).
+            Error::Interrupted { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
             Error::LockHeld { .. }
             | Error::HostKeyUnknown { .. }
             | Error::HostKeyChanged { .. }
@@ -108,7 +113,9 @@ pub(crate) fn framed(stderr: &str) -> String {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Input(m) | Error::Other(m) => f.write_str(m),
+            Error::Input(m) | Error::Other(m) | Error::Interrupted { message: m, .. } => {
+                f.write_str(m)
+            }
             Error::Plan(e) => write!(f, "{e}"),
             Error::MissingProgram { program, hint } => {
                 write!(f, "`{program}` is not installed or not on PATH; {hint}")
@@ -237,6 +244,20 @@ mod tests {
                     detail: "d".into(),
                 },
                 1,
+            ),
+            (
+                Error::Interrupted {
+                    signal: 2,
+                    message: "m".into(),
+                },
+                130,
+            ),
+            (
+                Error::Interrupted {
+                    signal: 15,
+                    message: "m".into(),
+                },
+                143,
             ),
         ];
         for (e, code) in cases {

@@ -216,7 +216,19 @@ pub(crate) async fn run_steps(
 ) -> Result<Outcome, Error> {
     let label = remote.spec.label.clone();
     let mut backup: Option<String> = None;
+    // From here a SIGINT/SIGTERM is this run's to handle (crate::interrupt): stop before a
+    // change, restore during a wait.
+    let _guard = crate::interrupt::Guard::new();
     for s in &plan.steps {
+        if let (None, Some(sig)) = (&backup, crate::interrupt::seen(1)) {
+            return Err(Error::Interrupted {
+                signal: sig,
+                message: format!(
+                    "`{label}`: interrupted ({}) before any change: nothing changed",
+                    crate::interrupt::name(sig)
+                ),
+            });
+        }
         if backup.is_none() && remote.lock_lost() {
             // The lock's channel ends with the connection too: then say that (exit 3).
             if remote.connection_gone().await {
@@ -238,15 +250,33 @@ pub(crate) async fn run_steps(
         };
         match step {
             NodeStep::Commit { files, .. } => {
-                let (b, restart_failed) = commit(remote, step, files, say).await?;
+                let (b, restart_failed) = match commit(remote, step, files, say).await {
+                    Ok(done) => done,
+                    // A terminal's Ctrl-C ends the commit's own channel too: its reply is lost.
+                    Err(e) => match crate::interrupt::seen(1) {
+                        Some(sig) => return Err(Error::Interrupted {
+                            signal: sig,
+                            message: format!(
+                                "`{label}`: interrupted ({}) during the commit, whose reply was lost ({e}): each file is old or new; if a backup was made, `{}` lists it and `{}` restores it",
+                                crate::interrupt::name(sig),
+                                remote.backups_command(),
+                                remote.rollback_command("ID")
+                            ),
+                        }),
+                        None => return Err(e),
+                    },
+                };
                 backup = Some(b.clone());
                 if let Some(why) = restart_failed {
                     return recover(remote, on_failure, &b, &why, say).await;
                 }
             }
-            NodeStep::AwaitHealthy(h) => match await_healthy(remote, step).await {
-                Ok(()) => say.line(&format!("API server healthy {healthy}")),
-                Err(why) => match &backup {
+            NodeStep::AwaitHealthy(h) => match interruptible(await_healthy(remote, step)).await {
+                Waited::Done(Ok(())) => say.line(&format!("API server healthy {healthy}")),
+                Waited::Interrupted(sig) => {
+                    return interrupted(remote, on_failure, backup.as_deref(), sig, say).await
+                }
+                Waited::Done(Err(why)) => match &backup {
                     Some(b) if !on_failure.is_empty() => {
                         say.line(&format!(
                             "not healthy within {}s ({why}); restoring backup {b}",
@@ -262,9 +292,14 @@ pub(crate) async fn run_steps(
                     }
                 },
             },
-            NodeStep::AwaitReload(r) => match await_reload(remote, step).await {
-                Ok(()) => say.line(&format!("API server reloaded {} {healthy}", r.path)),
-                Err(why) => match &backup {
+            NodeStep::AwaitReload(r) => match interruptible(await_reload(remote, step)).await {
+                Waited::Done(Ok(())) => {
+                    say.line(&format!("API server reloaded {} {healthy}", r.path))
+                }
+                Waited::Interrupted(sig) => {
+                    return interrupted(remote, on_failure, backup.as_deref(), sig, say).await
+                }
+                Waited::Done(Err(why)) => match &backup {
                     Some(b) if !on_failure.is_empty() => {
                         say.line(&format!("{why}; restoring backup {b}"));
                         return recover(remote, on_failure, b, &why, say).await;
@@ -323,9 +358,111 @@ pub(crate) async fn run_steps(
             }
         }
     }
+    if let Some(sig) = crate::interrupt::seen(1) {
+        // Signalled after the wait: the change is complete and healthy; say how to undo it.
+        let b = backup.unwrap_or_default();
+        return Err(Error::Interrupted {
+            signal: sig,
+            message: format!(
+                "`{label}`: interrupted ({}) after the API server came back healthy with the new settings, so the change is complete and kept; backup {b} holds the files from before it: `{}`",
+                crate::interrupt::name(sig),
+                remote.rollback_command(&b)
+            ),
+        });
+    }
     Ok(Outcome::Patched {
         backup: backup.unwrap_or_default(),
     })
+}
+
+/// How a wait ended: by itself, or by a signal.
+enum Waited<T> {
+    Done(T),
+    Interrupted(i32),
+}
+
+/// Runs a wait step unless (or until) a signal comes. A terminal's Ctrl-C also ends the
+/// wait's own `ssh` channel, which can make the wait fail a moment before the signal is seen
+/// here: a failed wait looks again after a short pause.
+async fn interruptible<T, E>(
+    wait: impl std::future::Future<Output = Result<T, E>>,
+) -> Waited<Result<T, E>> {
+    if let Some(sig) = crate::interrupt::seen(1) {
+        return Waited::Interrupted(sig);
+    }
+    let done = tokio::select! {
+        biased;
+        sig = crate::interrupt::wait(1) => return Waited::Interrupted(sig),
+        done = wait => done,
+    };
+    if done.is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Some(sig) = crate::interrupt::seen(1) {
+            return Waited::Interrupted(sig);
+        }
+    }
+    Waited::Done(done)
+}
+
+/// A signal during a wait: restore this run's backup as on a timeout (the `on_failure`
+/// steps), unless a second signal stops that; always name the backup and the exact
+/// `k8soidc rollback` command.
+async fn interrupted(
+    remote: &Remote,
+    on_failure: &[NodeStep],
+    backup: Option<&str>,
+    sig: i32,
+    say: &Say,
+) -> Result<Outcome, Error> {
+    let label = &remote.spec.label;
+    let name = crate::interrupt::name(sig);
+    let Some(b) = backup.filter(|_| !on_failure.is_empty()) else {
+        let undo = match backup {
+            Some(b) => format!(
+                "; backup {b} holds the files from before this run: `{}`",
+                remote.rollback_command(b)
+            ),
+            None => String::new(),
+        };
+        return Err(Error::Interrupted {
+            signal: sig,
+            message: format!(
+                "`{label}`: interrupted ({name}) while waiting for the API server; not restored (this command has no automatic restore), the node keeps what was written{undo}"
+            ),
+        });
+    };
+    let rollback = remote.rollback_command(b);
+    say.line(&format!(
+        "interrupted ({name}) during the wait: restoring backup {b} (by hand: `{rollback}`)"
+    ));
+    let why = format!("interrupted by {name}");
+    let restored = tokio::select! {
+        biased;
+        again = crate::interrupt::wait(2) => {
+            return Err(Error::Interrupted {
+                signal: again,
+                message: format!(
+                    "`{label}`: interrupted again ({}) while restoring backup {b}: stopped where it was, so the node has either the new settings or the previous ones (each file is old or new); to restore: `{rollback}`",
+                    crate::interrupt::name(again)
+                ),
+            });
+        }
+        r = recover(remote, on_failure, b, &why, say) => r,
+    };
+    match restored {
+        Ok(_) => Err(Error::Interrupted {
+            signal: sig,
+            message: format!(
+                "`{label}`: interrupted ({name}) during the wait: restored backup {b}, the API server is healthy with the previous settings; the backup stays on the node: `{rollback}`"
+            ),
+        }),
+        Err(e) => Err(Error::Interrupted {
+            signal: sig,
+            message: format!(
+                "`{label}`: interrupted ({name}) during the wait, and the restore did not finish: {e}; backup {b}: `{rollback}`"
+            ),
+        }),
+    }
 }
 
 /// Runs a Commit step: back up, stage, rename and restart. Returns the backup id and, when

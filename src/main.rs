@@ -18,6 +18,7 @@ mod gardener;
 mod host;
 mod idp;
 mod input;
+mod interrupt;
 mod inventory;
 mod kubeconfig;
 mod live;

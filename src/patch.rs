@@ -48,7 +48,6 @@ pub(crate) fn summary(rows: &[Row]) -> String {
     out
 }
 
-/// `k8soidc patch`.
 /// Options that belong to one way of running `patch` given without it. clap's `requires`
 /// does not catch these here: it drops a requirement whose target conflicts with an option
 /// that is present (`--in-place --local`: `--file` conflicts with `--local`).
@@ -108,6 +107,7 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `k8soidc patch`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     refuse_orphans(&args)?;
     if args.inventory.is_some() {
@@ -158,6 +158,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     };
     if let (Some(s), false) = (&settings, args.skip_check) {
         crate::check::gate(s, args.dry_run.on)?;
+    }
+    if !args.dry_run.on {
+        crate::interrupt::listen();
     }
     let rt = runtime()?;
     // `-o json|yaml`: stdout is the report alone (one object per host); plans go to stderr.

@@ -352,3 +352,177 @@ fn p3_lock_held_while_the_prompt_waits_and_lost_lock_stops_the_run() {
     );
     assert_eq!(node.fingerprint(), fp, "nothing changed");
 }
+
+/// Waits (bounded) until the run has written the manifest: its transaction has begun.
+fn wait_for_the_write(node: &Node) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !node.read(MANIFEST).unwrap().contains("--oidc-issuer-url") {
+        assert!(std::time::Instant::now() < deadline, "the run never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Point 4: SIGTERM (sent to k8soidc alone, as `kill`, systemd or a CI runner do) during the
+/// health wait restores the backup as a timeout would, names the backup and the exact
+/// `k8soidc rollback` command, and exits 143. It used to end the process silently, leaving
+/// the node patched.
+#[test]
+fn p4_sigterm_during_the_health_wait_restores_and_names_the_backup() {
+    let node = Node::on(177).kubeadm().start();
+    node.set_never_ready("--oidc-issuer-url");
+    let before = node.read(MANIFEST).unwrap();
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "120s"])
+        .spawn();
+    wait_for_the_write(&node);
+    run.signal("TERM");
+    let out = run.wait().status(143);
+    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    let rollback = format!(
+        "k8soidc rollback --ssh {} --ssh-config {} --to {id}",
+        node.target(),
+        node.ssh_config()
+    );
+    for said in [
+        format!("interrupted (SIGTERM) during the wait: restoring backup {id} (by hand: `{rollback}`)"),
+        format!("error: `{}`: interrupted (SIGTERM) during the wait: restored backup {id}, the API server is healthy with the previous settings; the backup stays on the node: `{rollback}`", node.target()),
+    ] {
+        assert!(out.stderr.contains(&said), "{said}\n---\n{}", out.stderr);
+    }
+    assert_eq!(node.read(MANIFEST).unwrap(), before, "restored");
+}
+
+/// Point 4, a terminal's Ctrl-C: SIGINT to the whole foreground process group, so the `ssh`
+/// channels k8soidc started end too; the restore still runs (on new channels), exit 130.
+#[test]
+fn p4_ctrl_c_to_the_process_group_during_the_health_wait_restores() {
+    let node = Node::on(178).kubeadm().start();
+    node.set_never_ready("--oidc-issuer-url");
+    let before = node.read(MANIFEST).unwrap();
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "120s"])
+        .spawn();
+    wait_for_the_write(&node);
+    run.signal_group("INT");
+    let out = run.wait().status(130);
+    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    assert!(
+        out.stderr.contains(&format!(
+            "interrupted (SIGINT) during the wait: restored backup {id}, the API server is healthy with the previous settings"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(node.read(MANIFEST).unwrap(), before, "restored");
+
+    // Twice: the restore stops where it is; the node has the old or the new file (never a
+    // mix), and the command printed restores it.
+    node.sh("rm -rf /var/lib/k8soidc/backups");
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "120s"])
+        .spawn();
+    wait_for_the_write(&node);
+    run.signal_group("INT");
+    run.signal_group("INT");
+    let out = run.wait().status(130);
+    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    let rollback = format!(
+        "k8soidc rollback --ssh {} --ssh-config {} --to {id}",
+        node.target(),
+        node.ssh_config()
+    );
+    assert!(
+        out.stderr.contains(&format!("interrupted again (SIGINT) while restoring backup {id}: stopped where it was, so the node has either the new settings or the previous ones (each file is old or new); to restore: `{rollback}`")),
+        "{}",
+        out.stderr
+    );
+    let now = node.read(MANIFEST).unwrap();
+    assert!(
+        now == before || now.contains("--oidc-issuer-url=https://idp.example.com"),
+        "old or new: {now}"
+    );
+    node.k8soidc("rollback")
+        .args(["--to", &id, "--yes", "--timeout", "30s"])
+        .run()
+        .success();
+    assert_eq!(
+        node.read(MANIFEST).unwrap(),
+        before,
+        "the printed command restores"
+    );
+}
+
+/// Point 5: a run killed with SIGKILL (no handler runs) leaves no SSH master behind: the
+/// master ends shortly after (ControlPersist=10s once the multiplexing client k8soidc kept
+/// ends with its pipe), and the next run removes the control directory it left. It used to keep
+/// running (`ControlPersist=yes`) with its `.ssh-connection*` directory, indefinitely.
+#[test]
+fn p5_sigkilled_run_leaves_no_ssh_master() {
+    let node = Node::on(179).kubeadm().start();
+    node.set_never_ready("--oidc-issuer-url");
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().display().to_string();
+    let controls = tmp.path().join("k8soidc-0");
+    let run = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", "8s"])
+        .env("TMPDIR", &tmpdir)
+        .spawn();
+    wait_for_the_write(&node);
+    run.signal("KILL");
+    let _ = run.wait();
+    // No process uses the run's control directories any more (bounded: the wait's own channel
+    // ends with its 8 s loop, then the master after 10 s idle).
+    let masters = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &tmpdir])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(!masters().is_empty(), "the run had a master while it ran");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !masters().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an SSH master outlived the killed run: {}",
+            masters()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // Its directory (no socket now) is removed by the next run once it is a minute old.
+    let left: Vec<_> = std::fs::read_dir(&controls)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        !left[0].join("master").exists(),
+        "the master removed its socket"
+    );
+    std::process::Command::new("touch")
+        .args(["-d", "2 minutes ago"])
+        .arg(&left[0])
+        .status()
+        .unwrap();
+    node.k8soidc("patch")
+        .args(oidc())
+        .args(["--dry-run"])
+        .env("TMPDIR", &tmpdir)
+        .run()
+        .success();
+    let after: Vec<_> = std::fs::read_dir(&controls).unwrap().flatten().collect();
+    assert!(
+        after.is_empty(),
+        "left behind: {:?}",
+        after.iter().map(|e| e.path()).collect::<Vec<_>>()
+    );
+}

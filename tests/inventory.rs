@@ -522,3 +522,29 @@ fn twenty_nodes_one_never_ready_one_dropped_the_rest_converge() {
         out.stderr
     );
 }
+
+/// Issue 13 point 5's other side: masters end 10 s after their last client (ControlPersist=10s),
+/// yet a host connected up front waits longer than that for its turn (here the first host's
+/// API server takes 14 s to restart); the multiplexing client k8soidc keeps on each connection
+/// holds its master, so the second host is still reachable when its turn comes.
+#[test]
+fn a_host_waiting_its_turn_longer_than_the_masters_idle_time_keeps_its_connection() {
+    let slow = Node::next()
+        .kubeadm()
+        .env("FAKE_APISERVER_STARTUP", "14")
+        .start();
+    let next = Node::next().kubeadm().with_others().start();
+    let fleet = Fleet::new(&[&slow, &next]);
+    let inv = inventory(&[("kc", "kubeadm", vec![slow.target(), next.target()])]);
+    let out = fleet.patch(&inv).args(["--timeout", "60s"]).run().success();
+    for n in [&slow, &next] {
+        assert!(
+            n.read("/etc/kubernetes/manifests/kube-apiserver.yaml")
+                .unwrap()
+                .contains("--oidc-issuer-url=https://idp.example.com"),
+            "{}: {}",
+            n.target(),
+            out.stderr
+        );
+    }
+}

@@ -125,7 +125,47 @@ impl Test {
         t
     }
 
+    /// Starts k8soidc in its own process group (as a shell starts a job: a terminal's Ctrl-C
+    /// is [`Running::signal_group`]) and returns at once.
+    pub(crate) fn spawn(self) -> Running {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.command();
+        cmd.process_group(0);
+        let child = cmd.spawn().expect("spawn k8soidc");
+        Running {
+            test: Some(self),
+            child: Some(child),
+        }
+    }
+
     pub(crate) fn run(self) -> Output {
+        let mut child = self.command().spawn().expect("spawn k8soidc");
+        if let Some(text) = &self.stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        self.finish(child)
+    }
+
+    fn finish(self, child: std::process::Child) -> Output {
+        let root = self.path().to_path_buf();
+        let out = wait_bounded(child, &self.args, self.limit);
+        // Keep the dir alive until the output is checked.
+        let _keep = self.dir.keep();
+        Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            root,
+        }
+    }
+
+    fn command(&self) -> Command {
         let root = self.path().to_path_buf();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_k8soidc"));
         cmd.args(&self.args)
@@ -149,25 +189,56 @@ impl Test {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn k8soidc");
-        if let Some(text) = &self.stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
+        cmd
+    }
+}
+
+/// A k8soidc started by [`Test::spawn`]: signal it, then wait for its [`Output`] (bounded as
+/// [`Test::run`] is).
+pub(crate) struct Running {
+    test: Option<Test>,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Running {
+    /// A test that failed before [`Running::wait`] leaves nothing running: SIGKILL by PID.
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
         }
-        let out = wait_bounded(child, &self.args, self.limit);
-        // Keep the dir alive until the output is checked.
-        let _keep = self.dir.keep();
-        Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            root,
-        }
+    }
+}
+
+impl Running {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// `kill -s SIG PID`: the process alone (as `kill`, systemd or a CI runner send it).
+    pub(crate) fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", sig, &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -s {sig} {}", self.pid());
+    }
+
+    /// `kill -s SIG -PID`: the whole process group, as a terminal sends Ctrl-C (SIGINT) to its
+    /// foreground job: k8soidc and every `ssh` it started.
+    pub(crate) fn signal_group(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", sig, "--", &format!("-{}", self.pid())])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -s {sig} -{}", self.pid());
+    }
+
+    pub(crate) fn wait(mut self) -> Output {
+        let (Some(test), Some(child)) = (self.test.take(), self.child.take()) else {
+            unreachable!("waited once")
+        };
+        test.finish(child)
     }
 }
 

@@ -219,10 +219,14 @@ fn managed_entry(entry: &str) -> bool {
 
 /// `extraArgs` as (name, value) pairs, from a map or a `{name, value}` list.
 fn extra_args(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
-    let text = |v: &Value| {
-        v.as_str()
+    // A value left empty (`cloud-provider:`) is null in YAML; kubeadm (Go, map[string]string)
+    // reads it as the empty string, and so does this check.
+    let text = |v: &Value| match v {
+        Value::Null => Ok(String::new()),
+        _ => v
+            .as_str()
             .map(str::to_string)
-            .ok_or_else(|| format!("value {v:?} is not a string"))
+            .ok_or_else(|| format!("value {v:?} is not a string")),
     };
     match v {
         None | Some(Value::Null) => Ok(vec![]),

@@ -4,6 +4,15 @@
 //! word goes through the crate's `arg()` (shell-escaped for the remote login shell), scripts
 //! are `sh -c SCRIPT k8soidc ARG...`, file contents go on stdin. Non-root users get `sudo -n`,
 //! checked once right after connecting.
+//!
+//! The connection's master (`ssh -M`, started by the crate, in its own session) lives as long
+//! as this run needs it and ends shortly after, however the run ends (issue 13, point 5): it is
+//! started with `ControlPersist=10s` (it exits 10 s after its last client leaves) and this run
+//! keeps one multiplexing client connected for the whole connection (`ssh -O proxy`, no session
+//! on the node), reading this process's pipe. When k8soidc ends, even by SIGKILL, the pipe
+//! closes, that client ends, and 10 s after the node's last command so does the master. The crate's control directories (`.ssh-connection*`) are made in a directory of
+//! this user's own, `$TMPDIR/k8soidc-UID`, where the ones a killed run left (no live master)
+//! are removed by the next run.
 
 use std::path::PathBuf;
 
@@ -11,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use backends::node::NodeStep;
@@ -112,6 +121,10 @@ pub(crate) struct Remote {
     pub(crate) spec: HostSpec,
     sudo: bool,
     lock: Option<(LockChild, tokio::task::JoinHandle<()>)>,
+    /// The multiplexing client kept for the life of the connection, with the pipe it reads: what
+    /// keeps the master (`ControlPersist=10s`) up between steps, and lets it end soon after
+    /// this process does.
+    keep: Option<(tokio::process::Child, tokio::process::ChildStdin)>,
     /// `--ssh-config`, for the `k8soidc rollback` command messages name.
     ssh_config: Option<PathBuf>,
     /// Remote command executions so far (every script, the lock channel), health polls aside.
@@ -180,7 +193,8 @@ impl Remote {
         } else {
             KnownHosts::Strict
         })
-        .control_directory(std::env::temp_dir())
+        .control_directory(control_directory())
+        .control_persist(ControlPersist::IdleFor(MASTER_IDLE))
         .connect_timeout(Duration::from_secs(15))
         .server_alive_interval(Duration::from_secs(10));
         if let Some(u) = &spec.user {
@@ -196,12 +210,17 @@ impl Remote {
         let session = b.connect(&spec.host).await;
         #[cfg(feature = "native-mux")]
         let session = b.connect_mux(&spec.host).await;
-        let session = session.map_err(|e| connect_error(spec, &e))?;
+        let session = Arc::new(session.map_err(|e| connect_error(spec, &e))?);
+        let keep = hold(&session).map_err(|e| Error::CommandStart {
+            command: "ssh -O proxy".into(),
+            detail: e.to_string(),
+        })?;
         Ok(Remote {
-            session: Some(Arc::new(session)),
+            session: Some(session),
             spec: spec.clone(),
             sudo: false,
             lock: None,
+            keep: Some(keep),
             ssh_config: opts.config.clone(),
             trips: AtomicU32::new(0),
             polls: AtomicU32::new(0),
@@ -220,6 +239,7 @@ impl Remote {
             },
             sudo: false,
             lock: None,
+            keep: None,
             ssh_config: None,
             trips: AtomicU32::new(0),
             polls: AtomicU32::new(0),
@@ -228,7 +248,20 @@ impl Remote {
 
     /// The exact command that restores backup `id` on this host later.
     pub(crate) fn rollback_command(&self, id: &str) -> String {
-        let mut argv = vec!["k8soidc".to_string(), "rollback".into()];
+        let mut argv = self.command_for("rollback");
+        argv.push("--to".into());
+        argv.push(id.to_string());
+        backends::shell::join(&argv)
+    }
+
+    /// The exact command that lists this host's backups.
+    pub(crate) fn backups_command(&self) -> String {
+        backends::shell::join(self.command_for("backups"))
+    }
+
+    /// `k8soidc SUBCOMMAND` with the options that reach this host.
+    fn command_for(&self, subcommand: &str) -> Vec<String> {
+        let mut argv = vec!["k8soidc".to_string(), subcommand.into()];
         match &self.session {
             None => argv.push("--local".into()),
             Some(_) => {
@@ -240,9 +273,7 @@ impl Remote {
                 }
             }
         }
-        argv.push("--to".into());
-        argv.push(id.to_string());
-        backends::shell::join(&argv)
+        argv
     }
 
     /// Remote command executions so far (each script and the lock channel), health polls aside.
@@ -640,6 +671,16 @@ impl Remote {
             let _ = beat.await;
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
+        if let Some((mut child, stdin)) = self.keep.take() {
+            // End of input: the multiplexing client ends.
+            drop(stdin);
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
         if let Some(Ok(session)) = self.session.map(Arc::try_unwrap) {
             let _ = session.close().await;
         }
@@ -659,6 +700,79 @@ impl Remote {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .status();
+        }
+    }
+}
+
+/// How long a connection's master outlives its last channel (`ControlPersist`).
+const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(10) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+
+/// Holds the connection for this run without a session on the node: `ssh -O proxy` on the
+/// master's control socket connects as a multiplexing client (the master counts it as a
+/// client, so `ControlPersist` does not end the master while it is connected) and relays a
+/// pipe this process holds, on which nothing is ever written. When this process ends, however
+/// it ends, the pipe closes and the client with it.
+fn hold(session: &Session) -> std::io::Result<(tokio::process::Child, tokio::process::ChildStdin)> {
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.arg("-S")
+        .arg(session.control_socket())
+        .args(["-o", "BatchMode=yes", "-O", "proxy", "k8soidc-hold"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    match child.stdin.take() {
+        Some(stdin) => Ok((child, stdin)),
+        None => Err(std::io::Error::other("no stdin pipe for `ssh -O proxy`")),
+    }
+}
+
+/// Where the connections' control directories go: `$TMPDIR/k8soidc-UID` (mode 0700, this
+/// user's, not a link), with what killed runs left there removed; `$TMPDIR` itself when that
+/// directory cannot be had safely.
+fn control_directory() -> PathBuf {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let tmp = std::env::temp_dir();
+    // This process's (effective) user owns its /proc entry.
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return tmp;
+    };
+    let dir = tmp.join(format!("k8soidc-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0 => {
+            sweep(&dir);
+            dir
+        }
+        _ => tmp,
+    }
+}
+
+/// Removes the `.ssh-connection*` directories of runs that ended without closing their
+/// connection: no master socket any more (the master ended, `ControlPersist`), and older than
+/// a minute (a run just starting has no socket yet either: the master makes it after login).
+fn sweep(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let minute_ago = std::time::SystemTime::now() - Duration::from_secs(60);
+    for e in entries.flatten().take(10_000) {
+        let path = e.path();
+        let ours = e
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".ssh-connection");
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < minute_ago);
+        let master = std::fs::symlink_metadata(path.join("master")).is_ok();
+        if ours && old && !master && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }
