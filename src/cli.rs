@@ -171,10 +171,10 @@ pub(crate) struct RenderArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
     /// Distribution: k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config)
-    /// or vcluster; with --ssh: kubeadm, microk8s or k3s.
+    /// or vcluster; with --ssh: kubeadm, microk8s, k3s or rke2.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
-    /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s).
+    /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s, rke2).
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
     /// Name of the new cluster.

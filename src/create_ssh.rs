@@ -1,10 +1,11 @@
-//! `k8soidc create --distro kubeadm|microk8s|k3s --ssh HOST`: per host, the first round trip
+//! `k8soidc create --distro kubeadm|microk8s|k3s|rke2 --ssh HOST`: per host, the first round trip
 //! reads the node (and takes its lock); a host that already runs a control plane is refused;
 //! then the pure planner (`backends::create_node`) makes the plan — files written through the
 //! same back-up/stage/rename step as `patch`, then the installer, then (MicroK8s) the script
 //! that patches the args file the snap wrote, then the health wait — which the dry run prints
-//! and the executor runs. The k3s installer command comes through the test seam
-//! ([`crate::testing`], `K8SOIDC_K3S_INSTALLER`: the tests; air-gapped installs).
+//! and the executor runs. The k3s and RKE2 installer commands come through the test seam
+//! ([`crate::testing`], `K8SOIDC_K3S_INSTALLER`, `K8SOIDC_RKE2_INSTALLER`: the tests;
+//! air-gapped installs).
 
 use std::process::ExitCode;
 
@@ -26,7 +27,7 @@ pub(crate) fn run(
     let (specs, opts) = hosts(&args.ssh)?;
     let s = crate::config::settings(&args.oidc, env)?;
     // Refused before anything runs when the distribution has no create over SSH.
-    let installer = crate::testing::TestSeam::get().k3s_installer().to_string();
+    let installer = crate::testing::TestSeam::get().installer(d).to_string();
     backends::create_node::create_host(d, "-", &s, &installer, &Default::default())?;
     if !args.skip_check {
         crate::check::gate(&s, args.dry_run.on)?;
@@ -39,14 +40,14 @@ pub(crate) fn run(
                 let begin = backends::patch::begin(None, !args.dry_run.on);
                 let begun = remote.begin(&begin, !args.dry_run.on).await?;
                 let files = parse_files(&begun.records)?;
-                // A k3s config.yaml alone is the usual pre-install configuration, not a
-                // cluster; a running k3s unit is one.
-                let k3s_running = matches!(
-                    files.get(&backends::k3s::node::unit_key("k3s")),
-                    Some(Some(_))
-                );
+                // A k3s or RKE2 config.yaml alone is the usual pre-install configuration, not
+                // a cluster; a running k3s or rke2-server unit is one.
+                let running = |unit: &str| {
+                    matches!(files.get(&backends::k3s::node::unit_key(unit)), Some(Some(_)))
+                };
                 match backends::patch::detect(&spec.label, &files) {
-                    Ok(Distribution::K3s) if !k3s_running => {}
+                    Ok(Distribution::K3s) if !running("k3s") => {}
+                    Ok(Distribution::Rke2) if !running("rke2-server") => {}
                     Ok(found) => {
                         return Err(Error::Other(format!(
                             "`{}` already runs a {found} control plane: refused, nothing changed; use `k8soidc patch --ssh {}`",

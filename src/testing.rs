@@ -11,6 +11,8 @@
 //! - `K8SOIDC_K3S_INSTALLER=<command>`: the command `create --distro k3s --ssh` pipes the k3s
 //!   install script into, instead of `curl -sfL https://get.k3s.io | sh -` (the tests'
 //!   `k3s-install` fake; also an air-gapped installer).
+//! - `K8SOIDC_RKE2_INSTALLER=<command>`: the same for `create --distro rke2 --ssh`, instead of
+//!   `curl -sfL https://get.rke2.io | sh -` (the tests' `rke2-install` fake).
 
 use std::sync::OnceLock;
 
@@ -18,6 +20,8 @@ use std::sync::OnceLock;
 pub(crate) const DISCONNECT_AFTER: &str = "K8SOIDC_TEST_DISCONNECT_AFTER";
 /// `K8SOIDC_K3S_INSTALLER`.
 pub(crate) const K3S_INSTALLER: &str = "K8SOIDC_K3S_INSTALLER";
+/// `K8SOIDC_RKE2_INSTALLER`.
+pub(crate) const RKE2_INSTALLER: &str = "K8SOIDC_RKE2_INSTALLER";
 
 /// The test-only settings, read from the environment once.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,6 +30,8 @@ pub(crate) struct TestSeam {
     disconnect_after: Option<(String, Option<String>)>,
     /// [`K3S_INSTALLER`].
     k3s_installer: Option<String>,
+    /// [`RKE2_INSTALLER`].
+    rke2_installer: Option<String>,
 }
 
 static SEAM: OnceLock<TestSeam> = OnceLock::new();
@@ -44,6 +50,7 @@ impl TestSeam {
                 None => (v, None),
             }),
             k3s_installer: var(K3S_INSTALLER),
+            rke2_installer: var(RKE2_INSTALLER),
         }
     }
 
@@ -67,6 +74,17 @@ impl TestSeam {
             .as_deref()
             .unwrap_or(backends::create_node::K3S_INSTALL)
     }
+
+    /// The installer command `create --ssh` runs for `d` (k3s or RKE2; default: upstream's).
+    pub(crate) fn installer(&self, d: backends::Distribution) -> &str {
+        match d {
+            backends::Distribution::Rke2 => self
+                .rke2_installer
+                .as_deref()
+                .unwrap_or(backends::create_node::RKE2_INSTALL),
+            _ => self.k3s_installer(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +96,7 @@ mod tests {
         let seam = TestSeam {
             disconnect_after: Some(("commit".into(), Some("h1".into()))),
             k3s_installer: None,
+            rke2_installer: None,
         };
         assert!(seam.disconnect_after("commit", "h1"));
         assert!(!seam.disconnect_after("commit", "h2"));
@@ -85,12 +104,17 @@ mod tests {
         let every = TestSeam {
             disconnect_after: Some(("stage".into(), None)),
             k3s_installer: None,
+            rke2_installer: None,
         };
         assert!(every.disconnect_after("stage", "any"));
         assert!(!TestSeam::default().disconnect_after("stage", "any"));
         assert_eq!(
             TestSeam::default().k3s_installer(),
             backends::create_node::K3S_INSTALL
+        );
+        assert_eq!(
+            TestSeam::default().installer(backends::Distribution::Rke2),
+            backends::create_node::RKE2_INSTALL
         );
     }
 }

@@ -401,3 +401,32 @@ fn kubeadm_reload_wait_and_its_restore_send_what_the_dry_run_shows() {
     assert_eq!(names(&sent), names(&want));
     assert_eq!(sent, want, "sent != shown");
 }
+
+/// RKE2: the installer starts nothing (docs.rke2.io quickstart), so the plan enables and
+/// starts rke2-server after it; what is sent is what the dry run showed, and the API server
+/// then runs with the OIDC flags from the drop-in.
+#[test]
+fn create_rke2_sends_what_the_dry_run_shows() {
+    let b = Node::next();
+    let addr = b.addr();
+    let node = b
+        .file(
+            "/etc/rancher/rke2/config.yaml",
+            &format!("bind-address: {addr}\n"),
+            0o600,
+        )
+        .env("NODE_RECORD", "1")
+        .start();
+    create_sends_what_it_shows(&node, "rke2", &[("K8SOIDC_RKE2_INSTALLER", "rke2-install")]);
+    assert_eq!(
+        node.sh("cat /var/log/pods/fake-rke2-install.log; grep rke2-server /var/log/pods/fake-systemctl.log | grep -v is-active"),
+        "[]\n[\"enable\", \"rke2-server.service\"]\n[\"start\", \"rke2-server.service\"]\n",
+        "installed once, then enabled and started"
+    );
+    let args =
+        node.sh("cat /proc/$(pgrep -f kube-apiserver.py | head -1)/cmdline | tr '\\0' '\\n'");
+    assert!(
+        args.contains("--oidc-issuer-url=https://idp.example.com"),
+        "{args}"
+    );
+}

@@ -8,8 +8,15 @@ use crate::kubeadm;
 use crate::node::{node_backend, FileChange, Health, NodeFiles, NodeStep, Restart, STATE_DIR};
 use crate::{Command, Distribution, OidcSettings, Plan, PlanError, Step, Target};
 
-/// The installer k3s documents (k3s-io/docs `docs/quick-start.md`).
+/// The installer k3s documents (k3s-io/docs `docs/quick-start.md`); it also enables and
+/// starts the `k3s` unit.
 pub const K3S_INSTALL: &str = "curl -sfL https://get.k3s.io | sh -";
+
+/// The installer RKE2 documents (docs.rke2.io/install/quickstart, "Server Node
+/// Installation"): it installs the `rke2-server` unit and binary and starts nothing; the
+/// quickstart then runs `systemctl enable rke2-server.service` and `systemctl start
+/// rke2-server.service`.
+pub const RKE2_INSTALL: &str = "curl -sfL https://get.rke2.io | sh -";
 
 /// Where the kubeadm configuration is written on the node (k8soidc's state dir, root only).
 pub fn kubeadm_config_path() -> String {
@@ -65,7 +72,7 @@ pub fn create_steps(
 }
 
 /// The plan for one host (`files`: what the first round trip read). `installer`: the shell
-/// command that installs k3s (default [`K3S_INSTALL`]).
+/// command that installs k3s or RKE2 (default [`K3S_INSTALL`], [`RKE2_INSTALL`]).
 pub fn create_host(
     d: Distribution,
     host: &str,
@@ -136,10 +143,26 @@ mod tests {
         .unwrap();
         assert!(a.to_string().contains("kind: ClusterConfiguration"));
         assert!(create_host(Distribution::Kind, "cp1", &settings(), K3S_INSTALL, &none).is_err());
-        let e = create_host(Distribution::Rke2, "cp1", &settings(), K3S_INSTALL, &none)
+        let e = create_host(Distribution::Kind, "cp1", &settings(), K3S_INSTALL, &none)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("supports kubeadm, microk8s and k3s"), "{e}");
+        assert!(
+            e.contains("supports kubeadm, microk8s, k3s and rke2"),
+            "{e}"
+        );
+        // RKE2: the installer starts nothing; enable and start follow it, drop-in first.
+        let r = create_host(Distribution::Rke2, "cp1", &settings(), RKE2_INSTALL, &none).unwrap();
+        assert_eq!(
+            commands(&r),
+            [
+                "sh -c 'curl -sfL https://get.rke2.io | sh -'",
+                "systemctl enable rke2-server.service",
+                "systemctl start rke2-server.service"
+            ]
+        );
+        assert!(r
+            .to_string()
+            .contains("/etc/rancher/rke2/config.yaml.d/50-oidc.yaml"));
         // MicroK8s: what depends on the install is a script shown in the plan.
         let m = create_host(
             Distribution::Microk8s,

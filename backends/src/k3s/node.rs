@@ -7,9 +7,10 @@
 //! is then created; k8soidc's own drop-in ([`super::dropin_path`]) is patched when present. The
 //! API answers on `https-listen-port` (6443) and refuses anonymous requests, so health also
 //! asks the node's own kubectl ([`super::readyz_command`]). RKE2 mounts the file directory with
-//! `kube-apiserver-extra-mount`. `create --ssh` (k3s): the drop-in and files are written
-//! BEFORE the installer, which starts k3s with the config it finds (k3s-io/docs
-//! `docs/installation/configuration.md`, "Configuration File").
+//! `kube-apiserver-extra-mount`. `create --ssh`: the drop-in and files are written BEFORE the
+//! installer; k3s' starts k3s with the config it finds (k3s-io/docs
+//! `docs/installation/configuration.md`, "Configuration File"); RKE2's starts nothing, so the
+//! plan then enables and starts `rke2-server` (docs.rke2.io/install/quickstart).
 
 use crate::apiserver;
 use crate::manifest::ApiEndpoint;
@@ -257,7 +258,7 @@ impl NodeBackend for K3sNode {
     }
 
     fn can_create(&self) -> bool {
-        self.distribution == Distribution::K3s
+        true
     }
 
     fn create(
@@ -268,38 +269,58 @@ impl NodeBackend for K3sNode {
         read: &NodeFiles,
     ) -> Result<Plan, PlanError> {
         let d = self.distribution;
-        if d != Distribution::K3s {
-            return Err(PlanError::Unsupported {
-                distribution: d,
-                message: format!(
-                    "`create --ssh` supports {}; install RKE2 with its own installer (docs.rke2.io/install/quickstart), then run `k8soidc patch --ssh HOST --distro rke2`",
-                    crate::node::create_supported()
-                ),
-            });
-        }
         let on = Target::Host(host.to_string());
         let fresh = NodeFiles::new();
         let mut files = node_file_changes(
             apiserver::node_files(s, s.mode()?, &super::node_dir(d)?),
             &fresh,
-            |_| "the file the API server reads (k3s runs it in its own process: host paths)".into(),
+            |_| {
+                match d {
+                Distribution::Rke2 => "the file the API server reads (RKE2 mounts its directory into the static pod: kube-apiserver-extra-mount)".into(),
+                _ => "the file the API server reads (k3s runs it in its own process: host paths)".into(),
+            }
+            },
         );
+        let (name, commands) = match d {
+            // docs.rke2.io/install/quickstart: the installer starts nothing; enable, then start.
+            Distribution::Rke2 => (
+                "RKE2",
+                vec![
+                    (
+                        Command::new("sh", ["-c", installer]),
+                        "install RKE2 (the rke2-server unit and binary; it starts nothing)".into(),
+                    ),
+                    (
+                        Command::new("systemctl", ["enable", "rke2-server.service"]),
+                        "enable rke2-server".into(),
+                    ),
+                    (
+                        Command::new("systemctl", ["start", "rke2-server.service"]),
+                        "start rke2-server, which reads the drop-in".into(),
+                    ),
+                ],
+            ),
+            _ => (
+                "k3s",
+                vec![(
+                    Command::new("sh", ["-c", installer]),
+                    "install and start k3s".into(),
+                )],
+            ),
+        };
         files.push(FileChange {
             path: super::dropin_path(d)?,
             before: None,
             after: super::dropin(s, d)?,
             mode: 0o600,
-            why: "written before the installer, so k3s starts with OIDC (a drop-in: config.yaml stays yours)".into(),
+            why: format!("written before {name} starts, so it starts with OIDC (a drop-in: config.yaml stays yours)"),
         });
         Ok(Plan {
-            title: format!("{host}: create a k3s control plane with OIDC"),
+            title: format!("{host}: create a {name} control plane with OIDC"),
             steps: crate::create_node::create_steps(
                 &on,
                 files,
-                vec![(
-                    Command::new("sh", ["-c", installer]),
-                    "install and start k3s".into(),
-                )],
+                commands,
                 Some(self.health(read, 120)?),
             ),
             notes: vec![],
