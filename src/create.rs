@@ -38,8 +38,13 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
         }));
     }
     if !LOCAL_CREATE.contains(&d) {
+        let over_ssh = backends::node::node_backend(d).is_ok_and(|b| b.can_create());
+        let fix = match over_ssh {
+            true => format!("for {d}, add `--ssh HOST`"),
+            false => format!("for {d}, `k8soidc render --distro {d}` shows the settings"),
+        };
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config) and vcluster clusters, with --ssh HOST {} control planes; for {d}, `k8soidc render --distro {d}` shows the settings",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config) and vcluster clusters, with --ssh HOST {} control planes; {fix}",
             backends::node::create_supported()
         )));
     }

@@ -111,6 +111,8 @@ bad! {
     config_missing: ["--config", "missing.yaml"] => "invalid --config `missing.yaml`: no such file; give an existing YAML file or leave the flag out";
     config_unknown_key: ["--config", "k.yaml"] files [("k.yaml", "issuer: https://x\n")] => "invalid config file `k.yaml`: unknown field `issuer`";
     create_kubeadm_locally: ["--distro", "kubeadm"] => "invalid --distro `kubeadm` for create without --ssh";
+    create_rke2_locally: ["--distro", "rke2"] => "with --ssh HOST kubeadm, microk8s, k3s and rke2 control planes; for rke2, add `--ssh HOST`";
+    create_capi_locally: ["--distro", "capi"] => "for capi, `k8soidc render --distro capi` shows the settings";
 }
 
 #[test]
