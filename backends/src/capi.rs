@@ -679,14 +679,13 @@ fn create_path(
     Ok(())
 }
 
+/// One document parsed ([`yamltext::parse_one`]): the input of the Cluster API, k0s, Talos
+/// and vcluster patchers, and their edited text read back.
 pub(crate) fn parse_doc(text: &str) -> Result<Value, PlanError> {
-    serde_yaml_ng::from_str(text).map_err(|e| {
+    yamltext::parse_one(text).map_err(|e| {
         PlanError::patch(
             "the file",
-            format!(
-                "it is not valid YAML ({})",
-                e.to_string().replace('\n', " ")
-            ),
+            format!("it is not valid YAML ({})", e.replace('\n', " ")),
             "fix the YAML first (`kubectl apply --dry-run=client -f FILE` shows where)",
         )
     })

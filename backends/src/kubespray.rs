@@ -21,6 +21,8 @@
 //!   `kube_oidc_*` variables when it turns the switch on.
 //! - Ansible templates every string: values with `{{`, `{%` or `{#` would be evaluated.
 
+use std::ops::Range;
+
 use base64::Engine as _;
 use serde_yaml_ng::{Mapping, Value};
 
@@ -248,23 +250,19 @@ pub fn patch_group_vars(
     let d = desired(s, remove)?;
     let mut lines = yamltext::split(text);
     let eol = yamltext::eol_of(&lines);
-    let mut docs = Vec::new();
-    for r in yamltext::documents(&lines) {
-        let v: Value =
-            serde_yaml_ng::from_str(&yamltext::join(&lines[r.clone()])).map_err(|e| {
-                PlanError::patch(
-                    WHAT,
-                    format!(
-                        "it is not valid YAML ({})",
-                        e.to_string().replace('\n', " ")
-                    ),
-                    "fix the YAML first (`ansible-inventory --list` shows where)",
-                )
-            })?;
-        if !v.is_null() {
-            docs.push((r, v));
-        }
-    }
+    let ranges = yamltext::documents(&lines);
+    let values = yamltext::parse_documents(&lines, ranges.clone()).map_err(|e| {
+        PlanError::patch(
+            WHAT,
+            format!("it is not valid YAML ({})", e.message.replace('\n', " ")),
+            "fix the YAML first (`ansible-inventory --list` shows where)",
+        )
+    })?;
+    let mut docs: Vec<(Range<usize>, Value)> = ranges
+        .into_iter()
+        .zip(values)
+        .filter(|(_, v)| !v.is_null())
+        .collect();
     let (range, doc) = match docs.len() {
         0 => (0..lines.len(), Value::Mapping(Mapping::new())),
         1 => docs.remove(0),
@@ -322,7 +320,7 @@ pub fn patch_group_vars(
         &eol,
         0,
     )?;
-    let after: Value = serde_yaml_ng::from_str(&yamltext::join(&doc_lines)).map_err(|_| {
+    let after: Value = yamltext::parse_one(&yamltext::join(&doc_lines)).map_err(|_| {
         PlanError::patch(
             WHAT,
             "the text edit would not give valid YAML (an unusual layout)",

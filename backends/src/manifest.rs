@@ -300,20 +300,17 @@ fn analyze(text: &str) -> Result<Doc, PlanError> {
     let docs = parse_all(text)?;
     let lines = text::split(text);
     let ranges = text::documents_strict(&lines).map_err(|e| refuse(e, FIX_HAND))?;
-    let mut seg_docs = Vec::new();
-    for r in ranges {
-        let src = text::join(&lines[r.clone()]);
-        match serde_yaml_ng::from_str::<Value>(&src) {
-            Ok(Value::Null) => {}
-            Ok(v) => seg_docs.push((r, v)),
-            Err(e) => {
-                return Err(refuse(
-                    format!("a document does not parse on its own ({e})"),
-                    FIX_HAND,
-                ))
-            }
-        }
-    }
+    let values = text::parse_documents(&lines, ranges.clone()).map_err(|e| {
+        refuse(
+            format!("a document does not parse on its own ({})", e.message),
+            FIX_HAND,
+        )
+    })?;
+    let seg_docs: Vec<_> = ranges
+        .into_iter()
+        .zip(values)
+        .filter(|(_, v)| !v.is_null())
+        .collect();
     if seg_docs.len() != docs.len() || seg_docs.iter().zip(&docs).any(|((_, a), b)| a != b) {
         return Err(refuse(
             "its documents could not be told apart line by line",

@@ -10,8 +10,19 @@
 //! - path lookup, by line ranges: [`find_key`], [`value_range`], [`entries`]; by blocks:
 //!   [`Block`], [`find_key_in`], [`child_block`], [`items`];
 //! - edits: [`splice`] (one at a time) and [`Edits`] (a batch against the original lines);
-//! - verify: every caller parses its result again (serde_yaml_ng), compares it with the
-//!   structural edit it meant to make, and refuses on any difference.
+//! - verify: every caller parses its result again and refuses on any difference from the
+//!   structural edit it meant to make, through one set of functions: [`parse_one`] (a text as
+//!   one document, serde_yaml_ng), [`parse_documents`] and [`reparse`] (each document of
+//!   [`documents`] parsed on its own, as the patchers split them), [`verify_documents`] (the
+//!   same number of documents, every one but the edited one unchanged; gives the edited one
+//!   for the caller's own comparison), [`same_documents_but`] (that check on documents
+//!   already parsed) and [`same_except`] (two documents equal once given paths are taken
+//!   out). The kubeadm config and k3d patchers check their whole result with
+//!   [`verify_documents`]; the kube-apiserver manifest, analysed again, with
+//!   [`same_documents_but`]; the one-document patchers (k3s/RKE2 config; the Cluster API,
+//!   kubespray, k0s, Talos and vcluster document through `capi::parse_doc`) read back with
+//!   [`parse_one`]; kubeadm and the eksctl ClusterConfig edit (`eks/eksctl.rs`, a block
+//!   replaced without this line model) compare with [`same_except`].
 //!
 //! It is deliberately naive (no flow collections, anchors or multi-line plain scalars inside
 //! the parts it edits): the re-parse is what makes an edit safe.
@@ -716,6 +727,125 @@ impl Edits {
     }
 }
 
+/// A text parsed as one YAML document (serde_yaml_ng); `Err` is the parser's message.
+pub(crate) fn parse_one(text: &str) -> Result<serde_yaml_ng::Value, String> {
+    serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+}
+
+/// A document that does not parse: its index among the ranges given, and the parser's
+/// message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParseError {
+    pub(crate) document: usize,
+    pub(crate) message: String,
+}
+
+/// The documents at `ranges` of `lines`, each parsed on its own ([`parse_one`]); a document
+/// without content reads as null. `Err` names the first that does not parse.
+pub(crate) fn parse_documents(
+    lines: &[Line],
+    ranges: impl IntoIterator<Item = Range<usize>>,
+) -> Result<Vec<serde_yaml_ng::Value>, ParseError> {
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(document, r)| {
+            parse_one(&join(&lines[r])).map_err(|message| ParseError { document, message })
+        })
+        .collect()
+}
+
+/// The documents of `text` as the patchers split them ([`documents`]), each parsed on its own.
+pub(crate) fn reparse(text: &str) -> Result<Vec<serde_yaml_ng::Value>, ParseError> {
+    let lines = split(text);
+    parse_documents(&lines, documents(&lines))
+}
+
+/// Why an edited text is not the edit that was meant, as far as the documents tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VerifyError {
+    /// A document of the result does not parse.
+    Unparsable(ParseError),
+    /// The result has another number of documents.
+    DocumentCount { before: usize, after: usize },
+    /// Document `.0`, not the edited one, reads differently.
+    OtherDocument(usize),
+}
+
+/// Checks documents already parsed: as many as `before`, each but `edited` equal to its
+/// counterpart.
+pub(crate) fn same_documents_but(
+    before: &[serde_yaml_ng::Value],
+    after: &[serde_yaml_ng::Value],
+    edited: usize,
+) -> Result<(), VerifyError> {
+    if before.len() != after.len() {
+        return Err(VerifyError::DocumentCount {
+            before: before.len(),
+            after: after.len(),
+        });
+    }
+    match (0..before.len()).find(|&i| i != edited && before[i] != after[i]) {
+        Some(i) => Err(VerifyError::OtherDocument(i)),
+        None => Ok(()),
+    }
+}
+
+/// Parses the edited text `out` again ([`reparse`]) and checks it against the documents of
+/// the original (`before`, parsed the same way): the same number of documents, every one but
+/// `edited` unchanged. Gives the edited document, for the caller's own comparison with the
+/// change it meant.
+pub(crate) fn verify_documents(
+    before: &[serde_yaml_ng::Value],
+    out: &str,
+    edited: usize,
+) -> Result<serde_yaml_ng::Value, VerifyError> {
+    let mut after = reparse(out).map_err(VerifyError::Unparsable)?;
+    same_documents_but(before, &after, edited)?;
+    Ok(after.swap_remove(edited))
+}
+
+/// Whether two documents are equal once every path of `paths` (mapping keys from the root) is
+/// taken out of both; a mapping on the way to a path that is then empty, or null, counts as
+/// absent (an edit that adds `a: {b: ..}` to a document without `a` changes nothing else).
+/// A path through something other than a mapping takes nothing out.
+pub(crate) fn same_except(
+    before: &serde_yaml_ng::Value,
+    after: &serde_yaml_ng::Value,
+    paths: &[&[&str]],
+) -> bool {
+    without(before, paths) == without(after, paths)
+}
+
+fn without(doc: &serde_yaml_ng::Value, paths: &[&[&str]]) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::Value;
+    /// Takes `path` out of `v`, then its parent when that is left empty or null.
+    fn take(v: &mut Value, path: &[&str]) {
+        let Some(m) = v.as_mapping_mut() else {
+            return;
+        };
+        match path {
+            [] => {}
+            [last] => {
+                m.shift_remove(*last);
+            }
+            [first, rest @ ..] => {
+                if let Some(child) = m.get_mut(*first) {
+                    take(child, rest);
+                    if child.is_null() || child.as_mapping().is_some_and(|c| c.is_empty()) {
+                        m.shift_remove(*first);
+                    }
+                }
+            }
+        }
+    }
+    let mut doc = doc.clone();
+    for path in paths {
+        take(&mut doc, path);
+    }
+    doc
+}
+
 /// The repository's real-file fixtures, `tests/data/fixtures` (origins in its SOURCES).
 #[cfg(test)]
 pub(crate) fn fixtures_dir() -> std::path::PathBuf {
@@ -806,6 +936,129 @@ mod tests {
         let mut lines = split("a: 1\n\nb: 2");
         splice(&mut lines, 2..3, vec![], "\n");
         assert_eq!(join(&lines), "a: 1\n\n");
+    }
+
+    fn values(text: &str) -> Vec<serde_yaml_ng::Value> {
+        reparse(text).unwrap()
+    }
+
+    #[test]
+    fn reparse_splits_as_the_patchers_do() {
+        let docs = values("# head\n---\na: 1\n--- # second\nb: [2]\n");
+        assert_eq!(docs.len(), 3);
+        assert!(docs[0].is_null());
+        assert_eq!(docs[1]["a"].as_i64(), Some(1));
+        assert_eq!(docs[2]["b"][0].as_i64(), Some(2));
+        let e = reparse("a: 1\n---\nb: [2\n").unwrap_err();
+        assert_eq!(e.document, 1);
+        assert!(e.message.contains("line"), "{}", e.message);
+        assert_eq!(parse_one("a: 1\n").unwrap()["a"].as_i64(), Some(1));
+        assert!(parse_one("a: [\n").is_err());
+    }
+
+    #[test]
+    fn verify_documents_gives_the_edited_document() {
+        let before = values("a: 1\n---\nkind: X\nb: 2\n");
+        let after =
+            verify_documents(&before, "a: 1\r\n---\r\nkind: X\r\nb: 3 # new\r\n", 1).unwrap();
+        assert_eq!(after["b"].as_i64(), Some(3));
+        assert_eq!(after["kind"].as_str(), Some("X"));
+        // The edited document may read the same (the caller decides whether it should).
+        assert_eq!(
+            verify_documents(&before, "a: 1\n---\nkind: X\nb: 2\n", 1).unwrap(),
+            before[1]
+        );
+    }
+
+    #[test]
+    fn verify_documents_refuses_another_number_of_documents() {
+        let before = values("a: 1\n---\nb: 2\n");
+        assert_eq!(
+            verify_documents(&before, "a: 1\nb: 2\n", 0),
+            Err(VerifyError::DocumentCount {
+                before: 2,
+                after: 1
+            })
+        );
+        assert_eq!(
+            verify_documents(&before, "a: 1\n---\nb: 3\n---\nc: 4\n", 1),
+            Err(VerifyError::DocumentCount {
+                before: 2,
+                after: 3
+            })
+        );
+    }
+
+    #[test]
+    fn verify_documents_refuses_a_change_to_another_document() {
+        let before = values("a: 1\n---\nb: 2\n---\nc: 3\n");
+        assert_eq!(
+            verify_documents(&before, "a: 1\n---\nb: 5\n---\nc: 4\n", 1),
+            Err(VerifyError::OtherDocument(2))
+        );
+        assert_eq!(
+            verify_documents(&before, "a: 0\n---\nb: 2\n---\nc: 3\n", 2),
+            Err(VerifyError::OtherDocument(0))
+        );
+        // Comments and layout are not changes.
+        assert!(verify_documents(&before, "a: 1 # one\n---\nb: 9\n---\nc:   3\n", 1).is_ok());
+    }
+
+    #[test]
+    fn verify_documents_refuses_an_unparsable_result() {
+        let before = values("a: 1\n---\nb: 2\n");
+        assert_eq!(
+            verify_documents(&before, "a: 1\n---\nb: [2\n", 1).map_err(|e| match e {
+                VerifyError::Unparsable(p) => p.document,
+                other => panic!("{other:?}"),
+            }),
+            Err(1)
+        );
+        assert!(matches!(
+            verify_documents(&before, "a: 1\nb: c: d\n---\nb: 2\n", 1),
+            Err(VerifyError::Unparsable(ParseError { document: 0, .. }))
+        ));
+    }
+
+    #[test]
+    fn same_except_takes_paths_and_emptied_parents_out() {
+        let paths: &[&[&str]] = &[&["api", "args"], &["api", "vols"]];
+        let v = |t: &str| parse_one(t).unwrap();
+        // Only the paths differ.
+        assert!(same_except(
+            &v("kind: C\napi:\n  args: {a: 1}\n  port: 1\n"),
+            &v("kind: C\napi:\n  port: 1\n  args: {a: 2}\n  vols: [x]\n"),
+            paths
+        ));
+        // A parent added (or emptied) for the paths alone, or null, counts as absent.
+        assert!(same_except(
+            &v("kind: C\n"),
+            &v("kind: C\napi:\n  args: {a: 1}\n"),
+            paths
+        ));
+        assert!(same_except(
+            &v("kind: C\napi:\n"),
+            &v("kind: C\napi: {}\n"),
+            paths
+        ));
+        // Anything else is a difference.
+        assert!(!same_except(
+            &v("kind: C\napi:\n  port: 1\n"),
+            &v("kind: C\napi:\n  port: 2\n  args: {a: 1}\n"),
+            paths
+        ));
+        assert!(!same_except(
+            &v("kind: C\napi:\n  args: {a: 1}\n"),
+            &v("kind: D\napi:\n  args: {a: 1}\n"),
+            paths
+        ));
+        // A path through a scalar takes nothing out.
+        assert!(!same_except(&v("api: 1\n"), &v("api: 2\n"), paths));
+        assert!(same_except(
+            &v("a: 1\nids: [x]\n"),
+            &v("ids: [y]\na: 1\n"),
+            &[&["ids"]]
+        ));
     }
 
     #[test]

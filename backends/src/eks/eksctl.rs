@@ -7,6 +7,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::{check, config_name, Association, GUIDE};
 use crate::yamlout as yaml;
+use crate::yamltext;
 use crate::{ClusterRequest, Distribution, OidcSettings, PlanError};
 
 /// eksctl's `identityProviders` entry for the settings, keys in eksctl's field order.
@@ -141,16 +142,12 @@ pub fn merge_cluster_config(
     };
     let out = replace_top_level_block(text, "identityProviders", &block);
     // Nothing but identityProviders may differ.
-    let mut before = root.clone();
-    before.shift_remove("identityProviders");
-    let after: Value = serde_yaml_ng::from_str(&out)
+    let after = yamltext::parse_one(&out)
         .map_err(|e| refuse_file(format!("the edit would not parse back ({e})")))?;
-    let mut after = match after {
-        Value::Mapping(m) => m,
-        _ => return Err(refuse_file("the edit would not parse back as a mapping")),
-    };
-    after.shift_remove("identityProviders");
-    if before != after {
+    if !after.is_mapping() {
+        return Err(refuse_file("the edit would not parse back as a mapping"));
+    }
+    if !yamltext::same_except(&doc, &after, &[&["identityProviders"]]) {
         return Err(refuse_file(
             "its `identityProviders` block could not be replaced without touching other keys (an unusual layout)",
         ));

@@ -102,7 +102,7 @@ fn normalise(v: &mut Value) {
 }
 
 fn parse(text: &str) -> Result<Value, PlanError> {
-    serde_yaml_ng::from_str(text).map_err(|e| {
+    yt::parse_one(text).map_err(|e| {
         refuse(
             format!("it is not valid YAML ({e})"),
             "fix the YAML first, then run again",
@@ -139,17 +139,25 @@ pub fn patch_config(
 ) -> Result<Option<String>, PlanError> {
     let mut lines = yt::split(text);
     let eol = yt::eol_of(&lines);
-    let mut found = Vec::new();
-    for range in yt::documents(&lines) {
-        let doc = parse(&yt::join(&lines[range.clone()]))?;
-        if doc["apiVersion"]
-            .as_str()
-            .is_some_and(|a| a.starts_with("k3d.io/"))
-        {
-            found.push((range, doc));
-        }
-    }
-    let (range, doc) = match found.len() {
+    let ranges = yt::documents(&lines);
+    let docs = yt::parse_documents(&lines, ranges.clone()).map_err(|e| {
+        refuse(
+            format!("it is not valid YAML ({})", e.message),
+            "fix the YAML first, then run again",
+        )
+    })?;
+    let mut found: Vec<(usize, Range<usize>, Value)> = ranges
+        .into_iter()
+        .zip(&docs)
+        .enumerate()
+        .filter(|(_, (_, doc))| {
+            doc["apiVersion"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("k3d.io/"))
+        })
+        .map(|(i, (r, doc))| (i, r, doc.clone()))
+        .collect();
+    let (index, range, doc) = match found.len() {
         1 => found.remove(0),
         0 => {
             return Err(refuse(
@@ -217,7 +225,7 @@ pub fn patch_config(
     }
     edit(&mut lines, range, &want, &eol)?;
     let out = yt::join(&lines);
-    verify(&doc, &out, &want)?;
+    verify(&docs, index, &out, &want)?;
     Ok(Some(out))
 }
 
@@ -356,25 +364,22 @@ fn edit(
     Ok(())
 }
 
-/// The result must read back as the input with exactly our entries changed.
-fn verify(before: &Value, out: &str, want: &[Entry]) -> Result<(), PlanError> {
+/// The result must read back as the input (documents `docs`, the config at `index`) with
+/// exactly our entries changed.
+fn verify(docs: &[Value], index: usize, out: &str, want: &[Entry]) -> Result<(), PlanError> {
     let internal = |why: &str| {
         refuse(
             format!("self-check failed: {why}"),
             "the file is left unchanged; please report this with the file",
         )
     };
-    let lines = yt::split(out);
-    let docs = yt::documents(&lines);
-    let doc = docs
-        .iter()
-        .filter_map(|r| serde_yaml_ng::from_str::<Value>(&yt::join(&lines[r.clone()])).ok())
-        .find(|d| {
-            d["apiVersion"]
-                .as_str()
-                .is_some_and(|a| a.starts_with("k3d.io/"))
-        })
-        .ok_or_else(|| internal("the result does not parse"))?;
+    let doc = yt::verify_documents(docs, out, index).map_err(|e| match e {
+        yt::VerifyError::Unparsable(_) => internal("the result does not parse"),
+        yt::VerifyError::DocumentCount { .. } | yt::VerifyError::OtherDocument(_) => {
+            internal("other settings would change")
+        }
+    })?;
+    let before = &docs[index];
     let got: Vec<Entry> = extra_args(&doc)?
         .into_iter()
         .filter(|e| is_ours(&e.arg))
@@ -396,6 +401,36 @@ mod tests {
     use super::*;
     use crate::testutil::*;
     use crate::yamltext::fixture;
+
+    /// The self-check reads the whole result back: every document but the config must stay
+    /// as it was (the check once looked at the config document alone).
+    #[test]
+    fn verify_refuses_a_change_outside_the_config_document() {
+        let text = "kind: Other\nx: 1\n---\napiVersion: k3d.io/v1alpha5\nkind: Simple\n";
+        let docs = yt::reparse(text).unwrap();
+        let why = |out: &str| match verify(&docs, 1, out, &[]) {
+            Err(PlanError::Patch { reason, .. }) => reason,
+            other => panic!("{out}: {other:?}"),
+        };
+        verify(&docs, 1, text, &[]).unwrap();
+        let config = "apiVersion: k3d.io/v1alpha5\nkind: Simple\n";
+        assert_eq!(
+            why(&format!("kind: Other\nx: 2\n---\n{config}")),
+            "self-check failed: other settings would change"
+        );
+        assert_eq!(
+            why(&format!("kind: Other\nx: 1\n---\n{config}---\ny: 1\n")),
+            "self-check failed: other settings would change"
+        );
+        assert_eq!(
+            why(&format!("kind: Other\nx: [\n---\n{config}")),
+            "self-check failed: the result does not parse"
+        );
+        assert_eq!(
+            why(&format!("kind: Other\nx: 1\n---\n{config}servers: 2\n")),
+            "self-check failed: other settings would change"
+        );
+    }
 
     const FIXTURES: [&str; 4] = [
         "k3d-config/002-thefutoneng-keycloak-option1.yaml",

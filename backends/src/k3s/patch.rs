@@ -251,7 +251,7 @@ pub fn patch_config(
             "fix the file so it is a YAML mapping of k3s flags, then run again",
         )
     };
-    let doc = match serde_yaml_ng::from_str::<Value>(text) {
+    let doc = match yt::parse_one(text) {
         Ok(Value::Mapping(m)) => m,
         Ok(Value::Null) => Mapping::new(),
         Ok(_) => return Err(refuse("it is not a YAML mapping".into())),
@@ -330,7 +330,7 @@ fn check_result(
     before: &Mapping,
     changed: &[(String, Vec<String>)],
 ) -> Result<(), String> {
-    let parsed = match serde_yaml_ng::from_str::<Value>(after).map_err(|e| e.to_string())? {
+    let parsed = match yt::parse_one(after)? {
         Value::Mapping(m) => m,
         Value::Null => Mapping::new(),
         _ => return Err("not a mapping".into()),

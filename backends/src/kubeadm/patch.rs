@@ -8,9 +8,10 @@
 //! by indentation and cross-checked against the parsed values (same keys, same number of
 //! entries). Entries this tool owns ([`is_managed_flag`](crate::apiserver::is_managed_flag)) are
 //! deleted and the wanted ones written at the place of the first, so a second run finds them
-//! equal and changes nothing. The result is parsed again and compared with the intended change;
-//! anything this cannot do safely (flow style, quoted keys, odd indentation, a kind Cluster) is
-//! refused with the file untouched.
+//! equal and changes nothing. The result is parsed again ([`yt::verify_documents`]: every
+//! other document unchanged) and compared with the intended change; anything this cannot do
+//! safely (flow style, quoted keys, odd indentation, a kind Cluster) is refused with the file
+//! untouched.
 //!
 //! Forms: `kubeadm.k8s.io/v1beta1` to `v1beta3` write `extraArgs` as a map, `v1beta4` as a
 //! `{name, value}` list (kubernetes/website `content/en/docs/reference/config-api/kubeadm-config.v1beta4.md`).
@@ -32,17 +33,18 @@ fn refuse(reason: impl Into<String>, fix: impl Into<String>) -> PlanError {
 
 /// Line ranges of the documents and their parsed values.
 fn documents(lines: &[Line]) -> Result<Vec<(Range<usize>, Value)>, PlanError> {
-    let mut docs = Vec::new();
-    for r in yt::documents(lines) {
-        let value: Value = serde_yaml_ng::from_str(&yt::join(&lines[r.clone()])).map_err(|e| {
-            refuse(
-                format!("document {} does not parse as YAML ({e})", docs.len() + 1),
-                "fix the YAML first",
-            )
-        })?;
-        docs.push((r, value));
-    }
-    Ok(docs)
+    let ranges = yt::documents(lines);
+    let values = yt::parse_documents(lines, ranges.clone()).map_err(|e| {
+        refuse(
+            format!(
+                "document {} does not parse as YAML ({})",
+                e.document + 1,
+                e.message
+            ),
+            "fix the YAML first",
+        )
+    })?;
+    Ok(ranges.into_iter().zip(values).collect())
 }
 
 /// The entries of a block (map entries, or with `items` list items), refused unless plain.
@@ -527,26 +529,9 @@ fn child_indent(form: ArgsForm, ci: usize, step: usize, seq_offset: usize) -> us
     }
 }
 
-/// The document without `apiServer.extraArgs`/`extraVolumes` (an emptied `apiServer` dropped).
-fn rest_of(doc: &Value) -> Value {
-    let mut doc = doc.clone();
-    if let Some(m) = doc.as_mapping_mut() {
-        let mut drop_api = false;
-        if let Some(api) = m.get_mut("apiServer") {
-            if let Some(a) = api.as_mapping_mut() {
-                a.remove("extraArgs");
-                a.remove("extraVolumes");
-                drop_api = a.is_empty();
-            } else {
-                drop_api = api.is_null();
-            }
-        }
-        if drop_api {
-            m.remove("apiServer");
-        }
-    }
-    doc
-}
+/// What the edit may change: `apiServer.extraArgs` and `extraVolumes` (an `apiServer` left
+/// empty, or null, counts as absent).
+const EDITED: [&[&str]; 2] = [&["apiServer", "extraArgs"], &["apiServer", "extraVolumes"]];
 
 /// Parses the result and checks it is exactly the intended change.
 fn verify(
@@ -561,17 +546,13 @@ fn verify(
             "edit it by hand and report this file",
         )
     };
-    let new = documents(&yt::split(out)).map_err(|_| bad("it no longer parses"))?;
-    if new.len() != old.len() {
-        return Err(bad("the number of documents changed"));
-    }
-    for (i, ((_, a), (_, b))) in old.iter().zip(&new).enumerate() {
-        if i != index && a != b {
-            return Err(bad("another document changed"));
-        }
-    }
-    let doc = &new[index].1;
-    if rest_of(doc) != rest_of(&old[index].1) {
+    let before: Vec<Value> = old.iter().map(|(_, v)| v.clone()).collect();
+    let doc = &yt::verify_documents(&before, out, index).map_err(|e| match e {
+        yt::VerifyError::Unparsable(_) => bad("it no longer parses"),
+        yt::VerifyError::DocumentCount { .. } => bad("the number of documents changed"),
+        yt::VerifyError::OtherDocument(_) => bad("another document changed"),
+    })?;
+    if !yt::same_except(doc, &before[index], &EDITED) {
         return Err(bad("keys outside apiServer.extraArgs/extraVolumes changed"));
     }
     let api = doc.get("apiServer");
@@ -678,6 +659,63 @@ mod tests {
             .filter(|d| d.ends_with('\n') || !inserted.contains(&format!("{d}\n")))
             .map(|d| d.trim_end().to_string())
             .collect()
+    }
+
+    /// `verify`'s refusals, one per way a result can differ from the intended edit.
+    #[test]
+    fn verify_refuses_each_difference_with_its_message() {
+        let text =
+            "a: 1\n---\nkind: ClusterConfiguration\nnetworking: {}\napiServer:\n  extraArgs: {}\n";
+        let old = documents(&yt::split(text)).unwrap();
+        let intent = Intent {
+            form: ArgsForm::Map,
+            kept_args: vec![],
+            want_args: vec![],
+            kept_volumes: vec![],
+            want_volumes: vec![],
+        };
+        let why = |out: &str| match verify(&old, 1, out, &intent) {
+            Err(PlanError::Patch { reason, .. }) => reason,
+            other => panic!("{out}: {other:?}"),
+        };
+        let msg = |what: &str| {
+            format!("the edited file did not read back as intended ({what}); nothing was changed")
+        };
+        assert_eq!(
+            why("a: 1\n---\nkind: ClusterConfiguration\nnetworking: [\n"),
+            msg("it no longer parses")
+        );
+        assert_eq!(
+            why("a: 1\nkind: ClusterConfiguration\n"),
+            msg("the number of documents changed")
+        );
+        assert_eq!(
+            why("a: 2\n---\nkind: ClusterConfiguration\nnetworking: {}\n"),
+            msg("another document changed")
+        );
+        assert_eq!(
+            why("a: 1\n---\nkind: ClusterConfiguration\n"),
+            msg("keys outside apiServer.extraArgs/extraVolumes changed")
+        );
+        assert_eq!(
+            why("a: 1\n---\nkind: ClusterConfiguration\nnetworking: {}\napiServer:\n  extraArgs: [x]\n"),
+            msg("apiServer.extraArgs")
+        );
+        // An emptied apiServer (or none) is the edit itself, not another change.
+        verify(
+            &old,
+            1,
+            "a: 1\n---\nkind: ClusterConfiguration\nnetworking: {}\n",
+            &intent,
+        )
+        .unwrap();
+        verify(
+            &old,
+            1,
+            "a: 1 # x\n---\nkind: ClusterConfiguration\nnetworking: {}\napiServer:\n",
+            &intent,
+        )
+        .unwrap();
     }
 
     #[test]
