@@ -412,7 +412,8 @@ fn edit_cluster_spec(current: &str, s: Option<(&OidcSettings, Mode)>) -> Result<
         return Err(refuse("it holds no `kind: Cluster` document"));
     };
     merge_cluster(&mut doc, s)?;
-    let text = yaml::to_string(&Value::Mapping(doc)).map_err(refuse)?;
+    let want = Value::Mapping(doc);
+    let text = yaml::to_string(&want).map_err(refuse)?;
     let mut out = String::with_capacity(current.len() + text.len());
     for (i, piece) in pieces.iter().enumerate() {
         out.push_str(&piece.separator);
@@ -422,7 +423,45 @@ fn edit_cluster_spec(current: &str, s: Option<(&OidcSettings, Mode)>) -> Result<
             out.push_str(&piece.text);
         }
     }
+    verify(current, &out, &want)?;
     Ok(out)
+}
+
+/// Reads the edited spec back ([`yamltext::verify_documents`]): every other document as it
+/// was, the Cluster document exactly the one meant (the emitter's quoting included).
+fn verify(current: &str, out: &str, want: &Value) -> Result<(), PlanError> {
+    let bad = |why: String| {
+        refuse(format!(
+            "the edited spec did not read back as intended ({why}); nothing was changed"
+        ))
+    };
+    let before = yamltext::reparse(current).map_err(|e| {
+        bad(format!(
+            "document {} does not parse: {}",
+            e.document + 1,
+            e.message
+        ))
+    })?;
+    let is_cluster = |v: &Value| v.get("kind").and_then(Value::as_str) == Some("Cluster");
+    let edited = before
+        .iter()
+        .position(is_cluster)
+        .ok_or_else(|| bad("no `kind: Cluster` document".into()))?;
+    let after = yamltext::verify_documents(&before, out, edited).map_err(|e| {
+        bad(match e {
+            yamltext::VerifyError::Unparsable(p) => {
+                format!("document {} does not parse: {}", p.document + 1, p.message)
+            }
+            yamltext::VerifyError::DocumentCount { before, after } => {
+                format!("{before} documents became {after}")
+            }
+            yamltext::VerifyError::OtherDocument(i) => format!("document {} changed", i + 1),
+        })
+    })?;
+    match &after == want {
+        true => Ok(()),
+        false => Err(bad("the Cluster document is not the change meant".into())),
+    }
 }
 
 /// `--state` from the arguments for `kops create cluster`, to pass to the later commands.
@@ -798,6 +837,27 @@ mod tests {
     fn fixture(name: &str) -> String {
         let path = fixture_dir().join(name);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The read-back refuses a result in which another document changed, the Cluster document
+    /// is not the one meant, or the text no longer parses; it accepts the edit itself.
+    #[test]
+    fn verify_reads_the_result_back() {
+        let current = "apiVersion: kops.k8s.io/v1alpha2\nkind: InstanceGroup\nspec: {role: Master}\n---\napiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nspec:\n  kubeAPIServer: {}\n";
+        let out = merge_cluster_spec(current, &settings()).unwrap();
+        let want = yamltext::reparse(&out).unwrap().swap_remove(1);
+        assert!(verify(current, &out, &want).is_ok());
+        let msg = |out: &str| verify(current, out, &want).unwrap_err().to_string();
+        assert!(
+            msg(&out.replace("role: Master", "role: Node")).contains("(document 1 changed)"),
+            "{}",
+            msg(&out.replace("role: Master", "role: Node"))
+        );
+        let other = out.replace("oidcClientID: kubernetes", "oidcClientID: other");
+        assert_ne!(other, out);
+        assert!(msg(&other).contains("(the Cluster document is not the change meant)"));
+        assert!(msg(&format!("{out}---\nkind: Extra\n")).contains("(2 documents became 3)"));
+        assert!(msg(&out.replace("kind: Cluster", "kind: [Cluster")).contains("does not parse"));
     }
 
     fn fixtures() -> Vec<(String, String)> {

@@ -22,7 +22,9 @@
 //!   [`same_documents_but`]; the one-document patchers (k3s/RKE2 config; the Cluster API,
 //!   kubespray, k0s, Talos and vcluster document through `capi::parse_doc`) read back with
 //!   [`parse_one`]; kubeadm and the eksctl ClusterConfig edit (`eks/eksctl.rs`, a block
-//!   replaced without this line model) compare with [`same_except`].
+//!   replaced without this line model) compare with [`same_except`]; kops, whose Cluster
+//!   document is written by the emitter (the other documents kept as text), reads the result
+//!   back with [`verify_documents`] and compares the Cluster document with the one meant.
 //!
 //! It is deliberately naive (no flow collections, anchors or multi-line plain scalars inside
 //! the parts it edits): the re-parse is what makes an edit safe.
