@@ -353,13 +353,34 @@ fn p3_lock_held_while_the_prompt_waits_and_lost_lock_stops_the_run() {
     assert_eq!(node.fingerprint(), fp, "nothing changed");
 }
 
-/// Waits (bounded) until the run has written the manifest: its transaction has begun.
-fn wait_for_the_write(node: &Node) {
+/// Starts `patch --yes --timeout TIMEOUT` (with `env`) on `node` and returns once it has written the
+/// manifest (bounded): its transaction has begun, and (the node never ready) it is waiting.
+fn patching(node: &Node, timeout: &str, env: &[(&str, &str)]) -> crate::test::Running {
+    let mut t = node
+        .k8soidc("patch")
+        .args(oidc())
+        .args(["--yes", "--timeout", timeout]);
+    for (k, v) in env {
+        t = t.env(k, v);
+    }
+    let run = t.spawn();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !node.read(MANIFEST).unwrap().contains("--oidc-issuer-url") {
         assert!(std::time::Instant::now() < deadline, "the run never wrote");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    run
+}
+
+/// The node's one backup and the exact `k8soidc rollback` command for it.
+fn backup_and_rollback(node: &Node) -> (String, String) {
+    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    let rollback = format!(
+        "k8soidc rollback --ssh {} --ssh-config {} --to {id}",
+        node.target(),
+        node.ssh_config()
+    );
+    (id, rollback)
 }
 
 /// Point 4: SIGTERM (sent to k8soidc alone, as `kill`, systemd or a CI runner do) during the
@@ -371,20 +392,10 @@ fn p4_sigterm_during_the_health_wait_restores_and_names_the_backup() {
     let node = Node::on(177).kubeadm().start();
     node.set_never_ready("--oidc-issuer-url");
     let before = node.read(MANIFEST).unwrap();
-    let run = node
-        .k8soidc("patch")
-        .args(oidc())
-        .args(["--yes", "--timeout", "120s"])
-        .spawn();
-    wait_for_the_write(&node);
+    let run = patching(&node, "120s", &[]);
     run.signal("TERM");
     let out = run.wait().status(143);
-    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
-    let rollback = format!(
-        "k8soidc rollback --ssh {} --ssh-config {} --to {id}",
-        node.target(),
-        node.ssh_config()
-    );
+    let (id, rollback) = backup_and_rollback(&node);
     for said in [
         format!("interrupted (SIGTERM) during the wait: restoring backup {id} (by hand: `{rollback}`)"),
         format!("error: `{}`: interrupted (SIGTERM) during the wait: restored backup {id}, the API server is healthy with the previous settings; the backup stays on the node: `{rollback}`", node.target()),
@@ -401,15 +412,10 @@ fn p4_ctrl_c_to_the_process_group_during_the_health_wait_restores() {
     let node = Node::on(178).kubeadm().start();
     node.set_never_ready("--oidc-issuer-url");
     let before = node.read(MANIFEST).unwrap();
-    let run = node
-        .k8soidc("patch")
-        .args(oidc())
-        .args(["--yes", "--timeout", "120s"])
-        .spawn();
-    wait_for_the_write(&node);
+    let run = patching(&node, "120s", &[]);
     run.signal_group("INT");
     let out = run.wait().status(130);
-    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
+    let (id, _) = backup_and_rollback(&node);
     assert!(
         out.stderr.contains(&format!(
             "interrupted (SIGINT) during the wait: restored backup {id}, the API server is healthy with the previous settings"
@@ -422,21 +428,11 @@ fn p4_ctrl_c_to_the_process_group_during_the_health_wait_restores() {
     // Twice: the restore stops where it is; the node has the old or the new file (never a
     // mix), and the command printed restores it.
     node.sh("rm -rf /var/lib/k8soidc/backups");
-    let run = node
-        .k8soidc("patch")
-        .args(oidc())
-        .args(["--yes", "--timeout", "120s"])
-        .spawn();
-    wait_for_the_write(&node);
+    let run = patching(&node, "120s", &[]);
     run.signal_group("INT");
     run.signal_group("INT");
     let out = run.wait().status(130);
-    let id = node.sh("ls /var/lib/k8soidc/backups").trim().to_string();
-    let rollback = format!(
-        "k8soidc rollback --ssh {} --ssh-config {} --to {id}",
-        node.target(),
-        node.ssh_config()
-    );
+    let (id, rollback) = backup_and_rollback(&node);
     assert!(
         out.stderr.contains(&format!("interrupted again (SIGINT) while restoring backup {id}: stopped where it was, so the node has either the new settings or the previous ones (each file is old or new); to restore: `{rollback}`")),
         "{}",
@@ -469,13 +465,7 @@ fn p5_sigkilled_run_leaves_no_ssh_master() {
     let tmp = tempfile::tempdir().unwrap();
     let tmpdir = tmp.path().display().to_string();
     let controls = tmp.path().join("k8soidc-0");
-    let run = node
-        .k8soidc("patch")
-        .args(oidc())
-        .args(["--yes", "--timeout", "8s"])
-        .env("TMPDIR", &tmpdir)
-        .spawn();
-    wait_for_the_write(&node);
+    let run = patching(&node, "8s", &[("TMPDIR", &tmpdir)]);
     run.signal("KILL");
     let _ = run.wait();
     // No process uses the run's control directories any more (bounded: the wait's own channel
