@@ -3,7 +3,8 @@
 //! own N; A.B is this test process's own address block (see `block`), so test runs that share
 //! the machine (other checkouts, CI jobs) never listen on each other's addresses. Everything
 //! dies with the `Node` (SIGKILL of the namespace's parent, which takes the namespace's PID 1
-//! and so every process in it). The host's own /etc/kubernetes and friends are never touched:
+//! and so every process in it), or with the test process if that dies first (`setpriv
+//! --pdeathsig KILL`). The host's own /etc/kubernetes and friends are never touched:
 //! every node directory is a private tmpfs.
 
 use std::net::{SocketAddr, TcpStream};
@@ -194,8 +195,13 @@ impl NodeBuilder {
             std::fs::write(&p, content).unwrap();
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
         }
-        let mut cmd = Command::new(root().join("scripts/test-node"));
-        cmd.arg(d)
+        // `setpriv --pdeathsig KILL` (util-linux): if this test process dies without dropping
+        // the Node (an abort, SIGKILL), the node gets SIGKILL too, and with it its namespace;
+        // nothing is left running. Nodes are made and dropped on their test's own thread.
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "KILL"])
+            .arg(root().join("scripts/test-node"))
+            .arg(d)
             .arg(&addr)
             .arg(port.to_string())
             .stdin(Stdio::null())
@@ -210,7 +216,7 @@ impl NodeBuilder {
         }
         let child = cmd
             .spawn()
-            .expect("scripts/test-node (needs root, unshare, sshd)");
+            .expect("setpriv scripts/test-node (needs root, util-linux, sshd)");
         let seeded_apiserver = self
             .files
             .iter()
