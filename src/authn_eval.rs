@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use backends::authn::{uses_claim, JwtAuthenticator};
+use backends::authn::{uses_claim, ClaimMappings, JwtAuthenticator};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -45,27 +45,23 @@ fn go_kind(v: &Value) -> &'static str {
     }
 }
 
-enum Step<T> {
-    Ok(T),
-    Err(String),
-    Unknown(String, String),
-}
-
-macro_rules! step {
-    ($e:expr) => {
-        match $e {
-            Step::Ok(v) => v,
-            Step::Err(e) => return Verdict::Rejected(e),
-            Step::Unknown(f, w) => return Verdict::Unknown(f, w),
-        }
-    };
-}
-
-fn cel(expr: &str, var: &str, v: &Value, field: String) -> Step<Value> {
+/// Evaluates CEL expression `expr` with `v` bound to `var`. An evaluation error is rejected
+/// with `wrap` before it (`"{wrap}: {err}"`) or as it is (no `wrap`); an expression k8soidc
+/// cannot evaluate offline is unknown, naming `field`.
+fn cel(
+    expr: &str,
+    var: &str,
+    v: &Value,
+    field: String,
+    wrap: Option<&str>,
+) -> Result<Value, Verdict> {
     match eval(expr, &[(var, v)]) {
-        Outcome::Value(v) => Step::Ok(v),
-        Outcome::Error(e) => Step::Err(e),
-        Outcome::Unsupported(why) => Step::Unknown(field, why),
+        Outcome::Value(v) => Ok(v),
+        Outcome::Error(e) => Err(Verdict::Rejected(match wrap {
+            Some(w) => format!("{w}: {e}"),
+            None => e,
+        })),
+        Outcome::Unsupported(why) => Err(Verdict::Unknown(field, why)),
     }
 }
 
@@ -87,42 +83,89 @@ fn string_list(v: &Value) -> Result<Vec<String>, String> {
 
 /// Applies authenticator `a` (number `i`) to verified `claims`.
 pub(crate) fn evaluate(i: usize, a: &JwtAuthenticator, claims: &Map<String, Value>) -> Verdict {
+    match user_info(i, a, claims) {
+        Ok(user) => Verdict::User(user),
+        Err(verdict) => verdict,
+    }
+}
+
+/// The phases of [`evaluate`] in the API server's order; the first one that rejects the
+/// token (or cannot be evaluated offline) is the verdict.
+fn user_info(
+    i: usize,
+    a: &JwtAuthenticator,
+    claims: &Map<String, Value>,
+) -> Result<UserInfo, Verdict> {
     let cv = Value::Object(claims.clone());
     let m = &a.claim_mappings;
     let p = format!("jwt[{i}].claimMappings");
-    // username
-    let username = if let Some(e) = m.username.expression.as_deref().filter(|e| !e.is_empty()) {
-        let v = step!(
-            match cel(e, "claims", &cv, format!("{p}.username.expression")) {
-                Step::Err(err) => Step::Err(format!(
-                    "oidc: error evaluating username claim expression: {err}"
-                )),
-                other => other,
-            }
-        );
-        match v {
-            Value::String(s) if s.is_empty() => return Verdict::Rejected("oidc: empty username via CEL expression is not allowed".into()),
-            Value::String(s) => s,
-            _ => return Verdict::Rejected("oidc: error evaluating username claim expression: username claim expression must return a string".into()),
-        }
-    } else {
-        let claim = m.username.claim.clone().unwrap_or_default();
-        let value = match claims.get(&claim) {
-            None => return Verdict::Rejected(format!("oidc: parse username claims {claim:?}: claim not present")),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => return Verdict::Rejected(format!("oidc: parse username claims {claim:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other))),
+    let username = username(m, claims, &cv, &p)?;
+    let mut groups = groups(m, claims, &cv, &p)?;
+    let uid = uid(m, claims, &cv, &p)?;
+    let extra = extra(m, claims, &cv, &p)?;
+    required_claims(a, claims)?;
+    claim_validation_rules(i, a, &cv)?;
+    // user validation rules see the groups without system:authenticated yet
+    let user = json!({"username": username, "uid": uid, "groups": groups, "extra": extra});
+    user_validation_rules(i, a, &user)?;
+    groups.push("system:authenticated".into());
+    Ok(UserInfo {
+        username,
+        uid,
+        groups,
+        extra,
+    })
+}
+
+/// The username: the CEL expression, else the claim (with the `email_verified` rule for
+/// `email`) behind its prefix. `cv` is `claims` as a value, `p` the mappings' field path.
+fn username(
+    m: &ClaimMappings,
+    claims: &Map<String, Value>,
+    cv: &Value,
+    p: &str,
+) -> Result<String, Verdict> {
+    if let Some(e) = m.username.expression.as_deref().filter(|e| !e.is_empty()) {
+        let v = cel(
+            e,
+            "claims",
+            cv,
+            format!("{p}.username.expression"),
+            Some("oidc: error evaluating username claim expression"),
+        )?;
+        return match v {
+            Value::String(s) if s.is_empty() => Err(Verdict::Rejected("oidc: empty username via CEL expression is not allowed".into())),
+            Value::String(s) => Ok(s),
+            _ => Err(Verdict::Rejected("oidc: error evaluating username claim expression: username claim expression must return a string".into())),
         };
-        if claim == "email" {
-            match claims.get("email_verified") {
-                None | Some(Value::Bool(true)) => {}
-                Some(Value::Bool(false)) => return Verdict::Rejected("oidc: email not verified".into()),
-                Some(other) => return Verdict::Rejected(format!("oidc: parse 'email_verified' claim: json: cannot unmarshal {} into Go value of type bool", go_kind(other))),
-            }
-        }
-        format!("{}{value}", m.username.prefix.clone().unwrap_or_default())
+    }
+    let claim = m.username.claim.clone().unwrap_or_default();
+    let value = match claims.get(&claim) {
+        None => return Err(Verdict::Rejected(format!("oidc: parse username claims {claim:?}: claim not present"))),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(Verdict::Rejected(format!("oidc: parse username claims {claim:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other)))),
     };
-    // groups
-    let mut groups = Vec::new();
+    if claim == "email" {
+        match claims.get("email_verified") {
+            None | Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => return Err(Verdict::Rejected("oidc: email not verified".into())),
+            Some(other) => return Err(Verdict::Rejected(format!("oidc: parse 'email_verified' claim: json: cannot unmarshal {} into Go value of type bool", go_kind(other)))),
+        }
+    }
+    Ok(format!(
+        "{}{value}",
+        m.username.prefix.clone().unwrap_or_default()
+    ))
+}
+
+/// The groups: the claim (a string or a list of strings, each behind the prefix) when the
+/// token has it, else the CEL expression, else none. A distributed groups claim is unknown.
+fn groups(
+    m: &ClaimMappings,
+    claims: &Map<String, Value>,
+    cv: &Value,
+    p: &str,
+) -> Result<Vec<String>, Verdict> {
     let gclaim = m
         .groups
         .as_ref()
@@ -136,10 +179,10 @@ pub(crate) fn evaluate(i: usize, a: &JwtAuthenticator, claims: &Map<String, Valu
     if let Some(c) = &gclaim {
         let distributed = claims.get("_claim_names").and_then(|n| n.get(c)).is_some();
         if distributed && !claims.contains_key(c) {
-            return Verdict::Unknown(
+            return Err(Verdict::Unknown(
                 format!("{p}.groups.claim"),
                 format!("`{c}` is a distributed claim (`_claim_names`): kube-apiserver fetches it from the `_claim_sources` endpoint, which k8soidc does not call offline (for Entra ID, Microsoft Graph refuses the call without an access token and the API server logs `oidc: could not expand distributed claims`)"),
-            );
+            ));
         }
     }
     match (
@@ -159,58 +202,74 @@ pub(crate) fn evaluate(i: usize, a: &JwtAuthenticator, claims: &Map<String, Valu
                     for it in items {
                         match it {
                             Value::String(s) => out.push(s.clone()),
-                            other => return Verdict::Rejected(format!("oidc: parse groups claim {c:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other))),
+                            other => return Err(Verdict::Rejected(format!("oidc: parse groups claim {c:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other)))),
                         }
                     }
                     out
                 }
-                other => return Verdict::Rejected(format!("oidc: parse groups claim {c:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other))),
+                other => return Err(Verdict::Rejected(format!("oidc: parse groups claim {c:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other)))),
             };
-            groups = list.into_iter().map(|g| format!("{prefix}{g}")).collect();
+            Ok(list.into_iter().map(|g| format!("{prefix}{g}")).collect())
         }
         (None, Some(e)) => {
-            let v = step!(
-                match cel(e, "claims", &cv, format!("{p}.groups.expression")) {
-                    Step::Err(err) => Step::Err(format!(
-                        "oidc: error evaluating group claim expression: {err}"
-                    )),
-                    other => other,
-                }
-            );
-            groups = match string_list(&v) {
-                Ok(g) => g,
-                Err(err) => {
-                    return Verdict::Rejected(format!(
-                        "oidc: error evaluating group claim expression: {err}"
-                    ))
-                }
-            };
+            let v = cel(
+                e,
+                "claims",
+                cv,
+                format!("{p}.groups.expression"),
+                Some("oidc: error evaluating group claim expression"),
+            )?;
+            string_list(&v).map_err(|err| {
+                Verdict::Rejected(format!(
+                    "oidc: error evaluating group claim expression: {err}"
+                ))
+            })
         }
-        (None, None) => {}
+        (None, None) => Ok(Vec::new()),
     }
-    // uid
-    let mut uid = String::new();
-    if let Some(u) = &m.uid {
-        if let Some(c) = u.claim.as_deref().filter(|c| !c.is_empty()) {
-            uid = match claims.get(c) {
-                None => return Verdict::Rejected(format!("oidc: parse uid claim {c:?}: claim not present")),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => return Verdict::Rejected(format!("oidc: parse uid claim {c:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other))),
-            };
-        } else if let Some(e) = u.expression.as_deref().filter(|e| !e.is_empty()) {
-            let v = step!(match cel(e, "claims", &cv, format!("{p}.uid.expression")) {
-                Step::Err(err) => Step::Err(format!(
-                    "oidc: error evaluating uid claim expression: {err}"
-                )),
-                other => other,
-            });
-            uid = match v {
-                Value::String(s) => s,
-                _ => return Verdict::Rejected("oidc: error evaluating uid claim expression: uid claim expression must return a string".into()),
-            };
-        }
+}
+
+/// The uid: the claim, else the CEL expression, else empty.
+fn uid(
+    m: &ClaimMappings,
+    claims: &Map<String, Value>,
+    cv: &Value,
+    p: &str,
+) -> Result<String, Verdict> {
+    let Some(u) = &m.uid else {
+        return Ok(String::new());
+    };
+    if let Some(c) = u.claim.as_deref().filter(|c| !c.is_empty()) {
+        return match claims.get(c) {
+            None => Err(Verdict::Rejected(format!("oidc: parse uid claim {c:?}: claim not present"))),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(Verdict::Rejected(format!("oidc: parse uid claim {c:?}: json: cannot unmarshal {} into Go value of type string", go_kind(other)))),
+        };
     }
-    // extra, with the credential id of a string `jti` (getCredentialID)
+    let Some(e) = u.expression.as_deref().filter(|e| !e.is_empty()) else {
+        return Ok(String::new());
+    };
+    let v = cel(
+        e,
+        "claims",
+        cv,
+        format!("{p}.uid.expression"),
+        Some("oidc: error evaluating uid claim expression"),
+    )?;
+    match v {
+        Value::String(s) => Ok(s),
+        _ => Err(Verdict::Rejected("oidc: error evaluating uid claim expression: uid claim expression must return a string".into())),
+    }
+}
+
+/// The extra attributes: the credential id of a string `jti` (getCredentialID), then each
+/// mapping's value expression (an empty list adds nothing).
+fn extra(
+    m: &ClaimMappings,
+    claims: &Map<String, Value>,
+    cv: &Value,
+    p: &str,
+) -> Result<BTreeMap<String, Vec<String>>, Verdict> {
     let mut extra = BTreeMap::new();
     if let Some(Value::String(jti)) = claims.get("jti") {
         extra.insert(
@@ -219,26 +278,32 @@ pub(crate) fn evaluate(i: usize, a: &JwtAuthenticator, claims: &Map<String, Valu
         );
     }
     for (j, x) in m.extra.iter().enumerate() {
-        let v = step!(cel(
+        let v = cel(
             &x.value_expression,
             "claims",
-            &cv,
-            format!("{p}.extra[{j}].valueExpression")
-        ));
+            cv,
+            format!("{p}.extra[{j}].valueExpression"),
+            None,
+        )?;
         match string_list(&v) {
             Ok(list) if list.is_empty() => {}
             Ok(list) => {
                 extra.insert(x.key.clone(), list);
             }
             Err(err) => {
-                return Verdict::Rejected(format!(
+                return Err(Verdict::Rejected(format!(
                     "oidc: error evaluating extra claim expression: {}: {err}",
                     x.value_expression
-                ))
+                )))
             }
         }
     }
-    // claim/requiredValue rules (requiredClaims)
+    Ok(extra)
+}
+
+/// The claim/requiredValue validation rules (requiredClaims): each claim present, a string,
+/// equal to its required value.
+fn required_claims(a: &JwtAuthenticator, claims: &Map<String, Value>) -> Result<(), Verdict> {
     for r in &a.claim_validation_rules {
         let Some(c) = r.claim.as_deref().filter(|c| !c.is_empty()) else {
             continue;
@@ -246,73 +311,67 @@ pub(crate) fn evaluate(i: usize, a: &JwtAuthenticator, claims: &Map<String, Valu
         let want = r.required_value.clone().unwrap_or_default();
         match claims.get(c) {
             None => {
-                return Verdict::Rejected(format!(
+                return Err(Verdict::Rejected(format!(
                     "oidc: required claim {c} not present in ID token"
-                ))
+                )))
             }
             Some(Value::String(got)) if *got == want => {}
             Some(Value::String(got)) => {
-                return Verdict::Rejected(format!(
+                return Err(Verdict::Rejected(format!(
                     "oidc: required claim {c} value does not match. Got = {got}, want = {want}"
-                ))
+                )))
             }
             Some(other) => {
-                return Verdict::Rejected(format!(
+                return Err(Verdict::Rejected(format!(
                     "oidc: parse claim {c}: json: cannot unmarshal {} into Go value of type string",
                     go_kind(other)
-                ))
+                )))
             }
         }
     }
-    // CEL claim validation rules
+    Ok(())
+}
+
+/// The CEL claim validation rules of authenticator `a` (number `i`): each must be true.
+fn claim_validation_rules(i: usize, a: &JwtAuthenticator, cv: &Value) -> Result<(), Verdict> {
     for (j, r) in a.claim_validation_rules.iter().enumerate() {
         let Some(e) = r.expression.as_deref().filter(|e| !e.is_empty()) else {
             continue;
         };
-        let v = step!(match cel(
+        let v = cel(
             e,
             "claims",
-            &cv,
-            format!("jwt[{i}].claimValidationRules[{j}].expression")
-        ) {
-            Step::Err(err) => Step::Err(format!(
-                "oidc: error evaluating claim validation expression: {err}"
-            )),
-            other => other,
-        });
+            cv,
+            format!("jwt[{i}].claimValidationRules[{j}].expression"),
+            Some("oidc: error evaluating claim validation expression"),
+        )?;
         match v {
             Value::Bool(true) => {}
-            Value::Bool(false) => return Verdict::Rejected(format!("oidc: error evaluating claim validation expression: validation expression '{e}' failed: {}", r.message.clone().unwrap_or_default())),
-            _ => return Verdict::Rejected("oidc: error evaluating claim validation expression: validation expression must return a boolean".into()),
+            Value::Bool(false) => return Err(Verdict::Rejected(format!("oidc: error evaluating claim validation expression: validation expression '{e}' failed: {}", r.message.clone().unwrap_or_default()))),
+            _ => return Err(Verdict::Rejected("oidc: error evaluating claim validation expression: validation expression must return a boolean".into())),
         }
     }
-    // user validation rules (groups without system:authenticated yet)
-    let user = json!({"username": username, "uid": uid, "groups": groups, "extra": extra});
+    Ok(())
+}
+
+/// The user validation rules of authenticator `a` (number `i`) over `user`: each must be
+/// true.
+fn user_validation_rules(i: usize, a: &JwtAuthenticator, user: &Value) -> Result<(), Verdict> {
     for (j, r) in a.user_validation_rules.iter().enumerate() {
-        let v = step!(match cel(
+        let v = cel(
             &r.expression,
             "user",
-            &user,
-            format!("jwt[{i}].userValidationRules[{j}].expression")
-        ) {
-            Step::Err(err) => Step::Err(format!(
-                "oidc: error evaluating user info validation rule: {err}"
-            )),
-            other => other,
-        });
+            user,
+            format!("jwt[{i}].userValidationRules[{j}].expression"),
+            Some("oidc: error evaluating user info validation rule"),
+        )?;
         match v {
             Value::Bool(true) => {}
-            Value::Bool(false) => return Verdict::Rejected(format!("oidc: error evaluating user info validation rule: validation expression '{}' failed: {}", r.expression, r.message.clone().unwrap_or_default())),
-            _ => return Verdict::Rejected("oidc: error evaluating user info validation rule: validation expression must return a boolean".into()),
+            Value::Bool(false) => return Err(Verdict::Rejected(format!("oidc: error evaluating user info validation rule: validation expression '{}' failed: {}", r.expression, r.message.clone().unwrap_or_default()))),
+            _ => return Err(Verdict::Rejected("oidc: error evaluating user info validation rule: validation expression must return a boolean".into())),
         }
     }
-    groups.push("system:authenticated".into());
-    Verdict::User(UserInfo {
-        username,
-        uid,
-        groups,
-        extra,
-    })
+    Ok(())
 }
 
 /// A claim shape that explains a surprise, and the change that fixes it.

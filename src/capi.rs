@@ -125,6 +125,8 @@ fn out(text: &str) -> Result<(), Error> {
         .map_err(|e| Error::io("stdout", e))
 }
 
+/// `patch --capi NAME`: read the KubeadmControlPlane, then show the plan (dry run, with the
+/// API server's own check under `--dry-run=server`) or ask and run it.
 pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
     let settings = if args.remove {
         None
@@ -154,43 +156,8 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
         "-p",
         &p.patch,
     ];
-    let patch = args.kubectl(&patch_args);
-    let plan = Plan {
-        title: format!(
-            "{} OIDC on KubeadmControlPlane `{name}` ({}); the controller then replaces each control-plane machine",
-            if args.remove { "remove" } else { "set" },
-            p.version.api_version(),
-        ),
-        steps: vec![
-            Step::run(
-                patch,
-                "merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)",
-            ),
-            Step::Await {
-                on: Target::Local,
-                read: args.get(),
-                until: Until::CapiRollout { name: name.clone() },
-                interval_secs: args.poll_interval,
-                timeout_secs: args.timeout,
-                why: "wait until the controller has replaced every control-plane machine".into(),
-            },
-        ],
-        notes: vec![],
-    };
-    // The patch step, its diff, then the wait: the steps of `plan`, in order.
-    let shown = format!(
-        "{}{}\n{}",
-        Plan {
-            steps: plan.steps[..1].to_vec(),
-            ..plan.clone()
-        },
-        backends::unified_diff(
-            &format!("/kubeadmcontrolplane/{name}/spec/kubeadmConfigSpec"),
-            &p.before,
-            &p.after
-        ),
-        plan.steps[1],
-    );
+    let plan = rollout_plan(&args, &p, args.kubectl(&patch_args));
+    let shown = shown(&plan, name, &p);
     if args.dry_run.on {
         out(&shown)?;
         if args.dry_run.server {
@@ -212,4 +179,50 @@ pub(crate) fn run_capi(args: CapiArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     crate::exec::run_plan(&plan, env, false)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plan: the merge patch `patch` (computed as `p`), then the wait until the controller has
+/// replaced every control-plane machine.
+fn rollout_plan(args: &CapiArgs, p: &capi::LivePatch, patch: Command) -> Plan {
+    let name = &args.name;
+    Plan {
+        title: format!(
+            "{} OIDC on KubeadmControlPlane `{name}` ({}); the controller then replaces each control-plane machine",
+            if args.remove { "remove" } else { "set" },
+            p.version.api_version(),
+        ),
+        steps: vec![
+            Step::run(
+                patch,
+                "merge-patch the KubeadmControlPlane (the diff below is the change to its spec.kubeadmConfigSpec)",
+            ),
+            Step::Await {
+                on: Target::Local,
+                read: args.get(),
+                until: Until::CapiRollout { name: name.clone() },
+                interval_secs: args.poll_interval,
+                timeout_secs: args.timeout,
+                why: "wait until the controller has replaced every control-plane machine".into(),
+            },
+        ],
+        notes: vec![],
+    }
+}
+
+/// How `plan` is shown: the patch step, its diff, then the wait: the steps of `plan`, in
+/// order.
+fn shown(plan: &Plan, name: &str, p: &capi::LivePatch) -> String {
+    format!(
+        "{}{}\n{}",
+        Plan {
+            steps: plan.steps[..1].to_vec(),
+            ..plan.clone()
+        },
+        backends::unified_diff(
+            &format!("/kubeadmcontrolplane/{name}/spec/kubeadmConfigSpec"),
+            &p.before,
+            &p.after
+        ),
+        plan.steps[1],
+    )
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use backends::authn::JwtAuthenticator;
 use backends::identity::{
     claims_rejection, from_claims, parse_token, signature_rejection, verify_claims, Identity,
     Rejection, Token, Verified,
@@ -375,7 +376,6 @@ fn go_list(items: &[String]) -> String {
 /// `explain` with the settings file's `jwt` list: each authenticator in order, as the API
 /// server's union authenticator tries them; only the one whose issuer equals `iss` answers.
 fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<ExitCode, Error> {
-    use crate::authn_eval::{diagnose, evaluate, Verdict};
     let st = s.structured.as_ref().expect("checked by the caller");
     let mut report = StructuredReport {
         accepted: false,
@@ -385,144 +385,18 @@ fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<Exi
     };
     let bindings_list = load_bindings(args)?;
     let token = parse_token(raw);
-    for (i, a) in st.jwt.iter().enumerate() {
-        let mut r = AuthenticatorReport {
-            authenticator: format!("jwt[{i}]"),
-            issuer: a.issuer.url.clone(),
-            outcome: "skipped",
-            passed: vec![],
-            apiserver_error: None,
-            explanation: None,
-            user: None,
-            diagnoses: vec![],
-        };
-        let t = match &token {
-            Err(text) => {
-                r.explanation = Some(format!(
-                    "{text}: not a JWT; no authenticator reads it and the request gets 401"
-                ));
-                report.authenticators.push(r);
-                continue;
+    for i in 0..st.jwt.len() {
+        let r = judge(args, s, &st.jwt, i, &token)?;
+        if let Some(u) = &r.user {
+            if let Some(list) = &bindings_list {
+                let id = backends::identity::Identity {
+                    username: u.username.clone(),
+                    groups: u.groups.clone(),
+                };
+                report.rbac = Some(matches(s, &id, list));
             }
-            Ok(t) => t,
-        };
-        let iss = t
-            .claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        // Diagnose for the authenticator of the token's issuer, or for every one when none is
-        // (an Entra v1/v2 issuer mismatch shows there).
-        if iss == a.issuer.url || !st.jwt.iter().any(|x| x.issuer.url == iss) {
-            r.diagnoses = diagnose(a, &t.claims);
-        }
-        if iss != a.issuer.url {
-            r.explanation = Some(format!(
-                "`iss` is {iss:?}, not {:?}: this authenticator skips the token without an error",
-                a.issuer.url
-            ));
-            report.authenticators.push(r);
-            continue;
-        }
-        let aud: Vec<String> = match t.claims.get("aud") {
-            Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(v)) => v
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-            _ => vec![],
-        };
-        let reject = |r: &mut AuthenticatorReport, e: String, why: String| {
-            r.outcome = "rejected";
-            r.apiserver_error = Some(e);
-            r.explanation = Some(why);
-        };
-        let Some(matched) = a.issuer.audiences.iter().find(|x| aud.contains(x)) else {
-            let mut wanted = a.issuer.audiences.clone();
-            wanted.sort();
-            reject(
-                &mut r,
-                format!(
-                    "oidc: verify token: oidc: expected audience in {} got {}",
-                    go_list(&wanted),
-                    go_list(&aud)
-                ),
-                format!(
-                    "the token's `aud` {} holds none of `issuer.audiences`",
-                    go_list(&aud)
-                ),
-            );
-            report.authenticators.push(r);
-            continue;
-        };
-        let mut one = s.clone();
-        one.issuer_url = a.issuer.url.clone();
-        one.client_id = matched.clone();
-        // An AuthenticationConfiguration accepts every algorithm kube-apiserver supports.
-        one.signing_algs = Some(
-            backends::settings::SIGNING_ALGS
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
-        );
-        match verify_claims(&one, t, now()) {
-            Err(rej) => {
-                let why = rej
-                    .explanation
-                    .replace("--issuer-url", &format!("jwt[{i}].issuer.url"))
-                    .replace("--client-id", &format!("jwt[{i}].issuer.audiences"));
-                reject(&mut r, rej.apiserver_error, why);
-                report.authenticators.push(r);
-                continue;
-            }
-            Ok(passed) => {
-                // verify_claims names the single-issuer flags; here the fields are the file's.
-                r.passed = passed
-                    .into_iter()
-                    .map(|mut v| {
-                        v.detail = v
-                            .detail
-                            .replace("--issuer-url", &format!("jwt[{i}].issuer.url"));
-                        v
-                    })
-                    .collect();
-            }
-        }
-        let jwks = key_set(args, &one)?;
-        match verify_signature(t, &jwks) {
-            Err(rej) => {
-                reject(&mut r, rej.apiserver_error, rej.explanation);
-                report.authenticators.push(r);
-                continue;
-            }
-            Ok(detail) => r.passed.push(Verified {
-                name: "signature",
-                detail,
-            }),
-        }
-        match evaluate(i, a, &t.claims) {
-            Verdict::User(u) => {
-                if let Some(list) = &bindings_list {
-                    let id = backends::identity::Identity {
-                        username: u.username.clone(),
-                        groups: u.groups.clone(),
-                    };
-                    report.rbac = Some(matches(s, &id, list));
-                }
-                r.outcome = "accepted";
-                r.user = Some(u);
-                report.accepted = true;
-                report.accepted_by = Some(format!("jwt[{i}]"));
-            }
-            Verdict::Rejected(e) => reject(
-                &mut r,
-                e,
-                "the claims do not pass this authenticator's mappings and rules".into(),
-            ),
-            Verdict::Unknown(field, why) => {
-                r.outcome = "not evaluable offline";
-                r.explanation = Some(format!("{field}: {why}"));
-            }
+            report.accepted = true;
+            report.accepted_by = Some(format!("jwt[{i}]"));
         }
         report.authenticators.push(r);
     }
@@ -539,6 +413,167 @@ fn run_structured(args: &ExplainArgs, s: &OidcSettings, raw: &str) -> Result<Exi
     } else {
         ExitCode::from(1)
     })
+}
+
+impl AuthenticatorReport {
+    /// Marks the token rejected with the API server's error `e` and the explanation `why`.
+    fn reject(&mut self, e: String, why: String) {
+        self.outcome = "rejected";
+        self.apiserver_error = Some(e);
+        self.explanation = Some(why);
+    }
+}
+
+/// The values of the token's `aud` claim: a string or a list (non-strings left out).
+fn token_audiences(t: &Token) -> Vec<String> {
+    match t.claims.get("aud") {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(v)) => v
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// What authenticator number `i` of `all` makes of `token`: skipped when it is not a JWT or
+/// its issuer is another's, rejected when no audience matches, else verified and evaluated
+/// ([`verify_and_evaluate`]).
+fn judge(
+    args: &ExplainArgs,
+    s: &OidcSettings,
+    all: &[JwtAuthenticator],
+    i: usize,
+    token: &Result<Token, String>,
+) -> Result<AuthenticatorReport, Error> {
+    let a = &all[i];
+    let mut r = AuthenticatorReport {
+        authenticator: format!("jwt[{i}]"),
+        issuer: a.issuer.url.clone(),
+        outcome: "skipped",
+        passed: vec![],
+        apiserver_error: None,
+        explanation: None,
+        user: None,
+        diagnoses: vec![],
+    };
+    let t = match token {
+        Err(text) => {
+            r.explanation = Some(format!(
+                "{text}: not a JWT; no authenticator reads it and the request gets 401"
+            ));
+            return Ok(r);
+        }
+        Ok(t) => t,
+    };
+    let iss = t
+        .claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // Diagnose for the authenticator of the token's issuer, or for every one when none is
+    // (an Entra v1/v2 issuer mismatch shows there).
+    if iss == a.issuer.url || !all.iter().any(|x| x.issuer.url == iss) {
+        r.diagnoses = crate::authn_eval::diagnose(a, &t.claims);
+    }
+    if iss != a.issuer.url {
+        r.explanation = Some(format!(
+            "`iss` is {iss:?}, not {:?}: this authenticator skips the token without an error",
+            a.issuer.url
+        ));
+        return Ok(r);
+    }
+    let aud = token_audiences(t);
+    let Some(matched) = a.issuer.audiences.iter().find(|x| aud.contains(x)) else {
+        let mut wanted = a.issuer.audiences.clone();
+        wanted.sort();
+        r.reject(
+            format!(
+                "oidc: verify token: oidc: expected audience in {} got {}",
+                go_list(&wanted),
+                go_list(&aud)
+            ),
+            format!(
+                "the token's `aud` {} holds none of `issuer.audiences`",
+                go_list(&aud)
+            ),
+        );
+        return Ok(r);
+    };
+    verify_and_evaluate(args, s, i, a, t, matched, r)
+}
+
+/// For the authenticator `a` (number `i`) of the token's issuer, whose audience `matched`:
+/// the claims verified as the single-issuer flags would be, the signature against its key
+/// set, then the claim mappings and rules ([`crate::authn_eval::evaluate`]), into `r`.
+fn verify_and_evaluate(
+    args: &ExplainArgs,
+    s: &OidcSettings,
+    i: usize,
+    a: &JwtAuthenticator,
+    t: &Token,
+    matched: &str,
+    mut r: AuthenticatorReport,
+) -> Result<AuthenticatorReport, Error> {
+    use crate::authn_eval::{evaluate, Verdict};
+    let mut one = s.clone();
+    one.issuer_url = a.issuer.url.clone();
+    one.client_id = matched.to_string();
+    // An AuthenticationConfiguration accepts every algorithm kube-apiserver supports.
+    one.signing_algs = Some(
+        backends::settings::SIGNING_ALGS
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+    );
+    match verify_claims(&one, t, now()) {
+        Err(rej) => {
+            let why = rej
+                .explanation
+                .replace("--issuer-url", &format!("jwt[{i}].issuer.url"))
+                .replace("--client-id", &format!("jwt[{i}].issuer.audiences"));
+            r.reject(rej.apiserver_error, why);
+            return Ok(r);
+        }
+        Ok(passed) => {
+            // verify_claims names the single-issuer flags; here the fields are the file's.
+            r.passed = passed
+                .into_iter()
+                .map(|mut v| {
+                    v.detail = v
+                        .detail
+                        .replace("--issuer-url", &format!("jwt[{i}].issuer.url"));
+                    v
+                })
+                .collect();
+        }
+    }
+    let jwks = key_set(args, &one)?;
+    match verify_signature(t, &jwks) {
+        Err(rej) => {
+            r.reject(rej.apiserver_error, rej.explanation);
+            return Ok(r);
+        }
+        Ok(detail) => r.passed.push(Verified {
+            name: "signature",
+            detail,
+        }),
+    }
+    match evaluate(i, a, &t.claims) {
+        Verdict::User(u) => {
+            r.outcome = "accepted";
+            r.user = Some(u);
+        }
+        Verdict::Rejected(e) => r.reject(
+            e,
+            "the claims do not pass this authenticator's mappings and rules".into(),
+        ),
+        Verdict::Unknown(field, why) => {
+            r.outcome = "not evaluable offline";
+            r.explanation = Some(format!("{field}: {why}"));
+        }
+    }
+    Ok(r)
 }
 
 fn structured_text(r: &StructuredReport) -> String {

@@ -116,13 +116,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         crate::config::parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
     let inv = inventory::load(&args)?;
     if !args.skip_check {
-        let mut seen: Vec<&OidcSettings> = Vec::new();
-        for s in inv.clusters.iter().filter_map(|c| c.settings.as_ref()) {
-            if !seen.contains(&s) {
-                seen.push(s);
-                crate::check::gate(s, args.dry_run.on)?;
-            }
-        }
+        check_each(&inv, args.dry_run.on)?;
     }
     let hosts: usize = inv.clusters.iter().map(|c| c.hosts.len()).sum();
     if !args.dry_run.on
@@ -163,6 +157,25 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         shared,
         args.parallel.unwrap_or(4),
     ));
+    report(&args, reports)
+}
+
+/// The settings of the inventory's clusters through `check`'s gate, each distinct settings
+/// once, in inventory order.
+fn check_each(inv: &Inventory, dry_run: bool) -> Result<(), Error> {
+    let mut seen: Vec<&OidcSettings> = Vec::new();
+    for s in inv.clusters.iter().filter_map(|c| c.settings.as_ref()) {
+        if !seen.contains(&s) {
+            seen.push(s);
+            crate::check::gate(s, dry_run)?;
+        }
+    }
+    Ok(())
+}
+
+/// The end of an inventory run: the plans of a dry run, the report (a table on stderr, or
+/// `-o json|yaml` on stdout), and an error naming the failed clusters.
+fn report(args: &PatchArgs, reports: Vec<ClusterReport>) -> Result<ExitCode, Error> {
     if args.dry_run.on {
         let mut plans = String::new();
         for c in &reports {

@@ -9,6 +9,8 @@
 //! server does not come back, the plan's `on_failure` steps run: its log lines, the restore of
 //! this run's backup, restart, wait. Nothing runs on a node that is not a step of the plan.
 
+use std::ops::ControlFlow;
+
 use backends::node::{HostPlan, NodeStep};
 use backends::patch::{self, PatchRequest};
 use backends::{Distribution, OidcSettings, Plan, Step};
@@ -214,13 +216,49 @@ pub(crate) async fn run_steps(
     say: &Say,
     healthy: &str,
 ) -> Result<Outcome, Error> {
-    let label = remote.spec.label.clone();
-    let mut backup: Option<String> = None;
+    let mut x = Executor {
+        remote,
+        on_failure,
+        say,
+        healthy,
+        label: remote.spec.label.clone(),
+        backup: None,
+    };
     // From here a SIGINT/SIGTERM is this run's to handle (crate::interrupt): stop before a
     // change, restore during a wait.
     let _guard = crate::interrupt::Guard::new();
     for s in &plan.steps {
-        if let (None, Some(sig)) = (&backup, crate::interrupt::seen(1)) {
+        x.before_step().await?;
+        let Step::Node { step, .. } = s else {
+            return Err(Error::Other(format!(
+                "internal: a step for `{}` is not a node step: {s}",
+                x.label
+            )));
+        };
+        if let ControlFlow::Break(outcome) = x.step(s, step).await? {
+            return Ok(outcome);
+        }
+    }
+    x.finish()
+}
+
+/// One run of [`run_steps`]: what it was given, and the backup its commit (or script) made.
+struct Executor<'a> {
+    remote: &'a Remote,
+    on_failure: &'a [NodeStep],
+    say: &'a Say,
+    /// How the health line ends ("with the new settings", ...).
+    healthy: &'a str,
+    label: String,
+    backup: Option<String>,
+}
+
+impl Executor<'_> {
+    /// Before each step, while nothing has changed yet (no backup): a signal seen, or the
+    /// node lock lost, stops the run.
+    async fn before_step(&self) -> Result<(), Error> {
+        let label = &self.label;
+        if let (None, Some(sig)) = (&self.backup, crate::interrupt::seen(1)) {
             return Err(Error::Interrupted {
                 signal: sig,
                 message: format!(
@@ -229,11 +267,11 @@ pub(crate) async fn run_steps(
                 ),
             });
         }
-        if backup.is_none() && remote.lock_lost() {
+        if self.backup.is_none() && self.remote.lock_lost() {
             // The lock's channel ends with the connection too: then say that (exit 3).
-            if remote.connection_gone().await {
+            if self.remote.connection_gone().await {
                 return Err(Error::ConnectionLost {
-                    host: label,
+                    host: label.clone(),
                     cause: None,
                     state: crate::error::LostState::NothingChanged,
                 });
@@ -243,136 +281,210 @@ pub(crate) async fn run_steps(
                 backends::node::STATE_DIR
             )));
         }
-        let Step::Node { step, .. } = s else {
-            return Err(Error::Other(format!(
-                "internal: a step for `{label}` is not a node step: {s}"
-            )));
-        };
+        Ok(())
+    }
+
+    /// Runs node step `step` (of plan step `s`): go on, or end the run with an outcome.
+    async fn step(&mut self, s: &Step, step: &NodeStep) -> Result<ControlFlow<Outcome>, Error> {
         match step {
-            NodeStep::Commit { files, .. } => {
-                let (b, restart_failed) = match commit(remote, step, files, say).await {
-                    Ok(done) => done,
-                    // A terminal's Ctrl-C ends the commit's own channel too: its reply is lost.
-                    Err(e) => match crate::interrupt::seen(1) {
-                        Some(sig) => return Err(Error::Interrupted {
-                            signal: sig,
-                            message: format!(
-                                "`{label}`: interrupted ({}) during the commit, whose reply was lost ({e}): each file is old or new; if a backup was made, `{}` lists it and `{}` restores it",
-                                crate::interrupt::name(sig),
-                                remote.backups_command(),
-                                remote.rollback_command("ID")
-                            ),
-                        }),
-                        None => return Err(e),
-                    },
-                };
-                backup = Some(b.clone());
-                if let Some(why) = restart_failed {
-                    return recover(remote, on_failure, &b, &why, say).await;
-                }
+            NodeStep::Commit { files, .. } => return self.commit(step, files).await,
+            NodeStep::AwaitHealthy(h) => return self.await_healthy(step, h).await,
+            NodeStep::AwaitReload(r) => return self.await_reload(step, r).await,
+            NodeStep::Verify { files } => {
+                verify(self.remote, step, files, self.backup.as_deref()).await?
             }
-            NodeStep::AwaitHealthy(h) => match interruptible(await_healthy(remote, step)).await {
-                Waited::Done(Ok(())) => say.line(&format!("API server healthy {healthy}")),
-                Waited::Interrupted(sig) => {
-                    return interrupted(remote, on_failure, backup.as_deref(), sig, say).await
-                }
-                Waited::Done(Err(why)) => match &backup {
-                    Some(b) if !on_failure.is_empty() => {
-                        say.line(&format!(
-                            "not healthy within {}s ({why}); restoring backup {b}",
-                            h.timeout_secs
-                        ));
-                        return recover(remote, on_failure, b, &why, say).await;
-                    }
-                    _ => {
-                        return Err(Error::Other(format!(
-                            "`{label}`: the API server is not healthy within {}s ({why}); check the node",
-                            h.timeout_secs
-                        )))
-                    }
-                },
-            },
-            NodeStep::AwaitReload(r) => match interruptible(await_reload(remote, step)).await {
-                Waited::Done(Ok(())) => {
-                    say.line(&format!("API server reloaded {} {healthy}", r.path))
-                }
-                Waited::Interrupted(sig) => {
-                    return interrupted(remote, on_failure, backup.as_deref(), sig, say).await
-                }
-                Waited::Done(Err(why)) => match &backup {
-                    Some(b) if !on_failure.is_empty() => {
-                        say.line(&format!("{why}; restoring backup {b}"));
-                        return recover(remote, on_failure, b, &why, say).await;
-                    }
-                    _ => return Err(Error::Other(format!("`{label}`: {why}; check the node"))),
-                },
-            },
-            NodeStep::Verify { files } => verify(remote, step, files, backup.as_deref()).await?,
-            NodeStep::CompareAndSwap { write, .. } => {
-                let o = remote.step(step).await?;
-                if o.code != Some(0) {
-                    let e = failed(&write.to_shell(), &label, o);
-                    return Err(Error::Other(format!(
-                        "`{label}`: the API server is patched and healthy, but a cluster object was not updated: {e}; run again to retry"
-                    )));
-                }
-                say.line(&format!("updated: {write}"));
-            }
-            NodeStep::Script { name, .. } => {
-                let o = remote.step(step).await?;
-                let c = committed(&o);
-                if let Some(b) = &c.backup {
-                    say.line(&format!(
-                        "backed up to {}/backups/{b}",
-                        backends::node::STATE_DIR
-                    ));
-                    backup = Some(b.clone());
-                }
-                if o.code != Some(0) {
-                    return Err(failed(name, &label, o));
-                }
-                say.line(&format!("ran: {name}"));
-            }
+            NodeStep::CompareAndSwap { write, .. } => self.compare_and_swap(step, write).await?,
+            NodeStep::Script { name, .. } => self.script(step, name).await?,
             NodeStep::Run { command } => {
-                let o = remote.step(step).await?;
+                let o = self.remote.step(step).await?;
                 if o.code != Some(0) {
-                    return Err(failed(&command.to_shell(), &label, o));
+                    return Err(failed(&command.to_shell(), &self.label, o));
                 }
-                say.line(&format!("ran {command}"));
+                self.say.line(&format!("ran {command}"));
             }
             NodeStep::Restore { .. }
             | NodeStep::Logs { .. }
             | NodeStep::ListBackups
             | NodeStep::Begin { .. } => {
-                let o = remote.step(step).await?;
+                let o = self.remote.step(step).await?;
                 if o.code != Some(0) {
-                    return Err(failed(s.why(), &label, o));
+                    return Err(failed(s.why(), &self.label, o));
                 }
                 for l in o
                     .stdout
                     .lines()
                     .filter_map(|l| l.strip_prefix("K8SOIDC-RESTORED "))
                 {
-                    say.line(&format!("restored {l}"));
+                    self.say.line(&format!("restored {l}"));
                 }
             }
         }
+        Ok(ControlFlow::Continue(()))
     }
-    if let Some(sig) = crate::interrupt::seen(1) {
-        // Signalled after the wait: the change is complete and healthy; say how to undo it.
-        let b = backup.unwrap_or_default();
-        return Err(Error::Interrupted {
-            signal: sig,
-            message: format!(
-                "`{label}`: interrupted ({}) after the API server came back healthy with the new settings, so the change is complete and kept; backup {b} holds the files from before it: `{}`",
-                crate::interrupt::name(sig),
-                remote.rollback_command(&b)
-            ),
-        });
+
+    /// A Commit step ([`commit`]); a failed restart restores the backup it made.
+    async fn commit(
+        &mut self,
+        step: &NodeStep,
+        files: &[backends::node::FileChange],
+    ) -> Result<ControlFlow<Outcome>, Error> {
+        let (b, restart_failed) = match commit(self.remote, step, files, self.say).await {
+            Ok(done) => done,
+            // A terminal's Ctrl-C ends the commit's own channel too: its reply is lost.
+            Err(e) => match crate::interrupt::seen(1) {
+                Some(sig) => return Err(Error::Interrupted {
+                    signal: sig,
+                    message: format!(
+                        "`{}`: interrupted ({}) during the commit, whose reply was lost ({e}): each file is old or new; if a backup was made, `{}` lists it and `{}` restores it",
+                        self.label,
+                        crate::interrupt::name(sig),
+                        self.remote.backups_command(),
+                        self.remote.rollback_command("ID")
+                    ),
+                }),
+                None => return Err(e),
+            },
+        };
+        self.backup = Some(b.clone());
+        if let Some(why) = restart_failed {
+            return self.recover(&b, &why).await;
+        }
+        Ok(ControlFlow::Continue(()))
     }
-    Ok(Outcome::Patched {
-        backup: backup.unwrap_or_default(),
-    })
+
+    /// An AwaitHealthy step; on a timeout after a commit, the backup is restored.
+    async fn await_healthy(
+        &self,
+        step: &NodeStep,
+        h: &backends::node::Health,
+    ) -> Result<ControlFlow<Outcome>, Error> {
+        match interruptible(await_healthy(self.remote, step)).await {
+            Waited::Done(Ok(())) => self
+                .say
+                .line(&format!("API server healthy {}", self.healthy)),
+            Waited::Interrupted(sig) => return self.interrupted(sig).await,
+            Waited::Done(Err(why)) => match &self.backup {
+                Some(b) if !self.on_failure.is_empty() => {
+                    self.say.line(&format!(
+                        "not healthy within {}s ({why}); restoring backup {b}",
+                        h.timeout_secs
+                    ));
+                    return self.recover(b, &why).await;
+                }
+                _ => {
+                    return Err(Error::Other(format!(
+                        "`{}`: the API server is not healthy within {}s ({why}); check the node",
+                        self.label, h.timeout_secs
+                    )))
+                }
+            },
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// An AwaitReload step; on a failure after a commit, the backup is restored.
+    async fn await_reload(
+        &self,
+        step: &NodeStep,
+        r: &backends::node::Reload,
+    ) -> Result<ControlFlow<Outcome>, Error> {
+        match interruptible(await_reload(self.remote, step)).await {
+            Waited::Done(Ok(())) => self
+                .say
+                .line(&format!("API server reloaded {} {}", r.path, self.healthy)),
+            Waited::Interrupted(sig) => return self.interrupted(sig).await,
+            Waited::Done(Err(why)) => match &self.backup {
+                Some(b) if !self.on_failure.is_empty() => {
+                    self.say.line(&format!("{why}; restoring backup {b}"));
+                    return self.recover(b, &why).await;
+                }
+                _ => {
+                    return Err(Error::Other(format!(
+                        "`{}`: {why}; check the node",
+                        self.label
+                    )))
+                }
+            },
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// A CompareAndSwap step: a cluster object updated after the API server is healthy.
+    async fn compare_and_swap(
+        &self,
+        step: &NodeStep,
+        write: &backends::Command,
+    ) -> Result<(), Error> {
+        let label = &self.label;
+        let o = self.remote.step(step).await?;
+        if o.code != Some(0) {
+            let e = failed(&write.to_shell(), label, o);
+            return Err(Error::Other(format!(
+                "`{label}`: the API server is patched and healthy, but a cluster object was not updated: {e}; run again to retry"
+            )));
+        }
+        self.say.line(&format!("updated: {write}"));
+        Ok(())
+    }
+
+    /// A Script step (`name`); a backup it reports becomes this run's.
+    async fn script(&mut self, step: &NodeStep, name: &str) -> Result<(), Error> {
+        let o = self.remote.step(step).await?;
+        let c = committed(&o);
+        if let Some(b) = &c.backup {
+            self.say.line(&format!(
+                "backed up to {}/backups/{b}",
+                backends::node::STATE_DIR
+            ));
+            self.backup = Some(b.clone());
+        }
+        if o.code != Some(0) {
+            return Err(failed(name, &self.label, o));
+        }
+        self.say.line(&format!("ran: {name}"));
+        Ok(())
+    }
+
+    /// Restores backup `b` with the `on_failure` steps ([`recover`]), which ends the run.
+    async fn recover(&self, b: &str, why: &str) -> Result<ControlFlow<Outcome>, Error> {
+        recover(self.remote, self.on_failure, b, why, self.say)
+            .await
+            .map(ControlFlow::Break)
+    }
+
+    /// A signal `sig` during a wait ([`interrupted`]), which ends the run.
+    async fn interrupted(&self, sig: i32) -> Result<ControlFlow<Outcome>, Error> {
+        interrupted(
+            self.remote,
+            self.on_failure,
+            self.backup.as_deref(),
+            sig,
+            self.say,
+        )
+        .await
+        .map(ControlFlow::Break)
+    }
+
+    /// After the last step: patched with this run's backup, unless a signal came after the
+    /// wait (the change is then kept, and the way to undo it named).
+    fn finish(self) -> Result<Outcome, Error> {
+        let label = &self.label;
+        if let Some(sig) = crate::interrupt::seen(1) {
+            // Signalled after the wait: the change is complete and healthy; say how to undo it.
+            let b = self.backup.unwrap_or_default();
+            return Err(Error::Interrupted {
+                signal: sig,
+                message: format!(
+                    "`{label}`: interrupted ({}) after the API server came back healthy with the new settings, so the change is complete and kept; backup {b} holds the files from before it: `{}`",
+                    crate::interrupt::name(sig),
+                    self.remote.rollback_command(&b)
+                ),
+            });
+        }
+        Ok(Outcome::Patched {
+            backup: self.backup.unwrap_or_default(),
+        })
+    }
 }
 
 /// How a wait ended: by itself, or by a signal.

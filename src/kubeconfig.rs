@@ -60,67 +60,19 @@ fn warn_plugin() {
     }
 }
 
+/// `k8soidc kubeconfig`: merge the user and context into the file, then print the plan and
+/// the kubectl commands (dry run) or run the plan.
 pub(crate) fn run(args: KubeconfigArgs, env: &Env) -> Result<ExitCode, Error> {
-    let distro = args
-        .distro
-        .as_deref()
-        .map(backends::Distribution::parse)
-        .transpose()?;
-    if distro == Some(backends::Distribution::Gke) {
-        let pool = args
-            .workforce_pool
-            .as_deref()
-            .unwrap_or(backends::gke::DEFAULT_POOL);
-        backends::gke::check_pool(pool)?;
-        return Err(Error::Plan(backends::PlanError::Unsupported {
-            distribution: backends::Distribution::Gke,
-            message: format!(
-                "with Workforce Identity Federation kubectl logs in through gcloud (gke-gcloud-auth-plugin), not kubelogin, so k8soidc writes no kubeconfig user; run `gcloud iam workforce-pools create-login-config locations/global/workforcePools/{pool}/providers/{} --output-file=login.json`, `gcloud auth login --login-config=login.json`, then `gcloud container clusters get-credentials {}` ({})",
-                backends::gke::PROVIDER_ID,
-                args.cluster,
-                backends::gke::DOCS
-            ),
-        }));
-    }
-    if distro == Some(backends::Distribution::Eks) {
-        eprintln!(
-            "note: eks: the user below logs in with kubelogin and EKS validates its ID token; the cluster entry (server and CA) comes from `aws eks update-kubeconfig --name {}`",
-            args.cluster
-        );
-    }
+    managed_distro(&args)?;
     let s = crate::config::settings(&args.oidc, env)?;
     let path = absolute(&target(args.kubeconfig.as_deref())?)?;
     let shown = path.display().to_string();
-    let cluster_ca = match &args.certificate_authority {
-        None => None,
-        Some(f) => Some(
-            std::fs::canonicalize(f)
-                .map_err(|e| {
-                    Error::Input(format!(
-                        "invalid --certificate-authority `{f}`: cannot read it ({e}); give the cluster's CA file"
-                    ))
-                })?
-                .display()
-                .to_string(),
-        ),
-    };
     let req = Request {
         cluster: args.cluster.clone(),
         server: args.server.clone(),
-        cluster_ca,
+        cluster_ca: cluster_ca(&args)?,
     };
-    let (before, existed) = match std::fs::read(&path) {
-        Ok(b) => (
-            String::from_utf8(b).map_err(|_| {
-                Error::Input(format!(
-                    "invalid kubeconfig `{shown}`: it is not UTF-8 text; give a kubeconfig file"
-                ))
-            })?,
-            true,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
-        Err(e) => return Err(Error::io(&shown, e)),
-    };
+    let (before, existed) = read_kubeconfig(&path, &shown)?;
     let merged = merge(&before, &s, &req)?;
     for n in &merged.notes {
         eprintln!("note: {n}");
@@ -175,6 +127,73 @@ pub(crate) fn run(args: KubeconfigArgs, env: &Env) -> Result<ExitCode, Error> {
         backends::shell::quote(&merged.name)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--distro` of a managed service: GKE is refused (kubectl logs in through gcloud there:
+/// the commands to run instead); EKS gets a note on where the cluster entry comes from.
+fn managed_distro(args: &KubeconfigArgs) -> Result<(), Error> {
+    let distro = args
+        .distro
+        .as_deref()
+        .map(backends::Distribution::parse)
+        .transpose()?;
+    if distro == Some(backends::Distribution::Gke) {
+        let pool = args
+            .workforce_pool
+            .as_deref()
+            .unwrap_or(backends::gke::DEFAULT_POOL);
+        backends::gke::check_pool(pool)?;
+        return Err(Error::Plan(backends::PlanError::Unsupported {
+            distribution: backends::Distribution::Gke,
+            message: format!(
+                "with Workforce Identity Federation kubectl logs in through gcloud (gke-gcloud-auth-plugin), not kubelogin, so k8soidc writes no kubeconfig user; run `gcloud iam workforce-pools create-login-config locations/global/workforcePools/{pool}/providers/{} --output-file=login.json`, `gcloud auth login --login-config=login.json`, then `gcloud container clusters get-credentials {}` ({})",
+                backends::gke::PROVIDER_ID,
+                args.cluster,
+                backends::gke::DOCS
+            ),
+        }));
+    }
+    if distro == Some(backends::Distribution::Eks) {
+        eprintln!(
+            "note: eks: the user below logs in with kubelogin and EKS validates its ID token; the cluster entry (server and CA) comes from `aws eks update-kubeconfig --name {}`",
+            args.cluster
+        );
+    }
+    Ok(())
+}
+
+/// `--certificate-authority`, as an absolute path to a file that exists.
+fn cluster_ca(args: &KubeconfigArgs) -> Result<Option<String>, Error> {
+    match &args.certificate_authority {
+        None => Ok(None),
+        Some(f) => Ok(Some(
+            std::fs::canonicalize(f)
+                .map_err(|e| {
+                    Error::Input(format!(
+                        "invalid --certificate-authority `{f}`: cannot read it ({e}); give the cluster's CA file"
+                    ))
+                })?
+                .display()
+                .to_string(),
+        )),
+    }
+}
+
+/// The kubeconfig's text (`shown` names it in errors) and whether the file exists; a
+/// missing file is empty.
+fn read_kubeconfig(path: &Path, shown: &str) -> Result<(String, bool), Error> {
+    match std::fs::read(path) {
+        Ok(b) => Ok((
+            String::from_utf8(b).map_err(|_| {
+                Error::Input(format!(
+                    "invalid kubeconfig `{shown}`: it is not UTF-8 text; give a kubeconfig file"
+                ))
+            })?,
+            true,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((String::new(), false)),
+        Err(e) => Err(Error::io(shown, e)),
+    }
 }
 
 /// The steps: a 0600 copy of the old file (when there is one), then the merged file, written

@@ -192,42 +192,52 @@ fn finish(
         }
         Err(f) => f,
     };
-    let (step, error) = failure;
+    let (outcome, e) = restore(&live, failure, label, backup, args.verbose, env);
+    eprint!("{}", summary(&[row(label, distro, outcome)]));
+    Err(e)
+}
+
+/// After step `step` (from 0) of `live`'s plan failed with `error`: its restore steps, if
+/// anything in the cluster changed. Returns what the host came to (failed, or rolled back
+/// to `backup`) and the error that ends the run.
+fn restore(
+    live: &LivePatch,
+    (step, error): (usize, Error),
+    label: &str,
+    backup: &str,
+    verbose: bool,
+    env: &Env,
+) -> (Outcome, Error) {
     let restore = live.restore_after(step);
     if restore.steps.is_empty() {
-        eprint!("{}", summary(&[row(label, distro, Outcome::Failed)]));
-        return Err(Error::Other(format!(
-            "step {} failed before anything in the cluster changed; nothing to restore: {error}",
-            step + 1
-        )));
+        return (
+            Outcome::Failed,
+            Error::Other(format!(
+                "step {} failed before anything in the cluster changed; nothing to restore: {error}",
+                step + 1
+            )),
+        );
     }
     eprintln!(
         "[{label}] step {} failed: {error}\n[{label}] restoring what was read before the change",
         step + 1
     );
-    match crate::exec::run_plan(&restore, env, args.verbose) {
-        Ok(()) => {
-            eprint!(
-                "{}",
-                summary(&[row(
-                    label,
-                    distro,
-                    Outcome::RolledBack {
-                        backup: backup.to_string()
-                    }
-                )])
-            );
-            Err(Error::Other(format!(
+    match crate::exec::run_plan(&restore, env, verbose) {
+        Ok(()) => (
+            Outcome::RolledBack {
+                backup: backup.to_string(),
+            },
+            Error::Other(format!(
                 "step {} failed and the previous state was restored: {error}",
                 step + 1
-            )))
-        }
-        Err(again) => {
-            eprint!("{}", summary(&[row(label, distro, Outcome::Failed)]));
-            Err(Error::Other(format!(
+            )),
+        ),
+        Err(again) => (
+            Outcome::Failed,
+            Error::Other(format!(
                 "step {} failed ({error}), and restoring failed too: {again}; run the restore steps shown above by hand",
                 step + 1
-            )))
-        }
+            )),
+        ),
     }
 }

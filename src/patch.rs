@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::exec::runtime;
 use crate::exec::ssh::{hosts, HostSpec, SshOptions};
 use crate::fleet::HostRow;
-use crate::host::HostJob;
+use crate::host::{HostJob, HostReport};
 use crate::report::{out, Outcome, Say};
 use crate::ui::Env;
 
@@ -107,7 +107,8 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// `k8soidc patch`.
+/// `k8soidc patch`: the other ways of running it (`--inventory`, `--file`, a live cluster,
+/// `--talos`, `--shoot`, `--capi`, a managed service), else `--ssh HOST...` or `--local`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     refuse_orphans(&args)?;
     if args.inventory.is_some() {
@@ -137,6 +138,12 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     if args.distro == "aks" {
         return crate::managed::run_aks(args, env);
     }
+    run_hosts(&args, env)
+}
+
+/// `patch --ssh HOST...` (or `--local`): each host's transaction one at a time; the first
+/// failure (or roll back) skips the hosts after it; a summary (or the `-o` report) ends it.
+fn run_hosts(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let (specs, opts) = if args.local {
         let me = HostSpec {
             user: None,
@@ -150,7 +157,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     };
     let distro = parse_distro(&args.distro)?;
     let timeout = parse_duration("--timeout", args.timeout.as_deref().unwrap_or("5m"))?;
-    let convert = conversion(&args)?;
+    let convert = conversion(args)?;
     let settings = if args.remove || convert.is_some() {
         None
     } else {
@@ -165,18 +172,15 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let rt = runtime()?;
     // `-o json|yaml`: stdout is the report alone (one object per host); plans go to stderr.
     let data = args.output.filter(|o| *o != Output::Text);
-    let json = data.is_some();
-    let mut rows: Vec<Row> = Vec::new();
-    let mut json_rows: Vec<HostRow> = Vec::new();
-    let mut failure = None;
+    let mut ran = HostRuns {
+        json: data.is_some(),
+        rows: Vec::new(),
+        json_rows: Vec::new(),
+        failure: None,
+    };
     for spec in &specs {
-        if failure.is_some() {
-            rows.push(Row {
-                host: spec.label.clone(),
-                distro: String::new(),
-                outcome: Outcome::Skipped,
-            });
-            json_rows.push(HostRow::skipped(&spec.label));
+        if ran.failure.is_some() {
+            ran.skip(&spec.label);
             continue;
         }
         let job = HostJob {
@@ -194,12 +198,41 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             say: Say::host(&spec.label),
         };
         let report = rt.block_on(job.run(None));
-        if args.verbose {
-            eprintln!("{}", report.debug_line(&spec.label));
+        ran.record(&spec.label, report, args.verbose)?;
+    }
+    ran.finish(data)
+}
+
+/// What the hosts of [`run_hosts`] came to so far.
+struct HostRuns {
+    /// `-o json|yaml`: plans go to stderr and a row per host to the report.
+    json: bool,
+    rows: Vec<Row>,
+    json_rows: Vec<HostRow>,
+    /// The error that stops the run.
+    failure: Option<Error>,
+}
+
+impl HostRuns {
+    /// Host `label` not run: an earlier host failed.
+    fn skip(&mut self, label: &str) {
+        self.rows.push(Row {
+            host: label.to_string(),
+            distro: String::new(),
+            outcome: Outcome::Skipped,
+        });
+        self.json_rows.push(HostRow::skipped(label));
+    }
+
+    /// Host `label`'s report: its plan printed, its row kept, its failure (or roll back)
+    /// the run's.
+    fn record(&mut self, label: &str, report: HostReport, verbose: bool) -> Result<(), Error> {
+        if verbose {
+            eprintln!("{}", report.debug_line(label));
         }
         if let Some(plan) = &report.plan {
             // With `-o json` stdout is the report alone; the plan goes to stderr.
-            if json {
+            if self.json {
                 eprint!("{plan}");
             } else {
                 out(plan)?;
@@ -210,47 +243,53 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             Ok(o) => o.clone(),
             Err(_) => Outcome::Failed,
         };
-        if json {
-            json_rows.push(HostRow::of(&spec.label, &report));
+        if self.json {
+            self.json_rows.push(HostRow::of(label, &report));
         }
         if let Err(e) = report.result {
-            failure = Some(e);
+            self.failure = Some(e);
         }
         if let Outcome::RolledBack { .. } = outcome {
-            failure = Some(Error::Other(format!(
-                "`{}` did not take the new settings (not healthy, or the API server rejected its new AuthenticationConfiguration: see above); it was rolled back and the run stopped",
-                spec.label
+            self.failure = Some(Error::Other(format!(
+                "`{label}` did not take the new settings (not healthy, or the API server rejected its new AuthenticationConfiguration: see above); it was rolled back and the run stopped"
             )));
         }
-        rows.push(Row {
-            host: spec.label.clone(),
+        self.rows.push(Row {
+            host: label.to_string(),
             distro,
             outcome,
         });
+        Ok(())
     }
-    if let Some(format) = data {
-        let failed = json_rows
-            .iter()
-            .filter(|r| matches!(r.result, "failed" | "rolled back"))
-            .count();
-        let report = serde_json::json!({
-            "hosts": json_rows,
-            "failedHosts": failed,
-        });
-        let text = match format {
-            Output::Yaml => serde_yaml_ng::to_string(&report)
-                .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?,
-            _ => serde_json::to_string_pretty(&report)
-                .map(|t| t + "\n")
-                .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?,
-        };
-        out(&text)?;
-    } else {
-        eprint!("{}", summary(&rows));
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(ExitCode::SUCCESS),
+
+    /// The `-o` report (format `data`) on stdout, else the summary on stderr; then the
+    /// run's failure, if any.
+    fn finish(self, data: Option<Output>) -> Result<ExitCode, Error> {
+        if let Some(format) = data {
+            let failed = self
+                .json_rows
+                .iter()
+                .filter(|r| matches!(r.result, "failed" | "rolled back"))
+                .count();
+            let report = serde_json::json!({
+                "hosts": self.json_rows,
+                "failedHosts": failed,
+            });
+            let text = match format {
+                Output::Yaml => serde_yaml_ng::to_string(&report)
+                    .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?,
+                _ => serde_json::to_string_pretty(&report)
+                    .map(|t| t + "\n")
+                    .map_err(|e| Error::Other(format!("cannot write the report: {e}")))?,
+            };
+            out(&text)?;
+        } else {
+            eprint!("{}", summary(&self.rows));
+        }
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(ExitCode::SUCCESS),
+        }
     }
 }
 

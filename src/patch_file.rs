@@ -203,6 +203,8 @@ fn node_files(s: &OidcSettings, remove: bool, dir: &str) -> Result<Vec<NodeFile>
     Ok(apiserver::node_files(s, s.mode()?, dir))
 }
 
+/// Patches `text`, a file of `kind`, with the settings `s` (or removes OIDC); `idp_config_name`
+/// is eksctl's identity provider name.
 fn patch(
     kind: FileKind,
     text: &str,
@@ -216,26 +218,7 @@ fn patch(
         node_files: files,
     };
     Ok(match kind {
-        FileKind::Manifest => {
-            let files = node_files(s, remove, MANIFEST_NODE_DIR)?;
-            let p = if remove {
-                backends::manifest::remove_oidc(text, kubeadm::VOLUME_NAME)?
-            } else {
-                let args = apiserver::args(s, s.mode()?, MANIFEST_NODE_DIR);
-                let mount = NodeMount {
-                    name: kubeadm::VOLUME_NAME.into(),
-                    host_path: MANIFEST_NODE_DIR.into(),
-                    mount_path: MANIFEST_NODE_DIR.into(),
-                };
-                let mount = (!files.is_empty()).then_some(&mount);
-                backends::manifest::patch_manifest(text, &args, mount)?
-            };
-            Patched {
-                after: p.changed.then_some(p.text),
-                notes: p.notes,
-                node_files: files,
-            }
-        }
+        FileKind::Manifest => patch_manifest(text, s, remove)?,
         FileKind::K3sConfig | FileKind::Rke2Config => {
             let d = if kind == FileKind::K3sConfig {
                 Distribution::K3s
@@ -292,19 +275,48 @@ fn patch(
         ),
         // The files the API server reads travel in the machine config itself.
         FileKind::TalosConfig => simple(talos::patch_config(text, s, remove)?, vec![]),
-        FileKind::VclusterValues => Patched {
-            after: vcluster::patch_values(text, s, remove)?,
-            notes: if remove || vcluster::configmap(s, "NAMESPACE")?.is_none() {
-                vec![]
-            } else {
-                vec![format!(
-                    "the API server reads its files from ConfigMap `{}` in the vCluster's host namespace (mounted at {}); `k8soidc render --distro vcluster` prints it",
-                    vcluster::VOLUME,
-                    vcluster::NODE_DIR
-                )]
-            },
-            node_files: vec![],
+        FileKind::VclusterValues => patch_vcluster(text, s, remove)?,
+    })
+}
+
+/// A kube-apiserver static Pod manifest: the flags, and the read-only mount of
+/// [`MANIFEST_NODE_DIR`] when the API server reads files from there.
+fn patch_manifest(text: &str, s: &OidcSettings, remove: bool) -> Result<Patched, PlanError> {
+    let files = node_files(s, remove, MANIFEST_NODE_DIR)?;
+    let p = if remove {
+        backends::manifest::remove_oidc(text, kubeadm::VOLUME_NAME)?
+    } else {
+        let args = apiserver::args(s, s.mode()?, MANIFEST_NODE_DIR);
+        let mount = NodeMount {
+            name: kubeadm::VOLUME_NAME.into(),
+            host_path: MANIFEST_NODE_DIR.into(),
+            mount_path: MANIFEST_NODE_DIR.into(),
+        };
+        let mount = (!files.is_empty()).then_some(&mount);
+        backends::manifest::patch_manifest(text, &args, mount)?
+    };
+    Ok(Patched {
+        after: p.changed.then_some(p.text),
+        notes: p.notes,
+        node_files: files,
+    })
+}
+
+/// vCluster Helm values: the API server's files travel in a ConfigMap of the host namespace
+/// (a note names it) rather than on a node.
+fn patch_vcluster(text: &str, s: &OidcSettings, remove: bool) -> Result<Patched, PlanError> {
+    Ok(Patched {
+        after: vcluster::patch_values(text, s, remove)?,
+        notes: if remove || vcluster::configmap(s, "NAMESPACE")?.is_none() {
+            vec![]
+        } else {
+            vec![format!(
+                "the API server reads its files from ConfigMap `{}` in the vCluster's host namespace (mounted at {}); `k8soidc render --distro vcluster` prints it",
+                vcluster::VOLUME,
+                vcluster::NODE_DIR
+            )]
         },
+        node_files: vec![],
     })
 }
 
@@ -357,6 +369,22 @@ fn in_place_plan(
     })
 }
 
+/// The note on stderr naming the files the API server also reads, which `--file` does not
+/// write (none: no note).
+fn note_node_files(given: &str, files: &[NodeFile]) {
+    if files.is_empty() {
+        return;
+    }
+    let list: Vec<String> = files
+        .iter()
+        .map(|f| format!("{} ({})", f.path, file_label(&f.path)))
+        .collect();
+    eprintln!(
+        "{given}: note: the API server also needs {} on every control-plane node; --file does not write them (`k8soidc render` prints their content)",
+        list.join(" and ")
+    );
+}
+
 /// `k8soidc patch --file PATH`.
 pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let given = args.file.as_deref().unwrap_or_default();
@@ -403,17 +431,7 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    if !patched.node_files.is_empty() {
-        let list: Vec<String> = patched
-            .node_files
-            .iter()
-            .map(|f| format!("{} ({})", f.path, file_label(&f.path)))
-            .collect();
-        eprintln!(
-            "{given}: note: the API server also needs {} on every control-plane node; --file does not write them (`k8soidc render` prints their content)",
-            list.join(" and ")
-        );
-    }
+    note_node_files(given, &patched.node_files);
     if args.in_place {
         let plan = in_place_plan(&path, given, &text, &after, kind, args.remove)?;
         if args.dry_run.on {

@@ -148,6 +148,51 @@ struct Channel {
     stderr: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
 }
 
+/// What a Begin step's channel printed before `K8SOIDC-READ-END` (or its end, or 120 s).
+#[derive(Default)]
+struct BeginReply {
+    /// The read records, line by line.
+    records: String,
+    /// `K8SOIDC-NOTE KEY VALUE` lines.
+    notes: Vec<(String, String)>,
+    /// `K8SOIDC-PRIV`'s word: `root`, `sudo` or `nosudo`.
+    privileged: Option<String>,
+    /// `K8SOIDC-LOCKED` came.
+    locked: bool,
+    /// `K8SOIDC-READ-END` came.
+    done: bool,
+}
+
+/// Reads a Begin step's reply from `reader`, for at most 120 s.
+async fn read_begin(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> BeginReply {
+    let mut r = BeginReply::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut line = String::new();
+        let read = tokio::time::timeout_at(deadline, reader.read_line(&mut line)).await;
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+        let l = line.trim_end_matches('\n');
+        if let Some(p) = l.strip_prefix("K8SOIDC-PRIV ") {
+            r.privileged = Some(p.trim().to_string());
+        } else if l == "K8SOIDC-LOCKED" {
+            r.locked = true;
+        } else if l == "K8SOIDC-READ-END" {
+            r.done = true;
+            break;
+        } else if let Some(n) = l.strip_prefix("K8SOIDC-NOTE ") {
+            let (k, v) = n.split_once(' ').unwrap_or((n, ""));
+            r.notes.push((k.to_string(), v.to_string()));
+        } else {
+            r.records.push_str(l);
+            r.records.push('\n');
+        }
+    }
+    r
+}
+
 /// The process holding the node lock.
 enum LockChild {
     Ssh(openssh::Child<Arc<Session>>),
@@ -365,7 +410,6 @@ impl Remote {
     /// `lock` the channel stays open and holds the lock (a `.` heartbeat every 5 s) until
     /// [`Remote::close`].
     pub(crate) async fn begin(&mut self, step: &NodeStep, lock: bool) -> Result<Begun, Error> {
-        let state_dir = backends::node::STATE_DIR;
         let script = self.checked_script(step)?;
         let ch = self.channel(&script, &[], false).await?;
         let Channel {
@@ -380,35 +424,8 @@ impl Remote {
             s
         });
         let mut reader = BufReader::new(stdout);
-        let mut records = String::new();
-        let mut notes = Vec::new();
-        let (mut privileged, mut locked, mut done) = (None, false, false);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let mut line = String::new();
-            let read = tokio::time::timeout_at(deadline, reader.read_line(&mut line)).await;
-            match read {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => break,
-            }
-            let l = line.trim_end_matches('\n');
-            if let Some(p) = l.strip_prefix("K8SOIDC-PRIV ") {
-                privileged = Some(p.trim().to_string());
-            } else if l == "K8SOIDC-LOCKED" {
-                locked = true;
-            } else if l == "K8SOIDC-READ-END" {
-                done = true;
-                break;
-            } else if let Some(n) = l.strip_prefix("K8SOIDC-NOTE ") {
-                let (k, v) = n.split_once(' ').unwrap_or((n, ""));
-                notes.push((k.to_string(), v.to_string()));
-            } else {
-                records.push_str(l);
-                records.push('\n');
-            }
-        }
-        let label = self.spec.label.clone();
-        match privileged.as_deref() {
+        let reply = read_begin(&mut reader).await;
+        match reply.privileged.as_deref() {
             Some("root") => {}
             Some("sudo") => self.sudo = true,
             Some(_) => {
@@ -418,47 +435,11 @@ impl Remote {
             }
             None => {}
         }
-        if !done || (lock && !locked) {
+        if !reply.done || (lock && !reply.locked) {
             drop(stdin);
-            let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-                .await
-                .ok()
-                .flatten();
-            let stderr = tokio::time::timeout(Duration::from_secs(2), errors)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let gone = match &self.session {
-                Some(s) => status == Some(255) || s.check().await.is_err(),
-                None => false,
-            };
-            return Err(match status {
-                _ if gone && privileged.is_none() => Error::ConnectionLost {
-                    host: label,
-                    cause: None,
-                    state: LostState::NothingChanged,
-                },
-                Some(75) => Error::LockHeld {
-                    host: label,
-                    lock: format!("{state_dir}/lock"),
-                },
-                Some(127) => Error::Other(format!(
-                    "`flock` is missing on `{label}`: refused, nothing changed; install util-linux on the node"
-                )),
-                Some(70) => Error::Other(format!(
-                    "cannot take the lock {state_dir}/lock on `{label}` (exit 70): refused, nothing changed"
-                )),
-                code => Error::CommandFailed {
-                    command: "read the node's files".into(),
-                    host: Some(label),
-                    status: match code {
-                        Some(c) => format!("exit status {c}"),
-                        None => "no answer".into(),
-                    },
-                    stderr,
-                },
-            });
+            return Err(self
+                .begin_failed(child, errors, reply.privileged.is_none())
+                .await);
         }
         if lock {
             self.lock = Some((child, heartbeat(stdin)));
@@ -466,7 +447,62 @@ impl Remote {
             drop(stdin);
             let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
         }
-        Ok(Begun { records, notes })
+        Ok(Begun {
+            records: reply.records,
+            notes: reply.notes,
+        })
+    }
+
+    /// Why a Begin channel (`child`, its stdin closed; `errors`, its stderr) stopped before
+    /// its reads were done (or the lock taken): the lost connection (only while no privilege
+    /// line came, `unprivileged`), the lock held, no `flock`, no lock, or the failed read.
+    async fn begin_failed(
+        &self,
+        child: LockChild,
+        errors: tokio::task::JoinHandle<String>,
+        unprivileged: bool,
+    ) -> Error {
+        let state_dir = backends::node::STATE_DIR;
+        let label = self.spec.label.clone();
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .ok()
+            .flatten();
+        let stderr = tokio::time::timeout(Duration::from_secs(2), errors)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let gone = match &self.session {
+            Some(s) => status == Some(255) || s.check().await.is_err(),
+            None => false,
+        };
+        match status {
+            _ if gone && unprivileged => Error::ConnectionLost {
+                host: label,
+                cause: None,
+                state: LostState::NothingChanged,
+            },
+            Some(75) => Error::LockHeld {
+                host: label,
+                lock: format!("{state_dir}/lock"),
+            },
+            Some(127) => Error::Other(format!(
+                "`flock` is missing on `{label}`: refused, nothing changed; install util-linux on the node"
+            )),
+            Some(70) => Error::Other(format!(
+                "cannot take the lock {state_dir}/lock on `{label}` (exit 70): refused, nothing changed"
+            )),
+            code => Error::CommandFailed {
+                command: "read the node's files".into(),
+                host: Some(label),
+                status: match code {
+                    Some(c) => format!("exit status {c}"),
+                    None => "no answer".into(),
+                },
+                stderr,
+            },
+        }
     }
 
     async fn raw_sh(
