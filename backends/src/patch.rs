@@ -1168,4 +1168,66 @@ mod tests {
         );
         assert!(!config.contains("authentication-config"), "{config}");
     }
+
+    /// From 1.34, k3s / RKE2 / MicroK8s conversions write no `anonymous` section: kube-apiserver
+    /// refuses one beside `--anonymous-auth`, which k3s and RKE2 always pass and an operator may
+    /// have put in MicroK8s' args file; the flag stays (see `k3s::node`, `microk8s::node`).
+    #[test]
+    fn conversions_at_134_keep_anonymous_auth_and_write_no_anonymous_section() {
+        let v134 = crate::KubeVersion::parse("1.34").ok();
+        let cases = [
+            (
+                crate::Distribution::K3s,
+                "/etc/rancher/k3s/config.yaml",
+                "kube-apiserver-arg:\n- oidc-issuer-url=https://idp.example.com\n- oidc-client-id=kubernetes\n- anonymous-auth=false\n".to_string(),
+                "- anonymous-auth=false\n",
+            ),
+            (
+                crate::Distribution::Rke2,
+                "/etc/rancher/rke2/config.yaml",
+                "kube-apiserver-arg:\n- oidc-issuer-url=https://idp.example.com\n- oidc-client-id=kubernetes\n".to_string(),
+                "",
+            ),
+            (
+                crate::Distribution::Microk8s,
+                crate::microk8s::ARGS_FILE,
+                format!(
+                    "{}--oidc-issuer-url=https://idp.example.com\n--oidc-client-id=kubernetes\n--anonymous-auth=false\n",
+                    crate::yamltext::fixture("microk8s-args/001-microk8s-2025-03f0791.args")
+                        .replace("=AlwaysAllow", "=RBAC,Node")
+                ),
+                "--anonymous-auth=false\n",
+            ),
+        ];
+        for (d, path, text, kept) in cases {
+            let mut f = NodeFiles::new();
+            f.insert(path.into(), Some(text));
+            let req = PatchRequest {
+                host: "cp1",
+                settings: None,
+                remove: false,
+                distribution: Some(d),
+                timeout_secs: 30,
+                sudo: false,
+                convert: Some(crate::migrate::Convert {
+                    auth_mode: crate::AuthMode::Config,
+                    kubernetes_version: v134,
+                }),
+            };
+            let w = writes(&plan_host(&req, &f).unwrap());
+            let file = w
+                .iter()
+                .find(|(p, _)| p.ends_with(apiserver::AUTH_CONFIG_FILE))
+                .map(|(_, c)| c.clone())
+                .expect("the file");
+            assert!(
+                file.starts_with("apiVersion: apiserver.config.k8s.io/v1\n"),
+                "{d}: {file}"
+            );
+            assert!(!file.contains("anonymous"), "{d}: {file}");
+            let flags = &w[path];
+            assert!(!flags.contains("oidc-"), "{d}: {flags}");
+            assert!(flags.contains(kept), "{d}: {flags}");
+        }
+    }
 }

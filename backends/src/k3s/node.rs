@@ -236,6 +236,20 @@ impl NodeBackend for K3sNode {
                         format!("add `--kubernetes-version` (`{d} --version` shows it)"),
                     ));
                 }
+                // No `anonymous` section, unlike kubeadm's conversion from 1.34
+                // (`kubeadm::node::anonymous_health`): k3s and RKE2 always start the API server
+                // with `--anonymous-auth=false` (k3s-io/k3s pkg/daemons/control/server.go,
+                // `argsMap["anonymous-auth"] = "false"` before the user's kube-apiserver-arg,
+                // which can change its value but not remove it), and kube-apiserver refuses to
+                // start with the flag beside a file that has the section ("--anonymous-auth flag
+                // cannot be set when anonymous field is configured in authentication
+                // configuration file": kubernetes/kubernetes
+                // pkg/kubeapiserver/options/authentication.go, ToAuthenticationConfig). Without
+                // it the flag still refuses anonymous requests as before the conversion, and the
+                // health wait asks the node's own kubectl with the admin kubeconfig
+                // (`Health::admin_probe`), never an anonymous request. Pinned over test nodes by
+                // tests/migrate.rs `k3s_flags_to_file_and_back_keeps_the_cluster_healthy` and
+                // its RKE2 twin.
                 let ca = value("oidc-ca-file").and_then(|p| read(&p));
                 let (s, notes) = migrate::settings_from_flags(
                     req.host,

@@ -193,6 +193,16 @@ impl NodeBackend for Microk8sNode {
                         "add `--kubernetes-version` (`microk8s version` shows it)",
                     ));
                 }
+                // No `anonymous` section (kubeadm's conversion adds one from 1.34 to replace
+                // `--anonymous-auth=false`, `kubeadm::node::anonymous_health`): MicroK8s' default
+                // args file sets no `--anonymous-auth` (canonical/microk8s
+                // microk8s-resources/default-args/kube-apiserver; tests/data/fixtures/
+                // microk8s-args), so anonymous requests stay allowed as before, the health wait's
+                // anonymous /readyz keeps answering, and no flag meets a section (kube-apiserver
+                // refuses `--anonymous-auth` beside one: pkg/kubeapiserver/options/
+                // authentication.go, ToAuthenticationConfig). A `--anonymous-auth` line the
+                // operator added stays, legal without the section. Pinned over test nodes by
+                // tests/migrate.rs `microk8s_flags_to_file_and_back_keeps_the_cluster_healthy`.
                 let ca = value("oidc-ca-file").and_then(|p| read(&p));
                 let (s, notes) = migrate::settings_from_flags(
                     req.host,
