@@ -228,7 +228,8 @@ fn rendered(distro: &str, settings: &str) -> Value {
 
 /// Multi-issuer files render for kubeadm, k3s and kind, validate against the schema derived
 /// from the upstream types (tests/data/fixtures/schemas, see SOURCES) and carry exactly the
-/// settings file's authenticators, at the apiVersion of the Kubernetes version.
+/// settings file's authenticators, at the apiVersion of the Kubernetes version; k3s refuses
+/// the `anonymous` section (its own `--anonymous-auth=false` cannot go beside it).
 #[test]
 fn multi_issuer_files_render_and_validate_for_kubeadm_k3s_and_kind() {
     let schema: Value = serde_json::from_str(
@@ -243,6 +244,20 @@ fn multi_issuer_files_render_and_validate_for_kubeadm_k3s_and_kind() {
     for (version, api, anonymous) in [("1.31", "v1beta1", ""), ("1.34", "v1", ANONYMOUS)] {
         let settings = format!("{}{anonymous}", MULTI.replace("VERSION", version));
         for distro in ["kubeadm", "k3s", "kind"] {
+            if distro == "k3s" && !anonymous.is_empty() {
+                // k3s always passes --anonymous-auth=false, which kube-apiserver refuses beside
+                // an `anonymous` section: refused (exit 2), naming why and the fix.
+                let out = Test::new()
+                    .write("k8soidc.yaml", &settings)
+                    .args(["render", "--distro", "k3s"])
+                    .run()
+                    .status(2);
+                assert_eq!(
+                    out.stderr,
+                    "error: k3s: the settings file's `anonymous` section cannot go to k3s: k3s always starts the API server with `--anonymous-auth=false`, and kube-apiserver refuses to start with that flag beside an `anonymous` section; remove `anonymous` from the settings file (anonymous requests then stay refused, as k3s has them by default)\n"
+                );
+                continue;
+            }
             let doc = rendered(distro, &settings);
             let errors: Vec<String> = validator
                 .iter_errors(&doc)

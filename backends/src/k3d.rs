@@ -32,6 +32,7 @@ const FILTER: &str = "server:*";
 pub struct K3d;
 
 fn check(s: &OidcSettings, req: &ClusterRequest) -> Result<(), PlanError> {
+    crate::k3s::refuse_anonymous(s, Distribution::K3d)?;
     refuse_chars(
         Distribution::K3d,
         s,

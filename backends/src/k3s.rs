@@ -71,6 +71,25 @@ pub fn dropin_path(d: Distribution) -> Result<String, PlanError> {
     Ok(format!("{}/config.yaml.d/{DROPIN_NAME}", base_dir(d)?))
 }
 
+/// Refuses the settings file's `anonymous` section for k3s, RKE2 and k3d (k3s in
+/// containers): they always start the API server with `--anonymous-auth=false` (k3s-io/k3s
+/// pkg/daemons/control/server.go, `argsMap["anonymous-auth"] = "false"`; an entry can change
+/// its value but not remove it), and kube-apiserver refuses to start with that flag beside an
+/// AuthenticationConfiguration that has the section ("--anonymous-auth flag cannot be set
+/// when anonymous field is configured in authentication configuration file",
+/// k8s.io/kubernetes pkg/kubeapiserver/options/authentication.go).
+pub fn refuse_anonymous(s: &OidcSettings, d: Distribution) -> Result<(), PlanError> {
+    match s.structured.as_ref().and_then(|x| x.anonymous.as_ref()) {
+        Some(_) => Err(PlanError::Unsupported {
+            distribution: d,
+            message: format!(
+                "the settings file's `anonymous` section cannot go to {d}: {d} always starts the API server with `--anonymous-auth=false`, and kube-apiserver refuses to start with that flag beside an `anonymous` section; remove `anonymous` from the settings file (anonymous requests then stay refused, as {d} has them by default)"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The directory for the CA and AuthenticationConfiguration on each server node.
 pub fn node_dir(d: Distribution) -> Result<String, PlanError> {
     Ok(format!("{}/oidc", base_dir(d)?))
@@ -127,6 +146,7 @@ pub fn readyz_command(d: Distribution) -> Result<Command, PlanError> {
 
 /// The `kube-apiserver-arg` entries, `name=value` each.
 pub fn apiserver_entries(s: &OidcSettings, d: Distribution) -> Result<Vec<String>, PlanError> {
+    refuse_anonymous(s, d)?;
     Ok(apiserver::args(s, s.mode()?, &node_dir(d)?)
         .iter()
         .map(apiserver::Arg::pair)

@@ -199,6 +199,7 @@ pub fn patch_config(
                 "k3d expands `$VAR` in config files and has no escape for `$`",
             )],
         )?;
+        crate::k3s::refuse_anonymous(s, Distribution::K3d)?;
         let mode = s.mode()?;
         if !apiserver::node_files(s, mode, NODE_DIR).is_empty() && !mounts_node_dir(&doc) {
             return Err(refuse(
