@@ -13,6 +13,7 @@ use backends::{Command, Plan, Step, Target, Until};
 
 use crate::cli::{OidcArgs, PatchArgs};
 use crate::error::Error;
+use crate::exec::capture;
 use crate::ui::Env;
 
 const KUBECTL_HINT: &str = "install kubectl: https://kubernetes.io/docs/tasks/tools/";
@@ -90,33 +91,6 @@ impl CapiArgs {
     fn get(&self) -> Command {
         self.kubectl(&["get", "kubeadmcontrolplane", &self.name, "-o", "json"])
     }
-}
-
-/// Runs a command and returns its standard output; a failure carries the framed stderr.
-pub(crate) fn capture(cmd: &Command) -> Result<String, Error> {
-    let out = duct::cmd(&cmd.program, &cmd.args)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| Error::CommandStart {
-            command: cmd.to_string(),
-            detail: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(Error::CommandFailed {
-            command: cmd.to_shell(),
-            host: None,
-            status: match out.status.code() {
-                Some(c) => format!("exit status {c}"),
-                None => "killed by a signal".into(),
-            },
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
-    String::from_utf8(out.stdout)
-        .map_err(|_| Error::Other(format!("`{cmd}` printed text that is not UTF-8")))
 }
 
 fn out(text: &str) -> Result<(), Error> {

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backends::preflight::{check_discovery, check_jwks, discovery_url, table, Check, Status};
 use backends::OidcSettings;
@@ -241,56 +241,6 @@ pub(crate) fn require_preflight(s: &OidcSettings) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// What a bounded run returned.
-pub(crate) struct Ran {
-    pub(crate) code: Option<i32>,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
-}
-
-/// Runs a program (argv) with optional stdin, killing it after `limit`.
-pub(crate) fn run_bounded(
-    program: &str,
-    args: &[String],
-    stdin: Option<&[u8]>,
-    limit: Duration,
-) -> Result<Ran, Error> {
-    let mut expr = duct::cmd(program, args)
-        .unchecked()
-        .stdout_capture()
-        .stderr_capture();
-    expr = match stdin {
-        Some(b) => expr.stdin_bytes(b.to_vec()),
-        None => expr.stdin_null(),
-    };
-    let handle = expr.start().map_err(|e| Error::CommandStart {
-        command: program.to_string(),
-        detail: e.to_string(),
-    })?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match handle.try_wait() {
-            Ok(Some(out)) => {
-                return Ok(Ran {
-                    code: out.status.code(),
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                })
-            }
-            Ok(None) => {}
-            Err(e) => return Err(Error::Other(format!("`{program}` failed to run: {e}"))),
-        }
-        if Instant::now() > deadline {
-            let _ = handle.kill();
-            return Err(Error::Other(format!(
-                "`{program}` did not finish within {}s",
-                limit.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The remote script that fetches `$1`.

@@ -187,8 +187,7 @@ fn load_bindings(args: &ExplainArgs) -> Result<Option<Vec<backends::rbac::Bindin
                 "json",
             ],
         );
-        let ran =
-            crate::check::run_bounded(&cmd.program, &cmd.args, None, Duration::from_secs(60))?;
+        let ran = crate::exec::run_bounded(&cmd.program, &cmd.args, None, Duration::from_secs(60))?;
         if ran.code != Some(0) {
             return Err(Error::CommandFailed {
                 command: cmd.to_shell(),

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use backends::live::LivePatch;
 use backends::{charmed, k3d, kops, Command, Distribution};
 
-use crate::capi::capture;
 use crate::cli::PatchArgs;
 use crate::error::Error;
+use crate::exec::capture;
 use crate::patch::{summary, Row};
 use crate::report::{out, Outcome};
 use crate::ui::Env;

@@ -121,10 +121,10 @@ pub(crate) fn run_eks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         crate::check::gate(s, args.dry_run.on)?;
     }
     crate::exec::check_programs(&[("aws", AWS_HINT)])?;
-    let names = eks::parse_list(&crate::capi::capture(&eks::list(&req))?)?;
+    let names = eks::parse_list(&crate::exec::capture(&eks::list(&req))?)?;
     let mut current = Vec::new();
     for n in &names {
-        current.push(eks::parse_describe(&crate::capi::capture(
+        current.push(eks::parse_describe(&crate::exec::capture(
             &eks::describe(&req, n),
         )?)?);
     }
@@ -199,11 +199,11 @@ pub(crate) fn run_gke(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     crate::exec::check_programs(&[("gcloud", GCLOUD_HINT)])?;
     let pool_exists = backends::gke::parse_pools(
-        &crate::capi::capture(&backends::gke::list_pools(&org))?,
+        &crate::exec::capture(&backends::gke::list_pools(&org))?,
         &pool,
     )?;
     let current = if pool_exists {
-        backends::gke::parse_providers(&crate::capi::capture(&backends::gke::list_providers(
+        backends::gke::parse_providers(&crate::exec::capture(&backends::gke::list_providers(
             &pool,
         ))?)?
     } else {
@@ -276,7 +276,7 @@ pub(crate) fn run_aks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         crate::check::gate(s, args.dry_run.on)?;
     }
     crate::exec::check_programs(&[("az", AZ_HINT)])?;
-    let current = backends::aks::parse_list(&crate::capi::capture(&list)?)?;
+    let current = backends::aks::parse_list(&crate::exec::capture(&list)?)?;
     let Some(plan) = backends::aks::patch_plan(settings.as_ref(), &req, current.as_ref())? else {
         crate::report::out(&format!(
             "AKS cluster `{}` {}; nothing to do\n",

@@ -93,6 +93,42 @@ fn running(node: &Node) -> Vec<String> {
     v
 }
 
+/// `patch --yes ARGS` on `node`: it must succeed and end healthy with the new settings.
+fn converted(node: &Node, args: &[&str]) -> crate::test::Output {
+    let out = node
+        .k8soidc("patch")
+        .args(args)
+        .args(["--yes"])
+        .run()
+        .success();
+    assert!(
+        out.stderr
+            .contains("API server healthy with the new settings"),
+        "{}",
+        out.stderr
+    );
+    out
+}
+
+/// `patch --yes ARGS` again on a converted node: it says so and changes nothing.
+fn already_converted(node: &Node, args: &[&str]) {
+    let fp = node.fingerprint();
+    let again = node
+        .k8soidc("patch")
+        .args(args)
+        .args(["--yes"])
+        .run()
+        .success();
+    assert!(
+        again
+            .stderr
+            .contains("already runs --authentication-config"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(node.fingerprint(), fp);
+}
+
 fn with_ca(n: u8, version: &str, flags: &[&str], ca: &str) -> Node {
     Node::on(n)
         .file(MANIFEST, &manifest(n, version, flags), 0o600)
@@ -141,34 +177,11 @@ fn flags_to_file_and_back_keeps_the_cluster_healthy() {
         ["--authentication-config=/etc/kubernetes/oidc/authentication-config.yaml"]
     );
     // Again: already converted, nothing changes.
-    let fp = node.fingerprint();
-    let again = node
-        .k8soidc("patch")
-        .args(["--auth-mode", "config", "--yes"])
-        .run()
-        .success();
-    assert!(
-        again
-            .stderr
-            .contains("already runs --authentication-config"),
-        "{}",
-        again.stderr
-    );
-    assert_eq!(node.fingerprint(), fp);
+    already_converted(&node, &["--auth-mode", "config"]);
 
     // And back: the file holds nothing the flags cannot say, so it converts; the implicit
     // prefix stays explicit.
-    let back = node
-        .k8soidc("patch")
-        .args(["--auth-mode", "flags", "--yes", "--timeout", "30s"])
-        .run()
-        .success();
-    assert!(
-        back.stderr
-            .contains("API server healthy with the new settings"),
-        "{}",
-        back.stderr
-    );
+    converted(&node, &["--auth-mode", "flags", "--timeout", "30s"]);
     let mut want: Vec<String> = [
         "--oidc-ca-file=/etc/kubernetes/pki/oidc-ca.pem",
         "--oidc-client-id=kubernetes",
@@ -628,17 +641,16 @@ fn flags_to_file_and_back(d: &Distro) {
     );
     assert_eq!(node.fingerprint(), fp, "a dry run changes nothing");
 
-    let out = node
-        .k8soidc("patch")
-        .args(["--auth-mode", "config", "--kubernetes-version", "1.34"])
-        .args(["--yes", "--timeout", "30s"])
-        .run()
-        .success();
-    assert!(
-        out.stderr
-            .contains("API server healthy with the new settings"),
-        "{}",
-        out.stderr
+    converted(
+        &node,
+        &[
+            "--auth-mode",
+            "config",
+            "--kubernetes-version",
+            "1.34",
+            "--timeout",
+            "30s",
+        ],
     );
     let file = node.read(&d.auth()).unwrap();
     assert_eq!(file, v1, "no `anonymous` section");
@@ -668,34 +680,13 @@ fn flags_to_file_and_back(d: &Distro) {
     );
 
     // Again: already converted, nothing changes.
-    let fp = node.fingerprint();
-    let again = node
-        .k8soidc("patch")
-        .args(["--auth-mode", "config", "--kubernetes-version", "1.34"])
-        .args(["--yes"])
-        .run()
-        .success();
-    assert!(
-        again
-            .stderr
-            .contains("already runs --authentication-config"),
-        "{}",
-        again.stderr
+    already_converted(
+        &node,
+        &["--auth-mode", "config", "--kubernetes-version", "1.34"],
     );
-    assert_eq!(node.fingerprint(), fp);
 
     // And back: the implicit prefix and the username claim's default are now stated.
-    let back = node
-        .k8soidc("patch")
-        .args(["--auth-mode", "flags", "--yes", "--timeout", "30s"])
-        .run()
-        .success();
-    assert!(
-        back.stderr
-            .contains("API server healthy with the new settings"),
-        "{}",
-        back.stderr
-    );
+    converted(&node, &["--auth-mode", "flags", "--timeout", "30s"]);
     let mut want = before.clone();
     want.push("--oidc-username-claim=sub".into());
     want.push("--oidc-username-prefix=https://idp.example.com#".into());

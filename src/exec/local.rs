@@ -1,6 +1,10 @@
-//! Local execution with duct: argv only (never a shell), stdin for file contents, output
-//! captured (shown framed on failure, or live with `--verbose`), a spinner for any step that
-//! takes over a second, every wait bounded in time and count.
+//! Local execution with duct, the one place programs on this machine are run: a plan's local
+//! steps ([`run_plan`]), the reads done before planning ([`capture`]: `kubectl get`, `kops get`,
+//! `juju config`, `docker inspect`, the cloud CLIs' lists) and the preflight's bounded runs
+//! ([`run_bounded`]). argv only (never a shell), stdin for file contents, output captured
+//! (shown framed on failure, or live with `--verbose`), a spinner for any step that takes over
+//! a second, every wait bounded in time and count. (Node steps, over SSH or `--local`, run in
+//! `exec::ssh`.)
 
 use std::io::Write;
 use std::path::Path;
@@ -247,4 +251,81 @@ fn await_until(
         backends::shell::duration(timeout),
         until.on_timeout(read, &last_output),
     )))
+}
+
+/// Runs a command and returns its standard output; a failure carries the framed stderr.
+pub(crate) fn capture(cmd: &Command) -> Result<String, Error> {
+    let out = duct::cmd(&cmd.program, &cmd.args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| Error::CommandStart {
+            command: cmd.to_string(),
+            detail: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command: cmd.to_shell(),
+            host: None,
+            status: match out.status.code() {
+                Some(c) => format!("exit status {c}"),
+                None => "killed by a signal".into(),
+            },
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    String::from_utf8(out.stdout)
+        .map_err(|_| Error::Other(format!("`{cmd}` printed text that is not UTF-8")))
+}
+
+/// What a bounded run returned.
+pub(crate) struct Ran {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// Runs a program (argv) with optional stdin, killing it after `limit`.
+pub(crate) fn run_bounded(
+    program: &str,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    limit: Duration,
+) -> Result<Ran, Error> {
+    let mut expr = duct::cmd(program, args)
+        .unchecked()
+        .stdout_capture()
+        .stderr_capture();
+    expr = match stdin {
+        Some(b) => expr.stdin_bytes(b.to_vec()),
+        None => expr.stdin_null(),
+    };
+    let handle = expr.start().map_err(|e| Error::CommandStart {
+        command: program.to_string(),
+        detail: e.to_string(),
+    })?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match handle.try_wait() {
+            Ok(Some(out)) => {
+                return Ok(Ran {
+                    code: out.status.code(),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                })
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Error::Other(format!("`{program}` failed to run: {e}"))),
+        }
+        if Instant::now() > deadline {
+            let _ = handle.kill();
+            return Err(Error::Other(format!(
+                "`{program}` did not finish within {}s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

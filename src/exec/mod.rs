@@ -4,7 +4,7 @@
 mod local;
 pub(crate) mod ssh;
 
-pub(crate) use local::{check_programs, run_plan, run_plan_at};
+pub(crate) use local::{capture, check_programs, run_bounded, run_plan, run_plan_at};
 
 use crate::error::Error;
 
