@@ -12,6 +12,7 @@ mod eks;
 mod explain;
 mod gardener;
 mod gke;
+mod golden;
 mod hardening;
 mod idp;
 mod input;
