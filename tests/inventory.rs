@@ -529,10 +529,13 @@ fn twenty_nodes_one_never_ready_one_dropped_the_rest_converge() {
 /// holds its master, so the second host is still reachable when its turn comes.
 #[test]
 fn a_host_waiting_its_turn_longer_than_the_masters_idle_time_keeps_its_connection() {
+    // Bench mode: the API server's start-up is a sleep of NODE_DIR/apiserver-delay seconds,
+    // read at each start (0.5 s by default): quick to boot, then 14 s for the patched start.
     let slow = Node::next()
         .kubeadm()
-        .env("FAKE_APISERVER_STARTUP", "14")
+        .env("FAKE_APISERVER_BENCH", "1")
         .start();
+    std::fs::write(slow.dir.path().join("apiserver-delay"), "14").unwrap();
     let next = Node::next().kubeadm().with_others().start();
     let fleet = Fleet::new(&[&slow, &next]);
     let inv = inventory(&[("kc", "kubeadm", vec![slow.target(), next.target()])]);
