@@ -110,6 +110,22 @@ fn converted(node: &Node, args: &[&str]) -> crate::test::Output {
     out
 }
 
+/// `patch --yes ARGS` on a node never ready with the result: exit 1, restored, healthy again.
+fn rolled_back(node: &Node, args: &[&str]) {
+    let out = node
+        .k8soidc("patch")
+        .args(args)
+        .args(["--yes"])
+        .run()
+        .status(1);
+    assert!(out.stderr.contains("restoring backup"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("healthy with the previous settings"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// `patch --yes ARGS` again on a converted node: it says so and changes nothing.
 fn already_converted(node: &Node, args: &[&str]) {
     let fp = node.fingerprint();
@@ -206,17 +222,7 @@ fn failed_migration_rolls_back_every_file_byte_identically() {
     let node = with_ca(191, "v1.32.2", &FLAGS, &ca);
     node.set_never_ready("--authentication-config");
     let m = node.read(MANIFEST).unwrap();
-    let out = node
-        .k8soidc("patch")
-        .args(["--auth-mode", "config", "--yes", "--timeout", "4s"])
-        .run()
-        .status(1);
-    assert!(out.stderr.contains("restoring backup"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("healthy with the previous settings"),
-        "{}",
-        out.stderr
-    );
+    rolled_back(&node, &["--auth-mode", "config", "--timeout", "4s"]);
     // Every file of the one transaction: the manifest as it was, the new file gone again, the
     // CA untouched.
     assert_eq!(
@@ -723,17 +729,16 @@ fn failed_conversion_rolls_back(d: &Distro) {
     node.set_never_ready("--authentication-config");
     let fp = without_backups(node.fingerprint());
     let before = running(&node);
-    let out = node
-        .k8soidc("patch")
-        .args(["--auth-mode", "config", "--kubernetes-version", "1.34"])
-        .args(["--yes", "--timeout", "4s"])
-        .run()
-        .status(1);
-    assert!(out.stderr.contains("restoring backup"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("healthy with the previous settings"),
-        "{}",
-        out.stderr
+    rolled_back(
+        &node,
+        &[
+            "--auth-mode",
+            "config",
+            "--kubernetes-version",
+            "1.34",
+            "--timeout",
+            "4s",
+        ],
     );
     assert_eq!(
         node.read(&d.auth()),

@@ -634,6 +634,14 @@ mod tests {
         changes(hp).into_iter().map(|c| (c.path, c.after)).collect()
     }
 
+    /// The AuthenticationConfiguration among a plan's writes.
+    fn auth_file(w: &BTreeMap<String, String>) -> String {
+        w.iter()
+            .find(|(p, _)| p.ends_with(apiserver::AUTH_CONFIG_FILE))
+            .map(|(_, c)| c.clone())
+            .expect("the file")
+    }
+
     /// Applies the plan's writes to the files, as the executor does.
     fn apply(f: &NodeFiles, hp: &HostPlan) -> NodeFiles {
         let mut f = f.clone();
@@ -1151,11 +1159,7 @@ mod tests {
         let config = &w["/etc/rancher/k3s/config.yaml"];
         assert!(!config.contains("oidc-"), "{config}");
         assert!(config.contains("authentication-config="), "{config}");
-        let file = w
-            .iter()
-            .find(|(p, _)| p.ends_with(apiserver::AUTH_CONFIG_FILE))
-            .map(|(_, c)| c.clone())
-            .expect("the file");
+        let file = auth_file(&w);
         assert!(
             file.contains("      prefix: https://idp.example.com#\n"),
             "{file}"
@@ -1215,11 +1219,7 @@ mod tests {
                 }),
             };
             let w = writes(&plan_host(&req, &f).unwrap());
-            let file = w
-                .iter()
-                .find(|(p, _)| p.ends_with(apiserver::AUTH_CONFIG_FILE))
-                .map(|(_, c)| c.clone())
-                .expect("the file");
+            let file = auth_file(&w);
             assert!(
                 file.starts_with("apiVersion: apiserver.config.k8s.io/v1\n"),
                 "{d}: {file}"
