@@ -135,9 +135,6 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         accept_new_host_key: args.ssh.accept_new_host_key,
         config: args.ssh.ssh_config.as_ref().map(Into::into),
     };
-    if !args.dry_run.on {
-        crate::interrupt::listen();
-    }
     let rt = crate::exec::runtime()?;
     let remotes = rt.block_on(connect_all(&inv, &opts))?;
     let bars = env

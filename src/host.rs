@@ -358,28 +358,14 @@ impl Executor<'_> {
         step: &NodeStep,
         h: &backends::node::Health,
     ) -> Result<ControlFlow<Outcome>, Error> {
-        match interruptible(await_healthy(self.remote, step)).await {
-            Waited::Done(Ok(())) => self
-                .say
-                .line(&format!("API server healthy {}", self.healthy)),
-            Waited::Interrupted(sig) => return self.interrupted(sig).await,
-            Waited::Done(Err(why)) => match &self.backup {
-                Some(b) if !self.on_failure.is_empty() => {
-                    self.say.line(&format!(
-                        "not healthy within {}s ({why}); restoring backup {b}",
-                        h.timeout_secs
-                    ));
-                    return self.recover(b, &why).await;
-                }
-                _ => {
-                    return Err(Error::Other(format!(
-                        "`{}`: the API server is not healthy within {}s ({why}); check the node",
-                        self.label, h.timeout_secs
-                    )))
-                }
-            },
-        }
-        Ok(ControlFlow::Continue(()))
+        let t = h.timeout_secs;
+        self.after_wait(
+            interruptible(await_healthy(self.remote, step)).await,
+            format!("API server healthy {}", self.healthy),
+            |why, b| format!("not healthy within {t}s ({why}); restoring backup {b}"),
+            |why| format!("the API server is not healthy within {t}s ({why}); check the node"),
+        )
+        .await
     }
 
     /// An AwaitReload step; on a failure after a commit, the backup is restored.
@@ -388,25 +374,38 @@ impl Executor<'_> {
         step: &NodeStep,
         r: &backends::node::Reload,
     ) -> Result<ControlFlow<Outcome>, Error> {
-        match interruptible(await_reload(self.remote, step)).await {
-            Waited::Done(Ok(())) => self
-                .say
-                .line(&format!("API server reloaded {} {}", r.path, self.healthy)),
-            Waited::Interrupted(sig) => return self.interrupted(sig).await,
+        self.after_wait(
+            interruptible(await_reload(self.remote, step)).await,
+            format!("API server reloaded {} {}", r.path, self.healthy),
+            |why, b| format!("{why}; restoring backup {b}"),
+            |why| format!("{why}; check the node"),
+        )
+        .await
+    }
+
+    /// What follows a wait: the `done` line; on a signal, [`interrupted`]; on a failure after
+    /// a commit, the `restoring` line and the restore; else the `gave_up` error.
+    async fn after_wait(
+        &self,
+        waited: Waited<Result<(), String>>,
+        done: String,
+        restoring: impl Fn(&str, &str) -> String,
+        gave_up: impl Fn(&str) -> String,
+    ) -> Result<ControlFlow<Outcome>, Error> {
+        match waited {
+            Waited::Done(Ok(())) => {
+                self.say.line(&done);
+                Ok(ControlFlow::Continue(()))
+            }
+            Waited::Interrupted(sig) => self.interrupted(sig).await,
             Waited::Done(Err(why)) => match &self.backup {
                 Some(b) if !self.on_failure.is_empty() => {
-                    self.say.line(&format!("{why}; restoring backup {b}"));
-                    return self.recover(b, &why).await;
+                    self.say.line(&restoring(&why, b));
+                    self.recover(b, &why).await
                 }
-                _ => {
-                    return Err(Error::Other(format!(
-                        "`{}`: {why}; check the node",
-                        self.label
-                    )))
-                }
+                _ => Err(Error::Other(format!("`{}`: {}", self.label, gave_up(&why)))),
             },
         }
-        Ok(ControlFlow::Continue(()))
     }
 
     /// A CompareAndSwap step: a cluster object updated after the API server is healthy.

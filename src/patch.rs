@@ -111,6 +111,11 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
 /// `--talos`, `--shoot`, `--capi`, a managed service), else `--ssh HOST...` or `--local`.
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     refuse_orphans(&args)?;
+    // A signal during a host's transaction is the transaction's to handle (crate::interrupt);
+    // elsewhere it ends the process as it always did.
+    if !args.dry_run.on {
+        crate::interrupt::listen();
+    }
     if args.inventory.is_some() {
         return crate::fleet::run(args, env);
     }
@@ -165,9 +170,6 @@ fn run_hosts(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     };
     if let (Some(s), false) = (&settings, args.skip_check) {
         crate::check::gate(s, args.dry_run.on)?;
-    }
-    if !args.dry_run.on {
-        crate::interrupt::listen();
     }
     let rt = runtime()?;
     // `-o json|yaml`: stdout is the report alone (one object per host); plans go to stderr.

@@ -10,9 +10,10 @@
 //! started with `ControlPersist=10s` (it exits 10 s after its last client leaves) and this run
 //! keeps one multiplexing client connected for the whole connection (`ssh -O proxy`, no session
 //! on the node), reading this process's pipe. When k8soidc ends, even by SIGKILL, the pipe
-//! closes, that client ends, and 10 s after the node's last command so does the master. The crate's control directories (`.ssh-connection*`) are made in a directory of
-//! this user's own, `$TMPDIR/k8soidc-UID`, where the ones a killed run left (no live master)
-//! are removed by the next run.
+//! closes, that client ends, and 10 s after the node's last command so does the master. The
+//! crate's control directories (`.ssh-connection*`) are made in a directory of this user's
+//! own, `$TMPDIR/k8soidc-UID`, where the ones a killed run left (no live master) are removed
+//! by the next run.
 
 use std::path::PathBuf;
 
@@ -769,8 +770,14 @@ fn hold(session: &Session) -> std::io::Result<(tokio::process::Child, tokio::pro
 
 /// Where the connections' control directories go: `$TMPDIR/k8soidc-UID` (mode 0700, this
 /// user's, not a link), with what killed runs left there removed; `$TMPDIR` itself when that
-/// directory cannot be had safely.
+/// directory cannot be had safely. Worked out (and swept) once per run, however many hosts
+/// it connects to.
 fn control_directory() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(own_control_directory).clone()
+}
+
+fn own_control_directory() -> PathBuf {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let tmp = std::env::temp_dir();
     // This process's (effective) user owns its /proc entry.
