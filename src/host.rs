@@ -290,9 +290,6 @@ impl Executor<'_> {
             NodeStep::Commit { files, .. } => return self.commit(step, files).await,
             NodeStep::AwaitHealthy(h) => return self.await_healthy(step, h).await,
             NodeStep::AwaitReload(r) => return self.await_reload(step, r).await,
-            NodeStep::Verify { files } => {
-                verify(self.remote, step, files, self.backup.as_deref()).await?
-            }
             NodeStep::CompareAndSwap { write, .. } => self.compare_and_swap(step, write).await?,
             NodeStep::Script { name, .. } => self.script(step, name).await?,
             NodeStep::Run { command } => {
@@ -361,6 +358,7 @@ impl Executor<'_> {
         let t = h.timeout_secs;
         self.after_wait(
             interruptible(await_healthy(self.remote, step)).await,
+            &h.read_back,
             format!("API server healthy {}", self.healthy),
             |why, b| format!("not healthy within {t}s ({why}); restoring backup {b}"),
             |why| format!("the API server is not healthy within {t}s ({why}); check the node"),
@@ -376,6 +374,7 @@ impl Executor<'_> {
     ) -> Result<ControlFlow<Outcome>, Error> {
         self.after_wait(
             interruptible(await_reload(self.remote, step)).await,
+            &r.read_back,
             format!("API server reloaded {} {}", r.path, self.healthy),
             |why, b| format!("{why}; restoring backup {b}"),
             |why| format!("{why}; check the node"),
@@ -387,14 +386,16 @@ impl Executor<'_> {
     /// a commit, the `restoring` line and the restore; else the `gave_up` error.
     async fn after_wait(
         &self,
-        waited: Waited<Result<(), String>>,
+        waited: Waited<Result<String, String>>,
+        read_back: &[(String, String)],
         done: String,
         restoring: impl Fn(&str, &str) -> String,
         gave_up: impl Fn(&str) -> String,
     ) -> Result<ControlFlow<Outcome>, Error> {
         match waited {
-            Waited::Done(Ok(())) => {
+            Waited::Done(Ok(stdout)) => {
                 self.say.line(&done);
+                read_back_matches(&self.label, &stdout, read_back, self.backup.as_deref())?;
                 Ok(ControlFlow::Continue(()))
             }
             Waited::Interrupted(sig) => self.interrupted(sig).await,
@@ -613,24 +614,19 @@ async fn commit(
     Ok((b, restart_failed))
 }
 
-/// Runs a Verify step: each written file must still have the checksum written.
-async fn verify(
-    remote: &Remote,
-    step: &NodeStep,
+/// The read-back a wait ended with (`K8SOIDC-SUM SHA256 PATH` lines): each written file must
+/// still have the checksum written.
+fn read_back_matches(
+    label: &str,
+    stdout: &str,
     files: &[(String, String)],
     backup: Option<&str>,
 ) -> Result<(), Error> {
-    let label = &remote.spec.label;
-    let o = remote.step(step).await?;
-    if o.code != Some(0) {
-        return Err(failed("verify the written files", label, o));
-    }
     for (path, want) in files {
-        let have = o
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_suffix(path.as_str()))
-            .map(str::trim);
+        let have = stdout.lines().find_map(|l| {
+            let (sum, p) = l.strip_prefix("K8SOIDC-SUM ")?.split_once(' ')?;
+            (p == path).then_some(sum)
+        });
         if have != Some(want.as_str()) {
             return Err(Error::Other(format!(
                 "`{label}`: {path} is not what was written (changed since by something else?); the API server is healthy; check the file, backup {} has the previous one",
@@ -704,7 +700,7 @@ async fn recover(
             }
             NodeStep::AwaitHealthy(_) => {
                 if back.is_ok() {
-                    back = await_healthy(remote, &step).await;
+                    back = await_healthy(remote, &step).await.map(drop);
                 }
             }
             _ => {
@@ -757,7 +753,7 @@ async fn recover(
 
 /// Runs an [`NodeStep::AwaitReload`] (one round trip: the loop runs on the node) and reads its
 /// verdict; the error quotes the API server's log line when the node found one.
-pub(crate) async fn await_reload(remote: &Remote, step: &NodeStep) -> Result<(), String> {
+pub(crate) async fn await_reload(remote: &Remote, step: &NodeStep) -> Result<String, String> {
     let o = remote.step(step).await.map_err(|e| e.to_string())?;
     let log = o
         .stdout
@@ -777,7 +773,7 @@ pub(crate) async fn await_reload(remote: &Remote, step: &NodeStep) -> Result<(),
         Some((ok, polls, why)) => {
             remote.add_polls(polls.parse::<u32>().unwrap_or(0));
             if ok {
-                Ok(())
+                Ok(o.stdout)
             } else {
                 Err(format!("not reloaded: {why}{log}"))
             }
@@ -791,8 +787,8 @@ pub(crate) async fn await_reload(remote: &Remote, step: &NodeStep) -> Result<(),
 }
 
 /// Runs an [`NodeStep::AwaitHealthy`] (one round trip: the loop runs on the node) and reads
-/// its verdict.
-pub(crate) async fn await_healthy(remote: &Remote, step: &NodeStep) -> Result<(), String> {
+/// its verdict; on success, its output (with the read-back lines).
+pub(crate) async fn await_healthy(remote: &Remote, step: &NodeStep) -> Result<String, String> {
     let o = remote.step(step).await.map_err(|e| e.to_string())?;
     // The verdict is the last line: `K8SOIDC-HEALTHY POLLS PID` or `K8SOIDC-UNHEALTHY POLLS WHY`.
     let verdict = o.stdout.lines().rev().find_map(|l| {
@@ -807,7 +803,7 @@ pub(crate) async fn await_healthy(remote: &Remote, step: &NodeStep) -> Result<()
         Some((healthy, polls, why)) => {
             remote.add_polls(polls);
             if healthy {
-                Ok(())
+                Ok(o.stdout)
             } else {
                 Err(why.to_string())
             }
@@ -817,5 +813,34 @@ pub(crate) async fn await_healthy(remote: &Remote, step: &NodeStep) -> Result<()
             o.code,
             o.stderr.trim().replace('\n', " ")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_back_matches;
+
+    const SUM: &str = "0123abcd";
+
+    #[test]
+    fn the_read_back_must_name_every_file_with_its_sum() {
+        let files = vec![("/etc/a b".to_string(), SUM.to_string())];
+        let ok = format!("K8SOIDC-SUM {SUM} /etc/a b\nK8SOIDC-HEALTHY 4 77\n");
+        assert!(read_back_matches("h", &ok, &files, Some("B")).is_ok());
+        assert!(read_back_matches("h", "K8SOIDC-HEALTHY 4 77\n", &[], None).is_ok());
+        for bad in [
+            "K8SOIDC-SUM ffff /etc/a b\n",
+            "K8SOIDC-SUM absent /etc/a b\n",
+            "K8SOIDC-HEALTHY 4 77\n",
+            "K8SOIDC-SUM 0123abcd /etc/a\n",
+        ] {
+            let e = read_back_matches("h", bad, &files, Some("B"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("`h`: /etc/a b is not what was written") && e.contains("backup B"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

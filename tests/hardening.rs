@@ -409,7 +409,12 @@ fn p4_sigterm_during_the_health_wait_restores_and_names_the_backup() {
 /// channels k8soidc started end too; the restore still runs (on new channels), exit 130.
 #[test]
 fn p4_ctrl_c_to_the_process_group_during_the_health_wait_restores() {
-    let node = Node::on(178).kubeadm().start();
+    // The restored API server takes 2 s to start: the second Ctrl-C below, sent once the
+    // restored file is back, lands during the restore's wait.
+    let node = Node::on(178)
+        .kubeadm()
+        .env("FAKE_APISERVER_STARTUP", "2")
+        .start();
     node.set_never_ready("--oidc-issuer-url");
     let before = node.read(MANIFEST).unwrap();
     let run = patching(&node, "120s", &[]);
@@ -430,6 +435,16 @@ fn p4_ctrl_c_to_the_process_group_during_the_health_wait_restores() {
     node.sh("rm -rf /var/lib/k8soidc/backups");
     let run = patching(&node, "120s", &[]);
     run.signal_group("INT");
+    // Two signals sent back to back may reach k8soidc as one (a pending signal is not
+    // queued twice), so the second waits until the restore is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while node.read(MANIFEST).unwrap() != before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     run.signal_group("INT");
     let out = run.wait().status(130);
     let (id, rollback) = backup_and_rollback(&node);

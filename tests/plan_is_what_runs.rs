@@ -77,7 +77,7 @@ fn patch_then_rollback(node: &Node, extra: &[&str]) {
         .run()
         .success();
     let sent = recorded(node);
-    // Begin, Commit, AwaitHealthy, Verify (+ kubeadm's compare and swap); then the
+    // Begin, Commit, AwaitHealthy and its read-back (+ kubeadm's compare and swap); then the
     // on-failure branch that was not needed: Logs, Restore, AwaitHealthy.
     assert_eq!(names(&sent), names(&shown[..sent.len()]), "{}", dry.stdout);
     assert_eq!(sent, shown[..sent.len()].to_vec(), "sent != shown");
@@ -166,12 +166,9 @@ fn kubeadm_rollback_after_a_failed_wait_sends_what_the_dry_run_shows() {
         .status(1);
     let id = backup_id(&run.stderr);
     let sent = with_placeholder(recorded(&node), &id);
-    // Begin, Commit, AwaitHealthy (fails), then Logs, Restore, AwaitHealthy: the Verify step
-    // is never reached.
-    let mut want = shown.clone();
-    want.retain(|s| !s.starts_with("# k8soidc: read back checksums"));
-    assert_eq!(names(&sent), names(&want));
-    assert_eq!(sent, want, "sent != shown");
+    // Begin, Commit, AwaitHealthy (fails), then Logs, Restore, AwaitHealthy: every step shown.
+    assert_eq!(names(&sent), names(&shown));
+    assert_eq!(sent, shown, "sent != shown");
 }
 
 #[test]
@@ -380,7 +377,7 @@ fn kubeadm_reload_wait_and_its_restore_send_what_the_dry_run_shows() {
         .args(["--yes", "--timeout", "20s"])
         .run()
         .success();
-    // Accepted: Begin, Commit, AwaitReload, Verify.
+    // Accepted: Begin, Commit, AwaitReload (with its read-back).
     let (shown, sent, dry) = shown_and_sent(&node, &config("https://idp2.example.com"), 0);
     sent_all_but_the_on_failure_branch(&shown, &sent, &dry);
     assert!(
@@ -390,16 +387,14 @@ fn kubeadm_reload_wait_and_its_restore_send_what_the_dry_run_shows() {
         "{dry}"
     );
     // Rejected (the service account issuer): Begin, Commit, AwaitReload, then Logs, Restore,
-    // AwaitHealthy; the Verify step is never reached.
+    // AwaitHealthy: every step shown.
     let (shown, sent, _) = shown_and_sent(
         &node,
         &config("https://kubernetes.default.svc.cluster.local"),
         1,
     );
-    let mut want = shown.clone();
-    want.retain(|s| !s.starts_with("# k8soidc: read back checksums"));
-    assert_eq!(names(&sent), names(&want));
-    assert_eq!(sent, want, "sent != shown");
+    assert_eq!(names(&sent), names(&shown));
+    assert_eq!(sent, shown, "sent != shown");
 }
 
 /// RKE2: the installer starts nothing (docs.rke2.io quickstart), so the plan enables and

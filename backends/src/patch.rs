@@ -3,8 +3,9 @@
 //! this module finds the distribution's [`NodeBackend`] (detected from the files, or given),
 //! lets it compute the new contents, and assembles the [`HostPlan`]: the node steps the
 //! executor runs and the dry run shows — commit (back up, stage, rename, restart), wait for
-//! health on the node, read back checksums, then updates of cluster objects — and what to do
-//! when the API server does not come back (show its log, restore, restart, wait).
+//! health on the node (and, in that round trip, read back checksums), then updates of cluster
+//! objects — and what to do when the API server does not come back (show its log, restore,
+//! restart, wait).
 //!
 //! What each distribution's node looks like lives in its own module: kubeadm
 //! (`kubeadm::node`), MicroK8s (`microk8s::node`), k3s and RKE2 (`k3s::node`). Facts and
@@ -340,6 +341,7 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                         metrics,
                         unit: h.unit.clone(),
                         timeout_secs: h.timeout_secs,
+                        read_back: checked.clone(),
                     })
             }
             _ => None,
@@ -366,14 +368,11 @@ pub fn plan_host(req: &PatchRequest<'_>, files: &NodeFiles) -> Result<HostPlan, 
                 (None, Some(unit)) => format!("wait until unit {unit} is active and the API server answers {} (anonymously, else with {d}'s admin kubeconfig, as {d} refuses anonymous requests); otherwise restore the backup and restart again", h.readyz),
                 (None, None) => "wait until the restarted API server answers /readyz; otherwise restore the backup and restart again".into(),
             },
-            NodeStep::AwaitHealthy(h.clone()),
+            NodeStep::AwaitHealthy(Health {
+                read_back: checked,
+                ..h.clone()
+            }),
         )),
-        }
-        if !checked.is_empty() {
-            steps.push(node(
-                "read back what was written: each file must be what this run wrote".into(),
-                NodeStep::Verify { files: checked },
-            ));
         }
         on_failure = vec![
             NodeStep::Logs {
@@ -832,12 +831,11 @@ mod tests {
             .map(|s| match s {
                 NodeStep::Commit { .. } => "commit",
                 NodeStep::AwaitHealthy(_) => "wait",
-                NodeStep::Verify { .. } => "verify",
                 NodeStep::CompareAndSwap { .. } => "configmap",
                 _ => "other",
             })
             .collect();
-        assert_eq!(kinds, ["commit", "wait", "verify", "configmap"]);
+        assert_eq!(kinds, ["commit", "wait", "configmap"]);
         assert_eq!(changes(&hp).len(), 3);
         // The CA also where the ClusterConfiguration says (for `kubeadm upgrade`).
         assert!(writes(&hp).contains_key("/etc/kubernetes/oidc/oidc-ca.pem"));

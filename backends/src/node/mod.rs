@@ -102,6 +102,10 @@ pub struct Health {
     /// poll, `readyz`/`livez` take the host and port from this file's `--bind-address`
     /// (when specific), else `--advertise-address`, and `--secure-port`.
     pub endpoint_file: Option<String>,
+    /// Read back in the same round trip once healthy: (path, SHA-256 in hex of what was
+    /// written); each file must still be what this run wrote.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_back: Vec<(String, String)>,
 }
 
 impl Health {
@@ -117,13 +121,16 @@ impl Health {
             admin_probe: None,
             timeout_secs,
             endpoint_file: None,
+            read_back: vec![],
         }
     }
 
-    /// The same check, for the configuration before the change (after a restore).
+    /// The same check, for the configuration before the change (after a restore), with
+    /// nothing to read back.
     pub fn before(&self) -> Health {
         Health {
             flags_after: self.flags_before.clone(),
+            read_back: vec![],
             ..self.clone()
         }
     }
@@ -174,6 +181,9 @@ pub struct Reload {
     pub unit: Option<String>,
     /// Give up after this many seconds.
     pub timeout_secs: u64,
+    /// Read back in the same round trip once reloaded, as [`Health::read_back`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_back: Vec<(String, String)>,
 }
 
 /// One thing done on a node, in one round trip.
@@ -204,11 +214,6 @@ pub enum NodeStep {
     /// One loop on the node until the running API server reports that it reloaded the new
     /// AuthenticationConfiguration (or that it rejected it).
     AwaitReload(Reload),
-    /// Reads back the SHA-256 of files: they must be what was written.
-    Verify {
-        /// (path, expected SHA-256 in hex).
-        files: Vec<(String, String)>,
-    },
     /// Runs `read`; when its output is still `before`, feeds `payload` to `write`.
     CompareAndSwap {
         /// What the object is, for messages.
@@ -336,6 +341,8 @@ impl NodeStep {
                     }
                     None => args.push("0".into()),
                 }
+                args.push(h.read_back.len().to_string());
+                args.extend(h.read_back.iter().map(|(p, _)| p.clone()));
                 args.extend(h.flags_after.iter().cloned());
                 script::await_healthy(&args)
             }
@@ -348,11 +355,8 @@ impl NodeStep {
                     r.unit.clone().unwrap_or_else(|| "-".into()),
                 ];
                 script::push_commands(&mut args, std::slice::from_ref(&r.metrics));
+                args.extend(r.read_back.iter().map(|(p, _)| p.clone()));
                 script::await_reload(&args)
-            }
-            NodeStep::Verify { files } => {
-                let paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
-                script::verify(&paths)
             }
             NodeStep::CompareAndSwap {
                 read,
@@ -463,7 +467,7 @@ impl NodeStep {
             NodeStep::AwaitHealthy(h) => {
                 writeln!(
                     f,
-                    "#   one loop on the node: a poll every 0.25 s for 5 s, then every 0.5 s, up to {}s; healthy = two passing polls in a row on the same process",
+                    "#   one loop on the node: a poll every 0.25 s for 5 s, then every 0.5 s, up to {}s; healthy = two passing polls in a row (the second 0.1 s after the first) on the same process",
                     h.timeout_secs
                 )?;
                 if let Some(unit) = &h.unit {
@@ -488,7 +492,7 @@ impl NodeStep {
                 if let Some(a) = &h.admin_probe {
                     writeln!(f, "+ {at}{sudo}{a}   # when the anonymous probe gets 401/403")?;
                 }
-                Ok(())
+                write_read_back(f, at, sudo, "healthy", &h.read_back)
             }
             NodeStep::AwaitReload(r) => {
                 writeln!(
@@ -513,15 +517,8 @@ impl NodeStep {
                 writeln!(
                     f,
                     "#   rejected = a status=\"failure\" reload not older than the write; then the API server's log line is quoted and the backup restored"
-                )
-            }
-            NodeStep::Verify { files } => {
-                let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
-                writeln!(f, "+ {at}{sudo}sha256sum {}", crate::shell::join(&paths))?;
-                for (p, sum) in files {
-                    writeln!(f, "#   must be {sum}  {p}")?;
-                }
-                Ok(())
+                )?;
+                write_read_back(f, at, sudo, "reloaded", &r.read_back)
             }
             NodeStep::CompareAndSwap {
                 read,
@@ -673,6 +670,29 @@ pub fn shown_scripts(display: &str) -> Vec<String> {
     out
 }
 
+/// The read-back of an await step: once `when`, in the same round trip, the checksums.
+fn write_read_back(
+    f: &mut fmt::Formatter<'_>,
+    at: &str,
+    sudo: &str,
+    when: &str,
+    files: &[(String, String)],
+) -> fmt::Result {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    writeln!(
+        f,
+        "#   once {when}, in the same round trip, read back what was written:"
+    )?;
+    writeln!(f, "+ {at}{sudo}sha256sum {}", crate::shell::join(&paths))?;
+    for (p, sum) in files {
+        writeln!(f, "#   must be {sum}  {p}")?;
+    }
+    Ok(())
+}
+
 fn write_file(f: &mut fmt::Formatter<'_>, at: &str, c: &FileChange) -> fmt::Result {
     match &c.before {
         None => {
@@ -702,7 +722,8 @@ pub struct HostPlan {
     pub distribution: Distribution,
     /// Through `sudo -n` (the login is not root).
     pub sudo: bool,
-    /// The steps: Commit, AwaitHealthy, Verify, then CompareAndSwap steps run once healthy.
+    /// The steps: Commit, AwaitHealthy (or AwaitReload) with the read-back of what was written,
+    /// then CompareAndSwap steps run once healthy.
     /// Empty steps: already configured.
     pub plan: crate::Plan,
     /// When the API server is not healthy in time: Logs, Restore of this plan's backup,

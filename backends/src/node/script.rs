@@ -7,10 +7,10 @@
 //! sends exactly this text as `sh -c SCRIPT` (`sudo -n sh -c SCRIPT` for a non-root login with
 //! passwordless sudo), and `--dry-run -v` prints exactly this text: what is shown is what runs.
 //!
-//! A host costs at most five round trips besides nothing else: [`begin`] (privileges, lock,
-//! every read), [`commit`] (back up, stage, rename, restart), [`await_healthy`] (the health
-//! loop, on the node), [`verify`] (read back checksums) and, kubeadm only, [`compare_and_swap`]
-//! (the kubeadm-config ConfigMap). A list of commands travels as `COUNT WORD...` groups;
+//! A host costs at most four round trips: [`begin`] (privileges, lock, every read), [`commit`]
+//! (back up, stage, rename, restart), [`await_healthy`] or [`await_reload`] (the wait, on the
+//! node, then the read-back of the written files' checksums in the same round trip) and,
+//! kubeadm only, [`compare_and_swap`] (the kubeadm-config ConfigMap). A list of commands travels as `COUNT WORD...` groups;
 //! [`FIRST_FN`] runs the first COUNT words of its arguments as a command.
 
 use crate::shell;
@@ -272,24 +272,27 @@ while [ $k -lt $n ]; do
 done
 echo K8SOIDC-COMMITTED"#;
 
-/// `TIMEOUT ENDPOINT_FILE PROCESS READYZ LIVEZ UNIT N ADMIN_ARGV(N words) FLAG...`: polls on the node every
+/// `TIMEOUT ENDPOINT_FILE PROCESS READYZ LIVEZ UNIT N ADMIN_ARGV(N words) M READ_BACK(M paths)
+/// FLAG...`: polls on the node every
 /// 0.25 s for the first 5 s, then every 0.5 s, until TIMEOUT seconds have passed (and at most
 /// TIMEOUT*2+24 polls). A poll passes when (UNIT given) the unit is active, (PROCESS given) a
 /// process named PROCESS runs whose `--oidc-*`/`--authentication-config` flags are exactly
 /// FLAG..., and READYZ (LIVEZ when READYZ is 404) answers 2xx/3xx like a kubelet probe — or,
 /// when it refuses an anonymous request (401/403) and an ADMIN_ARGV is given, that
 /// authenticated check (the node's kubectl with its admin kubeconfig) succeeds. Healthy = two
-/// passing polls in a row on the same process, like a probe's success threshold, so a process
-/// being replaced is not taken for the new one: prints `K8SOIDC-HEALTHY <polls> <pid>` and
-/// exits 0; else `K8SOIDC-UNHEALTHY <polls> <reason of the last failing poll>`, exit 1.
+/// passing polls in a row (the second 0.1 s after the first) on the same process, like a
+/// probe's success threshold, so a process being replaced is not taken for the new one: prints
+/// a `K8SOIDC-SUM` line per READ_BACK path ([`SUMS_FN`]), then `K8SOIDC-HEALTHY <polls> <pid>`
+/// and exits 0; else `K8SOIDC-UNHEALTHY <polls> <reason of the last failing poll>`, exit 1.
 ///
-/// The script's own process and its ancestors (`sudo`, the login shell) are skipped: their
-/// argv carries PROCESS and FLAG... as text too.
+/// Processes are found with one `grep -z` over every `/proc/*/cmdline` (where grep has `-z`;
+/// else each is read). The script's own process and its ancestors (`sudo`, the login shell) are
+/// skipped: their argv carries PROCESS and FLAG... as text too.
 pub(crate) fn await_healthy(args: &[String]) -> String {
     render(
         "wait until the API server is healthy",
         args,
-        AWAIT_BODY,
+        &format!("{SUMS_FN}{AWAIT_BODY}"),
         None,
     )
 }
@@ -300,10 +303,21 @@ i=0
 while [ "$i" -lt "$nadmin" ] && [ $# -gt 0 ]; do
   admin_argv="$admin_argv $(printf '%s' "$1" | base64 -w0)"; shift; i=$((i + 1))
 done
+nread=${1:-0}; shift
+reads=
+i=0
+while [ "$i" -lt "$nread" ] && [ $# -gt 0 ]; do
+  reads="$reads $(printf '%s' "$1" | base64 -w0)"; shift; i=$((i + 1))
+done
 want=$(for f in "$@"; do printf '%s\n' "$f"; done | sort)
 parent() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "$2"; }
 self=" $$ " p=$$ n=0
 while [ $n -lt 64 ] && p=$(parent "$p") && [ "$p" -gt 1 ]; do self="$self$p "; n=$((n + 1)); done
+zgrep=; printf 'a\0' | grep -qzx a 2>/dev/null && zgrep=1
+candidates() {
+  if [ -n "$zgrep" ]; then grep -lszx -e "$proc" -e ".*/$proc" /proc/[0-9]*/cmdline | sed 's,/cmdline$,,'
+  else for d in /proc/[0-9]*; do echo "$d"; done; fi
+}
 probe() {
   if command -v curl >/dev/null 2>&1; then
     curl -sSk -o /dev/null -w '\n%{http_code}' --max-time 5 "$1" 2>&1
@@ -324,7 +338,7 @@ poll() {
   endpoint
   if [ -n "$unit" ] && ! systemctl is-active --quiet "$unit"; then why="unit $unit is not active"; return 1; fi
   if [ -n "$proc" ]; then
-    for d in /proc/[0-9]*; do
+    for d in $(candidates); do
       case $self in *" ${d#/proc/} "*) continue ;; esac
       cmd=$(tr '\0' '\n' 2>/dev/null < "$d/cmdline") || continue
       printf '%s\n' "$cmd" | grep -qx -e "$proc" -e ".*/$proc" || continue
@@ -348,20 +362,24 @@ start=$(date +%s) polls=0 last= why="no answer yet"
 while [ "$polls" -lt $((timeout * 2 + 24)) ]; do
   polls=$((polls + 1))
   if poll; then
-    if [ "$last" = "ok:$found" ]; then echo "K8SOIDC-HEALTHY $polls $found"; exit 0; fi
+    if [ "$last" = "ok:$found" ]; then
+      for w in $reads; do sums "$(printf '%s' "$w" | base64 -d)"; done
+      echo "K8SOIDC-HEALTHY $polls $found"; exit 0
+    fi
     last="ok:$found"
   else
     last=
   fi
   [ $(($(date +%s) - start)) -ge "$timeout" ] && break
-  if [ "$polls" -le 20 ]; then sleep 0.25; else sleep 0.5; fi
+  if [ -n "$last" ]; then sleep 0.1; elif [ "$polls" -le 20 ]; then sleep 0.25; else sleep 0.5; fi
 done
 echo "K8SOIDC-UNHEALTHY $polls $why" | tr '\n' ' '; echo
 exit 1"#;
 
-/// `TIMEOUT PATH HASH info|timestamp UNIT|- COUNT METRICS_WORD...`: polls the metrics
-/// command every 0.5 s until the API server reports the file at PATH reloaded (see
-/// [`super::Reload`]): `K8SOIDC-RELOADED <polls>`, exit 0; else, when it recorded a failed
+/// `TIMEOUT PATH HASH info|timestamp UNIT|- COUNT METRICS_WORD... READ_BACK...`: polls the
+/// metrics command every 0.5 s until the API server reports the file at PATH reloaded (see
+/// [`super::Reload`]): a `K8SOIDC-SUM` line per READ_BACK path, `K8SOIDC-RELOADED <polls>`,
+/// exit 0; else, when it recorded a failed
 /// reload after PATH was written or TIMEOUT passed, `K8SOIDC-LOG <line>` with the API server's
 /// last log line about the authentication config (when one can be read), then
 /// `K8SOIDC-NOT-RELOADED <polls> <why>`, exit 1. "After the write" compares with PATH's
@@ -370,7 +388,7 @@ pub(crate) fn await_reload(args: &[String]) -> String {
     render(
         "wait until the API server reloads the AuthenticationConfiguration",
         args,
-        &format!("{FIRST_FN}{RELOAD_BODY}"),
+        &format!("{FIRST_FN}{SUMS_FN}{RELOAD_BODY}"),
         None,
     )
 }
@@ -414,7 +432,7 @@ while [ "$polls" -lt $((timeout * 2 + 24)) ]; do
   if m=$(first "$c" "$@" </dev/null 2>&1); then
     case $(printf '%s
 ' "$m" | verdict) in
-      ok) echo "K8SOIDC-RELOADED $polls"; exit 0 ;;
+      ok) shift "$c"; sums "$@"; echo "K8SOIDC-RELOADED $polls"; exit 0 ;;
       failure)
         l=$(logline); [ -n "$l" ] && printf 'K8SOIDC-LOG %s
 ' "$l"
@@ -434,14 +452,14 @@ echo "K8SOIDC-NOT-RELOADED $polls $why" | tr '
 ' ' '; echo
 exit 1"#;
 
-/// `PATH...`: `SHA256 PATH` per file (`absent PATH` when missing).
-pub(crate) fn verify(paths: &[String]) -> String {
-    render("read back checksums", paths, VERIFY_BODY, None)
+/// `sums PATH...`: a line `K8SOIDC-SUM SHA256 PATH` per file (`K8SOIDC-SUM absent PATH` when
+/// missing): the read-back the waits end with.
+const SUMS_FN: &str = r#"sums() {
+  for p in "$@"; do
+    if [ -f "$p" ]; then printf 'K8SOIDC-SUM %s %s\n' "$(sha256sum < "$p" | cut -d' ' -f1)" "$p"; else printf 'K8SOIDC-SUM absent %s\n' "$p"; fi
+  done
 }
-
-const VERIFY_BODY: &str = r#"for p in "$@"; do
-  if [ -f "$p" ]; then printf '%s %s\n' "$(sha256sum < "$p" | cut -d' ' -f1)" "$p"; else printf 'absent %s\n' "$p"; fi
-done"#;
+"#;
 
 /// `SHA256 COUNT READ_WORD*COUNT WRITE_WORD...`, data: the new content (base64). Compare and
 /// swap in one round trip: runs the read command; when its output's SHA-256 is still SHA256
