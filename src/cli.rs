@@ -402,14 +402,19 @@ pub(crate) struct PatchArgs {
     /// with --namespace).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory", "talos"])]
     pub(crate) shoot: Option<String>,
-    /// With --capi or --shoot: its namespace [--capi: default the kubeconfig context's;
-    /// --shoot: required, `garden-<project>`].
+    /// A running vCluster to patch: its values (`helm get values`) patched and applied with
+    /// `vcluster create NAME --upgrade -f`, the ConfigMap with its files with kubectl.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory", "talos", "shoot"])]
+    pub(crate) vcluster: Option<String>,
+    /// With --capi, --shoot or --vcluster: its namespace [--capi: default the kubeconfig
+    /// context's; --shoot: required, `garden-<project>`; --vcluster: its host namespace,
+    /// default `vcluster-NAME`].
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub(crate) namespace: Option<String>,
-    /// With --capi or --shoot: kubeconfig of the management / garden cluster.
+    /// With --capi, --shoot or --vcluster: kubeconfig of the management / garden / host cluster.
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
-    /// With --capi or --shoot: context in that kubeconfig.
+    /// With --capi, --shoot or --vcluster: context in that kubeconfig.
     #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
     /// With --capi or --distro eks: seconds between status checks [default: 10; 30 for eks].

@@ -32,6 +32,7 @@ mod report;
 mod talos;
 mod testing;
 mod ui;
+mod vcluster;
 mod yamlpos;
 
 use std::io::Write;

@@ -1,8 +1,8 @@
 //! `k8soidc patch`: the entry point. `--ssh HOST...` (or `--local`) runs each host's
 //! transaction (`host`) one at a time, the first failure stops the run, and a summary table
 //! ends it; `--inventory` runs many clusters (`fleet`), `--file` a local file (`patch_file`),
-//! `--capi` a Cluster API object (`capi`). `rollback` and `backups` are in `backups`,
-//! `create --ssh` in `create_ssh`.
+//! `--capi` a Cluster API object (`capi`), `--vcluster` a running vCluster (`vcluster`).
+//! `rollback` and `backups` are in `backups`, `create --ssh` in `create_ssh`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -88,8 +88,8 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
-            args.capi.is_some() || args.shoot.is_some(),
-            "--capi NAME or --shoot NAME",
+            args.capi.is_some() || args.shoot.is_some() || args.vcluster.is_some(),
+            "--capi NAME, --shoot NAME or --vcluster NAME",
             vec![
                 ("--namespace", args.namespace.is_some()),
                 ("--kubeconfig", args.kubeconfig.is_some()),
@@ -130,6 +130,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.shoot.is_some() {
         return crate::gardener::run(&args, env);
+    }
+    if args.vcluster.is_some() {
+        return crate::vcluster::run(&args, env);
     }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);
