@@ -170,10 +170,26 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config)
-    /// or vcluster; with --ssh: kubeadm, microk8s, k3s or rke2.
+    /// Distribution: k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config),
+    /// vcluster or gardener (a Shoot from --shoot-file); with --ssh: kubeadm, microk8s, k3s or
+    /// rke2.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
+    /// With --distro gardener: the Shoot manifest (core.gardener.cloud/v1beta1) to create, as
+    /// you would `kubectl create -f` it; its name and provider settings are yours, k8soidc adds
+    /// the OIDC settings.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) shoot_file: Option<String>,
+    /// With --distro gardener: the Shoot's project namespace (`garden-<project>`) when the
+    /// manifest has no metadata.namespace.
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub(crate) namespace: Option<String>,
+    /// With --distro gardener: kubeconfig of the garden cluster.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// With --distro gardener: context in that kubeconfig.
+    #[arg(long, value_name = "CONTEXT")]
+    pub(crate) context: Option<String>,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s, rke2).
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
@@ -493,7 +509,7 @@ pub(crate) struct PatchArgs {
 pub(crate) struct DryRun {
     /// Print the plan (every command, file diff and node step; with -v the exact scripts),
     /// change nothing. `--dry-run=client` is the same (kubectl's spelling); `--dry-run=server`
-    /// only with `patch --capi`.
+    /// only with `patch --capi`, `patch --shoot` and `create --distro gardener`.
     #[arg(
         id = "dry_run",
         long = "dry-run",
@@ -520,7 +536,7 @@ fn dry_run_mode(text: &str) -> Result<bool, String> {
     match text {
         "client" | "server" => Ok(true),
         "none" => Ok(false),
-        _ => Err("use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`".into()),
+        _ => Err("use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`, `patch --shoot` or `create --distro gardener`".into()),
     }
 }
 
