@@ -368,6 +368,9 @@ pub(crate) struct PlatformArgs {
     /// GKE: for a cluster still on Identity Service for GKE (deprecated since July 1, 2026).
     #[arg(long)]
     pub(crate) identity_service: bool,
+    /// GKE with --identity-service: the cluster's zone or region (`gcloud --location`).
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) location: Option<String>,
     /// AKS: the cluster's resource group.
     #[arg(long, value_name = "GROUP")]
     pub(crate) resource_group: Option<String>,
@@ -427,7 +430,8 @@ pub(crate) struct PatchArgs {
     /// default `vcluster-NAME`].
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub(crate) namespace: Option<String>,
-    /// With --capi, --shoot or --vcluster: kubeconfig of the management / garden / host cluster.
+    /// With --capi, --shoot or --vcluster: kubeconfig of the management / garden / host cluster
+    /// (with --distro gke --identity-service: of the GKE cluster).
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
     /// With --capi, --shoot or --vcluster: context in that kubeconfig.
@@ -460,10 +464,11 @@ pub(crate) struct PatchArgs {
     /// Distribution; `auto` detects it on each host.
     ///
     /// `eks` and `aks` patch the managed cluster --name through the provider's API; `gke` sets
-    /// up Workforce Identity Federation with gcloud.
+    /// up Workforce Identity Federation with gcloud (with --identity-service: the ClientConfig
+    /// of cluster --name at --location, Identity Service for GKE).
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "k0s", "eks", "gke", "aks"]))]
     pub(crate) distro: String,
-    /// With --distro eks or aks: the cluster's name.
+    /// With --distro eks or aks (or gke --identity-service): the cluster's name.
     #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "capi", "file", "inventory"])]
     pub(crate) name: Option<String>,
     #[command(flatten)]

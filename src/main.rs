@@ -15,6 +15,7 @@ mod exec;
 mod explain;
 mod fleet;
 mod gardener;
+mod gke_identity;
 mod host;
 mod idp;
 mod input;

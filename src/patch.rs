@@ -52,6 +52,7 @@ pub(crate) fn summary(rows: &[Row]) -> String {
 /// does not catch these here: it drops a requirement whose target conflicts with an option
 /// that is present (`--in-place --local`: `--file` conflicts with `--local`).
 fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
+    let gke_identity_service = args.distro == "gke" && args.platform.identity_service;
     let mode = [
         (
             args.inventory.is_some(),
@@ -80,8 +81,8 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
-            matches!(args.distro.as_str(), "eks" | "aks"),
-            "--distro eks or aks",
+            matches!(args.distro.as_str(), "eks" | "aks") || gke_identity_service,
+            "--distro eks or aks (or gke with --identity-service)",
             vec![
                 ("--name", args.name.is_some()),
                 ("--region", args.platform.region.is_some()),
@@ -90,11 +91,23 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
         (
             args.capi.is_some() || args.shoot.is_some() || args.vcluster.is_some(),
             "--capi NAME, --shoot NAME or --vcluster NAME",
+            vec![("--namespace", args.namespace.is_some())],
+        ),
+        (
+            args.capi.is_some()
+                || args.shoot.is_some()
+                || args.vcluster.is_some()
+                || gke_identity_service,
+            "--capi, --shoot, --vcluster or --distro gke --identity-service",
             vec![
-                ("--namespace", args.namespace.is_some()),
                 ("--kubeconfig", args.kubeconfig.is_some()),
                 ("--context", args.context.is_some()),
             ],
+        ),
+        (
+            gke_identity_service,
+            "--distro gke --identity-service",
+            vec![("--location", args.platform.location.is_some())],
         ),
     ];
     for (on, needs, flags) in mode {
