@@ -170,10 +170,26 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Distribution: k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config)
-    /// or vcluster; with --ssh: kubeadm, microk8s, k3s or rke2.
+    /// Distribution: k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config),
+    /// vcluster or gardener (a Shoot from --shoot-file); with --ssh: kubeadm, microk8s, k3s or
+    /// rke2.
     #[arg(long, value_name = "DISTRO", value_parser = Names(distributions))]
     pub(crate) distro: String,
+    /// With --distro gardener: the Shoot manifest (core.gardener.cloud/v1beta1) to create, as
+    /// you would `kubectl create -f` it; its name and provider settings are yours, k8soidc adds
+    /// the OIDC settings.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) shoot_file: Option<String>,
+    /// With --distro gardener: the Shoot's project namespace (`garden-<project>`) when the
+    /// manifest has no metadata.namespace.
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub(crate) namespace: Option<String>,
+    /// With --distro gardener: kubeconfig of the garden cluster.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<String>,
+    /// With --distro gardener: context in that kubeconfig.
+    #[arg(long, value_name = "CONTEXT")]
+    pub(crate) context: Option<String>,
     /// Create the control plane on these hosts over SSH (kubeadm, microk8s, k3s, rke2).
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
@@ -352,6 +368,9 @@ pub(crate) struct PlatformArgs {
     /// GKE: for a cluster still on Identity Service for GKE (deprecated since July 1, 2026).
     #[arg(long)]
     pub(crate) identity_service: bool,
+    /// GKE with --identity-service: the cluster's zone or region (`gcloud --location`).
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) location: Option<String>,
     /// AKS: the cluster's resource group.
     #[arg(long, value_name = "GROUP")]
     pub(crate) resource_group: Option<String>,
@@ -402,14 +421,20 @@ pub(crate) struct PatchArgs {
     /// with --namespace).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory", "talos"])]
     pub(crate) shoot: Option<String>,
-    /// With --capi or --shoot: its namespace [--capi: default the kubeconfig context's;
-    /// --shoot: required, `garden-<project>`].
+    /// A running vCluster to patch: its values (`helm get values`) patched and applied with
+    /// `vcluster create NAME --upgrade -f`, the ConfigMap with its files with kubectl.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["hosts", "local", "file", "capi", "inventory", "talos", "shoot"])]
+    pub(crate) vcluster: Option<String>,
+    /// With --capi, --shoot or --vcluster: its namespace [--capi: default the kubeconfig
+    /// context's; --shoot: required, `garden-<project>`; --vcluster: its host namespace,
+    /// default `vcluster-NAME`].
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub(crate) namespace: Option<String>,
-    /// With --capi or --shoot: kubeconfig of the management / garden cluster.
+    /// With --capi, --shoot or --vcluster: kubeconfig of the management / garden / host cluster
+    /// (with --distro gke --identity-service: of the GKE cluster).
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<String>,
-    /// With --capi or --shoot: context in that kubeconfig.
+    /// With --capi, --shoot or --vcluster: context in that kubeconfig.
     #[arg(long, value_name = "CONTEXT")]
     pub(crate) context: Option<String>,
     /// With --capi or --distro eks: seconds between status checks [default: 10; 30 for eks].
@@ -439,10 +464,11 @@ pub(crate) struct PatchArgs {
     /// Distribution; `auto` detects it on each host.
     ///
     /// `eks` and `aks` patch the managed cluster --name through the provider's API; `gke` sets
-    /// up Workforce Identity Federation with gcloud.
+    /// up Workforce Identity Federation with gcloud (with --identity-service: the ClientConfig
+    /// of cluster --name at --location, Identity Service for GKE).
     #[arg(long, value_name = "DISTRO", default_value = "auto", value_parser = Names(|| vec!["auto", "kubeadm", "microk8s", "k3s", "rke2", "k0s", "eks", "gke", "aks"]))]
     pub(crate) distro: String,
-    /// With --distro eks or aks: the cluster's name.
+    /// With --distro eks or aks (or gke --identity-service): the cluster's name.
     #[arg(long, value_name = "CLUSTER", conflicts_with_all = ["hosts", "local", "capi", "file", "inventory"])]
     pub(crate) name: Option<String>,
     #[command(flatten)]
@@ -488,7 +514,7 @@ pub(crate) struct PatchArgs {
 pub(crate) struct DryRun {
     /// Print the plan (every command, file diff and node step; with -v the exact scripts),
     /// change nothing. `--dry-run=client` is the same (kubectl's spelling); `--dry-run=server`
-    /// only with `patch --capi`.
+    /// only with `patch --capi`, `patch --shoot` and `create --distro gardener`.
     #[arg(
         id = "dry_run",
         long = "dry-run",
@@ -515,7 +541,7 @@ fn dry_run_mode(text: &str) -> Result<bool, String> {
     match text {
         "client" | "server" => Ok(true),
         "none" => Ok(false),
-        _ => Err("use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`".into()),
+        _ => Err("use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`, `patch --shoot` or `create --distro gardener`".into()),
     }
 }
 

@@ -23,6 +23,21 @@ const LOCAL_CREATE: [Distribution; 8] = [
 
 pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
     let d = Distribution::parse(&args.distro)?;
+    if d == Distribution::Gardener {
+        return crate::gardener::create(args, env);
+    }
+    for (given, flag) in [
+        (args.shoot_file.is_some(), "--shoot-file"),
+        (args.namespace.is_some(), "--namespace"),
+        (args.kubeconfig.is_some(), "--kubeconfig"),
+        (args.context.is_some(), "--context"),
+    ] {
+        if given {
+            return Err(Error::Input(format!(
+                "invalid `{flag}` with --distro {d}: it only applies with --distro gardener; remove it"
+            )));
+        }
+    }
     if !args.ssh.hosts.is_empty() {
         return crate::create_ssh::run(d, args, env);
     }
@@ -44,7 +59,7 @@ pub(crate) fn run(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
             false => format!("for {d}, `k8soidc render --distro {d}` shows the settings"),
         };
         return Err(Error::Input(format!(
-            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config) and vcluster clusters, with --ssh HOST {} control planes; {fix}",
+            "invalid --distro `{d}` for create without --ssh: without --ssh k8soidc creates k3d, kind, kops, charmed, eks, k0s (k0sctl), talos (talosctl gen config) and vcluster clusters and gardener Shoots (--shoot-file), with --ssh HOST {} control planes; {fix}",
             backends::node::create_supported()
         )));
     }

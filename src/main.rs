@@ -15,6 +15,7 @@ mod exec;
 mod explain;
 mod fleet;
 mod gardener;
+mod gke_identity;
 mod host;
 mod idp;
 mod input;
@@ -32,6 +33,7 @@ mod report;
 mod talos;
 mod testing;
 mod ui;
+mod vcluster;
 mod yamlpos;
 
 use std::io::Write;
@@ -62,16 +64,21 @@ fn parse() -> (cli::Cli, bool) {
     (args, server)
 }
 
-/// `--dry-run=server` needs a check the API server makes: only `patch --capi` has one (kubectl
-/// patch --dry-run=server); elsewhere it is refused rather than silently run client-side.
+/// `--dry-run=server` needs a check the API server makes: `patch --capi`, `patch --shoot` and
+/// `create --distro gardener` have one (kubectl's `--dry-run=server`); elsewhere it is refused
+/// rather than silently run client-side.
 fn server_dry_run(command: &mut cli::Command) -> Result<(), error::Error> {
     match command {
         cli::Command::Patch(a) if a.capi.is_some() || a.shoot.is_some() => {
             a.dry_run.server = true;
             Ok(())
         }
+        cli::Command::Create(a) if a.distro == "gardener" => {
+            a.dry_run.server = true;
+            Ok(())
+        }
         _ => Err(error::Error::Input(
-            "--dry-run=server needs a server-side check; only `patch --capi` and `patch --shoot` have one; use --dry-run".into(),
+            "--dry-run=server needs a server-side check; only `patch --capi`, `patch --shoot` and `create --distro gardener` have one; use --dry-run".into(),
         )),
     }
 }

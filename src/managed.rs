@@ -161,20 +161,19 @@ pub(crate) fn run_eks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     )
 }
 
-const GCLOUD_HINT: &str = "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install";
+pub(crate) const GCLOUD_HINT: &str =
+    "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install";
 
 /// `k8soidc patch --distro gke --organization ORG [--workforce-pool POOL]`: the workforce
 /// pool and its OIDC provider, created or updated with gcloud (organization-wide: no cluster
 /// is touched).
 pub(crate) fn run_gke(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
+    if args.platform.identity_service {
+        return crate::gke_identity::run(args, env);
+    }
     if !args.ssh.hosts.is_empty() || args.local || args.name.is_some() {
         return Err(Error::Input(
-            "invalid --ssh/--local/--name with --distro gke: Workforce Identity Federation is set up for the organization, not on a cluster; drop them".into(),
-        ));
-    }
-    if args.platform.identity_service {
-        return Err(Error::Input(
-            "invalid --identity-service with patch: k8soidc does not change Identity Service for GKE (deprecated since July 1, 2026); apply what `k8soidc render --distro gke --identity-service` prints, or move to Workforce Identity Federation (patch without --identity-service)".into(),
+            "invalid --ssh/--local/--name with --distro gke: Workforce Identity Federation is set up for the organization, not on a cluster; drop them (or give --identity-service for a cluster still on Identity Service for GKE)".into(),
         ));
     }
     let p = platform(&args.platform, None)?;
@@ -314,7 +313,7 @@ pub(crate) fn run_aks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
 
 /// The end of every managed-service patch: the dry run prints the plan; a real run shows it,
 /// asks (`--yes` answers), runs it with the local executor and says what was done.
-fn show_ask_run(
+pub(crate) fn show_ask_run(
     plan: &backends::Plan,
     args: &PatchArgs,
     env: &Env,

@@ -1,8 +1,8 @@
 //! `k8soidc patch`: the entry point. `--ssh HOST...` (or `--local`) runs each host's
 //! transaction (`host`) one at a time, the first failure stops the run, and a summary table
 //! ends it; `--inventory` runs many clusters (`fleet`), `--file` a local file (`patch_file`),
-//! `--capi` a Cluster API object (`capi`). `rollback` and `backups` are in `backups`,
-//! `create --ssh` in `create_ssh`.
+//! `--capi` a Cluster API object (`capi`), `--vcluster` a running vCluster (`vcluster`).
+//! `rollback` and `backups` are in `backups`, `create --ssh` in `create_ssh`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -52,6 +52,7 @@ pub(crate) fn summary(rows: &[Row]) -> String {
 /// does not catch these here: it drops a requirement whose target conflicts with an option
 /// that is present (`--in-place --local`: `--file` conflicts with `--local`).
 fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
+    let gke_identity_service = args.distro == "gke" && args.platform.identity_service;
     let mode = [
         (
             args.inventory.is_some(),
@@ -80,21 +81,33 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
             ],
         ),
         (
-            matches!(args.distro.as_str(), "eks" | "aks"),
-            "--distro eks or aks",
+            matches!(args.distro.as_str(), "eks" | "aks") || gke_identity_service,
+            "--distro eks or aks (or gke with --identity-service)",
             vec![
                 ("--name", args.name.is_some()),
                 ("--region", args.platform.region.is_some()),
             ],
         ),
         (
-            args.capi.is_some() || args.shoot.is_some(),
-            "--capi NAME or --shoot NAME",
+            args.capi.is_some() || args.shoot.is_some() || args.vcluster.is_some(),
+            "--capi NAME, --shoot NAME or --vcluster NAME",
+            vec![("--namespace", args.namespace.is_some())],
+        ),
+        (
+            args.capi.is_some()
+                || args.shoot.is_some()
+                || args.vcluster.is_some()
+                || gke_identity_service,
+            "--capi, --shoot, --vcluster or --distro gke --identity-service",
             vec![
-                ("--namespace", args.namespace.is_some()),
                 ("--kubeconfig", args.kubeconfig.is_some()),
                 ("--context", args.context.is_some()),
             ],
+        ),
+        (
+            gke_identity_service,
+            "--distro gke --identity-service",
+            vec![("--location", args.platform.location.is_some())],
         ),
     ];
     for (on, needs, flags) in mode {
@@ -130,6 +143,9 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     }
     if args.shoot.is_some() {
         return crate::gardener::run(&args, env);
+    }
+    if args.vcluster.is_some() {
+        return crate::vcluster::run(&args, env);
     }
     if args.capi.is_some() {
         return crate::capi::run_capi(crate::capi::CapiArgs::from_patch(args)?, env);

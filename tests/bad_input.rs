@@ -154,7 +154,7 @@ fn patch_options_without_their_mode_are_refused() {
         ),
         (
             vec!["--context", "mgmt"],
-            "invalid `--context`: it only applies with --capi NAME",
+            "invalid `--context`: it only applies with --capi, --shoot, --vcluster or --distro gke --identity-service",
         ),
     ] {
         let out = Test::new()

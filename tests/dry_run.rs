@@ -36,7 +36,7 @@ fn dry_run_client_is_dry_run() {
 
 #[test]
 fn dry_run_server_without_a_server_side_check_is_refused() {
-    let want = "error: --dry-run=server needs a server-side check; only `patch --capi` and `patch --shoot` have one; use --dry-run\n";
+    let want = "error: --dry-run=server needs a server-side check; only `patch --capi`, `patch --shoot` and `create --distro gardener` have one; use --dry-run\n";
     let kubeconfig = ["kubeconfig", "--cluster", "c", "--kubeconfig", "kc.yaml"];
     let rbac = ["rbac", "--group", "devs"];
     let patch = ["patch", "--local", "--skip-check"];
@@ -67,7 +67,7 @@ fn dry_run_server_without_a_server_side_check_is_refused() {
         .run()
         .status(2);
     assert!(
-        out.stderr.starts_with("error: invalid value 'maybe' for '--dry-run[=<MODE>]': use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`\n"),
+        out.stderr.starts_with("error: invalid value 'maybe' for '--dry-run[=<MODE>]': use `--dry-run` (the same as `--dry-run=client`), or `--dry-run=server` with `patch --capi`, `patch --shoot` or `create --distro gardener`\n"),
         "{}",
         out.stderr
     );

@@ -167,3 +167,203 @@ fn shoot_needs_a_namespace() {
     );
     assert!(out.calls().is_empty());
 }
+
+/// A Shoot as Gardener's dashboard writes it (provider, region, networking are the user's).
+const NEW_SHOOT: &str = "apiVersion: core.gardener.cloud/v1beta1
+kind: Shoot
+metadata:
+  name: dev
+  namespace: garden-core
+spec:
+  cloudProfileName: aws
+  region: eu-west-1
+  provider:
+    type: aws
+  networking:
+    type: calico
+  kubernetes:
+    version: 1.33.2
+";
+
+fn create(shoot: &str, extra: &[&str]) -> Test {
+    Test::new()
+        .fake("kubectl")
+        .write("shoot.yaml", shoot)
+        .args([
+            "create",
+            "--distro",
+            "gardener",
+            "--shoot-file",
+            "shoot.yaml",
+            "--yes",
+            "--skip-check",
+        ])
+        .args(SETTINGS)
+        .args(extra)
+}
+
+/// `create --distro gardener`: the dry run prints the ConfigMap and the Shoot with
+/// structuredAuthentication (the version from the Shoot: 1.33 is config mode) and calls
+/// nothing; the run applies the ConfigMap, then creates the Shoot (the fake's admission refuses
+/// a Shoot naming a missing ConfigMap), the user's fields kept; a second create is refused by
+/// the garden cluster (AlreadyExists); `--dry-run=server` checks the ConfigMap only.
+#[test]
+fn create_shoot_with_structured_authentication() {
+    let dry = create(NEW_SHOOT, &["--dry-run"]).run().success();
+    assert!(dry.calls().is_empty(), "{:?}", dry.calls());
+    assert!(
+        dry.stdout.starts_with("# create Shoot `dev` in `garden-core` with OIDC\n# note: gardener: AuthenticationConfiguration apiserver.config.k8s.io/v1beta1"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout
+            .contains("        kubeAPIServer:\n          structuredAuthentication:\n            configMapName: dev-oidc-authentication\n"),
+        "{}",
+        dry.stdout
+    );
+    let staged = dry.root.join("data/k8soidc/gardener-dev/shoot.yaml");
+    assert!(
+        dry.stdout
+            .contains(&format!("+ kubectl create -f {}\n", staged.display())),
+        "{}",
+        dry.stdout
+    );
+    assert!(!staged.exists());
+
+    let out = create(NEW_SHOOT, &[]).run().success();
+    let verbs: Vec<String> = out.calls().iter().map(|c| c[1..3].join(" ")).collect();
+    assert_eq!(verbs, ["apply -f", "create -f"]);
+    let s: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&out.file("fake-state/kubectl/Shoot-garden-core-dev")).unwrap();
+    assert_eq!(
+        s["spec"]["kubernetes"]["kubeAPIServer"]["structuredAuthentication"]["configMapName"],
+        "dev-oidc-authentication"
+    );
+    assert_eq!(s["spec"]["provider"]["type"], "aws");
+    assert_eq!(s["spec"]["region"], "eu-west-1");
+    assert!(out
+        .root
+        .join("fake-state/kubectl/ConfigMap-garden-core-dev-oidc-authentication")
+        .exists());
+
+    let again = create(NEW_SHOOT, &[])
+        .write(
+            "fake-state/kubectl/Shoot-garden-core-dev",
+            &out.file("fake-state/kubectl/Shoot-garden-core-dev"),
+        )
+        .run()
+        .status(1);
+    assert!(
+        again
+            .stderr
+            .contains("shoots.core.gardener.cloud \"dev\" already exists"),
+        "{}",
+        again.stderr
+    );
+
+    let server = create(NEW_SHOOT, &["--dry-run=server"]).run().success();
+    let calls = server.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0][1..], ["apply", "-f", "-", "--dry-run=server"]);
+    assert!(!server
+        .root
+        .join("fake-state/kubectl/Shoot-garden-core-dev")
+        .exists());
+}
+
+/// Before 1.30 the deprecated oidcConfig, with the warning; the namespace from -n; a flags-mode
+/// Shoot is checked server-side with `create --dry-run=server`; flags mode from 1.32 is refused
+/// before anything runs, as Gardener refuses it.
+#[test]
+fn create_shoot_with_oidc_config() {
+    let old = NEW_SHOOT
+        .replace("1.33.2", "1.29.9")
+        .replace("  namespace: garden-core\n", "");
+    let out = create(&old, &["-n", "garden-core"]).run().success();
+    assert!(
+        out.stderr.contains("oidcConfig is deprecated"),
+        "{}",
+        out.stderr
+    );
+    let s: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&out.file("fake-state/kubectl/Shoot-garden-core-dev")).unwrap();
+    assert_eq!(
+        s["spec"]["kubernetes"]["kubeAPIServer"]["oidcConfig"]["issuerURL"],
+        "https://idp.example.com"
+    );
+    assert_eq!(out.calls().len(), 1);
+    let server = create(&old, &["-n", "garden-core", "--dry-run=server"])
+        .run()
+        .success();
+    assert_eq!(
+        server.calls()[0][1..],
+        [
+            "create".to_string(),
+            "-f".into(),
+            server
+                .root
+                .join("data/k8soidc/gardener-dev/shoot.yaml")
+                .display()
+                .to_string(),
+            "--dry-run=server".into()
+        ]
+    );
+    let refused = create(
+        &NEW_SHOOT.replace("1.33.2", "1.32.1"),
+        &["--auth-mode", "flags"],
+    )
+    .run()
+    .status(2);
+    assert!(
+        refused
+            .stderr
+            .starts_with("error: gardener cannot carry --auth-mode `flags`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.calls().is_empty());
+}
+
+/// Refusals name the file and the line, exit 2, nothing run.
+#[test]
+fn create_shoot_refusals() {
+    let with_oidc = format!("{NEW_SHOOT}    kubeAPIServer:\n      oidcConfig:\n        issuerURL: https://other.example.com\n");
+    let cases: Vec<(String, &[&str], &str)> = vec![
+        (
+            NEW_SHOOT.replace("kind: Shoot", "kind: Seed"),
+            &[],
+            "error: invalid --shoot-file `shoot.yaml` line 2: `kind` `Seed` is not a core.gardener.cloud/v1beta1 Shoot; give the Shoot manifest (apiVersion core.gardener.cloud/v1beta1, kind Shoot) you would `kubectl create -f`\n",
+        ),
+        (
+            with_oidc,
+            &[],
+            "error: invalid --shoot-file `shoot.yaml` line 16: the Shoot already has `spec.kubernetes.kubeAPIServer.oidcConfig`; take it out to let k8soidc set OIDC, or create the Shoot as it is and use `k8soidc patch --shoot`\n",
+        ),
+        (
+            NEW_SHOOT.to_string(),
+            &["-n", "garden-other"],
+            "error: invalid --shoot-file `shoot.yaml` line 5: `metadata.namespace` is `garden-core` but --namespace is `garden-other`; give one of them, or the same in both\n",
+        ),
+        (
+            NEW_SHOOT.to_string(),
+            &["--kubernetes-version", "1.31"],
+            "error: invalid --kubernetes-version `1.31`: Shoot `shoot.yaml` runs Kubernetes 1.33.2 (spec.kubernetes.version); leave --kubernetes-version out\n",
+        ),
+    ];
+    for (shoot, extra, want) in cases {
+        let out = create(&shoot, extra).run().status(2);
+        assert_eq!(out.stderr, want);
+        assert!(out.calls().is_empty());
+    }
+    let missing = Test::new()
+        .args(["create", "--distro", "gardener", "--skip-check"])
+        .args(SETTINGS)
+        .run()
+        .status(2);
+    assert!(
+        missing.stderr.starts_with("error: missing --shoot-file"),
+        "{}",
+        missing.stderr
+    );
+}

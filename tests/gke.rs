@@ -459,3 +459,194 @@ fn check_warns_that_google_must_reach_the_issuer() {
         out.stdout
     );
 }
+
+const WARNING: &str = "warning: Identity Service for GKE is deprecated: Google: \"Starting on July 1, 2026, Identity Service for GKE is deprecated\" and unsupported in newer GKE versions; move to Workforce Identity Federation (render without --identity-service) (https://cloud.google.com/kubernetes-engine/docs/how-to/oidc)\n";
+
+fn identity(extra: &[&str]) -> Test {
+    Test::new()
+        .fake("gcloud")
+        .fake("kubectl")
+        .write(
+            "fake-state/gcloud/state.json",
+            r#"{"pools": {}, "clusters": {"us-central1/dev": {}}}"#,
+        )
+        .args([
+            "patch",
+            "--distro",
+            "gke",
+            "--identity-service",
+            "--name",
+            "dev",
+            "--location",
+            "us-central1",
+            "--yes",
+            "--skip-check",
+        ])
+        .args(extra)
+}
+
+fn prefixed() -> Vec<&'static str> {
+    [
+        &WIF[..],
+        &["--username-prefix", "oidc:", "--groups-prefix", "oidc:"],
+    ]
+    .concat()
+}
+
+fn client_config(out: &crate::test::Output) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&out.file("fake-state/kubectl/ClientConfig-kube-public-default"))
+        .unwrap()
+}
+
+fn verbs(out: &crate::test::Output) -> Vec<String> {
+    out.calls().iter().map(|c| c[..3].join(" ")).collect()
+}
+
+/// Identity Service off: the dry run reads the ClientConfig (absent) and shows turning it on,
+/// the wait for the ClientConfig and the merge patch; the run does them and the ClientConfig
+/// holds the `oidc` method; a rerun has nothing to do; the warning is on stderr every time.
+#[test]
+fn identity_service_turned_on_and_patched() {
+    let dry = identity(&prefixed()).args(["--dry-run"]).run().success();
+    assert!(dry.stderr.starts_with(WARNING), "{}", dry.stderr);
+    assert_eq!(verbs(&dry), ["kubectl get clientconfig"]);
+    assert!(
+        dry.stdout.contains("+ gcloud container clusters update dev --enable-identity-service --location=us-central1\n"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("+ kubectl get clientconfig default -n kube-public -o name --ignore-not-found\n#   again every 10s until ClientConfig `default` in kube-public exists"),
+        "{}",
+        dry.stdout
+    );
+    assert!(!dry
+        .root
+        .join("fake-state/kubectl/ClientConfig-kube-public-default")
+        .exists());
+
+    let out = identity(&prefixed()).run().success();
+    assert!(out.stderr.starts_with(WARNING), "{}", out.stderr);
+    assert_eq!(
+        verbs(&out),
+        [
+            "kubectl get clientconfig",
+            "gcloud container clusters",
+            "kubectl get clientconfig",
+            "kubectl patch clientconfig"
+        ]
+    );
+    let cc = client_config(&out);
+    let oidc = &cc["spec"]["authentication"][0];
+    assert_eq!(oidc["name"], "oidc");
+    assert_eq!(oidc["oidc"]["issuerURI"], "https://idp.example.com");
+    assert_eq!(oidc["oidc"]["userPrefix"], "oidc:");
+    assert_eq!(cc["spec"]["name"], "dev");
+
+    let again = identity(&prefixed())
+        .write(
+            "fake-state/kubectl/ClientConfig-kube-public-default",
+            &out.file("fake-state/kubectl/ClientConfig-kube-public-default"),
+        )
+        .run()
+        .success();
+    assert!(again.stderr.starts_with(WARNING));
+    assert_eq!(
+        again.stdout,
+        "GKE cluster `dev` already has these settings in its ClientConfig; nothing to do\n"
+    );
+    assert_eq!(verbs(&again), ["kubectl get clientconfig"]);
+}
+
+/// A ClientConfig with another method: the `oidc` method added beside it (the dry run shows
+/// the diff, the run replaces the ClientConfig), then `--remove` takes it out and keeps the
+/// other; the API server's optimistic concurrency is kept (resourceVersion as read).
+#[test]
+fn identity_service_clientconfig_patched_and_removed() {
+    let existing = CLIENT_CONFIG.replace(
+        "  namespace: kube-public\n",
+        "  namespace: kube-public\n  resourceVersion: '7'\n",
+    );
+    let dry = identity(&prefixed())
+        .write(
+            "fake-state/kubectl/ClientConfig-kube-public-default",
+            &existing,
+        )
+        .args(["--dry-run"])
+        .run()
+        .success();
+    assert!(
+        dry.stdout
+            .contains("+  - name: oidc\n+    oidc:\n+      clientID: kubernetes\n"),
+        "{}",
+        dry.stdout
+    );
+    let out = identity(&prefixed())
+        .write(
+            "fake-state/kubectl/ClientConfig-kube-public-default",
+            &existing,
+        )
+        .run()
+        .success();
+    assert_eq!(
+        verbs(&out),
+        ["kubectl get clientconfig", "kubectl replace -f"]
+    );
+    let cc = client_config(&out);
+    assert_eq!(cc["spec"]["authentication"][0]["name"], "ldap");
+    assert_eq!(cc["spec"]["authentication"][1]["name"], "oidc");
+    assert!(out
+        .stderr
+        .ends_with("GKE cluster `dev`: the `oidc` method of ClientConfig `default` set\n"));
+
+    let removed = identity(&["--remove"])
+        .write(
+            "fake-state/kubectl/ClientConfig-kube-public-default",
+            &out.file("fake-state/kubectl/ClientConfig-kube-public-default"),
+        )
+        .run()
+        .success();
+    assert!(removed.stderr.starts_with(WARNING));
+    let cc = client_config(&removed);
+    let methods = cc["spec"]["authentication"].as_sequence().unwrap();
+    assert_eq!(methods.len(), 1);
+    assert_eq!(methods[0]["name"], "ldap");
+    let none = identity(&["--remove"]).run().success();
+    assert_eq!(
+        none.stdout,
+        "GKE cluster `dev` has no Identity Service ClientConfig; nothing to do\n"
+    );
+}
+
+/// `--name` and `--location` are required (exit 2, nothing run).
+#[test]
+fn identity_service_needs_name_and_location() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--location", "us-central1"],
+            "error: missing --name: say which GKE cluster to patch, e.g. `--distro gke --identity-service --name dev --location us-central1`\n",
+        ),
+        (
+            &["--name", "dev"],
+            "error: missing --location: give the zone or region of GKE cluster `dev`, e.g. `--location us-central1` (`gcloud container clusters list` shows it)\n",
+        ),
+    ];
+    for (extra, want) in cases {
+        let out = Test::new()
+            .fake("gcloud")
+            .fake("kubectl")
+            .args([
+                "patch",
+                "--distro",
+                "gke",
+                "--identity-service",
+                "--skip-check",
+            ])
+            .args(extra)
+            .args(prefixed())
+            .run()
+            .status(2);
+        assert_eq!(out.stderr, want);
+        assert!(out.calls().is_empty());
+    }
+}

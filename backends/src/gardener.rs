@@ -197,6 +197,139 @@ pub fn live_plan(
     })
 }
 
+/// The Shoot of `create --distro gardener --shoot-file` with the OIDC settings added, as YAML:
+/// `metadata.namespace` set to `namespace`, and under `spec.kubernetes.kubeAPIServer`
+/// `structuredAuthentication.configMapName` (config mode) or the deprecated `oidcConfig` (flags
+/// mode, refused from Kubernetes 1.32 on as Gardener refuses it). The binary has checked the
+/// kind, the name and that no OIDC setting is there yet.
+pub fn shoot_with_oidc(
+    shoot: &serde_yaml_ng::Value,
+    s: &OidcSettings,
+    name: &str,
+    namespace: &str,
+) -> Result<String, PlanError> {
+    use serde_yaml_ng::{Mapping, Value as Y};
+    let mode = s.mode()?;
+    if mode == Mode::Flags && s.kubernetes_version >= Some(crate::KubeVersion::new(1, 32)) {
+        return Err(PlanError::unrepresentable(
+            Distribution::Gardener,
+            "--auth-mode",
+            "flags",
+            "Gardener forbids `spec.kubernetes.kubeAPIServer.oidcConfig` for Kubernetes 1.32 and later (gardener/gardener PR #10666)",
+            "leave --auth-mode out (structuredAuthentication is used from 1.30)",
+        ));
+    }
+    let patch = shoot_patch(s, name, false)?;
+    let api_patch = &patch["spec"]["kubernetes"]["kubeAPIServer"];
+    let (key, value) = match mode {
+        Mode::Config(_) => (
+            "structuredAuthentication",
+            &api_patch["structuredAuthentication"],
+        ),
+        Mode::Flags => ("oidcConfig", &api_patch["oidcConfig"]),
+    };
+    let value: Y = serde_yaml_ng::to_value(value).expect("JSON values convert");
+    let mut doc = shoot.clone();
+    let not_mapping = |what: &str| {
+        PlanError::patch(
+            "the Shoot",
+            format!("`{what}` is not a mapping"),
+            "give the Shoot manifest as Gardener's dashboard or `kubectl get shoot -o yaml` writes it",
+        )
+    };
+    let mut at = doc
+        .as_mapping_mut()
+        .ok_or_else(|| not_mapping("the document"))?;
+    {
+        let meta = at
+            .entry("metadata".into())
+            .or_insert_with(|| Y::Mapping(Mapping::new()))
+            .as_mapping_mut()
+            .ok_or_else(|| not_mapping("metadata"))?;
+        meta.insert("namespace".into(), namespace.into());
+    }
+    for k in ["spec", "kubernetes", "kubeAPIServer"] {
+        let entry = at
+            .entry(k.into())
+            .or_insert_with(|| Y::Mapping(Mapping::new()));
+        if entry.is_null() {
+            *entry = Y::Mapping(Mapping::new());
+        }
+        at = entry.as_mapping_mut().ok_or_else(|| not_mapping(k))?;
+    }
+    at.insert(key.into(), value);
+    Ok(crate::yamlout::to_yaml(&doc))
+}
+
+/// The plan of `create --distro gardener --shoot-file`: the ConfigMap (config mode) with
+/// `kubectl apply`, the Shoot (from [`shoot_with_oidc`]) written to `file` and created with
+/// `kubectl create -f` (an existing Shoot is not replaced: kubectl says AlreadyExists); with
+/// `server_dry_run`, each command carries `--dry-run=server`.
+pub fn create_plan(
+    s: &OidcSettings,
+    shoot: &ShootRef,
+    manifest: &str,
+    file: &str,
+    server_dry_run: bool,
+) -> Result<Plan, PlanError> {
+    let ns = shoot.namespace.as_str();
+    let mut steps = Vec::new();
+    let mut notes = Rendering::new(Distribution::Gardener, s)?.summary();
+    let configmap = configmap(s, &shoot.name, ns)?;
+    if let Some(cm) = &configmap {
+        steps.push(Step::Run {
+            on: Target::Local,
+            command: shoot.kubectl(&["apply", "-f", "-"], server_dry_run),
+            sudo: false,
+            stdin: Some(cm.clone()),
+            why: format!(
+                "the ConfigMap `{}` in `{ns}` with the AuthenticationConfiguration (key config.yaml), before the Shoot that names it",
+                configmap_name(&shoot.name)
+            ),
+        });
+    }
+    if server_dry_run && configmap.is_some() {
+        notes.push(format!(
+            "--dry-run=server checks the ConfigMap only: Gardener refuses a Shoot naming a ConfigMap that does not exist, and a server dry run stores nothing; the Shoot is then created with `kubectl create -f {file}`"
+        ));
+    } else {
+        steps.push(Step::WriteFile {
+            on: Target::Local,
+            path: file.to_string(),
+            before: None,
+            after: manifest.to_string(),
+            mode: 0o600,
+            why: format!(
+                "Shoot `{}` as given, with the API server's OIDC settings in spec.kubernetes.kubeAPIServer",
+                shoot.name
+            ),
+        });
+        steps.push(Step::run(
+            shoot.kubectl(&["create", "-f", file], server_dry_run),
+            format!(
+                "create Shoot `{}` in `{ns}` (Gardener creates the cluster; an existing Shoot is not replaced)",
+                shoot.name
+            ),
+        ));
+    }
+    if s.mode()? == Mode::Flags {
+        notes.push(deprecation().into());
+    }
+    Ok(Plan {
+        title: format!(
+            "create Shoot `{}` in `{ns}` with OIDC{}",
+            shoot.name,
+            if server_dry_run {
+                " (--dry-run=server: Gardener checks it, nothing is stored)"
+            } else {
+                ""
+            }
+        ),
+        steps,
+        notes,
+    })
+}
+
 fn deprecation() -> &'static str {
     "spec.kubernetes.kubeAPIServer.oidcConfig is deprecated and Gardener forbids it for Kubernetes 1.32 and later (gardener/gardener PR #10666): use `--auth-mode config` (structuredAuthentication) where the landscape supports it"
 }

@@ -638,6 +638,150 @@ pub fn merge_client_config(text: &str, s: Option<&OidcSettings>) -> Result<Strin
     Ok(if same { text.to_string() } else { out })
 }
 
+/// A cluster on Identity Service for GKE, for `patch --distro gke --identity-service`: where
+/// gcloud finds it, and how kubectl reaches it. Facts (Google's GKE page [`DOCS`], "Identity
+/// Service for GKE"): `gcloud container clusters update CLUSTER --enable-identity-service`
+/// turns it on (`--location` is the cluster's zone or region, gcloud container clusters
+/// reference), and it then keeps its settings in the ClientConfig `default` of namespace
+/// `kube-public` (`kubectl get clientconfig default -n kube-public -o yaml`), edited in place.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityServiceRef {
+    /// The cluster's name.
+    pub cluster: String,
+    /// Its zone or region.
+    pub location: String,
+    /// `--kubeconfig`/`--context` for kubectl.
+    pub kubectl_args: Vec<String>,
+}
+
+impl IdentityServiceRef {
+    fn kubectl(&self, args: &[&str]) -> Command {
+        let mut a = self.kubectl_args.clone();
+        a.extend(args.iter().map(|s| s.to_string()));
+        Command::new("kubectl", a)
+    }
+
+    /// `kubectl get clientconfig default -n kube-public -o yaml --ignore-not-found` (empty
+    /// output: Identity Service is off).
+    pub fn get_client_config(&self) -> Command {
+        self.kubectl(&[
+            "get",
+            "clientconfig",
+            "default",
+            "-n",
+            "kube-public",
+            "-o",
+            "yaml",
+            "--ignore-not-found",
+        ])
+    }
+}
+
+/// The plan that brings the cluster's ClientConfig to the settings (`None`: take the `oidc`
+/// method out), from the ClientConfig read (`None`: absent, Identity Service off). When it is
+/// off, the plan turns it on, waits for the ClientConfig and merge-patches the `oidc` method
+/// in; else it writes the ClientConfig patched by [`merge_client_config`] (the `patch --file`
+/// patcher; shown as a diff) to `staging_dir` and `kubectl replace`s it (refused by the API
+/// server if the ClientConfig changed since it was read). `Ok(None)`: nothing to do.
+pub fn identity_service_plan(
+    s: Option<&OidcSettings>,
+    r: &IdentityServiceRef,
+    current: Option<&str>,
+    staging_dir: &str,
+) -> Result<Option<crate::Plan>, PlanError> {
+    use crate::{Step, Target, Until};
+    if let Some(s) = s {
+        client_config_patch(s)?;
+    }
+    let mut steps = Vec::new();
+    let file = format!("{staging_dir}/clientconfig.yaml");
+    match (current, s) {
+        (None, None) => return Ok(None),
+        (None, Some(s)) => {
+            steps.push(Step::run(
+                Command::new(
+                    "gcloud",
+                    [
+                        "container".to_string(),
+                        "clusters".into(),
+                        "update".into(),
+                        r.cluster.clone(),
+                        "--enable-identity-service".into(),
+                        format!("--location={}", r.location),
+                    ],
+                ),
+                format!("turn on Identity Service for GKE on cluster `{}` (deprecated; it creates ClientConfig `default` in kube-public)", r.cluster),
+            ));
+            let mut read = r.get_client_config();
+            let n = read.args.len();
+            read.args[n - 2] = "name".into();
+            steps.push(Step::Await {
+                on: Target::Local,
+                read,
+                until: Until::Exists {
+                    name: "ClientConfig `default` in kube-public".into(),
+                },
+                interval_secs: 10,
+                timeout_secs: 600,
+                why: "wait for Identity Service to create its ClientConfig".into(),
+            });
+            steps.push(Step::WriteFile {
+                on: Target::Local,
+                path: file.clone(),
+                before: None,
+                after: client_config_patch(s)?,
+                mode: 0o600,
+                why: "the merge patch with the `oidc` authentication method".into(),
+            });
+            steps.push(Step::run(
+                r.kubectl(&[
+                    "patch",
+                    "clientconfig",
+                    "default",
+                    "-n",
+                    "kube-public",
+                    "--type",
+                    "merge",
+                    "--patch-file",
+                    &file,
+                ]),
+                "set the `oidc` authentication method of the new ClientConfig",
+            ));
+        }
+        (Some(text), s) => {
+            let after = merge_client_config(text, s)?;
+            if after == text {
+                return Ok(None);
+            }
+            steps.push(Step::WriteFile {
+                on: Target::Local,
+                path: file.clone(),
+                before: Some(text.to_string()),
+                after,
+                mode: 0o600,
+                why: format!(
+                    "ClientConfig `default` (kube-public) as read, with the `oidc` authentication method {}; other methods kept",
+                    if s.is_some() { "set" } else { "taken out" }
+                ),
+            });
+            steps.push(Step::run(
+                r.kubectl(&["replace", "-f", &file]),
+                "replace it (the API server refuses it if the ClientConfig changed since it was read)",
+            ));
+        }
+    }
+    Ok(Some(crate::Plan {
+        title: format!(
+            "{} OIDC on GKE cluster `{}` ({}) through Identity Service for GKE (deprecated)",
+            if s.is_some() { "set" } else { "remove" },
+            r.cluster,
+            r.location
+        ),
+        steps,
+        notes: vec![deprecation_warning()],
+    }))
+}
+
 /// What `k8soidc check --distro gke` adds: Google fetches the workforce provider's discovery
 /// document and keys from its own network, so the issuer should be public (else upload the
 /// keys to the provider with `--jwk-json-path`).

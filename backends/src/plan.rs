@@ -221,6 +221,12 @@ pub enum Until {
         /// The identity provider config.
         name: String,
     },
+    /// A `kubectl get … --ignore-not-found` prints something: the object `name` exists (e.g.
+    /// the ClientConfig Identity Service for GKE creates when it is turned on).
+    Exists {
+        /// The object, as the dry run names it.
+        name: String,
+    },
 }
 
 /// One poll's reading of a [`Step::Await`] command's output.
@@ -249,6 +255,11 @@ impl Until {
             }
             Until::EksActive { name } => crate::eks::active_progress(output, name),
             Until::EksGone { name } => crate::eks::gone_progress(output, name),
+            Until::Exists { name } => Ok(if output.trim().is_empty() {
+                Progress::Pending(format!("{name}: not there yet"))
+            } else {
+                Progress::Done(format!("{name} exists"))
+            }),
         }
     }
 
@@ -258,6 +269,7 @@ impl Until {
             Until::CapiRollout { .. } => "until every control-plane machine is rolled out".into(),
             Until::EksActive { name } => format!("until `{name}` is ACTIVE"),
             Until::EksGone { name } => format!("until `{name}` is no longer listed"),
+            Until::Exists { name } => format!("until {name} exists"),
         }
     }
 
@@ -273,7 +285,7 @@ impl Until {
                     if conditions.is_empty() { " none reported".to_string() } else { conditions }
                 )
             }
-            Until::EksActive { .. } | Until::EksGone { .. } => {
+            Until::EksActive { .. } | Until::EksGone { .. } | Until::Exists { .. } => {
                 format!("the change was made and the provider keeps going; watch it with `{read}`")
             }
         }

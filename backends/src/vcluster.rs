@@ -18,6 +18,8 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
+pub mod live;
+
 use crate::apiserver;
 use crate::capi::{self, Entry, Field};
 use crate::yamltext;
@@ -168,14 +170,89 @@ pub fn patch_values(
             capi::parse_doc(&t)?
         };
     }
-    if capi::empty_as_null(current) != capi::empty_as_null(expected) {
+    if capi::empty_as_null(current) != capi::empty_as_null(expected.clone()) {
         return Err(PlanError::patch(
             WHAT,
             "the text edit would not give the intended values (an unusual layout)",
             "rewrite `controlPlane` in plain block style and run again",
         ));
     }
+    if remove {
+        prune_empty(&mut lines);
+        let pruned = yamltext::join(&lines);
+        let doc = if pruned.trim().is_empty() {
+            Value::Mapping(Mapping::new())
+        } else {
+            capi::parse_doc(&pruned)?
+        };
+        if drop_nulls(doc) != drop_nulls(expected) {
+            return Err(PlanError::patch(
+                WHAT,
+                "taking out the emptied keys would change other values (an unusual layout)",
+                "rewrite `controlPlane` in plain block style and run again",
+            ));
+        }
+    }
     Ok(Some(yamltext::join(&lines)))
+}
+
+/// Removal leaves the keys above the OIDC lists (`controlPlane.distro.k8s.apiServer`, ...)
+/// without a value, and Helm reads a null value as "delete this key from the chart's
+/// defaults" (Helm docs, "Values Files": "If you need to delete a key from the default values,
+/// you may override the value of the key to be null"): such keys on the paths k8soidc writes
+/// are taken out, deepest first, until none is left.
+fn prune_empty(lines: &mut Vec<yamltext::Line>) {
+    let paths: [&[&str]; 2] = [&K8S_ARGS, &K3S_ARGS];
+    let mut all: Vec<&[&str]> = Vec::new();
+    for p in paths.into_iter().chain([&VOLUMES[..], &MOUNTS[..]]) {
+        for n in (1..=p.len()).rev() {
+            all.push(&p[..n]);
+        }
+    }
+    all.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    loop {
+        let Some(range) = all.iter().find_map(|p| empty_key(lines, p)) else {
+            return;
+        };
+        lines.drain(range);
+    }
+}
+
+/// `v` with every key whose value is null or an empty mapping left out (the check of
+/// [`prune_empty`]: only such keys may go).
+fn drop_nulls(v: Value) -> Value {
+    match capi::empty_as_null(v) {
+        Value::Mapping(m) => {
+            let kept: Mapping = m
+                .into_iter()
+                .map(|(k, v)| (k, drop_nulls(v)))
+                .filter(|(_, v)| !v.is_null())
+                .collect();
+            if kept.is_empty() {
+                Value::Null
+            } else {
+                Value::Mapping(kept)
+            }
+        }
+        v => v,
+    }
+}
+
+/// The lines of the key at `path` when it has no value (nothing after the colon, no child).
+fn empty_key(lines: &[yamltext::Line], path: &[&str]) -> Option<std::ops::Range<usize>> {
+    let mut range = 0..lines.len();
+    let mut line = None;
+    for key in path {
+        let at = yamltext::find_key(lines, range.clone(), key)?;
+        range = yamltext::value_range(lines, at, range.end);
+        line = Some(at);
+    }
+    let at = line?;
+    let (_, rest) = yamltext::key_of(&lines[at].text)?;
+    let rest = rest.trim();
+    let empty = (rest.is_empty() || rest == "~" || rest == "null")
+        && yamltext::first_content(lines, range.clone()).is_none();
+    empty.then(|| at..range.end.max(at + 1))
 }
 
 /// Whether `text` looks like a vcluster.yaml (a top-level `controlPlane:` with `distro:` or
