@@ -1,6 +1,8 @@
-//! One SSH connection per host through the system `ssh` (openssh crate, process multiplexing),
-//! so `~/.ssh/config`, the agent and ProxyJump work as in a terminal. Host keys are checked
-//! strictly unless the user opted in to accepting a new one. Remote commands are argv: every
+//! One SSH connection per host through the system `ssh` (openssh crate: the master is an
+//! `ssh -M` process; channels are opened on its control socket by this binary with the
+//! default `native-mux` feature, by an `ssh -S` process each without it), so `~/.ssh/config`,
+//! the agent and ProxyJump work as in a terminal. Host keys are checked strictly unless the
+//! user opted in to accepting a new one. Remote commands are argv: every
 //! word goes through the crate's `arg()` (shell-escaped for the remote login shell), scripts
 //! are `sh -c SCRIPT k8soidc ARG...`, file contents go on stdin. Non-root users get `sudo -n`,
 //! checked once right after connecting.
