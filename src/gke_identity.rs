@@ -73,17 +73,11 @@ fn target(args: &PatchArgs) -> Result<IdentityServiceRef, Error> {
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let r = target(&args)?;
     eprintln!("warning: {}", gke::deprecation_warning());
-    let settings = if args.remove {
-        None
-    } else {
-        Some(crate::config::settings(&args.oidc, env)?)
-    };
+    let settings = crate::patch::settings_unless_removing(&args, env)?;
     let staging = crate::render::staging_dir(Distribution::Gke, &r.cluster)?;
     // Refusable settings are refused before anything runs.
     gke::identity_service_plan(settings.as_ref(), &r, None, &staging)?;
-    if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run.on)?;
-    }
+    crate::patch::preflight(settings.as_ref(), &args)?;
     crate::exec::check_programs(&[("kubectl", KUBECTL_HINT), ("gcloud", GCLOUD_HINT)])?;
     let read = crate::exec::capture(&r.get_client_config())?;
     let current = (!read.trim().is_empty()).then_some(read.as_str());

@@ -38,14 +38,8 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
             .as_deref()
             .unwrap_or(if args.juju { "30m" } else { "5m" }),
     )?;
-    let settings = if args.remove {
-        None
-    } else {
-        Some(crate::config::settings(&args.oidc, env)?)
-    };
-    if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run.on)?;
-    }
+    let settings = crate::patch::settings_unless_removing(args, env)?;
+    crate::patch::preflight(settings.as_ref(), args)?;
     if let Some(name) = &args.kops {
         crate::exec::check_programs(&[("kops", KOPS_HINT)])?;
         let cluster = kops::LiveCluster {

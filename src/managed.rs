@@ -117,9 +117,7 @@ pub(crate) fn run_eks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         eks::check(&s)?;
         Some(s)
     };
-    if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run.on)?;
-    }
+    crate::patch::preflight(settings.as_ref(), &args)?;
     crate::exec::check_programs(&[("aws", AWS_HINT)])?;
     let names = eks::parse_list(&crate::exec::capture(&eks::list(&req))?)?;
     let mut current = Vec::new();
@@ -263,17 +261,11 @@ pub(crate) fn run_aks(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         platform: platform(&args.platform, None)?,
         ..ClusterRequest::default()
     };
-    let settings = if args.remove {
-        None
-    } else {
-        Some(crate::config::settings(&args.oidc, env)?)
-    };
+    let settings = crate::patch::settings_unless_removing(&args, env)?;
     // Everything refusable is refused before any program runs: plan against "none yet".
     backends::aks::patch_plan(settings.as_ref(), &req, None)?;
     let list = backends::aks::list(&req)?;
-    if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run.on)?;
-    }
+    crate::patch::preflight(settings.as_ref(), &args)?;
     crate::exec::check_programs(&[("az", AZ_HINT)])?;
     let current = backends::aks::parse_list(&crate::exec::capture(&list)?)?;
     let Some(plan) = backends::aks::patch_plan(settings.as_ref(), &req, current.as_ref())? else {

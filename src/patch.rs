@@ -122,6 +122,29 @@ fn refuse_orphans(args: &PatchArgs) -> Result<(), Error> {
 
 /// `k8soidc patch`: the other ways of running it (`--inventory`, `--file`, a live cluster,
 /// `--talos`, `--shoot`, `--capi`, a managed service), else `--ssh HOST...` or `--local`.
+/// The settings a patch puts in (from flags, environment and file); None with `--remove`.
+pub(crate) fn settings_unless_removing(
+    args: &PatchArgs,
+    env: &Env,
+) -> Result<Option<backends::OidcSettings>, Error> {
+    if args.remove {
+        return Ok(None);
+    }
+    Ok(Some(crate::config::settings(&args.oidc, env)?))
+}
+
+/// The preflight against the issuer (`k8soidc check`) before a patch that puts settings in,
+/// unless `--skip-check`.
+pub(crate) fn preflight(
+    settings: Option<&backends::OidcSettings>,
+    args: &PatchArgs,
+) -> Result<(), Error> {
+    match settings {
+        Some(s) if !args.skip_check => crate::check::gate(s, args.dry_run.on),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     refuse_orphans(&args)?;
     // A signal during a host's transaction is the transaction's to handle (crate::interrupt);
@@ -184,9 +207,7 @@ fn run_hosts(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     } else {
         Some(crate::config::settings(&args.oidc, env)?)
     };
-    if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run.on)?;
-    }
+    preflight(settings.as_ref(), args)?;
     let rt = runtime()?;
     // `-o json|yaml`: stdout is the report alone (one object per host); plans go to stderr.
     let data = args.output.filter(|o| *o != Output::Text);

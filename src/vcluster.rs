@@ -80,14 +80,8 @@ fn read_values(v: &VclusterRef) -> Result<String, Error> {
 /// `k8soidc patch --vcluster NAME`.
 pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
     let v = target(args)?;
-    let settings = if args.remove {
-        None
-    } else {
-        Some(crate::config::settings(&args.oidc, env)?)
-    };
-    if let (Some(s), false) = (&settings, args.skip_check) {
-        crate::check::gate(s, args.dry_run.on)?;
-    }
+    let settings = crate::patch::settings_unless_removing(args, env)?;
+    crate::patch::preflight(settings.as_ref(), args)?;
     crate::exec::check_programs(&[("helm", HELM_HINT), ("kubectl", KUBECTL_HINT)])?;
     let current = LiveState {
         values: read_values(&v)?,
@@ -107,26 +101,20 @@ pub(crate) fn run(args: &PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         ))?;
         return Ok(ExitCode::SUCCESS);
     };
-    if args.dry_run.on {
-        crate::report::out(&plan.to_string())?;
-        return Ok(ExitCode::SUCCESS);
+    if !args.dry_run.on {
+        crate::exec::check_programs(&[("vcluster", VCLUSTER_HINT)])?;
     }
-    crate::exec::check_programs(&[("vcluster", VCLUSTER_HINT)])?;
-    eprint!("{plan}");
     let verb = if args.remove { "Remove" } else { "Set" };
-    if !env.confirm(
+    crate::managed::show_ask_run(
+        &plan,
+        args,
+        env,
         &format!("{verb} OIDC on vCluster `{}` in `{}`?", v.name, v.namespace),
-        args.yes,
-    )? {
-        eprintln!("not confirmed: nothing done");
-        return Ok(ExitCode::SUCCESS);
-    }
-    crate::exec::run_plan(&plan, env, args.verbose)?;
-    eprintln!(
-        "vCluster `{}` in `{}`: OIDC {}; its control plane restarts with the new values (`vcluster list` shows its status)",
-        v.name,
-        v.namespace,
-        if args.remove { "removed" } else { "set" }
-    );
-    Ok(ExitCode::SUCCESS)
+        &format!(
+            "vCluster `{}` in `{}`: OIDC {}; its control plane restarts with the new values (`vcluster list` shows its status)",
+            v.name,
+            v.namespace,
+            if args.remove { "removed" } else { "set" }
+        ),
+    )
 }
