@@ -661,4 +661,7 @@ pub(crate) enum FileKind {
     /// vCluster values (`vcluster.yaml`).
     #[value(name = "vcluster-values")]
     VclusterValues,
+    /// Gardener Shoot manifest (`spec.kubernetes.kubeAPIServer`).
+    #[value(name = "gardener-shoot")]
+    GardenerShoot,
 }

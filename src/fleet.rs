@@ -209,9 +209,20 @@ fn report(args: &PatchArgs, reports: Vec<ClusterReport>) -> Result<ExitCode, Err
         }
     }
     if n_failed > 0 {
-        return Err(Error::Other(format!(
+        let message = format!(
             "{n_failed} of {total} clusters failed ({failed_names}); each failed cluster stopped at its failed host, which was rolled back or left as it was (see above); the other clusters went on"
-        )));
+        );
+        // Interrupted: exit 128 + the signal, as a single-host patch does.
+        return Err(match crate::interrupt::seen(1) {
+            Some(signal) => Error::Interrupted {
+                signal,
+                message: format!(
+                    "interrupted ({}): {message}",
+                    crate::interrupt::name(signal)
+                ),
+            },
+            None => Error::Other(message),
+        });
     }
     Ok(ExitCode::SUCCESS)
 }

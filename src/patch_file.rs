@@ -31,7 +31,7 @@ const MANIFEST_NODE_DIR: &str = "/etc/kubernetes/oidc";
 pub(crate) use crate::cli::FileKind;
 
 impl FileKind {
-    const ALL: [FileKind; 16] = [
+    const ALL: [FileKind; 17] = [
         FileKind::Manifest,
         FileKind::K3sConfig,
         FileKind::Rke2Config,
@@ -48,6 +48,7 @@ impl FileKind {
         FileKind::K0sctl,
         FileKind::TalosConfig,
         FileKind::VclusterValues,
+        FileKind::GardenerShoot,
     ];
 
     fn name(self) -> &'static str {
@@ -68,6 +69,7 @@ impl FileKind {
             FileKind::K0sctl => "k0sctl",
             FileKind::TalosConfig => "talos-config",
             FileKind::VclusterValues => "vcluster-values",
+            FileKind::GardenerShoot => "gardener-shoot",
         }
     }
 }
@@ -157,6 +159,9 @@ fn detect(path: &Path, text: &str) -> Vec<FileKind> {
     }
     if vcluster::looks_like_values(text) {
         kinds.push(FileKind::VclusterValues);
+    }
+    if has_line(text, "kind: Shoot") && text.contains("core.gardener.cloud/") {
+        kinds.push(FileKind::GardenerShoot);
     }
     kinds
 }
@@ -276,6 +281,15 @@ fn patch(
         // The files the API server reads travel in the machine config itself.
         FileKind::TalosConfig => simple(talos::patch_config(text, s, remove)?, vec![]),
         FileKind::VclusterValues => patch_vcluster(text, s, remove)?,
+        // The AuthenticationConfiguration travels in a ConfigMap (a note names it).
+        FileKind::GardenerShoot => {
+            let (after, notes) = backends::gardener::patch_shoot_file(text, s, remove)?;
+            Patched {
+                after,
+                notes,
+                node_files: vec![],
+            }
+        }
     })
 }
 

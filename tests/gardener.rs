@@ -367,3 +367,63 @@ fn create_shoot_refusals() {
         missing.stderr
     );
 }
+
+/// `patch --file` on a Shoot manifest kept in git: the kind is detected, structuredAuthentication
+/// is set for a 1.33 Shoot (a note names the ConfigMap to apply with it), every other line is
+/// kept, a rerun changes nothing, and `--remove` gives back the file as it was; an older Shoot
+/// gets the deprecated `oidcConfig` with Gardener's warning; flags for a 1.32+ Shoot are refused.
+#[test]
+fn patch_file_on_a_shoot_manifest() {
+    let in_git = format!("# dev cluster (team core)\n{NEW_SHOOT}");
+    let patch = |content: &str, extra: &[&str]| {
+        Test::new()
+            .write("shoot.yaml", content)
+            .args(["patch", "--file", "shoot.yaml"])
+            .args(extra)
+            .run()
+    };
+    let out = patch(&in_git, &SETTINGS).success();
+    assert_eq!(
+        out.stdout,
+        format!("{in_git}    kubeAPIServer:\n      structuredAuthentication:\n        configMapName: dev-oidc-authentication\n")
+    );
+    assert!(
+        out.stderr
+            .contains("shoot.yaml: detected --file-kind gardener-shoot\n")
+            && out
+                .stderr
+                .contains("ConfigMap `dev-oidc-authentication` (key config.yaml)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.calls().is_empty(), "no program runs: {:?}", out.calls());
+    let again = patch(&out.stdout, &SETTINGS).success();
+    assert!(
+        again
+            .stderr
+            .contains("already configured with these OIDC settings"),
+        "{}",
+        again.stderr
+    );
+    let removed = patch(&out.stdout, &["--remove"]).success();
+    assert_eq!(removed.stdout, in_git);
+
+    let old = patch(&in_git.replace("1.33.2", "1.29.4"), &SETTINGS).success();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&old.stdout).unwrap();
+    assert_eq!(
+        doc["spec"]["kubernetes"]["kubeAPIServer"]["oidcConfig"]["clientID"],
+        "kubernetes"
+    );
+    assert!(old.stderr.contains("PR #10666"), "{}", old.stderr);
+
+    let flags = patch(
+        &in_git,
+        &[&SETTINGS[..], &["--auth-mode", "flags"]].concat(),
+    )
+    .status(2);
+    assert!(
+        flags.stderr.contains("Gardener forbids `spec.kubernetes.kubeAPIServer.oidcConfig` for Kubernetes 1.32 and later"),
+        "{}",
+        flags.stderr
+    );
+}

@@ -552,3 +552,37 @@ fn a_host_waiting_its_turn_longer_than_the_masters_idle_time_keeps_its_connectio
         );
     }
 }
+
+/// An interrupted inventory run ends as an interrupted single-host patch does: the host in its
+/// health wait is restored, and the exit status is 128 + the signal (SIGTERM: 143), not 1.
+#[test]
+fn sigterm_during_an_inventory_run_restores_and_exits_143() {
+    let node = Node::next().kubeadm().start();
+    node.set_never_ready("--oidc-issuer-url");
+    let before = node.read(MANIFEST).unwrap();
+    let fleet = Fleet::new(&[&node]);
+    let run = fleet
+        .patch(&inventory(&[("a", "kubeadm", vec![node.target()])]))
+        .args(["--timeout", "120s"])
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !node.read(MANIFEST).unwrap().contains("--oidc-issuer-url") {
+        assert!(std::time::Instant::now() < deadline, "the run never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run.signal("TERM");
+    let out = run.wait().status(143);
+    assert!(
+        out.stderr
+            .contains("error: interrupted (SIGTERM): 1 of 1 clusters failed (a);"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("restored; API server healthy with the previous settings"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(node.read(MANIFEST).unwrap(), before, "restored");
+}

@@ -16,6 +16,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::yamltext;
+
 use crate::{
     Backend, ClusterRequest, Command, Distribution, Mode, OidcSettings, Plan, PlanError, Rendering,
     Step, Target,
@@ -330,6 +332,203 @@ pub fn create_plan(
     })
 }
 
+/// What `patch --file` edits in a Shoot manifest: the two keys under
+/// `spec.kubernetes.kubeAPIServer` that carry OIDC.
+const SHOOT_KEYS: [&str; 2] = ["structuredAuthentication", "oidcConfig"];
+const SHOOT_API: [&str; 3] = ["spec", "kubernetes", "kubeAPIServer"];
+const SHOOT_WHAT: &str = "the Shoot manifest";
+
+fn refuse_shoot(reason: impl Into<String>) -> PlanError {
+    PlanError::patch(
+        SHOOT_WHAT,
+        reason,
+        "give one core.gardener.cloud/v1beta1 Shoot (as in git, or `kubectl get shoot NAME -o yaml`) with metadata.name and spec.kubernetes.version",
+    )
+}
+
+/// The settings for a Shoot of Kubernetes `version`: that version, unless the settings name
+/// another one (refused).
+fn settings_for_shoot(s: &OidcSettings, version: &str) -> Result<OidcSettings, PlanError> {
+    let v = crate::KubeVersion::parse(version).map_err(|_| {
+        refuse_shoot(format!(
+            "`spec.kubernetes.version` `{}` is not a Kubernetes version",
+            crate::escape(version)
+        ))
+    })?;
+    match s.kubernetes_version {
+        Some(given) if given != v => Err(PlanError::invalid(
+            "--kubernetes-version",
+            given.to_string(),
+            format!("the Shoot runs Kubernetes {version} (spec.kubernetes.version)"),
+            "leave --kubernetes-version out: the Shoot's version is used",
+        )),
+        _ => {
+            let mut s = s.clone();
+            s.kubernetes_version = Some(v);
+            Ok(s)
+        }
+    }
+}
+
+/// Sets (or, with `remove`, takes out) OIDC in a Shoot manifest for `patch --file`:
+/// `spec.kubernetes.kubeAPIServer.structuredAuthentication.configMapName` (Kubernetes 1.30 and
+/// later, the Shoot's `spec.kubernetes.version`) or the deprecated `oidcConfig` (before 1.30,
+/// or `--auth-mode flags` before 1.32), the other key removed. Only those two keys' lines
+/// change (comments and layout elsewhere kept); the result is parsed back and must differ
+/// from the file in those keys alone. Returns the new text (None: unchanged) and notes.
+pub fn patch_shoot_file(
+    text: &str,
+    s: &OidcSettings,
+    remove: bool,
+) -> Result<(Option<String>, Vec<String>), PlanError> {
+    use serde_yaml_ng::Value as Y;
+    let doc = yamltext::parse_one(text)
+        .map_err(|e| refuse_shoot(format!("it is not one YAML document ({e})")))?;
+    if doc["apiVersion"].as_str() != Some("core.gardener.cloud/v1beta1")
+        || doc["kind"].as_str() != Some("Shoot")
+    {
+        return Err(refuse_shoot(
+            "it is not a core.gardener.cloud/v1beta1 Shoot",
+        ));
+    }
+    let Some(name) = doc["metadata"]["name"].as_str().filter(|n| !n.is_empty()) else {
+        return Err(refuse_shoot("it has no metadata.name"));
+    };
+    let mut notes = Vec::new();
+    let want: Option<(&str, Y)> = if remove {
+        None
+    } else {
+        let Some(version) = doc["spec"]["kubernetes"]["version"].as_str() else {
+            return Err(refuse_shoot("it has no spec.kubernetes.version, which decides how OIDC is set (structuredAuthentication from 1.30)"));
+        };
+        let s = settings_for_shoot(s, version)?;
+        let mode = s.mode()?;
+        if mode == Mode::Flags && s.kubernetes_version >= Some(crate::KubeVersion::new(1, 32)) {
+            return Err(PlanError::unrepresentable(
+                Distribution::Gardener,
+                "--auth-mode",
+                "flags",
+                "Gardener forbids `spec.kubernetes.kubeAPIServer.oidcConfig` for Kubernetes 1.32 and later (gardener/gardener PR #10666)",
+                "leave --auth-mode out (structuredAuthentication is used from 1.30)",
+            ));
+        }
+        let patch = shoot_patch(&s, name, false)?;
+        let key = match mode {
+            Mode::Config(_) => {
+                notes.push(format!(
+                    "the API server reads its AuthenticationConfiguration from ConfigMap `{}` (key config.yaml) in the Shoot's namespace: apply it before the Shoot (`k8soidc render --distro gardener --name {name}` prints it)",
+                    configmap_name(name)
+                ));
+                "structuredAuthentication"
+            }
+            Mode::Flags => {
+                notes.push(deprecation().into());
+                "oidcConfig"
+            }
+        };
+        let value = serde_yaml_ng::to_value(&patch["spec"]["kubernetes"]["kubeAPIServer"][key])
+            .expect("JSON values convert");
+        Some((key, value))
+    };
+    let mut lines = yamltext::split(text);
+    let eol = yamltext::eol_of(&lines);
+    // Walk spec -> kubernetes -> kubeAPIServer; remember the deepest block found.
+    let mut range = 0..lines.len();
+    let mut depth = 0;
+    let mut parent_key_indent: Option<usize> = None;
+    let mut key_line = 0;
+    for seg in SHOOT_API {
+        let Some(l) = yamltext::find_key(&lines, range.clone(), seg) else {
+            break;
+        };
+        let (_, rest) = yamltext::key_of(&lines[l].text).unwrap_or_default();
+        if !yamltext::value_is_block(&rest) && !yamltext::value_is_empty(&rest) {
+            return Err(refuse_shoot(format!(
+                "`{}` is written inline; write it in block style (one key a line)",
+                SHOOT_API[..=depth].join(".")
+            )));
+        }
+        parent_key_indent = Some(yamltext::indent(&lines[l].text));
+        key_line = l;
+        range = yamltext::value_range(&lines, l, range.end);
+        depth += 1;
+    }
+    if depth < 2 {
+        return Err(refuse_shoot("it has no spec.kubernetes block"));
+    }
+    // Take our keys out of kubeAPIServer (from the end, so ranges stay valid).
+    let mut found: Vec<std::ops::Range<usize>> = Vec::new();
+    if depth == 3 {
+        for key in SHOOT_KEYS {
+            if let Some(l) = yamltext::find_key(&lines, range.clone(), key) {
+                let v = yamltext::value_range(&lines, l, range.end);
+                found.push(l..v.end);
+            }
+        }
+    }
+    found.sort_by_key(|r| std::cmp::Reverse(r.start));
+    let removed = found.iter().map(|r| r.len()).sum::<usize>();
+    for r in &found {
+        yamltext::splice(&mut lines, r.clone(), vec![], &eol);
+    }
+    let range = range.start..range.end - removed;
+    if want.is_none()
+        && depth == 3
+        && removed > 0
+        && yamltext::first_content(&lines, range.clone()).is_none()
+    {
+        // `kubeAPIServer:` is left with nothing under it: take the key out too.
+        yamltext::splice(&mut lines, key_line..range.end, vec![], &eol);
+    }
+    if let Some((key, value)) = &want {
+        let mut m = serde_yaml_ng::Mapping::new();
+        m.insert((*key).into(), value.clone());
+        let block = crate::yamlout::to_yaml(&Y::Mapping(m));
+        let parent = parent_key_indent.unwrap_or(0);
+        let (ind, at, mut new) = if depth == 3 {
+            let ind = yamltext::child_indent(&lines, range.clone()).unwrap_or(parent + 2);
+            let at = yamltext::content_end(&lines, range.clone()).unwrap_or(range.start);
+            (ind, at, Vec::new())
+        } else {
+            // No kubeAPIServer yet: add it at the end of spec.kubernetes.
+            let ind = yamltext::child_indent(&lines, range.clone()).unwrap_or(parent + 2);
+            let at = yamltext::content_end(&lines, range.clone()).unwrap_or(range.start);
+            (
+                ind + 2,
+                at,
+                vec![format!("{}kubeAPIServer:", " ".repeat(ind))],
+            )
+        };
+        new.extend(block.lines().map(|l| format!("{}{l}", " ".repeat(ind))));
+        yamltext::splice(&mut lines, at..at, new, &eol);
+    }
+    let out = yamltext::join(&lines);
+    if out == text {
+        return Ok((None, notes));
+    }
+    let after = yamltext::parse_one(&out).map_err(|e| {
+        refuse_shoot(format!(
+            "the edit would not parse back ({e}); an unusual layout"
+        ))
+    })?;
+    let paths: Vec<Vec<&str>> = SHOOT_KEYS
+        .iter()
+        .map(|k| SHOOT_API.iter().copied().chain([*k]).collect())
+        .collect();
+    let paths: Vec<&[&str]> = paths.iter().map(Vec::as_slice).collect();
+    let api = &after["spec"]["kubernetes"]["kubeAPIServer"];
+    let meant = SHOOT_KEYS.iter().all(|k| match &want {
+        Some((key, value)) if key == k => &api[*k] == value,
+        _ => api.get(*k).is_none(),
+    });
+    if !meant || !yamltext::same_except(&doc, &after, &paths) {
+        return Err(refuse_shoot(
+            "its kubeAPIServer block could not be edited without touching other keys (an unusual layout); write spec.kubernetes.kubeAPIServer in block style",
+        ));
+    }
+    Ok((Some(out), notes))
+}
+
 fn deprecation() -> &'static str {
     "spec.kubernetes.kubeAPIServer.oidcConfig is deprecated and Gardener forbids it for Kubernetes 1.32 and later (gardener/gardener PR #10666): use `--auth-mode config` (structuredAuthentication) where the landscape supports it"
 }
@@ -394,6 +593,129 @@ impl Backend for Gardener {
 mod tests {
     use super::*;
     use crate::testutil::*;
+
+    /// A Shoot as kept in git: comments and other settings must survive the edit.
+    const SHOOT_FILE: &str = "# prod cluster, owned by team core
+apiVersion: core.gardener.cloud/v1beta1
+kind: Shoot
+metadata:
+  name: prod
+  namespace: garden-core
+spec:
+  cloudProfile:
+    name: aws   # the landscape's profile
+  kubernetes:
+    version: 1.33.2
+    kubeAPIServer:
+      enableAnonymousAuthentication: false
+    kubelet:
+      failSwapOn: true
+  region: eu-west-1
+";
+
+    fn shoot_file(version: &str) -> String {
+        SHOOT_FILE.replace("1.33.2", version)
+    }
+
+    #[test]
+    fn shoot_file_gets_structured_authentication_then_loses_it() {
+        let (out, notes) = patch_shoot_file(SHOOT_FILE, &settings(), false).unwrap();
+        let out = out.unwrap();
+        assert!(
+            out.contains("    kubeAPIServer:\n      enableAnonymousAuthentication: false\n      structuredAuthentication:\n        configMapName: prod-oidc-authentication\n    kubelet:\n"),
+            "{out}"
+        );
+        assert!(
+            out.starts_with("# prod cluster, owned by team core\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    name: aws   # the landscape's profile\n"),
+            "{out}"
+        );
+        assert!(
+            notes[0].contains("ConfigMap `prod-oidc-authentication`"),
+            "{notes:?}"
+        );
+        // Again: nothing changes.
+        assert_eq!(patch_shoot_file(&out, &settings(), false).unwrap().0, None);
+        // Removed: the file is as it was, but for the block it no longer needs.
+        let (back, _) = patch_shoot_file(&out, &settings(), true).unwrap();
+        assert_eq!(back.unwrap(), SHOOT_FILE);
+    }
+
+    #[test]
+    fn older_shoot_gets_the_deprecated_oidc_config_and_switching_replaces_it() {
+        let old = shoot_file("1.29.4");
+        let (out, notes) = patch_shoot_file(&old, &settings(), false).unwrap();
+        let out = out.unwrap();
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
+        let api = &doc["spec"]["kubernetes"]["kubeAPIServer"];
+        assert_eq!(api["oidcConfig"]["issuerURL"], "https://idp.example.com");
+        assert_eq!(api["oidcConfig"]["usernamePrefix"], "oidc:");
+        assert!(api.get("structuredAuthentication").is_none());
+        assert!(notes[0].contains("PR #10666"), "{notes:?}");
+        // The same file on 1.31 with the default mode: structuredAuthentication instead.
+        let upgraded = out.replace("1.29.4", "1.31.0");
+        let (now, _) = patch_shoot_file(&upgraded, &settings(), false).unwrap();
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&now.unwrap()).unwrap();
+        let api = &doc["spec"]["kubernetes"]["kubeAPIServer"];
+        assert!(api.get("oidcConfig").is_none());
+        assert_eq!(
+            api["structuredAuthentication"]["configMapName"],
+            "prod-oidc-authentication"
+        );
+    }
+
+    #[test]
+    fn shoot_file_without_kube_apiserver_gets_one() {
+        let bare = SHOOT_FILE.replace(
+            "    kubeAPIServer:\n      enableAnonymousAuthentication: false\n",
+            "",
+        );
+        let (out, _) = patch_shoot_file(&bare, &settings(), false).unwrap();
+        assert!(
+            out.unwrap().contains("    kubelet:\n      failSwapOn: true\n    kubeAPIServer:\n      structuredAuthentication:\n        configMapName: prod-oidc-authentication\n  region: eu-west-1\n"),
+        );
+        assert_eq!(patch_shoot_file(&bare, &settings(), true).unwrap().0, None);
+        let (added, _) = patch_shoot_file(&bare, &settings(), false).unwrap();
+        let (back, _) = patch_shoot_file(&added.unwrap(), &settings(), true).unwrap();
+        assert_eq!(
+            back.unwrap(),
+            bare,
+            "the emptied kubeAPIServer key goes too"
+        );
+    }
+
+    #[test]
+    fn shoot_file_refusals() {
+        let err = |text: &str, s: &OidcSettings| {
+            patch_shoot_file(text, s, false).unwrap_err().to_string()
+        };
+        let flags = with(|i| i.auth_mode = Some("flags".into()));
+        assert!(err(SHOOT_FILE, &flags).contains("PR #10666"));
+        let other = with(|i| i.kubernetes_version = Some("1.30".into()));
+        assert!(
+            err(SHOOT_FILE, &other).contains("the Shoot runs Kubernetes 1.33.2"),
+            "{}",
+            err(SHOOT_FILE, &other)
+        );
+        assert!(err(
+            &SHOOT_FILE.replace("kind: Shoot", "kind: Seed"),
+            &settings()
+        )
+        .contains("not a core.gardener.cloud/v1beta1 Shoot"));
+        assert!(err(
+            &SHOOT_FILE.replace("    version: 1.33.2\n", ""),
+            &settings()
+        )
+        .contains("no spec.kubernetes.version"));
+        let inline = SHOOT_FILE.replace(
+            "    kubeAPIServer:\n      enableAnonymousAuthentication: false\n",
+            "    kubeAPIServer: {enableAnonymousAuthentication: false}\n",
+        );
+        assert!(err(&inline, &settings()).contains("written inline"));
+    }
 
     #[test]
     fn patches() {
