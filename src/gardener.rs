@@ -265,6 +265,15 @@ pub(crate) fn create(args: CreateArgs, env: &Env) -> Result<ExitCode, Error> {
         return Err(Error::Input("missing --shoot-file: give the Shoot manifest to create (Gardener's dashboard shows it as YAML), e.g. `--shoot-file shoot.yaml`".into()));
     };
     let shoot_file = read_shoot(&file, args.namespace.as_deref())?;
+    // `--name` defaults to `oidc`; another value must be the Shoot's own name.
+    if args.name != "oidc" && args.name != shoot_file.name {
+        return Err(Error::Input(format!(
+            "invalid --name `{}`: the Shoot in `{}` is named `{}` (metadata.name), which Gardener uses; drop --name",
+            backends::escape(&args.name),
+            backends::escape(&file),
+            backends::escape(&shoot_file.name)
+        )));
+    }
     let settings = settings_for(&args, env, &file, &shoot_file.version)?;
     let shoot = ShootRef {
         name: shoot_file.name.clone(),

@@ -350,6 +350,11 @@ fn create_shoot_refusals() {
             &["--kubernetes-version", "1.31"],
             "error: invalid --kubernetes-version `1.31`: Shoot `shoot.yaml` runs Kubernetes 1.33.2 (spec.kubernetes.version); leave --kubernetes-version out\n",
         ),
+        (
+            NEW_SHOOT.to_string(),
+            &["--name", "prod"],
+            "error: invalid --name `prod`: the Shoot in `shoot.yaml` is named `dev` (metadata.name), which Gardener uses; drop --name\n",
+        ),
     ];
     for (shoot, extra, want) in cases {
         let out = create(&shoot, extra).run().status(2);
