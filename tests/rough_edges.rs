@@ -83,7 +83,7 @@ fn p4_render_kops_with_an_explicit_bad_name_is_still_refused() {
 // Point 8: completions offer the values of value enums; a man page is generated.
 const DISTROS: &str = "k3d kind kubeadm kops microk8s charmed k3s rke2 capi kubespray eks gke aks k0s talos vcluster gardener";
 const PATCH_DISTROS: &str = "auto kubeadm microk8s k3s rke2 k0s eks gke aks";
-const FILE_KINDS: &str = "manifest k3s-config rke2-config microk8s-args kubeadm-config kops-cluster k3d-config capi-kcp kubespray-group-vars eksctl-config gke-clientconfig aks-jwt-authenticator k0s-config k0sctl talos-config vcluster-values";
+const FILE_KINDS: &str = "manifest k3s-config rke2-config microk8s-args kubeadm-config kops-cluster k3d-config capi-kcp kubespray-group-vars eksctl-config gke-clientconfig aks-jwt-authenticator k0s-config k0sctl talos-config vcluster-values gardener-shoot";
 
 fn completions(shell: &str) -> String {
     Test::new()
