@@ -21,7 +21,7 @@ use crate::yamlpos::{line_of, Seg};
 const KUBECTL_HINT: &str = "install kubectl: https://kubernetes.io/docs/tasks/tools/";
 
 /// `--kubeconfig` and `--context` for kubectl.
-fn kubectl_args(kubeconfig: Option<&String>, context: Option<&String>) -> Vec<String> {
+pub(crate) fn kubectl_args(kubeconfig: Option<&String>, context: Option<&String>) -> Vec<String> {
     let mut v = Vec::new();
     if let Some(k) = kubeconfig {
         v.extend(["--kubeconfig".to_string(), k.clone()]);

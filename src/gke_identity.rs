@@ -55,17 +55,13 @@ fn target(args: &PatchArgs) -> Result<IdentityServiceRef, Error> {
             backends::escape(&location)
         )));
     }
-    let mut kubectl_args = Vec::new();
-    if let Some(k) = &args.kubeconfig {
-        kubectl_args.extend(["--kubeconfig".to_string(), k.clone()]);
-    }
-    if let Some(c) = &args.context {
-        kubectl_args.extend(["--context".to_string(), c.clone()]);
-    }
     Ok(IdentityServiceRef {
         cluster,
         location,
-        kubectl_args,
+        kubectl_args: crate::gardener::kubectl_args(
+            args.kubeconfig.as_ref(),
+            args.context.as_ref(),
+        ),
     })
 }
 

@@ -188,11 +188,7 @@ pub fn live_plan(
             "{} OIDC on Shoot `{}` in `{ns}`{}",
             if remove { "remove" } else { "set" },
             shoot.name,
-            if server_dry_run {
-                " (--dry-run=server: Gardener checks it, nothing is stored)"
-            } else {
-                ""
-            }
+            server_suffix(server_dry_run)
         ),
         steps,
         notes,
@@ -321,11 +317,7 @@ pub fn create_plan(
         title: format!(
             "create Shoot `{}` in `{ns}` with OIDC{}",
             shoot.name,
-            if server_dry_run {
-                " (--dry-run=server: Gardener checks it, nothing is stored)"
-            } else {
-                ""
-            }
+            server_suffix(server_dry_run)
         ),
         steps,
         notes,
@@ -485,18 +477,16 @@ pub fn patch_shoot_file(
         m.insert((*key).into(), value.clone());
         let block = crate::yamlout::to_yaml(&Y::Mapping(m));
         let parent = parent_key_indent.unwrap_or(0);
-        let (ind, at, mut new) = if depth == 3 {
-            let ind = yamltext::child_indent(&lines, range.clone()).unwrap_or(parent + 2);
-            let at = yamltext::content_end(&lines, range.clone()).unwrap_or(range.start);
-            (ind, at, Vec::new())
+        // At the end of kubeAPIServer; without one yet, a new kubeAPIServer key at the end of
+        // spec.kubernetes.
+        let child = yamltext::child_indent(&lines, range.clone()).unwrap_or(parent + 2);
+        let at = yamltext::content_end(&lines, range.clone()).unwrap_or(range.start);
+        let (ind, mut new) = if depth == 3 {
+            (child, Vec::new())
         } else {
-            // No kubeAPIServer yet: add it at the end of spec.kubernetes.
-            let ind = yamltext::child_indent(&lines, range.clone()).unwrap_or(parent + 2);
-            let at = yamltext::content_end(&lines, range.clone()).unwrap_or(range.start);
             (
-                ind + 2,
-                at,
-                vec![format!("{}kubeAPIServer:", " ".repeat(ind))],
+                child + 2,
+                vec![format!("{}kubeAPIServer:", " ".repeat(child))],
             )
         };
         new.extend(block.lines().map(|l| format!("{}{l}", " ".repeat(ind))));
@@ -527,6 +517,15 @@ pub fn patch_shoot_file(
         ));
     }
     Ok((Some(out), notes))
+}
+
+/// What a plan's title says of `--dry-run=server`.
+fn server_suffix(server_dry_run: bool) -> &'static str {
+    if server_dry_run {
+        " (--dry-run=server: Gardener checks it, nothing is stored)"
+    } else {
+        ""
+    }
 }
 
 fn deprecation() -> &'static str {
