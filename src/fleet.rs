@@ -2,10 +2,13 @@
 //!
 //! Before any host is touched: the inventory is checked (`inventory`), the preflight runs once
 //! per distinct settings, the run is confirmed once, and every host is connected to (at most
-//! [`CONNECT_AT_ONCE`] at a time); one unreachable host stops everything there. Then clusters
+//! [`CONNECT_AT_ONCE`] at a time); one unreachable host stops everything there. The
+//! connections of the first N clusters (the ones that start at once) are kept; the others are
+//! closed again and reopened when their cluster's turn comes, so the `ssh` masters alive at
+//! once (about 1.5 MB each) follow N, not the inventory's size. Then clusters
 //! run in parallel (a semaphore of N permits, on the one-thread runtime: the work is waiting
 //! on SSH); the hosts of a cluster one at a time (the cluster keeps its API available), each
-//! through the same `HostJob` transaction as `--ssh`, on the connection opened above; a failed
+//! through the same `HostJob` transaction as `--ssh`; a failed (also: no longer reachable)
 //! or rolled-back host stops its cluster (the rest are `skipped`), never the others. A table
 //! (stderr) or a JSON report (stdout) ends the run; exit 1 when any cluster failed.
 
@@ -136,7 +139,8 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         config: args.ssh.ssh_config.as_ref().map(Into::into),
     };
     let rt = crate::exec::runtime()?;
-    let remotes = rt.block_on(connect_all(&inv, &opts))?;
+    let parallel = args.parallel.unwrap_or(4);
+    let remotes = rt.block_on(connect_all(&inv, &opts, usize::from(parallel)))?;
     let bars = env
         .stderr_tty
         .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
@@ -148,12 +152,7 @@ pub(crate) fn run(args: PatchArgs, env: &Env) -> Result<ExitCode, Error> {
         verbose: args.verbose,
         bars,
     });
-    let reports = rt.block_on(run_clusters(
-        inv.clusters,
-        remotes,
-        shared,
-        args.parallel.unwrap_or(4),
-    ));
+    let reports = rt.block_on(run_clusters(inv.clusters, remotes, shared, parallel));
     report(&args, reports)
 }
 
@@ -227,9 +226,15 @@ fn report(args: &PatchArgs, reports: Vec<ClusterReport>) -> Result<ExitCode, Err
     Ok(ExitCode::SUCCESS)
 }
 
-/// Connects to every host (at most [`CONNECT_AT_ONCE`] at a time), in inventory order.
-/// One failure: closes the others and names the host's line; nothing ran anywhere.
-async fn connect_all(inv: &Inventory, opts: &SshOptions) -> Result<Vec<Vec<Remote>>, Error> {
+/// Connects to every host (at most [`CONNECT_AT_ONCE`] at a time), in inventory order, and
+/// keeps the connections of the first `keep` clusters (those that start at once); the others'
+/// are closed right after (`None`: connect again at the cluster's turn). One failure: closes
+/// the others and names the host's line; nothing ran anywhere.
+async fn connect_all(
+    inv: &Inventory,
+    opts: &SshOptions,
+    keep: usize,
+) -> Result<Vec<Vec<Option<Remote>>>, Error> {
     let gate = Arc::new(tokio::sync::Semaphore::new(CONNECT_AT_ONCE));
     let mut tasks = Vec::new();
     for (ci, c) in inv.clusters.iter().enumerate() {
@@ -240,12 +245,18 @@ async fn connect_all(inv: &Inventory, opts: &SshOptions) -> Result<Vec<Vec<Remot
                 hi,
                 tokio::spawn(async move {
                     let _permit = gate.acquire_owned().await;
-                    Remote::connect_only(&spec, &opts).await
+                    let r = Remote::connect_only(&spec, &opts).await?;
+                    if ci < keep {
+                        Ok::<_, Error>(Some(r))
+                    } else {
+                        r.close().await;
+                        Ok(None)
+                    }
                 }),
             ));
         }
     }
-    let mut remotes: Vec<Vec<Remote>> = inv.clusters.iter().map(|_| Vec::new()).collect();
+    let mut remotes: Vec<Vec<Option<Remote>>> = inv.clusters.iter().map(|_| Vec::new()).collect();
     let mut first_error = None;
     for (ci, hi, task) in tasks {
         match task.await {
@@ -267,7 +278,7 @@ async fn connect_all(inv: &Inventory, opts: &SshOptions) -> Result<Vec<Vec<Remot
         }
     }
     if let Some(e) = first_error {
-        for r in remotes.into_iter().flatten() {
+        for r in remotes.into_iter().flatten().flatten() {
             r.close().await;
         }
         return Err(e);
@@ -287,7 +298,7 @@ struct Shared {
 
 async fn run_clusters(
     clusters: Vec<Cluster>,
-    remotes: Vec<Vec<Remote>>,
+    remotes: Vec<Vec<Option<Remote>>>,
     shared: Arc<Shared>,
     parallel: u8,
 ) -> Vec<ClusterReport> {
@@ -357,7 +368,7 @@ fn bar(shared: &Shared, name: &str) -> ProgressBar {
 }
 
 /// One cluster: its hosts in order; the first failure (after its rollback) skips the rest.
-async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> ClusterReport {
+async fn run_cluster(c: Cluster, remotes: Vec<Option<Remote>>, shared: &Shared) -> ClusterReport {
     let progress = bar(shared, &c.name);
     let n = c.hosts.len();
     let mut rows = Vec::new();
@@ -365,7 +376,9 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
     let mut stopped = false;
     for (i, (spec, remote)) in c.hosts.iter().zip(remotes).enumerate() {
         if stopped {
-            remote.close().await;
+            if let Some(remote) = remote {
+                remote.close().await;
+            }
             rows.push(HostRow::skipped(&spec.label));
             continue;
         }
@@ -385,7 +398,8 @@ async fn run_cluster(c: Cluster, remotes: Vec<Remote>, shared: &Shared) -> Clust
             confirm: None,
             say: say.clone(),
         };
-        let report = job.run(Some(remote)).await;
+        // Not kept from the up-front check: connects now.
+        let report = job.run(remote).await;
         if shared.verbose {
             let line = report.debug_line(&spec.label);
             match &shared.bars {

@@ -470,8 +470,8 @@ fn p4_ctrl_c_to_the_process_group_during_the_health_wait_restores() {
 }
 
 /// Point 5: a run killed with SIGKILL (no handler runs) leaves no SSH master behind: the
-/// master ends shortly after (ControlPersist=10s once the multiplexing client k8soidc kept
-/// ends with its pipe), and the next run removes the control directory it left. It used to keep
+/// master ends shortly after (ControlPersist=10s once the multiplexing connection k8soidc kept
+/// closes with the process), and the next run removes the control directory it left. It used to keep
 /// running (`ControlPersist=yes`) with its `.ssh-connection*` directory, indefinitely.
 #[test]
 fn p5_sigkilled_run_leaves_no_ssh_master() {

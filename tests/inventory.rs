@@ -553,6 +553,98 @@ fn a_host_waiting_its_turn_longer_than_the_masters_idle_time_keeps_its_connectio
     }
 }
 
+/// Issue 16: every host is connected to before any change (the check above), but only the
+/// first `--parallel` clusters keep their connections; the others are closed and opened again
+/// at their cluster's turn, so the `ssh` masters alive at once follow `--parallel`, not the
+/// inventory's size. A host that is no longer reachable at its turn fails its cluster,
+/// untouched, and the others go on.
+#[test]
+fn later_clusters_connect_at_their_turn_and_an_unreachable_one_fails_alone() {
+    // Bench mode: the first node's patched API server takes 4 s to start, time enough to look.
+    let slow = Node::next()
+        .kubeadm()
+        .env("FAKE_APISERVER_BENCH", "1")
+        .start();
+    std::fs::write(slow.dir.path().join("apiserver-delay"), "4").unwrap();
+    let gone = Node::next().kubeadm().with_others().start();
+    let last = Node::next().kubeadm().with_others().start();
+    let fleet = Fleet::new(&[&slow, &gone, &last]);
+    let inv = inventory(&[
+        ("c1", "kubeadm", vec![slow.target()]),
+        ("c2", "kubeadm", vec![gone.target()]),
+        ("c3", "kubeadm", vec![last.target()]),
+    ]);
+    let (fp_gone, gone_target) = (gone.fingerprint(), gone.target());
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().display().to_string();
+    let run = fleet
+        .patch(&inv)
+        .args(["--parallel", "1", "--timeout", "60s", "-o", "json"])
+        .env("TMPDIR", &tmpdir)
+        .spawn();
+    let masters = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-a", "-f", &format!("{tmpdir}/k8soidc-")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // c1 committed (so the up-front check of all three is over) and waits for its API server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !slow
+        .read(MANIFEST)
+        .unwrap_or_default()
+        .contains("--oidc-issuer-url")
+    {
+        assert!(std::time::Instant::now() < deadline, "c1 was never patched");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // One master now: c1's. c2's and c3's were closed after the check (bounded wait: a closed
+    // master takes a moment to exit).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while masters().len() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected c1's master alone: {:?}",
+            masters()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(gone.fingerprint(), fp_gone, "the check changed c2's node");
+    drop(gone); // its sshd and everything on it stop: unreachable from now on
+    let out = run.wait().status(1);
+    let report = json(&out.stdout);
+    let rows = results(&report);
+    let row = |cl: &str, h: &str, r: &str| {
+        (
+            cl.to_string(),
+            h.to_string(),
+            "kubeadm".to_string(),
+            r.to_string(),
+        )
+    };
+    assert_eq!(rows[0], row("c1", &slow.target(), "patched"), "{report}");
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].1.as_str(), rows[1].3.as_str()),
+        ("c2", gone_target.as_str(), "failed"),
+        "{report}"
+    );
+    let err = report["clusters"][1]["hosts"][0]["error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(err.contains("cannot connect"), "{report}");
+    assert_eq!(rows[2], row("c3", &last.target(), "patched"), "{report}");
+    assert_eq!(report["failedClusters"], 1, "{report}");
+    assert!(
+        out.stderr.contains("1 of 3 clusters failed (c2)"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// An interrupted inventory run ends as an interrupted single-host patch does: the host in its
 /// health wait is restored, and the exit status is 128 + the signal (SIGTERM: 143), not 1.
 #[test]

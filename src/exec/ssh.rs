@@ -10,9 +10,10 @@
 //! The connection's master (`ssh -M`, started by the crate, in its own session) lives as long
 //! as this run needs it and ends shortly after, however the run ends (issue 13, point 5): it is
 //! started with `ControlPersist=10s` (it exits 10 s after its last client leaves) and this run
-//! keeps one multiplexing client connected for the whole connection (`ssh -O proxy`, no session
-//! on the node), reading this process's pipe. When k8soidc ends, even by SIGKILL, the pipe
-//! closes, that client ends, and 10 s after the node's last command so does the master. The
+//! keeps one multiplexing client connected for the whole connection: a socket of this process
+//! connected to the master's control socket (no process, no session on the node). When k8soidc
+//! ends, even by SIGKILL, the kernel closes that socket, and 10 s after the node's last command
+//! the master ends. The
 //! crate's control directories (`.ssh-connection*`) are made in a directory of this user's
 //! own, `$TMPDIR/k8soidc-UID`, where the ones a killed run left (no live master) are removed
 //! by the next run.
@@ -124,10 +125,9 @@ pub(crate) struct Remote {
     pub(crate) spec: HostSpec,
     sudo: bool,
     lock: Option<(LockChild, tokio::task::JoinHandle<()>)>,
-    /// The multiplexing client kept for the life of the connection, with the pipe it reads: what
-    /// keeps the master (`ControlPersist=10s`) up between steps, and lets it end soon after
-    /// this process does.
-    keep: Option<(tokio::process::Child, tokio::process::ChildStdin)>,
+    /// The multiplexing client kept for the life of the connection: what keeps the master
+    /// (`ControlPersist=10s`) up between steps, and lets it end soon after this process does.
+    keep: Option<std::os::unix::net::UnixStream>,
     /// `--ssh-config`, for the `k8soidc rollback` command messages name.
     ssh_config: Option<PathBuf>,
     /// Remote command executions so far (every script, the lock channel), health polls aside.
@@ -259,9 +259,12 @@ impl Remote {
         #[cfg(feature = "native-mux")]
         let session = b.connect_mux(&spec.host).await;
         let session = Arc::new(session.map_err(|e| connect_error(spec, &e))?);
-        let keep = hold(&session).map_err(|e| Error::CommandStart {
-            command: "ssh -O proxy".into(),
-            detail: e.to_string(),
+        let keep = hold(&session).map_err(|e| Error::ConnectFailed {
+            host: spec.label.clone(),
+            detail: format!(
+                "could not connect to the SSH master's control socket {}: {e}",
+                session.control_socket().display()
+            ),
         })?;
         Ok(Remote {
             session: Some(session),
@@ -710,16 +713,8 @@ impl Remote {
             let _ = beat.await;
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
-        if let Some((mut child, stdin)) = self.keep.take() {
-            // End of input: the multiplexing client ends.
-            drop(stdin);
-            if tokio::time::timeout(Duration::from_secs(5), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
-        }
+        // The master's last client leaves.
+        drop(self.keep.take());
         if let Some(Ok(session)) = self.session.map(Arc::try_unwrap) {
             let _ = session.close().await;
         }
@@ -749,25 +744,21 @@ const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(10
     None => unreachable!(),
 };
 
-/// Holds the connection for this run without a session on the node: `ssh -O proxy` on the
-/// master's control socket connects as a multiplexing client (the master counts it as a
-/// client, so `ControlPersist` does not end the master while it is connected) and relays a
-/// pipe this process holds, on which nothing is ever written. When this process ends, however
-/// it ends, the pipe closes and the client with it.
-fn hold(session: &Session) -> std::io::Result<(tokio::process::Child, tokio::process::ChildStdin)> {
-    let mut cmd = tokio::process::Command::new("ssh");
-    cmd.arg("-S")
-        .arg(session.control_socket())
-        .args(["-o", "BatchMode=yes", "-O", "proxy", "k8soidc-hold"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn()?;
-    match child.stdin.take() {
-        Some(stdin) => Ok((child, stdin)),
-        None => Err(std::io::Error::other("no stdin pipe for `ssh -O proxy`")),
-    }
+/// Holds the connection for this run without a session on the node or a process: a
+/// multiplexing client connection to the master's control socket, which says hello (OpenSSH
+/// PROTOCOL.mux: `MUX_MSG_HELLO`, protocol version 4) and then sends nothing. The master counts
+/// a connected multiplexing client as open (OpenSSH `channels.c` `channel_still_open`:
+/// `SSH_CHANNEL_MUX_CLIENT`), so `ControlPersist` does not end it while this socket is open;
+/// the kernel closes the socket when this process ends, however it ends. Replaces an
+/// `ssh -O proxy` process per host (issue 16: one process and its memory less per host).
+fn hold(session: &Session) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::io::Write;
+    let mut stream = std::os::unix::net::UnixStream::connect(session.control_socket())?;
+    // length 8, MUX_MSG_HELLO (1), version 4; no extensions.
+    let hello: [u8; 12] = [0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 4];
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(&hello)?;
+    Ok(stream)
 }
 
 /// Where the connections' control directories go: `$TMPDIR/k8soidc-UID` (mode 0700, this

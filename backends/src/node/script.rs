@@ -286,8 +286,13 @@ echo K8SOIDC-COMMITTED"#;
 /// and exits 0; else `K8SOIDC-UNHEALTHY <polls> <reason of the last failing poll>`, exit 1.
 ///
 /// Processes are found with one `grep -z` over every `/proc/*/cmdline` (where grep has `-z`;
-/// else each is read). The script's own process and its ancestors (`sudo`, the login shell) are
-/// skipped: their argv carries PROCESS and FLAG... as text too.
+/// else each is read); once found, a process is looked for again only when it has ended. The
+/// script's own process and its ancestors (`sudo`, the login shell) are skipped: their argv
+/// carries PROCESS and FLAG... as text too. Until something listens on READYZ's address and port
+/// (one `grep` of /proc/net/tcp and tcp6: LISTEN on that IPv4 address or a wildcard; any address
+/// for a name), READYZ is probed only every fourth poll: a restarting API server is found and
+/// answered for cheaply (one `curl` costs more CPU than the rest of a poll), and a listener
+/// /proc/net cannot show (another network namespace) still ends the wait within four polls.
 pub(crate) fn await_healthy(args: &[String]) -> String {
     render(
         "wait until the API server is healthy",
@@ -333,20 +338,41 @@ endpoint() {
   u=${readyz#https://}; u=${u%%/*}
   readyz="https://${h:-${u%:*}}:${p:-${u##*:}}/readyz"; livez="${readyz%/readyz}/livez"
 }
+alive() {
+  [ -n "$1" ] && read -r s 2>/dev/null < "/proc/$1/stat" || return 1
+  s=${s##*) }; case $s in Z*|X*|x*) return 1 ;; esac
+}
+listening() {
+  [ -n "$lport" ] && [ -r /proc/net/tcp ] || return 0
+  grep -qsE "^ *[0-9]+: ($lhex):$lport [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6
+}
+endpoint
+u=${readyz#https://}; u=${u%%/*}; lh=${u%:*}; lp=${u##*:}
+case $lp in ''|*[!0-9]*) lport= ;; *) lport=$(printf '%04X' "$lp") ;; esac
+lhex='[0-9A-F]+'
+case $lh in
+  *[!0-9.]*|'') ;;
+  *.*.*.*) a=${lh%%.*} r=${lh#*.}; b=${r%%.*} r=${r#*.}; c=${r%%.*} d=${r#*.}
+    x=$(printf '%02X%02X%02X%02X' "$d" "$c" "$b" "$a" 2>/dev/null) && lhex="$x|00000000|0{32}|0{16}FFFF0000$x" ;;
+esac
+pid=
 poll() {
   found=
-  endpoint
   if [ -n "$unit" ] && ! systemctl is-active --quiet "$unit"; then why="unit $unit is not active"; return 1; fi
-  if [ -n "$proc" ]; then
+  if [ -n "$proc" ] && alive "$pid"; then
+    found=$pid
+  elif [ -n "$proc" ]; then
+    pid=
     for d in $(candidates); do
       case $self in *" ${d#/proc/} "*) continue ;; esac
       cmd=$(tr '\0' '\n' 2>/dev/null < "$d/cmdline") || continue
       printf '%s\n' "$cmd" | grep -qx -e "$proc" -e ".*/$proc" || continue
       have=$(printf '%s\n' "$cmd" | grep -E '^--(oidc-|authentication-config)' | sort)
-      if [ "$have" = "$want" ]; then found=${d#/proc/}; break; fi
+      if [ "$have" = "$want" ]; then found=${d#/proc/}; pid=$found; break; fi
     done
     [ -n "$found" ] || { why="no $proc process with the expected flags is running yet"; return 1; }
   fi
+  if ! listening && [ $((polls % 4)) -ne 0 ]; then why="nothing listens on $u yet"; return 1; fi
   r=$(probe "$readyz"); code=$(printf '%s\n' "$r" | tail -n1)
   if [ "$code" = 404 ]; then r=$(probe "$livez"); code=$(printf '%s\n' "$r" | tail -n1); fi
   case $code in 2??|3??) return 0 ;; esac
