@@ -274,8 +274,8 @@ echo K8SOIDC-COMMITTED"#;
 
 /// `TIMEOUT ENDPOINT_FILE PROCESS READYZ LIVEZ UNIT N ADMIN_ARGV(N words) M READ_BACK(M paths)
 /// FLAG...`: polls on the node every
-/// 0.25 s for the first 5 s, then every 0.5 s, until TIMEOUT seconds have passed (and at most
-/// TIMEOUT*2+24 polls). A poll passes when (UNIT given) the unit is active, (PROCESS given) a
+/// 0.1 s for the first 2 s, every 0.25 s for 5 s more, then every 0.5 s, until TIMEOUT seconds
+/// have passed (and at most TIMEOUT*2+40 polls). A poll passes when (UNIT given) the unit is active, (PROCESS given) a
 /// process named PROCESS runs whose `--oidc-*`/`--authentication-config` flags are exactly
 /// FLAG..., and READYZ (LIVEZ when READYZ is 404) answers 2xx/3xx like a kubelet probe — or,
 /// when it refuses an anonymous request (401/403) and an ADMIN_ARGV is given, that
@@ -384,8 +384,9 @@ poll() {
   fi
   why="$readyz answered ${code:-nothing} $(printf '%s\n' "$r" | head -n1)"; return 1
 }
-start=$(date +%s) polls=0 last= why="no answer yet"
-while [ "$polls" -lt $((timeout * 2 + 24)) ]; do
+now() { if read -r t _ 2>/dev/null < /proc/uptime; then t=${t%.*}; else t=$(date +%s); fi; }
+now; start=$t polls=0 last= why="no answer yet"
+while [ "$polls" -lt $((timeout * 2 + 40)) ]; do
   polls=$((polls + 1))
   if poll; then
     if [ "$last" = "ok:$found" ]; then
@@ -396,8 +397,8 @@ while [ "$polls" -lt $((timeout * 2 + 24)) ]; do
   else
     last=
   fi
-  [ $(($(date +%s) - start)) -ge "$timeout" ] && break
-  if [ -n "$last" ]; then sleep 0.1; elif [ "$polls" -le 20 ]; then sleep 0.25; else sleep 0.5; fi
+  now; [ $((t - start)) -ge "$timeout" ] && break
+  if [ -n "$last" ] || [ "$polls" -le 20 ]; then sleep 0.1; elif [ "$polls" -le 40 ]; then sleep 0.25; else sleep 0.5; fi
 done
 echo "K8SOIDC-UNHEALTHY $polls $why" | tr '\n' ' '; echo
 exit 1"#;

@@ -15,16 +15,20 @@ private mount and PID namespaces and does, for static pods, what the real kubele
 * The container's command is `command` + `args`; files are visible only through volumeMounts of
   hostPath volumes (the API server itself checks what it can open: kube-apiserver.py).
 * Container logs go to /var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log as with CRI.
+* A change in the manifests dir is seen at once (inotify, as the real kubelet watches the
+  directory: pkg/kubelet/config/file_linux.go), and the dir is re-listed every 0.2 s besides.
 
 Only the `kube-apiserver` container is run, by tests/fakes/node/kube-apiserver.py, or, in bench
 mode (FAKE_APISERVER_BENCH=1, scripts/bench-patch), by tests/fakes/node/kube-apiserver-bench: a
 `sleep` of NODE_DIR/apiserver-delay seconds (read at each start; default 0.5), then a compiled
 HTTPS server, so a restart costs no CPU while it lasts.
 """
+import ctypes
 import signal
 import hashlib
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -203,14 +207,56 @@ class Runner:
                 self.start(key, spec, c, doc.get("metadata") or {})
 
 
+# inotify(7) masks: a file in the manifests dir written, renamed in or out, created, removed.
+IN_WATCH = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+
+
+def watch():
+    """An inotify descriptor watching MANIFESTS (None when it cannot be had). The real kubelet
+    watches the static-pod directory with inotify and reacts to a change at once
+    (kubernetes/kubernetes pkg/kubelet/config/file_linux.go, `startWatch`: fsnotify on the
+    path), besides its periodic re-list (`--file-check-frequency`, 20 s)."""
+    if not os.path.isdir(MANIFESTS):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        if libc.inotify_add_watch(fd, MANIFESTS.encode(), IN_WATCH) < 0:
+            os.close(fd)
+            return None
+        return fd
+    except (OSError, AttributeError):
+        return None
+
+
 def main():
     r = Runner()
+    fd = None
     while True:
         try:
             r.tick()
         except Exception as e:  # noqa: BLE001 - keep running like the real kubelet
             log(f"error: {e}")
-        time.sleep(0.2)
+        if fd is None:
+            fd = watch()
+        if fd is None:
+            time.sleep(0.2)
+            continue
+        # Wakes at once on a change (a settle of 10 ms lets a write-then-rename finish), else
+        # re-lists every 0.2 s as before (back-off restarts, a directory made later).
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            time.sleep(0.01)
+            try:
+                while os.read(fd, 65536):
+                    pass
+            except BlockingIOError:
+                pass
+            except OSError:
+                os.close(fd)
+                fd = None
 
 
 if __name__ == "__main__":
