@@ -149,7 +149,7 @@ fn dry_run_shows_real_diff_and_changes_nothing() {
     );
     assert!(
         out.stdout.contains(
-            "one loop on the node: a poll every 0.1 s for 2 s, every 0.25 s for 5 s more, then every 0.5 s, up to 300s; healthy = two passing polls in a row (the second 0.1 s after the first)"
+            "one loop on the node: polls every 0.1 s at first, backing off to every 0.5 s after 1.5 s, up to 300s; healthy = two passing polls in a row (the second 0.1 s after the first)"
         ),
         "{}",
         out.stdout

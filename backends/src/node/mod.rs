@@ -467,7 +467,7 @@ impl NodeStep {
             NodeStep::AwaitHealthy(h) => {
                 writeln!(
                     f,
-                    "#   one loop on the node: a poll every 0.1 s for 2 s, every 0.25 s for 5 s more, then every 0.5 s, up to {}s; healthy = two passing polls in a row (the second 0.1 s after the first) on the same process",
+                    "#   one loop on the node: polls every 0.1 s at first, backing off to every 0.5 s after 1.5 s, up to {}s; healthy = two passing polls in a row (the second 0.1 s after the first) on the same process",
                     h.timeout_secs
                 )?;
                 if let Some(unit) = &h.unit {

@@ -273,8 +273,8 @@ done
 echo K8SOIDC-COMMITTED"#;
 
 /// `TIMEOUT ENDPOINT_FILE PROCESS READYZ LIVEZ UNIT N ADMIN_ARGV(N words) M READ_BACK(M paths)
-/// FLAG...`: polls on the node every
-/// 0.1 s for the first 2 s, every 0.25 s for 5 s more, then every 0.5 s, until TIMEOUT seconds
+/// FLAG...`: polls on the node, every 0.1 s at first and less often after each failing poll
+/// (0.1, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4 s: 1.5 s in all), then every 0.5 s, until TIMEOUT seconds
 /// have passed (and at most TIMEOUT*2+40 polls). A poll passes when (UNIT given) the unit is active, (PROCESS given) a
 /// process named PROCESS runs whose `--oidc-*`/`--authentication-config` flags are exactly
 /// FLAG..., and READYZ (LIVEZ when READYZ is 404) answers 2xx/3xx like a kubelet probe — or,
@@ -288,11 +288,9 @@ echo K8SOIDC-COMMITTED"#;
 /// Processes are found with one `grep -z` over every `/proc/*/cmdline` (where grep has `-z`;
 /// else each is read); once found, a process is looked for again only when it has ended. The
 /// script's own process and its ancestors (`sudo`, the login shell) are skipped: their argv
-/// carries PROCESS and FLAG... as text too. Until something listens on READYZ's address and port
-/// (one `grep` of /proc/net/tcp and tcp6: LISTEN on that IPv4 address or a wildcard; any address
-/// for a name), READYZ is probed only every fourth poll: a restarting API server is found and
-/// answered for cheaply (one `curl` costs more CPU than the rest of a poll), and a listener
-/// /proc/net cannot show (another network namespace) still ends the wait within four polls.
+/// carries PROCESS and FLAG... as text too. READYZ is probed with one `curl` (or `wget`) per
+/// poll, the poll's main cost (about 8 ms of CPU; reading /proc/net/tcp to see whether anything
+/// listens yet costs more: the kernel walks its whole connection table), hence the back-off.
 pub(crate) fn await_healthy(args: &[String]) -> String {
     render(
         "wait until the API server is healthy",
@@ -319,6 +317,8 @@ parent() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set --
 self=" $$ " p=$$ n=0
 while [ $n -lt 64 ] && p=$(parent "$p") && [ "$p" -gt 1 ]; do self="$self$p "; n=$((n + 1)); done
 zgrep=; printf 'a\0' | grep -qzx a 2>/dev/null && zgrep=1
+nl='
+'
 candidates() {
   if [ -n "$zgrep" ]; then grep -lszx -e "$proc" -e ".*/$proc" /proc/[0-9]*/cmdline | sed 's,/cmdline$,,'
   else for d in /proc/[0-9]*; do echo "$d"; done; fi
@@ -342,19 +342,7 @@ alive() {
   [ -n "$1" ] && read -r s 2>/dev/null < "/proc/$1/stat" || return 1
   s=${s##*) }; case $s in Z*|X*|x*) return 1 ;; esac
 }
-listening() {
-  [ -n "$lport" ] && [ -r /proc/net/tcp ] || return 0
-  grep -qsE "^ *[0-9]+: ($lhex):$lport [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6
-}
 endpoint
-u=${readyz#https://}; u=${u%%/*}; lh=${u%:*}; lp=${u##*:}
-case $lp in ''|*[!0-9]*) lport= ;; *) lport=$(printf '%04X' "$lp") ;; esac
-lhex='[0-9A-F]+'
-case $lh in
-  *[!0-9.]*|'') ;;
-  *.*.*.*) a=${lh%%.*} r=${lh#*.}; b=${r%%.*} r=${r#*.}; c=${r%%.*} d=${r#*.}
-    x=$(printf '%02X%02X%02X%02X' "$d" "$c" "$b" "$a" 2>/dev/null) && lhex="$x|00000000|0{32}|0{16}FFFF0000$x" ;;
-esac
 pid=
 poll() {
   found=
@@ -372,9 +360,8 @@ poll() {
     done
     [ -n "$found" ] || { why="no $proc process with the expected flags is running yet"; return 1; }
   fi
-  if ! listening && [ $((polls % 4)) -ne 0 ]; then why="nothing listens on $u yet"; return 1; fi
-  r=$(probe "$readyz"); code=$(printf '%s\n' "$r" | tail -n1)
-  if [ "$code" = 404 ]; then r=$(probe "$livez"); code=$(printf '%s\n' "$r" | tail -n1); fi
+  r=$(probe "$readyz"); code=${r##*"$nl"}
+  if [ "$code" = 404 ]; then r=$(probe "$livez"); code=${r##*"$nl"}; fi
   case $code in 2??|3??) return 0 ;; esac
   if [ -n "$admin_argv" ] && { [ "$code" = 401 ] || [ "$code" = 403 ]; }; then
     set --
@@ -398,7 +385,9 @@ while [ "$polls" -lt $((timeout * 2 + 40)) ]; do
     last=
   fi
   now; [ $((t - start)) -ge "$timeout" ] && break
-  if [ -n "$last" ] || [ "$polls" -le 20 ]; then sleep 0.1; elif [ "$polls" -le 40 ]; then sleep 0.25; else sleep 0.5; fi
+  if [ -n "$last" ]; then sleep 0.1; else
+    case $polls in 1|2) sleep 0.1 ;; 3) sleep 0.15 ;; 4) sleep 0.2 ;; 5) sleep 0.25 ;; 6) sleep 0.3 ;; 7) sleep 0.4 ;; *) sleep 0.5 ;; esac
+  fi
 done
 echo "K8SOIDC-UNHEALTHY $polls $why" | tr '\n' ' '; echo
 exit 1"#;
