@@ -65,7 +65,8 @@ Rules (each from kubernetes/kubernetes, pkg/kubeapiserver/options/authentication
 Test switch: when NODE_DIR/never-ready exists and one of the arguments contains its content, the
 process runs but /readyz answers 500 forever (an API server that never becomes ready).
 FAKE_APISERVER_STARTUP=SECONDS (default 0.3): the pause before it listens. scripts/bench-patch does
-not use this file: its nodes run kube-apiserver-bench (a restart that costs no CPU).
+not use this file: its nodes run kube-apiserver-bench (a restart that costs no CPU, listening
+from the start as a real kube-apiserver does).
 """
 import decimal
 import hashlib

@@ -19,9 +19,9 @@ private mount and PID namespaces and does, for static pods, what the real kubele
   directory: pkg/kubelet/config/file_linux.go), and the dir is re-listed every 0.2 s besides.
 
 Only the `kube-apiserver` container is run, by tests/fakes/node/kube-apiserver.py, or, in bench
-mode (FAKE_APISERVER_BENCH=1, scripts/bench-patch), by tests/fakes/node/kube-apiserver-bench: a
-`sleep` of NODE_DIR/apiserver-delay seconds (read at each start; default 0.5), then a compiled
-HTTPS server, so a restart costs no CPU while it lasts.
+mode (FAKE_APISERVER_BENCH=1, scripts/bench-patch), by tests/fakes/node/kube-apiserver-bench: it
+listens at once, as a real kube-apiserver, and serves after a sleep of NODE_DIR/apiserver-delay
+seconds (read at each start; default 0.5), so a restart costs no CPU while it lasts.
 """
 import ctypes
 import signal
@@ -127,7 +127,7 @@ class Runner:
         if self.proc and self.proc.poll() is None:
             log(f"stopping pid {self.proc.pid}")
             if BENCH:
-                # The shell, its sleep and its server: the container's process group.
+                # The container's process group.
                 try:
                     os.killpg(self.proc.pid, signal.SIGTERM)
                 except OSError:
@@ -160,7 +160,7 @@ class Runner:
                     delay = str(float(f.read().strip()))
             except (OSError, ValueError):
                 delay = "0.5"
-            program = ["/bin/sh", os.path.join(HERE, "kube-apiserver-bench"), delay]
+            program = [sys.executable, "-S", os.path.join(HERE, "kube-apiserver-bench"), delay]
         else:
             program = [sys.executable, os.path.join(HERE, "kube-apiserver.py")]
         self.proc = subprocess.Popen(
