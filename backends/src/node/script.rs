@@ -73,12 +73,13 @@ const RECORD_FN: &str = r#"record() {
 /// /etc/kubernetes/manifests) when that is the same filesystem, else beside PATH; always a dot
 /// file (the kubelet ignores dot files) made by `mktemp`, so it is created exclusively with a
 /// fresh name: whatever was planted at a staging path is never followed or written through.
+/// `dirof PATH` sets `d` to the directory of PATH without starting a program: the text before
+/// its last `/` (`/` for a file in /, `.` for a bare name).
 /// `real PATH` prints the file PATH names: PATH itself, or the file a symlink at PATH points to
 /// (a symlinked target is written through and the link kept; mode and owner are the target's).
-const STAGING_FN: &str = r#"staging() {
-  case $1 in */*) d=${1%/*} d=${d:-/} ;; *) d=. ;; esac
-  case $d in */*) up=${d%/*} up=${up:-/} ;; *) up=. ;; esac
-  b=${1##*/}
+const STAGING_FN: &str = r#"dirof() { case $1 in */*) d=${1%/*} d=${d:-/} ;; *) d=. ;; esac; }
+staging() {
+  dirof "$1"; dirof "$d"; up=$d; dirof "$1"; b=${1##*/}
   if s=$(stat -c %d "$up" "$d" 2>/dev/null) && [ "${s%%[!0-9]*}" = "${s##*[!0-9]}" ] && [ -w "$up" ]; then
     mktemp "$up/.k8soidc-$b.XXXXXX"
   else
@@ -254,7 +255,7 @@ k=0
 while [ $k -lt $n ]; do
   k=$((k + 1)); eval "path=\$p_$k r=\$r_$k mode=\$m_$k"
   IFS= read -r line || fail "missing content for $path"
-  case $r in */*) d=${r%/*} d=${d:-/} ;; *) d=. ;; esac
+  dirof "$r"
   [ -d "$d" ] || mkdir -p "$d" || fail "cannot create $d"
   t=$(staging "$r") || fail "cannot create a staging file for $path"
   staged="$staged $t"
@@ -289,7 +290,7 @@ while [ $k -lt $n ]; do
     sync
     exit 74
   fi
-  case $r in */*) d=${r%/*} d=${d:-/} ;; *) d=. ;; esac
+  dirof "$r"
   sync "$d" 2>/dev/null || sync
 done
 echo K8SOIDC-COMMITTED"#;
@@ -560,7 +561,7 @@ if [ -n "$changed" ]; then echo "k8soidc: not restoring: changed since this run 
 while IFS="$(printf '\t')" read -r k state mode owner path; do
   r=$(real "$path") || { echo "k8soidc: cannot resolve the symlink $path" >&2; exit 78; }
   if [ "$state" = present ]; then
-    mkdir -p "$(dirname "$r")"
+    dirof "$r"; mkdir -p "$d"
     t=$(staging "$r") || { echo "k8soidc: cannot create a staging file for $path" >&2; exit 78; }
     cp "$b/$k" "$t" && chown "$owner" "$t" && chmod "$mode" "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$r" || { rm -f "$t"; echo "k8soidc: cannot restore $path" >&2; exit 78; }
   else
