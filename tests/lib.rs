@@ -22,6 +22,7 @@ mod kubeconfig;
 mod messages;
 mod migrate;
 mod node;
+mod node_scripts;
 mod patch_file;
 mod plan_is_what_runs;
 mod provider;

@@ -524,8 +524,8 @@ pub(crate) fn compare_and_swap(args: &[String], data: &[String]) -> String {
 
 const CAS_BODY: &str = r#"want=$1 c=$2; shift 2
 t=$(mktemp) || exit 71
-if ! first "$c" "$@" </dev/null >"$t" 2>"$t.err"; then head -n1 "$t.err" >&2; rm -f "$t" "$t.err"; exit 80; fi
-sum=$(sha256sum < "$t" | cut -d' ' -f1); rm -f "$t" "$t.err"
+if ! first "$c" "$@" </dev/null >"$t" 2>"$t.err"; then e=; IFS= read -r e < "$t.err" || :; [ -z "$e" ] || printf '%s\n' "$e" >&2; rm -f "$t" "$t.err"; exit 80; fi
+sum=$(sha256sum < "$t"); sum=${sum%% *}; rm -f "$t" "$t.err"
 if [ "$sum" != "$want" ]; then echo "k8soidc: it changed since it was read; run again" >&2; exit 73; fi
 shift "$c"
 base64 -d | "$@""#;
@@ -554,7 +554,7 @@ k=0 changed=
 while [ $k -lt $n ]; do
   k=$((k + 1)); p=$1 want=$2; shift 2
   r=$(real "$p")
-  if [ -f "$r" ]; then have=$(sha256sum < "$r" | cut -d' ' -f1); else have=absent; fi
+  if [ -f "$r" ]; then have=$(sha256sum < "$r"); have=${have%% *}; else have=absent; fi
   if [ "$have" != "$want" ]; then echo "K8SOIDC-CHANGED $p"; changed=1; fi
 done
 if [ -n "$changed" ]; then echo "k8soidc: not restoring: changed since this run wrote it (by another run or a person)" >&2; exit 73; fi
