@@ -68,19 +68,32 @@ fn compare_and_swap_writes_the_payload_when_the_object_still_reads_as_planned() 
     );
 }
 
+/// Runs a swap that must write nothing and returns its exit status and standard error, after
+/// checking that only `dir/object` is left: nothing written, no temporary file.
+fn refused(dir: &Path, before: &str, read_extra: &str) -> (Option<i32>, String) {
+    let out = run(dir, &step(dir, before, read_extra));
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["object"]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn compare_and_swap_writes_nothing_when_the_object_changed_since_it_was_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("object"), "old: 2\n").unwrap();
-    let out = run(dir.path(), &step(dir.path(), "old: 1\n", ""));
-    assert_eq!(out.status.code(), Some(73));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "k8soidc: it changed since it was read; run again\n"
+        refused(dir.path(), "old: 1\n", ""),
+        (
+            Some(73),
+            "k8soidc: it changed since it was read; run again\n".into()
+        )
     );
-    assert!(!dir.path().join("written").exists());
-    // Its temporary files are gone: only the object is left.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
 #[test]
@@ -88,17 +101,16 @@ fn compare_and_swap_reports_the_first_line_of_a_failed_read_and_writes_nothing()
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("object"), "old: 1\n").unwrap();
     let failing = "echo 'error: You must be logged in to the server (Unauthorized)' >&2; echo 'second line' >&2; exit 1; ";
-    let out = run(dir.path(), &step(dir.path(), "old: 1\n", failing));
-    assert_eq!(out.status.code(), Some(80));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "error: You must be logged in to the server (Unauthorized)\n"
+        refused(dir.path(), "old: 1\n", failing),
+        (
+            Some(80),
+            "error: You must be logged in to the server (Unauthorized)\n".into()
+        )
     );
-    assert!(!dir.path().join("written").exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     // A read that fails without a word on stderr: nothing on stderr, still exit 80.
-    let out = run(dir.path(), &step(dir.path(), "old: 1\n", "exit 3; "));
-    assert_eq!(out.status.code(), Some(80));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(
+        refused(dir.path(), "old: 1\n", "exit 3; "),
+        (Some(80), String::new())
+    );
 }
