@@ -201,7 +201,7 @@ pub(crate) fn commit(args: &[String], data: &[String]) -> String {
     render(
         "back up, stage, rename into place, restart",
         args,
-        &format!("{STAGING_FN}{FIRST_FN}{COMMIT_BODY}\n{RESTARTS}"),
+        &format!("{STAGING_FN}{FIRST_FN}{SHA_FN}{COMMIT_BODY}\n{RESTARTS}"),
         Some(data),
     )
 }
@@ -225,7 +225,7 @@ while [ $k -lt $n ]; do
   r=$(real "$path") || fail "cannot resolve the symlink $path"
   eval "r_$k=\$r"
   if [ -f "$r" ]; then
-    sum=$(sha256sum < "$r"); sum=${sum%% *}
+    sha256 "$r"
     if [ "$sum" != "$want" ]; then echo "k8soidc: $path changed since it was read; run again" >&2; rm -rf "$b"; exit 73; fi
     cat "$r" > "$b/$k" || fail "cannot back up $path to $b"
     ao=$(stat -L -c '%a %u:%g' "$r") || fail "cannot read the mode and owner of $path"
@@ -318,7 +318,7 @@ pub(crate) fn await_healthy(args: &[String]) -> String {
     render(
         "wait until the API server is healthy",
         args,
-        &format!("{SUMS_FN}{AWAIT_BODY}"),
+        &format!("{SHA_FN}{SUMS_FN}{AWAIT_BODY}"),
         None,
     )
 }
@@ -436,7 +436,7 @@ pub(crate) fn await_reload(args: &[String]) -> String {
     render(
         "wait until the API server reloads the AuthenticationConfiguration",
         args,
-        &format!("{FIRST_FN}{SUMS_FN}{RELOAD_BODY}"),
+        &format!("{FIRST_FN}{SHA_FN}{SUMS_FN}{RELOAD_BODY}"),
         None,
     )
 }
@@ -500,11 +500,20 @@ echo "K8SOIDC-NOT-RELOADED $polls $why" | tr '
 ' ' '; echo
 exit 1"#;
 
+/// `sha256 PATH` sets `sum` to the SHA-256 (hex) of the regular file PATH, or `absent` when
+/// there is none: one `sha256sum`, its text cut by the shell. Every checksum of a file on the
+/// node goes through it (the commit's check, the waits' read-back, the compare and swap, the
+/// restore's check).
+const SHA_FN: &str = r#"sha256() {
+  if [ -f "$1" ]; then sum=$(sha256sum < "$1"); sum=${sum%% *}; else sum=absent; fi
+}
+"#;
+
 /// `sums PATH...`: a line `K8SOIDC-SUM SHA256 PATH` per file (`K8SOIDC-SUM absent PATH` when
 /// missing): the read-back the waits end with.
 const SUMS_FN: &str = r#"sums() {
   for p in "$@"; do
-    if [ -f "$p" ]; then s=$(sha256sum < "$p"); printf 'K8SOIDC-SUM %s %s\n' "${s%% *}" "$p"; else printf 'K8SOIDC-SUM absent %s\n' "$p"; fi
+    sha256 "$p"; printf 'K8SOIDC-SUM %s %s\n' "$sum" "$p"
   done
 }
 "#;
@@ -517,7 +526,7 @@ pub(crate) fn compare_and_swap(args: &[String], data: &[String]) -> String {
     render(
         "compare and swap",
         args,
-        &format!("{FIRST_FN}{CAS_BODY}"),
+        &format!("{FIRST_FN}{SHA_FN}{CAS_BODY}"),
         Some(data),
     )
 }
@@ -525,7 +534,7 @@ pub(crate) fn compare_and_swap(args: &[String], data: &[String]) -> String {
 const CAS_BODY: &str = r#"want=$1 c=$2; shift 2
 t=$(mktemp) || exit 71
 if ! first "$c" "$@" </dev/null >"$t" 2>"$t.err"; then e=; IFS= read -r e < "$t.err" || :; [ -z "$e" ] || printf '%s\n' "$e" >&2; rm -f "$t" "$t.err"; exit 80; fi
-sum=$(sha256sum < "$t"); sum=${sum%% *}; rm -f "$t" "$t.err"
+sha256 "$t"; rm -f "$t" "$t.err"
 if [ "$sum" != "$want" ]; then echo "k8soidc: it changed since it was read; run again" >&2; exit 73; fi
 shift "$c"
 base64 -d | "$@""#;
@@ -542,7 +551,7 @@ pub(crate) fn restore(args: &[String]) -> String {
     render(
         "restore a backup",
         args,
-        &format!("{STAGING_FN}{FIRST_FN}{RESTORE_BODY}\n{RESTARTS}"),
+        &format!("{STAGING_FN}{FIRST_FN}{SHA_FN}{RESTORE_BODY}\n{RESTARTS}"),
         None,
     )
 }
@@ -554,8 +563,8 @@ k=0 changed=
 while [ $k -lt $n ]; do
   k=$((k + 1)); p=$1 want=$2; shift 2
   r=$(real "$p")
-  if [ -f "$r" ]; then have=$(sha256sum < "$r"); have=${have%% *}; else have=absent; fi
-  if [ "$have" != "$want" ]; then echo "K8SOIDC-CHANGED $p"; changed=1; fi
+  sha256 "$r"
+  if [ "$sum" != "$want" ]; then echo "K8SOIDC-CHANGED $p"; changed=1; fi
 done
 if [ -n "$changed" ]; then echo "k8soidc: not restoring: changed since this run wrote it (by another run or a person)" >&2; exit 73; fi
 while IFS="$(printf '\t')" read -r k state mode owner path; do
